@@ -1,0 +1,105 @@
+# procpool - a thin wrapper around CMake. The real build is CMakeLists.txt.
+#
+#   make            configure into build/ (-O2 -g) and build everything
+#   make demo       build and run the lecture example
+#   make test       install test deps if needed (root), build, run ctest
+#   make bench      build and run every benchmark
+#   make install    install into $(PREFIX) (default /usr/local)
+#   make asan       build into build-asan with ASan+UBSan and run its tests
+#   make clean      remove the build directories
+#
+# Variables: CC (e.g. make CC=clang), BUILD (build dir), PREFIX, JOBS,
+# SANITIZE (for asan; default address,undefined), CMAKE_ARGS (extra -D options for the configure step).
+
+CMAKE      ?= cmake
+CTEST      ?= ctest
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+JOBS       ?= 2
+CMAKE_ARGS ?=
+SANITIZE   ?= address,undefined
+
+OPT_FLAGS  := -O2 -g
+ASAN_FLAGS := -O1 -g
+
+DEPS_PKGS  := libcmocka-dev pkg-config
+
+# configure DIR, then the extra cmake arguments. A change of $(CC) starts the
+# directory afresh, since CMake fixes the compiler on first configure.
+define configure
+	@if [ -f "$(1)/CMakeCache.txt" ] && [ "$$(cat "$(1)/.procpool-cc" 2>/dev/null)" != "$(CC)" ]; then \
+		echo "make: CC changed to '$(CC)'; reconfiguring $(1) from scratch"; \
+		rm -rf "$(1)"; \
+	fi
+	CC="$(CC)" $(CMAKE) -S . -B "$(1)" $(2) $(CMAKE_ARGS)
+	@echo "$(CC)" > "$(1)/.procpool-cc"
+endef
+
+.PHONY: all build configure demo test check deps bench install asan clean help
+
+all: build
+
+configure:
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$(OPT_FLAGS)")
+
+build: configure
+	$(CMAKE) --build "$(BUILD)" -j$(JOBS)
+
+demo: build
+	$(CMAKE) --build "$(BUILD)" --target demo
+
+# Install libcmocka-dev and pkg-config when missing (Debian/Ubuntu).
+# As root: apt-get install, running apt-get update first when the package
+# lists are empty or the first install attempt fails. Not root: say how.
+deps:
+	@if ! command -v dpkg >/dev/null 2>&1; then \
+		echo "deps: no dpkg here; make sure cmocka and pkg-config are installed"; exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEPS_PKGS); do \
+		if ! dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed'; then \
+			if [ "$$p" = pkg-config ] && command -v pkg-config >/dev/null 2>&1; then continue; fi; \
+			missing="$$missing $$p"; \
+		fi; \
+	done; \
+	if ! command -v $(CMAKE) >/dev/null 2>&1; then missing="$$missing cmake"; fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "deps: missing:$$missing"; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "deps: not root; install them with:"; \
+		echo "    sudo apt-get install -y libcmocka-dev pkg-config"; \
+		exit 1; \
+	fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	lists=$$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$$' -e '^partial$$' -e '^auxfiles$$' | wc -l); \
+	if [ "$$lists" -lt 2 ]; then apt-get update; fi; \
+	apt-get install -y --no-install-recommends $$missing </dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends $$missing </dev/null; }
+
+# deps must finish before the build configures (and looks for cmocka), even
+# under make -j, hence the sub-make.
+test: deps
+	$(MAKE) --no-print-directory build
+	$(CTEST) --test-dir "$(BUILD)" --output-on-failure
+
+check: test
+
+bench: build
+	$(CMAKE) --build "$(BUILD)" --target bench
+
+install: build
+	$(CMAKE) --install "$(BUILD)" --prefix "$(PREFIX)"
+
+asan: deps
+	$(call configure,$(ASAN_BUILD),-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=$(ASAN_FLAGS)" -DPROCPOOL_SANITIZE=$(SANITIZE))
+	$(CMAKE) --build "$(ASAN_BUILD)" -j$(JOBS)
+	ASAN_OPTIONS=$${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:strict_string_checks=1} \
+	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+	$(CTEST) --test-dir "$(ASAN_BUILD)" --output-on-failure
+
+clean:
+	rm -rf "$(BUILD)" "$(ASAN_BUILD)" build-clang
+
+help:
+	@sed -n '1,13p' Makefile

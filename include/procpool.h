@@ -1,0 +1,295 @@
+/*
+ * procpool.h - a process pool for C, modelled on Python's multiprocessing.Pool.
+ *
+ * This is the library's one public header. Every function documents what it
+ * does and every error it returns. Conventions:
+ *
+ *  - Functions that can fail return 0 (or a count) on success and a negative
+ *    error code on failure: -errno for OS-level causes, or one of the PP_E*
+ *    codes below, which live in a reserved negative range that no errno uses.
+ *    pp_strerror() turns any code into a sentence, pp_err_name() into its
+ *    symbol name.
+ *  - Timeouts are relative, in seconds, as double: < 0 waits forever, 0 polls.
+ *  - Destroy/free functions accept NULL and are then no-ops.
+ *  - Every pool and future function may be called from any thread of the
+ *    parent process.
+ *
+ * Copyright (c) 2026 the procpool authors. MIT licence.
+ */
+#ifndef PROCPOOL_H
+#define PROCPOOL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PP_BUILDING_LIBRARY) && defined(__GNUC__)
+#define PP_EXTERN __attribute__((visibility("default")))
+#else
+#define PP_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#define PP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PP_PRINTF(f, a)
+#endif
+
+#define PROCPOOL_VERSION_MAJOR 0
+#define PROCPOOL_VERSION_MINOR 1
+#define PROCPOOL_VERSION_PATCH 0
+#define PROCPOOL_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The library's own error codes, as one X-macro table:
+ * XX(name, value, sentence). Values sit at -20000 and below, far away from
+ * every -errno value.
+ */
+#define PP_ERRNO_MAP(XX)                                                          \
+    XX(ECLOSED, -20001, "the pool is closed or terminated")                       \
+    XX(ETASK, -20002, "the task function reported a failure")                     \
+    XX(EWORKER, -20003, "the worker process died while running the task")         \
+    XX(ETASKTIMEOUT, -20004, "the task ran past the pool's task timeout")        \
+    XX(ECANCELED, -20005, "the task was cancelled before it ran")                 \
+    XX(EPROTO, -20006, "a worker broke the shared-memory protocol and was killed")
+
+typedef enum {
+#define PP__ERR_ENUM(name, val, msg) PP_##name = (val),
+    PP_ERRNO_MAP(PP__ERR_ENUM)
+#undef PP__ERR_ENUM
+} pp_errno_t;
+
+/*
+ * pp_strerror - a human-readable sentence for an error code.
+ * Accepts PP_E* codes and negative errno values (e.g. -ETIMEDOUT); 0 gives
+ * "success". Never returns NULL; the string is static and thread-safe.
+ */
+PP_EXTERN const char *pp_strerror(int err);
+
+/*
+ * pp_err_name - the symbolic name of an error code: "PP_ECLOSED",
+ * "ETIMEDOUT", "EINVAL", ... ; 0 gives "OK", an unknown code "UNKNOWN".
+ * Never returns NULL; the string is static.
+ */
+PP_EXTERN const char *pp_err_name(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A task's output, owned by the library. Only valid inside the task call. */
+typedef struct pp_buf pp_buf_t;
+
+/*
+ * A task function. Runs in a worker process, reads arg[0..arg_len) and
+ * writes its result to out. Returns 0 on success; any other value makes the
+ * task fail with PP_ETASK, and that value is the task's status
+ * (pp_future_task_status()). Under the fork start method any function of
+ * the program may be a task; no registration is needed.
+ */
+typedef int (*pp_task_fn)(const void *arg, size_t arg_len, pp_buf_t *out);
+
+/*
+ * pp_buf_append - append len bytes to the task's result.
+ * Returns 0, -EINVAL (out NULL, or data NULL with len > 0), or -ENOMEM.
+ * A result may be any size from 0 bytes up to what memory allows.
+ */
+PP_EXTERN int pp_buf_append(pp_buf_t *out, const void *data, size_t len);
+
+/*
+ * pp_buf_reserve - make room for len more bytes at the end of the result and
+ * return a pointer to them, to be written in place; the result grows by len.
+ * The pointer is valid until the next pp_buf_* call on out.
+ * Returns NULL (errno set to EINVAL or ENOMEM) on failure.
+ */
+PP_EXTERN void *pp_buf_reserve(pp_buf_t *out, size_t len);
+
+/*
+ * pp_buf_fail - set the task's error message (printf-style; truncated to
+ * 1023 bytes) and return a non-zero status for the task to return:
+ *     if (bad) return pp_buf_fail(out, "bad input %d", x);
+ * The returned status is 1. The message reaches the parent as
+ * pp_future_error(). Any result bytes already written are discarded when the
+ * task fails.
+ */
+PP_EXTERN int pp_buf_fail(pp_buf_t *out, const char *fmt, ...) PP_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------ */
+/* Pools                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pp_pool pp_pool_t;
+
+typedef enum { PP_START_FORK = 0, PP_START_FORKSERVER, PP_START_SPAWN } pp_start_t;
+
+typedef struct pp_options {
+    int processes;                  /* 0: pp_cpu_count() */
+    void (*initializer)(void *arg); /* run once in each worker when it starts; may be NULL */
+    void *initarg;
+    unsigned max_tasks_per_child;   /* a worker is replaced after this many tasks; 0: never */
+    double task_timeout;            /* seconds a task may run before its worker is killed; 0: no limit */
+    pp_start_t start_method;        /* PP_START_FORK by default. FORKSERVER: every worker forked from a
+                                       fork server made at pool creation (so it sees the parent as it was
+                                       then); SPAWN: a fresh exec of the program, main() never runs */
+} pp_options_t;
+
+/*
+ * pp_options_init - fill *opt with the defaults: processes 0 (one per CPU),
+ * no initializer, no task limit, no timeout, PP_START_FORK.
+ * opt NULL is a no-op.
+ */
+PP_EXTERN void pp_options_init(pp_options_t *opt);
+
+/*
+ * pp_cpu_count - the number of CPUs this process may use: the CPUs in its
+ * affinity mask, capped by the cgroup v2 cpu.max quota (ceil(quota/period))
+ * and by the PROCPOOL_CPUS environment variable when it holds a positive
+ * integer. Never less than 1.
+ */
+PP_EXTERN int pp_cpu_count(void);
+
+/*
+ * pp_pool_create - start a pool of worker processes.
+ * opt NULL uses the defaults. The workers and a single-threaded fork server
+ * (the zygote, from which replacement workers are forked) are started before
+ * this returns, along with one supervisor thread in the calling process.
+ * Under PP_START_FORK workers see the parent's memory as it was at this call.
+ * Errors: -EINVAL (pool NULL, processes < 0 or > 4096, task_timeout < 0 or
+ * NaN, unknown start method), -ENOTSUP (a start method this build does not
+ * offer), -ENOMEM, or -errno from fork/memfd_create/mmap/pthread_create.
+ * On failure *pool is set to NULL and nothing is left behind.
+ */
+PP_EXTERN int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt);
+
+/*
+ * pp_pool_size - the number of worker processes, or -EINVAL for NULL.
+ */
+PP_EXTERN int pp_pool_size(const pp_pool_t *pool);
+
+/*
+ * pp_pool_close - accept no more submissions; queued work still runs.
+ * Idempotent. Returns 0 or -EINVAL (NULL pool).
+ */
+PP_EXTERN int pp_pool_close(pp_pool_t *pool);
+
+/*
+ * pp_pool_terminate - stop now: no more submissions, workers are sent
+ * SIGTERM then SIGKILL, and every unfinished future fails with PP_ECANCELED.
+ * Returns once every worker is gone (well under 2 s). Idempotent.
+ * Returns 0 or -EINVAL (NULL pool).
+ */
+PP_EXTERN int pp_pool_terminate(pp_pool_t *pool);
+
+/*
+ * pp_pool_join - wait until all submitted work is done, every done-callback
+ * has returned and every worker has exited and been reaped.
+ * Returns 0, -EINVAL (NULL pool, or the pool was neither closed nor
+ * terminated), or -EDEADLK (called from a done-callback of this pool).
+ */
+PP_EXTERN int pp_pool_join(pp_pool_t *pool);
+
+/*
+ * pp_pool_destroy - terminate the pool if it is still running, reap every
+ * process and free it. Leaves no child, zombie, fd or mapping behind.
+ * Futures of the pool stay readable and must still be freed with
+ * pp_future_free. NULL is a no-op. Must not be called from a done-callback.
+ */
+PP_EXTERN void pp_pool_destroy(pp_pool_t *pool);
+
+/* ------------------------------------------------------------------------ */
+/* Single tasks and futures                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pp_future pp_future_t;
+typedef void (*pp_done_fn)(pp_future_t *f, void *userdata);
+
+/*
+ * pp_apply - run fn(arg) in a worker and wait for it.
+ * arg[0..arg_len) is copied before the call returns. On success returns 0
+ * and sets *result to a malloc'd copy of the result (the caller frees it;
+ * non-NULL even for 0 bytes) and *result_len to its size. On failure
+ * *result is NULL and *result_len 0, and the return value is:
+ * -EINVAL (pool, fn, result or result_len NULL; arg NULL with arg_len > 0),
+ * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM.
+ * The task's message is lost with pp_apply; use pp_apply_async to read it.
+ */
+PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
+                       void **result, size_t *result_len);
+
+/*
+ * pp_apply_async - submit fn(arg) and return at once with a future.
+ * arg[0..arg_len) is copied before the call returns (any size). Returns 0 and
+ * sets *future, which the caller frees with pp_future_free; or -EINVAL (pool,
+ * fn or future NULL; arg NULL with arg_len > 0), PP_ECLOSED or -ENOMEM, and
+ * sets *future to NULL.
+ */
+PP_EXTERN int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
+                             pp_future_t **future);
+
+/*
+ * pp_future_wait - wait until the future is done (succeeded or failed).
+ * Returns 0 when done, -ETIMEDOUT if it is still pending after timeout
+ * seconds (it can be waited for again), -EINVAL for NULL.
+ */
+PP_EXTERN int pp_future_wait(pp_future_t *f, double timeout);
+
+/* pp_future_ready - 1 when done, 0 while pending, -EINVAL for NULL. */
+PP_EXTERN int pp_future_ready(const pp_future_t *f);
+
+/*
+ * pp_future_successful - 1 when done and succeeded, 0 when done and failed,
+ * -EINVAL when not done yet or NULL.
+ */
+PP_EXTERN int pp_future_successful(const pp_future_t *f);
+
+/*
+ * pp_future_get - wait like pp_future_wait, then give the result.
+ * Returns 0 and sets *data and *len to the result (owned by the future, valid
+ * until pp_future_free; never NULL on success, even for 0 bytes). Otherwise
+ * sets *data NULL and *len 0 and returns -ETIMEDOUT (still pending), -EINVAL
+ * (f NULL) or the task's error: PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
+ * PP_ECANCELED, PP_EPROTO, -ENOMEM. data and len may be NULL when not wanted.
+ */
+PP_EXTERN int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len);
+
+/*
+ * pp_future_error - the message of a failed task: the task's pp_buf_fail()
+ * text, or the library's description ("worker killed by signal 11
+ * (SIGSEGV)", ...). NULL while pending, after success, or for NULL.
+ * Valid until pp_future_free.
+ */
+PP_EXTERN const char *pp_future_error(const pp_future_t *f);
+
+/*
+ * pp_future_task_status - the task function's return value once done (0 on
+ * success). For a task that never returned (worker died, timeout, cancel)
+ * it is the future's error code. -EINVAL when pending or NULL.
+ */
+PP_EXTERN int pp_future_task_status(const pp_future_t *f);
+
+/*
+ * pp_future_on_done - have cb(f, userdata) called once when f is done: on the
+ * pool's supervisor thread, or at once in the calling thread if f is already
+ * done. At most one callback per future. The callback may read f and may
+ * call pp_future_free(f) as its last act. Returns 0, -EINVAL (f or cb NULL)
+ * or -EBUSY (a callback is already set).
+ */
+PP_EXTERN int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata);
+
+/*
+ * pp_future_free - release the future and its result. Safe on a pending
+ * future: the task still runs and its result is discarded. NULL is a no-op.
+ */
+PP_EXTERN void pp_future_free(pp_future_t *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PROCPOOL_H */

@@ -1,0 +1,168 @@
+/*
+ * buf.c - pp_buf_t, the growable output of a task, inside a worker.
+ *
+ * DESIGN: a result starts in a heap buffer that the worker keeps between
+ * tasks (no malloc per task). When it grows past PP__INLINE_MAX it moves to
+ * a memfd mapping that grows with ftruncate+mremap; at the end of the task
+ * the memfd is trimmed to size, unmapped and sealed against every change,
+ * and travels to the parent by SCM_RIGHTS, where it is mapped read-only and
+ * handed out without another copy. Small results are copied once, into the
+ * result ring. Only the worker's single thread touches a pp_buf, so there
+ * are no races here.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HEAP_KEEP (1u << 20) /* a heap buffer larger than this is released after a task */
+
+void pp__buf_init(pp_buf_t *b) {
+    memset(b, 0, sizeof *b);
+    b->memfd = -1;
+}
+
+void pp__buf_reset(pp_buf_t *b) {
+    if (b->memfd >= 0) {
+        munmap(b->data, b->cap);
+        pp__close(&b->memfd);
+    }
+    if (b->heap_cap > HEAP_KEEP) {
+        free(b->heap);
+        b->heap = NULL;
+        b->heap_cap = 0;
+    }
+    b->data = b->heap;
+    b->cap = b->heap_cap;
+    b->len = 0;
+    b->msg_len = 0;
+}
+
+static size_t page_round(size_t n) {
+    size_t pg = 4096;
+    return (n + pg - 1) & ~(pg - 1);
+}
+
+static int grow_memfd(pp_buf_t *b, size_t need) {
+    size_t ncap = b->cap * 2;
+    if (ncap < need)
+        ncap = need;
+    if (ncap < (1u << 20))
+        ncap = 1u << 20;
+    ncap = page_round(ncap);
+    if (ncap < need)
+        return -ENOMEM;
+    if (b->memfd < 0) {
+        int fd = pp__memfd("procpool-result", ncap, true);
+        if (fd < 0)
+            return fd;
+        void *p = mmap(NULL, ncap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        if (b->len)
+            memcpy(p, b->data, b->len);
+        b->memfd = fd;
+        b->data = p;
+        b->cap = ncap;
+        return 0;
+    }
+    if (ftruncate(b->memfd, (off_t)ncap) < 0) {
+        int e = errno;
+        return e == EFBIG ? -ENOMEM : -e;
+    }
+    void *p = mremap(b->data, b->cap, ncap, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    b->data = p;
+    b->cap = ncap;
+    return 0;
+}
+
+static int ensure(pp_buf_t *b, size_t add) {
+    if (add > SIZE_MAX - b->len)
+        return -ENOMEM;
+    size_t need = b->len + add;
+    if (need <= b->cap)
+        return 0;
+    if (b->memfd < 0 && need <= PP__INLINE_MAX) {
+        size_t ncap = b->heap_cap ? b->heap_cap * 2 : 256;
+        while (ncap < need)
+            ncap *= 2;
+        unsigned char *p = realloc(b->heap, ncap);
+        if (!p)
+            return -ENOMEM;
+        b->heap = b->data = p;
+        b->heap_cap = b->cap = ncap;
+        return 0;
+    }
+    return grow_memfd(b, need);
+}
+
+int pp_buf_append(pp_buf_t *out, const void *data, size_t len) {
+    if (!out || (!data && len))
+        return -EINVAL;
+    int r = ensure(out, len);
+    if (r < 0)
+        return r;
+    if (len)
+        memcpy(out->data + out->len, data, len);
+    out->len += len;
+    return 0;
+}
+
+void *pp_buf_reserve(pp_buf_t *out, size_t len) {
+    if (!out) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int r = ensure(out, len ? len : 1);
+    if (r < 0) {
+        errno = -r;
+        return NULL;
+    }
+    void *p = out->data + out->len;
+    out->len += len;
+    return p;
+}
+
+int pp_buf_fail(pp_buf_t *out, const char *fmt, ...) {
+    if (!out)
+        return 1;
+    if (!fmt) {
+        out->msg_len = 0;
+        return 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out->msg, sizeof out->msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof out->msg)
+        n = (int)sizeof out->msg - 1;
+    out->msg_len = (size_t)n;
+    return 1;
+}
+
+int pp__buf_seal(pp_buf_t *b) {
+    if (munmap(b->data, b->cap) < 0 || ftruncate(b->memfd, (off_t)b->len) < 0)
+        return -errno;
+    b->data = NULL;
+    b->cap = 0;
+    if (fcntl(b->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return -errno;
+    int fd = b->memfd;
+    b->memfd = -1;
+    b->data = b->heap;
+    b->cap = b->heap_cap;
+    return fd;
+}

@@ -1,0 +1,193 @@
+/*
+ * channel.c - the parent's side of the shared-memory transport.
+ *
+ * DESIGN: each worker incarnation has one channel made of two memfds:
+ *   ctrl memfd  = [pp__ctrl_t control block | result ring]   (worker maps RW)
+ *   task memfd  = [task ring]                                 (worker maps RO)
+ * Both rings are single-producer/single-consumer byte rings of 8-aligned
+ * records that never straddle the end: a record that would is preceded by a
+ * PAD marker and starts again at offset 0. Producers publish with a release
+ * store of the head; consumers read the head with acquire.
+ *
+ * Wakeups (an eventcount): a consumer that found nothing after spinning sets
+ * its "sleeping" flag, re-checks, then sleeps; a producer publishes, issues a
+ * full fence and wakes only if the flag is set. The parent's sleeper is the
+ * supervisor (it sets parent_sleeping and polls the channel's eventfd); the
+ * worker's sleeper waits on the wake_seq futex.
+ *
+ * Trust: the worker is not trusted. Every header the parent reads from the
+ * result ring is copied out first and then checked (kind, lengths, sequence
+ * number, that it lies inside the published part of the ring); any failure
+ * is a protocol error and the worker is killed. The worker cannot write the
+ * task ring (its mapping comes from a read-only file description), so a
+ * task it had not started can be requeued byte-for-byte intact.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int pp__chan_create(pp__chan_t *c) {
+    int sv[2] = {-1, -1};
+    int err;
+    memset(c, 0, sizeof *c);
+    c->ctrl_fd = c->task_fd = c->task_ro_fd = c->sock = c->peer_sock = c->evfd = -1;
+    c->ctrl = MAP_FAILED;
+    c->task = MAP_FAILED;
+
+    c->ctrl_map_len = PP__CTRL_SIZE + PP__RES_RING;
+    if ((err = c->ctrl_fd = pp__memfd("procpool-ctrl", c->ctrl_map_len, false)) < 0)
+        goto fail;
+    if ((err = c->task_fd = pp__memfd("procpool-task", PP__TASK_RING, false)) < 0)
+        goto fail;
+    if ((err = c->task_ro_fd = pp__reopen_rdonly(c->task_fd)) < 0)
+        goto fail;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        err = -errno;
+        goto fail;
+    }
+    c->sock = sv[0];
+    c->peer_sock = sv[1];
+    if ((c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        err = -errno;
+        goto fail;
+    }
+    c->ctrl = mmap(NULL, c->ctrl_map_len, PROT_READ | PROT_WRITE, MAP_SHARED, c->ctrl_fd, 0);
+    if (c->ctrl == MAP_FAILED) {
+        err = -errno;
+        goto fail;
+    }
+    c->task = mmap(NULL, PP__TASK_RING, PROT_READ | PROT_WRITE, MAP_SHARED, c->task_fd, 0);
+    if (c->task == MAP_FAILED) {
+        err = -errno;
+        goto fail;
+    }
+    c->res = (unsigned char *)c->ctrl + PP__CTRL_SIZE;
+    return 0;
+fail:
+    pp__chan_destroy(c);
+    return err;
+}
+
+void pp__chan_close_worker_fds(pp__chan_t *c) {
+    pp__close(&c->ctrl_fd);
+    pp__close(&c->task_fd);
+    pp__close(&c->task_ro_fd);
+    pp__close(&c->peer_sock);
+}
+
+void pp__chan_destroy(pp__chan_t *c) {
+    if (c->ctrl && c->ctrl != MAP_FAILED)
+        munmap(c->ctrl, c->ctrl_map_len);
+    if (c->task && c->task != MAP_FAILED)
+        munmap(c->task, PP__TASK_RING);
+    c->ctrl = NULL;
+    c->task = NULL;
+    c->res = NULL;
+    pp__chan_close_worker_fds(c);
+    pp__close(&c->sock);
+    pp__close(&c->evfd);
+}
+
+static size_t task_rec_len(size_t arg_len, bool memfd) {
+    return PP__ALIGN8(sizeof(pp__task_hdr_t) + (memfd ? 0 : arg_len));
+}
+
+size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd) {
+    size_t need = task_rec_len(arg_len, memfd);
+    size_t used = (size_t)(c->head - c->tail);
+    size_t off = (size_t)(c->head % PP__TASK_RING);
+    if (off + need > PP__TASK_RING)
+        need += PP__TASK_RING - off; /* the PAD to the end */
+    return used + need <= PP__TASK_RING ? need : 0;
+}
+
+uint64_t pp__chan_push_task(pp__chan_t *c, uint64_t seq, pp_task_fn fn, const void *arg,
+                            size_t arg_len, bool memfd) {
+    size_t len = task_rec_len(arg_len, memfd);
+    size_t off = (size_t)(c->head % PP__TASK_RING);
+    if (off + len > PP__TASK_RING) {
+        uint32_t pad = PP__REC_PAD;
+        memcpy(c->task + off, &pad, sizeof pad);
+        c->head += PP__TASK_RING - off;
+        off = 0;
+    }
+    pp__task_hdr_t h = {.kind = PP__REC_TASK,
+                        .flags = memfd ? PP__F_MEMFD : 0,
+                        .seq = seq,
+                        .fn = (uint64_t)(uintptr_t)fn,
+                        .arg_len = arg_len,
+                        .rec_len = len};
+    memcpy(c->task + off, &h, sizeof h);
+    if (!memfd && arg_len)
+        memcpy(c->task + off + sizeof h, arg, arg_len);
+    c->head += len;
+    return c->head;
+}
+
+/* Make pushed records visible; wake the worker only if it sleeps. */
+void pp__chan_publish(pp__chan_t *c) {
+    atomic_store_explicit(&c->ctrl->task_head, c->head, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->ctrl->worker_sleeping, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&c->ctrl->wake_seq, 1, memory_order_release);
+        pp__futex_wake(&c->ctrl->wake_seq, 1, true);
+    }
+}
+
+bool pp__chan_has_result(const pp__chan_t *c) {
+    return atomic_load_explicit(&c->ctrl->res_head, memory_order_relaxed) != c->res_tail;
+}
+
+static void store_res_tail(pp__chan_t *c) {
+    atomic_store_explicit(&c->ctrl->res_tail, c->res_tail, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->ctrl->worker_sleeping, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&c->ctrl->wake_seq, 1, memory_order_release);
+        pp__futex_wake(&c->ctrl->wake_seq, 1, true);
+    }
+}
+
+int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **body) {
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&c->ctrl->res_head, memory_order_acquire);
+        if (head == c->res_tail)
+            return 0;
+        if (head < c->res_tail || head - c->res_tail > PP__RES_RING || (head & 7u))
+            return -EPROTO;
+        size_t off = (size_t)(c->res_tail % PP__RES_RING);
+        uint32_t kind;
+        memcpy(&kind, c->res + off, sizeof kind);
+        if (kind == PP__REC_PAD) {
+            uint64_t skip = PP__RES_RING - off;
+            if (c->res_tail + skip > head)
+                return -EPROTO;
+            c->res_tail += skip;
+            store_res_tail(c);
+            continue;
+        }
+        if (kind != PP__REC_RES || PP__RES_RING - off < sizeof *h)
+            return -EPROTO;
+        memcpy(h, c->res + off, sizeof *h);
+        if (h->kind != PP__REC_RES || h->msg_len > 1024 || (h->flags & ~(uint32_t)3u))
+            return -EPROTO;
+        bool memfd = (h->flags & PP__F_MEMFD) != 0;
+        if (!memfd && h->data_len > PP__INLINE_MAX)
+            return -EPROTO;
+        uint64_t want = PP__ALIGN8(sizeof *h + PP__ALIGN8(h->msg_len) + (memfd ? 0 : h->data_len));
+        if (h->rec_len != want || h->rec_len > PP__RES_RING - off ||
+            c->res_tail + h->rec_len > head)
+            return -EPROTO;
+        *body = c->res + off + sizeof *h;
+        return 1;
+    }
+}
+
+void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h) {
+    c->res_tail += h->rec_len;
+    store_res_tail(c);
+}

@@ -1,0 +1,306 @@
+/*
+ * internal.h - declarations shared by the library's subsystems.
+ *
+ * DESIGN: the parent owns a pp_pool (pool.c) with one pp__worker per worker
+ * slot. Each worker incarnation gets a fresh channel (channel.c): a control
+ * block, a task ring written by the parent and a result ring written by the
+ * worker, in two memfds that only that worker and the parent map. Futures
+ * (future.c) are completed by whichever parent thread drains a result ring
+ * (the drain lock); the supervisor thread (supervise.c) handles deaths,
+ * respawns via the zygote (zygote.c), callbacks and lifecycle. Nothing in
+ * this header is exported.
+ */
+#ifndef PP_INTERNAL_H
+#define PP_INTERNAL_H
+
+#include "procpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PP__HIDDEN __attribute__((visibility("hidden")))
+#define PP__CACHELINE 64
+#define PP__ALIGN8(x) (((x) + 7u) & ~(size_t)7u)
+
+/* ------------------------------------------------------------------ */
+/* sys.c: small OS helpers                                              */
+/* ------------------------------------------------------------------ */
+uint64_t pp__now_ns(void);
+int pp__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns, bool shared);
+void pp__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
+static inline void pp__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+int pp__memfd(const char *name, size_t size, bool sealable);
+int pp__reopen_rdonly(int fd);
+int pp__pidfd_open(pid_t pid);
+int pp__pidfd_signal(int pidfd, int sig);
+int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds);
+ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
+const char *pp__signame(int sig);
+void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status);
+void pp__close(int *fd);
+void pp__child_reset_signals(void);
+
+/* ------------------------------------------------------------------ */
+/* channel.c: the shared-memory transport of one worker                */
+/* ------------------------------------------------------------------ */
+#define PP__TASK_RING (256u * 1024u)
+#define PP__RES_RING (256u * 1024u)
+#define PP__CTRL_SIZE 4096u
+#define PP__INLINE_MAX (PP__TASK_RING / 4) /* larger args/results go by memfd */
+
+enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
+enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u };
+
+/* Control block at the start of the ctrl+result memfd. Fields written by
+ * one side only, each on its own cache line. */
+typedef struct pp__ctrl {
+    /* written by the parent */
+    _Atomic uint64_t task_head;   /* bytes of task ring published */
+    _Atomic uint32_t wake_seq;    /* futex word the worker sleeps on */
+    _Atomic uint32_t stop;        /* 1: exit when the ring is empty */
+    char pad0[PP__CACHELINE - 16];
+    /* written by the worker */
+    _Atomic uint32_t worker_sleeping;
+    uint32_t pad1a;
+    _Atomic uint64_t tasks_started; /* how many task records the worker began */
+    char pad1[PP__CACHELINE - 16];
+    /* written by the worker */
+    _Atomic uint64_t res_head;    /* bytes of result ring published */
+    char pad2[PP__CACHELINE - 8];
+    /* written by the parent */
+    _Atomic uint64_t res_tail;    /* bytes of result ring consumed */
+    _Atomic uint32_t parent_sleeping; /* parent asks for an eventfd write */
+    uint32_t pad3a;
+    char pad3[PP__CACHELINE - 16];
+} pp__ctrl_t;
+
+typedef struct pp__task_hdr {
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t seq;
+    uint64_t fn;
+    uint64_t arg_len;
+    uint64_t rec_len; /* whole record, 8-aligned */
+} pp__task_hdr_t;
+
+typedef struct pp__res_hdr {
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t seq;
+    int32_t status;
+    uint32_t msg_len;
+    uint64_t data_len;
+    uint64_t rec_len;
+    uint64_t run_ns;
+} pp__res_hdr_t;
+
+/* The parent's view of one channel. */
+typedef struct pp__chan {
+    pp__ctrl_t *ctrl;      /* ctrl + result ring mapping */
+    unsigned char *res;    /* result ring */
+    unsigned char *task;   /* task ring (RW in the parent) */
+    size_t ctrl_map_len;
+    int ctrl_fd;           /* memfd: ctrl + result ring (closed once the worker has it) */
+    int task_fd;           /* memfd: task ring */
+    int task_ro_fd;        /* read-only reopen of task_fd, for the worker */
+    int sock;              /* parent end of the SEQPACKET pair (memfds travel here) */
+    int peer_sock;         /* worker end, closed once the worker has it */
+    int evfd;              /* eventfd the worker writes when parent_sleeping */
+    uint64_t head;         /* parent's private copy of task_head */
+    uint64_t tail;         /* task ring bytes freed (end of last completed record) */
+    uint64_t res_tail;     /* parent's private copy of res_tail */
+} pp__chan_t;
+
+int pp__chan_create(pp__chan_t *c);
+void pp__chan_destroy(pp__chan_t *c);
+void pp__chan_close_worker_fds(pp__chan_t *c);
+/* Room for a task with arg_len bytes inline (or as memfd)? Returns the record size or 0. */
+size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd);
+/* Write one task record (caller checked room); returns the record end offset. */
+uint64_t pp__chan_push_task(pp__chan_t *c, uint64_t seq, pp_task_fn fn, const void *arg,
+                            size_t arg_len, bool memfd);
+void pp__chan_publish(pp__chan_t *c);
+/* Copy out the validated next result header; 1 got one, 0 none, <0 protocol error. */
+int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **body);
+void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h);
+bool pp__chan_has_result(const pp__chan_t *c);
+
+/* ------------------------------------------------------------------ */
+/* future.c                                                            */
+/* ------------------------------------------------------------------ */
+enum { PP__FS_DONE = 1u, PP__FS_CB = 2u, PP__FS_CLAIM = 4u };
+enum { PP__DATA_NONE = 0, PP__DATA_INLINE, PP__DATA_MALLOC, PP__DATA_MMAP };
+#define PP__SMALL_RESULT 48
+
+struct pp_future {
+    _Atomic uint32_t state;   /* PP__FS_* bits; futex word of waiters */
+    _Atomic uint32_t waiters;
+    _Atomic int refs;         /* user + in-flight/callback */
+    int err;
+    int task_status;
+    int data_kind;
+    char *msg;
+    void *data;
+    size_t len;
+    size_t map_len;
+    pp_done_fn cb;
+    void *cb_arg;
+    pp_pool_t *pool;          /* kept alive by pool->refs until freed */
+    pp_future_t *next;        /* callback queue link */
+    unsigned char small[PP__SMALL_RESULT];
+};
+
+pp_future_t *pp__future_new(pp_pool_t *pool);
+/* Complete f (data ownership moves to f); queue the callback; drop the in-flight ref. */
+void pp__future_complete(pp_future_t *f, int err, int task_status, char *msg);
+void pp__future_unref(pp_future_t *f);
+void pp__future_set_fail(pp_future_t *f, int err, const char *fmt, ...) PP_PRINTF(3, 4);
+
+/* ------------------------------------------------------------------ */
+/* pool.c / supervise.c                                                 */
+/* ------------------------------------------------------------------ */
+enum { PP__W_EMPTY = 0, PP__W_STARTING, PP__W_READY, PP__W_RETIRING, PP__W_DEAD };
+
+/* One task the parent knows about: pending in the pool queue, or in flight
+ * on a worker (slot of its in-flight ring). */
+typedef struct pp__task {
+    pp_future_t *f;
+    pp_task_fn fn;
+    void *arg;          /* pending only: malloc'd copy (NULL for memfd args) */
+    size_t arg_len;
+    int argfd;          /* memfd holding a large arg, or -1 */
+    uint64_t seq;       /* in flight: per-worker sequence number */
+    uint64_t rec_off;   /* in flight: record start in the task ring */
+    uint64_t rec_end;   /* in flight: record end */
+    uint64_t start_ns;  /* in flight: when the worker began it (0: not seen) */
+    struct pp__task *next; /* pending queue link */
+} pp__task_t;
+
+#define PP__INFLIGHT_MAX 1024u
+
+typedef struct pp__worker {
+    int state;
+    int index;
+    pid_t pid;
+    int pidfd;
+    bool from_zygote;
+    bool exited;           /* pidfd fired or zygote reported */
+    bool broken;           /* broke the protocol: killed, being replaced */
+    unsigned memfd_inflight; /* large args whose fd sits in the socket */
+    bool have_status;
+    int wait_code, wait_status; /* siginfo si_code / si_status */
+    uint64_t born_ns;
+    unsigned dispatched;   /* tasks given to this incarnation */
+    unsigned completed;
+    pp__chan_t chan;
+    uint64_t seq_next, seq_done; /* in-flight tasks are [seq_done, seq_next) */
+    pp__task_t *inflight;  /* ring of PP__INFLIGHT_MAX */
+    unsigned early_deaths; /* consecutive deaths before any task finished */
+    uint64_t respawn_at;   /* throttle: not before this time */
+} pp__worker_t;
+
+struct pp_pool {
+    pp_options_t opt;
+    int nworkers;
+    pp__worker_t *workers;
+
+    pthread_mutex_t lock;      /* everything below, and consuming the result rings */
+    pthread_cond_t cond;       /* lifecycle changes (supervisor -> callers) */
+
+    pp__task_t *pend_head, *pend_tail;
+    size_t npending;
+    size_t inflight_total;     /* futures not yet completed (pending + in flight) */
+
+    bool closed, terminating, joining, finished, thread_joined, torn_down;
+    bool supervisor_exited;
+
+    pthread_t supervisor;
+    int ctl_evfd;              /* kicks the supervisor */
+    _Atomic uint32_t sup_sleeping;
+    int death_pipe[2];         /* workers and zygote hold [0]; parent holds [1] */
+    pid_t zygote_pid;
+    int zygote_pidfd;
+    int zygote_sock;
+    pid_t parent_pid;
+    int create_err;
+    bool created;
+
+    /* callbacks to run on the supervisor thread */
+    pthread_mutex_t cb_lock;
+    pp_future_t *cb_head, *cb_tail;
+    int cb_running;
+
+    _Atomic uint64_t avg_ns;   /* smoothed task run time */
+    _Atomic int refs;          /* handle + every unfreed future */
+    struct pp_pool *reg_next;  /* registry of live pools (for fork hygiene) */
+};
+
+/* pool.c */
+void pp__pool_unref(pp_pool_t *pool);
+int pp__pool_dispatch_locked(pp_pool_t *pool);
+void pp__pool_wake_supervisor(pp_pool_t *pool);
+int pp__drain(pp_pool_t *pool, bool block);
+int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
+int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s);
+int pp__worker_depth(const pp_pool_t *pool);
+
+/* supervise.c */
+void *pp__supervisor_main(void *arg);
+void pp__queue_callback(pp_pool_t *pool, pp_future_t *f);
+
+/* registry.c: live pools, so that forked children drop what is not theirs */
+void pp__fork_lock(void);
+void pp__fork_unlock(void);
+void pp__registry_add(pp_pool_t *pool);
+void pp__registry_remove(pp_pool_t *pool);
+/* In a freshly forked child: close every library fd and unmap every channel
+ * except the fds in keep[0..nkeep). Called with the fork lock "held". */
+void pp__child_forget_all(const int *keep, int nkeep);
+
+/* buf.c: a task's output, in the worker */
+struct pp_buf {
+    unsigned char *data;   /* heap (reused between tasks) or memfd mapping */
+    size_t len, cap;
+    unsigned char *heap;
+    size_t heap_cap;
+    int memfd;             /* -1 while the result lives in the heap */
+    size_t msg_len;
+    char msg[1024];
+};
+void pp__buf_init(pp_buf_t *b);
+void pp__buf_reset(pp_buf_t *b);
+/* Turn a memfd-backed result into a sealed fd the parent can map; -errno on failure. */
+int pp__buf_seal(pp_buf_t *b);
+
+/* worker.c */
+typedef struct pp__boot {
+    int ctrl_fd, task_ro_fd, sock, evfd, death_rd;
+    pid_t parent_pid;         /* the process whose death ends us */
+    void (*initializer)(void *);
+    void *initarg;
+    unsigned max_tasks;
+} pp__boot_t;
+__attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b);
+
+/* zygote.c */
+typedef struct pp__zmsg {
+    uint32_t type;
+    int32_t slot;
+    int32_t pid;
+    int32_t code, status, err;
+} pp__zmsg_t;
+enum { PP__Z_SPAWN = 1, PP__Z_SPAWNED, PP__Z_FAILED, PP__Z_DIED };
+int pp__zygote_start(pp_pool_t *pool);
+int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w);
+void pp__zygote_stop(pp_pool_t *pool);
+
+#endif

@@ -1,0 +1,441 @@
+/*
+ * pool.c - the pool's public calls, submission and dispatch, and draining
+ * results into futures.
+ *
+ * DESIGN: one mutex, pool->lock, guards the pool's dispatch state (pending
+ * queue, each worker's in-flight ring, lifecycle flags) and the consumer
+ * side of every result ring. A submitting thread copies the argument
+ * straight into the ring of the least-loaded worker that has room and
+ * publishes it (a futex wake only if that worker sleeps); when no worker
+ * has room the task waits in a FIFO pending queue, which every drain
+ * refills from. A worker is given at most "depth" tasks ahead, sized from
+ * the smoothed task time so that about a millisecond of work is queued on
+ * each worker: short tasks stream with no hand-off gap, long ones are not
+ * stuck behind a busy worker while another idles.
+ *
+ * Draining: any parent thread that wants results (a waiter spinning in
+ * pp_future_wait, a submitter short of room, the supervisor after an
+ * eventfd wake) takes the lock, copies out each validated result record,
+ * completes its future, and frees ring space. Large args and results travel
+ * as sealed memfds over the worker's socket.
+ *
+ * Lifecycle requests (close, join, terminate) are carried out by the
+ * supervisor thread (supervise.c); callers wait on pool->cond.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEPTH_TARGET_NS 1000000u
+
+void pp_options_init(pp_options_t *opt) {
+    if (!opt)
+        return;
+    memset(opt, 0, sizeof *opt);
+    opt->start_method = PP_START_FORK;
+}
+
+int pp__worker_depth(const pp_pool_t *pool) {
+    uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
+    if (avg == 0)
+        return 4;
+    uint64_t d = DEPTH_TARGET_NS / avg;
+    if (d < 1)
+        d = 1;
+    if (d > PP__INFLIGHT_MAX)
+        d = PP__INFLIGHT_MAX;
+    return (int)d;
+}
+
+void pp__pool_wake_supervisor(pp_pool_t *pool) {
+    uint64_t one = 1;
+    ssize_t r = write(pool->ctl_evfd, &one, sizeof one);
+    (void)r;
+}
+
+/* ---------------------------------------------------------------- */
+/* dispatch                                                          */
+/* ---------------------------------------------------------------- */
+
+static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
+    if ((w->state != PP__W_READY && w->state != PP__W_STARTING) || w->broken)
+        return false;
+    if (w->seq_next - w->seq_done >= (uint64_t)depth)
+        return false;
+    if (pool->opt.max_tasks_per_child && w->dispatched >= pool->opt.max_tasks_per_child)
+        return false;
+    return true;
+}
+
+/* Put task t on some worker's ring; false when none has room. */
+static bool place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
+    int depth = pp__worker_depth(pool);
+    bool memfd = t->argfd >= 0;
+    pp__worker_t *best = NULL;
+    uint64_t best_n = UINT64_MAX;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (!can_take(pool, w, depth))
+            continue;
+        uint64_t n = w->seq_next - w->seq_done;
+        if (n < best_n && pp__chan_task_room(&w->chan, t->arg_len, memfd)) {
+            best = w;
+            best_n = n;
+            if (n == 0)
+                break;
+        }
+    }
+    if (!best)
+        return false;
+    if (memfd) {
+        if (best->memfd_inflight >= 32 ||
+            pp__send_fds(best->chan.sock, "a", 1, &t->argfd, 1) < 0)
+            return false;
+        best->memfd_inflight++;
+    }
+    pp__task_t *s = &best->inflight[best->seq_next % PP__INFLIGHT_MAX];
+    s->f = t->f;
+    s->fn = t->fn;
+    s->arg = NULL;
+    s->arg_len = t->arg_len;
+    s->argfd = t->argfd;
+    s->seq = best->seq_next;
+    s->start_ns = 0;
+    s->rec_end = pp__chan_push_task(&best->chan, s->seq, t->fn, arg, t->arg_len, memfd);
+    s->rec_off = s->rec_end - PP__ALIGN8(sizeof(pp__task_hdr_t) + (memfd ? 0 : t->arg_len));
+    best->seq_next++;
+    best->dispatched++;
+    pp__chan_publish(&best->chan);
+    return true;
+}
+
+/* Move pending tasks onto rings while there is room. Lock held. */
+int pp__pool_dispatch_locked(pp_pool_t *pool) {
+    int n = 0;
+    while (pool->pend_head) {
+        pp__task_t *t = pool->pend_head;
+        if (!place(pool, t, t->arg))
+            break;
+        pool->pend_head = t->next;
+        if (!pool->pend_head)
+            pool->pend_tail = NULL;
+        pool->npending--;
+        free(t);
+        n++;
+    }
+    return n;
+}
+
+static void pend_push(pp_pool_t *pool, pp__task_t *t, bool front) {
+    t->next = NULL;
+    if (front) {
+        t->next = pool->pend_head;
+        pool->pend_head = t;
+        if (!pool->pend_tail)
+            pool->pend_tail = t;
+    } else {
+        if (pool->pend_tail)
+            pool->pend_tail->next = t;
+        else
+            pool->pend_head = t;
+        pool->pend_tail = t;
+    }
+    pool->npending++;
+}
+
+/* A pending node with its own copy of the argument (or of its memfd). */
+static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size_t len, int argfd) {
+    size_t extra = argfd >= 0 ? 0 : len;
+    pp__task_t *t = malloc(sizeof *t + extra);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->f = f;
+    t->fn = fn;
+    t->arg_len = len;
+    t->argfd = argfd;
+    t->arg = argfd >= 0 ? NULL : (void *)(t + 1);
+    if (extra)
+        memcpy(t->arg, arg, len);
+    return t;
+}
+
+/* Requeue a task a dead worker had not started, at the head of the queue. */
+int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s) {
+    const void *arg = NULL;
+    if (s->argfd < 0)
+        arg = w->chan.task + (s->rec_off % PP__TASK_RING) + sizeof(pp__task_hdr_t);
+    pp__task_t *t = pend_new(s->f, s->fn, arg, s->arg_len, s->argfd);
+    if (!t)
+        return -ENOMEM;
+    pend_push(pool, t, true);
+    return 0;
+}
+
+static int large_arg_fd(const void *arg, size_t len) {
+    int fd = pp__memfd("procpool-arg", 0, true);
+    if (fd < 0)
+        return fd;
+    const char *p = arg;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno == ENOSPC || errno == EFBIG ? ENOMEM : errno;
+            close(fd);
+            return -e;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
+                   pp_future_t **future) {
+    if (future)
+        *future = NULL;
+    if (!pool || !fn || !future || (!arg && arg_len))
+        return -EINVAL;
+    int argfd = -1;
+    if (arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
+        argfd = large_arg_fd(arg, arg_len);
+        if (argfd < 0)
+            return argfd;
+    }
+    pp_future_t *f = pp__future_new(pool);
+    if (!f) {
+        pp__close(&argfd);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&pool->lock);
+    if (pool->closed) {
+        pthread_mutex_unlock(&pool->lock);
+        pp__close(&argfd);
+        atomic_store(&f->refs, 1);
+        pp__future_unref(f);
+        return PP_ECLOSED;
+    }
+    pp__task_t t = {.f = f, .fn = fn, .arg_len = arg_len, .argfd = argfd};
+    if (pool->pend_head || !place(pool, &t, arg)) {
+        pp__task_t *n = pend_new(f, fn, arg, arg_len, argfd);
+        if (!n) {
+            pthread_mutex_unlock(&pool->lock);
+            pp__close(&argfd);
+            atomic_store(&f->refs, 1);
+            pp__future_unref(f);
+            return -ENOMEM;
+        }
+        pend_push(pool, n, false);
+        pp__pool_dispatch_locked(pool);
+    }
+    pool->inflight_total++;
+    size_t backlog = pool->npending;
+    pthread_mutex_unlock(&pool->lock);
+    if (backlog > 4096)
+        pp__drain(pool, false); /* help: collect results, refill rings */
+    *future = f;
+    return 0;
+}
+
+int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len, void **result,
+             size_t *result_len) {
+    if (result)
+        *result = NULL;
+    if (result_len)
+        *result_len = 0;
+    if (!result || !result_len)
+        return -EINVAL;
+    pp_future_t *f;
+    int r = pp_apply_async(pool, fn, arg, arg_len, &f);
+    if (r < 0)
+        return r;
+    pp_future_wait(f, -1);
+    r = f->err;
+    if (r == 0) {
+        if (f->data_kind == PP__DATA_MALLOC) {
+            *result = f->data;
+            f->data_kind = PP__DATA_NONE;
+            f->data = NULL;
+        } else {
+            void *p = malloc(f->len ? f->len : 1);
+            if (!p) {
+                r = -ENOMEM;
+            } else {
+                if (f->len)
+                    memcpy(p, f->data, f->len);
+                *result = p;
+            }
+        }
+        if (r == 0)
+            *result_len = f->len;
+    }
+    pp_future_free(f);
+    return r;
+}
+
+/* ---------------------------------------------------------------- */
+/* draining results                                                  */
+/* ---------------------------------------------------------------- */
+
+static void proto_error(pp__worker_t *w) {
+    if (!w->broken) {
+        w->broken = true;
+        pp__pidfd_signal(w->pidfd, SIGKILL);
+    }
+}
+
+/* Give f the result data of a successful record. */
+static int take_data(pp__worker_t *w, pp_future_t *f, const pp__res_hdr_t *h,
+                     const unsigned char *body) {
+    f->len = (size_t)h->data_len;
+    if (h->flags & PP__F_MEMFD) {
+        int fd = -1, n = 0;
+        char c;
+        ssize_t r = pp__recv_fds(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT);
+        if (r <= 0 || n != 1)
+            return -EPROTO;
+        struct stat st;
+        int seals = fcntl(fd, F_GET_SEALS);
+        int need = F_SEAL_SHRINK | F_SEAL_WRITE;
+        if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h->data_len || seals < 0 ||
+            (seals & need) != need) {
+            close(fd);
+            return -EPROTO;
+        }
+        if (h->data_len == 0) {
+            close(fd);
+            f->data = f->small;
+            f->data_kind = PP__DATA_INLINE;
+            return 0;
+        }
+        void *p = mmap(NULL, (size_t)h->data_len, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED)
+            return -ENOMEM;
+        f->data = p;
+        f->map_len = (size_t)h->data_len;
+        f->data_kind = PP__DATA_MMAP;
+        return 0;
+    }
+    const unsigned char *d = body + PP__ALIGN8(h->msg_len);
+    if (h->data_len <= PP__SMALL_RESULT) {
+        memcpy(f->small, d, (size_t)h->data_len);
+        f->data = f->small;
+        f->data_kind = PP__DATA_INLINE;
+        return 0;
+    }
+    void *p = malloc((size_t)h->data_len);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, d, (size_t)h->data_len);
+    f->data = p;
+    f->data_kind = PP__DATA_MALLOC;
+    return 0;
+}
+
+static char *copy_msg(const unsigned char *body, uint32_t len) {
+    char *m = malloc((size_t)len + 1);
+    if (!m)
+        return NULL;
+    memcpy(m, body, len);
+    m[len] = 0;
+    return m;
+}
+
+static void smooth(pp_pool_t *pool, uint64_t ns) {
+    uint64_t a = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
+    if (ns == 0)
+        ns = 1;
+    a = a ? (a * 7 + ns) / 8 : ns;
+    atomic_store_explicit(&pool->avg_ns, a ? a : 1, memory_order_relaxed);
+}
+
+/* Drain worker w's results. Lock held. Returns completions. */
+int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
+    int n = 0;
+    if (!w->chan.ctrl || w->broken)
+        return 0;
+    for (;;) {
+        pp__res_hdr_t h;
+        const unsigned char *body;
+        int r = pp__chan_peek_result(&w->chan, &h, &body);
+        if (r == 0)
+            break;
+        if (r < 0 || h.seq != w->seq_done || w->seq_done >= w->seq_next) {
+            proto_error(w);
+            break;
+        }
+        pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
+        pp_future_t *f = s->f;
+        int err = 0;
+        char *msg = NULL;
+        if (h.status == 0) {
+            err = take_data(w, f, &h, body);
+            if (err == -EPROTO) {
+                proto_error(w);
+                break;
+            }
+            if (err)
+                msg = strdup("out of memory while receiving the task's result");
+        } else {
+            err = PP_ETASK;
+            if (h.msg_len)
+                msg = copy_msg(body, h.msg_len);
+        }
+        pp__chan_consume_result(&w->chan, &h);
+        w->chan.tail = s->rec_end;
+        if (s->argfd >= 0) {
+            pp__close(&s->argfd);
+            if (w->memfd_inflight)
+                w->memfd_inflight--;
+        }
+        s->f = NULL;
+        w->seq_done++;
+        w->completed++;
+        w->early_deaths = 0;
+        pool->inflight_total--;
+        smooth(pool, h.run_ns);
+        pp__future_complete(f, err, h.status, msg);
+        n++;
+    }
+    return n;
+}
+
+int pp__drain(pp_pool_t *pool, bool block) {
+    if (block)
+        pthread_mutex_lock(&pool->lock);
+    else if (pthread_mutex_trylock(&pool->lock) != 0)
+        return 0;
+    int n = 0;
+    if (!pool->torn_down) {
+        for (int i = 0; i < pool->nworkers; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            if (w->chan.ctrl && pp__chan_has_result(&w->chan))
+                n += pp__drain_worker(pool, w);
+        }
+        if (n && pool->pend_head)
+            pp__pool_dispatch_locked(pool);
+        if (n && pool->inflight_total == 0)
+            pthread_cond_broadcast(&pool->cond);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}

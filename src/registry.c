@@ -1,0 +1,78 @@
+/*
+ * registry.c - the process-wide list of live pools, and fork hygiene.
+ *
+ * DESIGN: a child forked by the library (a zygote or a worker) inherits
+ * every fd and mapping of every pool in the process, not just its own.
+ * Keeping them would let a worker of pool A scribble over pool B's rings and
+ * keep B's death pipe open (so B's workers would never see their parent
+ * die). So every fd and channel a pool creates or drops is changed under the
+ * fork lock, every library fork happens with the fork lock held, and the
+ * child walks this list to close and unmap everything except what it was
+ * told to keep. The child never touches the lock itself: the forking thread
+ * held it, so the list is consistent in the child's copy.
+ */
+#include "internal.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pp_pool_t *pools;
+
+void pp__fork_lock(void) { pthread_mutex_lock(&fork_mu); }
+void pp__fork_unlock(void) { pthread_mutex_unlock(&fork_mu); }
+
+void pp__registry_add(pp_pool_t *pool) {
+    pp__fork_lock();
+    pool->reg_next = pools;
+    pools = pool;
+    pp__fork_unlock();
+}
+
+void pp__registry_remove(pp_pool_t *pool) {
+    pp__fork_lock();
+    for (pp_pool_t **p = &pools; *p; p = &(*p)->reg_next) {
+        if (*p == pool) {
+            *p = pool->reg_next;
+            break;
+        }
+    }
+    pool->reg_next = NULL;
+    pp__fork_unlock();
+}
+
+static void drop(int fd, const int *keep, int nkeep) {
+    if (fd < 0)
+        return;
+    for (int i = 0; i < nkeep; i++)
+        if (keep[i] == fd)
+            return;
+    close(fd);
+}
+
+void pp__child_forget_all(const int *keep, int nkeep) {
+    for (pp_pool_t *p = pools; p; p = p->reg_next) {
+        drop(p->ctl_evfd, keep, nkeep);
+        drop(p->death_pipe[0], keep, nkeep);
+        drop(p->death_pipe[1], keep, nkeep);
+        drop(p->zygote_sock, keep, nkeep);
+        drop(p->zygote_pidfd, keep, nkeep);
+        if (!p->workers)
+            continue;
+        for (int i = 0; i < p->nworkers; i++) {
+            pp__worker_t *w = &p->workers[i];
+            pp__chan_t *c = &w->chan;
+            drop(w->pidfd, keep, nkeep);
+            drop(c->ctrl_fd, keep, nkeep);
+            drop(c->task_fd, keep, nkeep);
+            drop(c->task_ro_fd, keep, nkeep);
+            drop(c->sock, keep, nkeep);
+            drop(c->peer_sock, keep, nkeep);
+            drop(c->evfd, keep, nkeep);
+            if (c->ctrl)
+                munmap(c->ctrl, c->ctrl_map_len);
+            if (c->task)
+                munmap(c->task, PP__TASK_RING);
+        }
+    }
+}

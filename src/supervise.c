@@ -1,0 +1,526 @@
+/*
+ * supervise.c - the supervisor thread: starts workers, notices deaths,
+ * respawns, runs done-callbacks, and carries out join and terminate.
+ *
+ * DESIGN: the thread starts with every signal blocked. Its first act is to
+ * fork the zygote and then (start method fork) the initial workers: doing
+ * it here rather than in the thread that called pp_pool_create ties
+ * PR_SET_PDEATHSIG to a thread that lives exactly as long as the pool
+ * (PDEATHSIG follows the forking *thread*). Replacement workers come from
+ * the zygote, never from this multi-threaded process.
+ *
+ * Then it loops: run queued callbacks; drain results and refill rings;
+ * advance join/terminate; then arm every channel's parent_sleeping flag,
+ * re-check the rings, and sleep in poll() on its control eventfd, each
+ * channel's eventfd, each worker's pidfd and the zygote's socket.
+ *
+ * Deaths: a pidfd turning readable (or the zygote's DIED report for its
+ * children) means the worker is gone. Its published results are drained
+ * first; then tasks_started, clamped to what was really sent, says whether
+ * it was running the task at seq_done: that one fails PP_EWORKER with the
+ * exit status or signal, the ones it had not started are requeued at the
+ * head of the pending queue, and the slot is refilled from the zygote,
+ * with a growing delay if the slot keeps dying before finishing anything.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define TERM_GRACE_NS 200000000u   /* SIGTERM, then SIGKILL after this */
+#define EARLY_DEATH_NS 1000000000u /* a death this soon after birth, with no task done, is early */
+#define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
+
+/* ---------------------------------------------------------------- */
+/* callbacks                                                         */
+/* ---------------------------------------------------------------- */
+
+void pp__queue_callback(pp_pool_t *pool, pp_future_t *f) {
+    pthread_mutex_lock(&pool->cb_lock);
+    bool first = pool->cb_head == NULL;
+    f->next = NULL;
+    if (pool->cb_tail)
+        pool->cb_tail->next = f;
+    else
+        pool->cb_head = f;
+    pool->cb_tail = f;
+    pthread_mutex_unlock(&pool->cb_lock);
+    if (first && !pthread_equal(pthread_self(), pool->supervisor))
+        pp__pool_wake_supervisor(pool);
+}
+
+static void run_callbacks(pp_pool_t *pool) {
+    for (;;) {
+        pthread_mutex_lock(&pool->cb_lock);
+        pp_future_t *f = pool->cb_head;
+        pool->cb_head = pool->cb_tail = NULL;
+        if (f)
+            pool->cb_running = 1;
+        pthread_mutex_unlock(&pool->cb_lock);
+        if (!f)
+            return;
+        while (f) {
+            pp_future_t *next = f->next;
+            f->cb(f, f->cb_arg);
+            pp__future_unref(f); /* the pool's reference, held for the callback */
+            f = next;
+        }
+        pthread_mutex_lock(&pool->cb_lock);
+        pool->cb_running = 0;
+        pthread_mutex_unlock(&pool->cb_lock);
+    }
+}
+
+static bool callbacks_idle(pp_pool_t *pool) {
+    pthread_mutex_lock(&pool->cb_lock);
+    bool idle = pool->cb_head == NULL && !pool->cb_running;
+    pthread_mutex_unlock(&pool->cb_lock);
+    return idle;
+}
+
+/* ---------------------------------------------------------------- */
+/* starting workers                                                  */
+/* ---------------------------------------------------------------- */
+
+static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        pp__chan_t *c = &w->chan;
+        int keep[5] = {c->ctrl_fd, c->task_ro_fd, c->peer_sock, c->evfd, pool->death_pipe[0]};
+        pp__boot_t b = {.ctrl_fd = c->ctrl_fd, .task_ro_fd = c->task_ro_fd, .sock = c->peer_sock,
+                        .evfd = c->evfd, .death_rd = pool->death_pipe[0],
+                        .parent_pid = pool->parent_pid, .initializer = pool->opt.initializer,
+                        .initarg = pool->opt.initarg,
+                        .max_tasks = pool->opt.max_tasks_per_child};
+        pp__child_forget_all(keep, 5);
+        pp__worker_main(&b);
+    }
+    if (pid < 0)
+        return -errno;
+    w->pid = pid;
+    w->pidfd = pp__pidfd_open(pid);
+    if (w->pidfd < 0)
+        w->pidfd = -1;
+    w->from_zygote = false;
+    w->state = PP__W_READY;
+    return 0;
+}
+
+/* Give slot w a fresh channel and a process. Pool lock held (or pool not
+ * yet shared). direct: fork from this thread instead of the zygote. */
+static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
+    pp__fork_lock();
+    int err = pp__chan_create(&w->chan);
+    if (err < 0) {
+        pp__fork_unlock();
+        return err;
+    }
+    w->seq_next = w->seq_done = 0;
+    w->dispatched = w->completed = 0;
+    w->memfd_inflight = 0;
+    w->broken = w->exited = w->have_status = false;
+    w->pid = 0;
+    w->born_ns = pp__now_ns();
+    w->state = PP__W_STARTING;
+    if (!direct && pool->zygote_sock >= 0) {
+        err = pp__zygote_request(pool, w);
+        if (err == 0)
+            w->from_zygote = true;
+    }
+    if (direct || pool->zygote_sock < 0 || err < 0)
+        err = fork_worker(pool, w);
+    if (err == 0)
+        pp__chan_close_worker_fds(&w->chan);
+    else {
+        pp__chan_destroy(&w->chan);
+        w->state = PP__W_EMPTY;
+    }
+    pp__fork_unlock();
+    return err;
+}
+
+/* ---------------------------------------------------------------- */
+/* deaths                                                            */
+/* ---------------------------------------------------------------- */
+
+static void cancel_pending(pp_pool_t *pool) {
+    while (pool->pend_head) {
+        pp__task_t *t = pool->pend_head;
+        pool->pend_head = t->next;
+        pool->npending--;
+        pp__close(&t->argfd);
+        pool->inflight_total--;
+        pp__future_set_fail(t->f, PP_ECANCELED, "the pool was terminated before the task ran");
+        free(t);
+    }
+    pool->pend_tail = NULL;
+}
+
+static void fail_pending(pp_pool_t *pool, int err, const char *why) {
+    while (pool->pend_head) {
+        pp__task_t *t = pool->pend_head;
+        pool->pend_head = t->next;
+        pool->npending--;
+        pp__close(&t->argfd);
+        pool->inflight_total--;
+        pp__future_set_fail(t->f, err, "%s", why);
+        free(t);
+    }
+    pool->pend_tail = NULL;
+}
+
+/* Worker w is gone (status known or not). Pool lock held. */
+static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
+    char why[256];
+    if (!w->broken)
+        pp__drain_worker(pool, w);
+    uint64_t started = atomic_load_explicit(&w->chan.ctrl->tasks_started, memory_order_acquire);
+    if (started < w->seq_done)
+        started = w->seq_done;
+    if (started > w->seq_next)
+        started = w->seq_next;
+    if (w->broken)
+        snprintf(why, sizeof why,
+                 "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
+    else
+        pp__describe_status(why, sizeof why, w->pid, w->have_status ? w->wait_code : 0,
+                            w->wait_status);
+    bool early = w->completed == 0 && pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&
+                 !(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0);
+    for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
+        pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
+        if (pool->terminating) {
+            pp__close(&s->argfd);
+            pool->inflight_total--;
+            pp__future_set_fail(s->f, PP_ECANCELED, "the pool was terminated before the task finished");
+        } else if (seq < started) {
+            pp__close(&s->argfd);
+            pool->inflight_total--;
+            pp__future_set_fail(s->f, w->broken ? PP_EPROTO : PP_EWORKER, "%s", why);
+        } else if (pp__requeue(pool, w, s) < 0) {
+            pp__close(&s->argfd);
+            pool->inflight_total--;
+            pp__future_set_fail(s->f, -ENOMEM, "out of memory while requeueing the task");
+        }
+        s->f = NULL;
+        s->argfd = -1;
+    }
+    pp__fork_lock();
+    pp__chan_destroy(&w->chan);
+    pp__close(&w->pidfd);
+    pp__fork_unlock();
+    w->state = PP__W_EMPTY;
+    w->pid = 0;
+    uint64_t now = pp__now_ns();
+    if (early) {
+        w->early_deaths++;
+        unsigned shift = w->early_deaths > 6 ? 6 : w->early_deaths - 1;
+        w->respawn_at = now + (100000000ull << shift);
+    } else {
+        w->early_deaths = 0;
+        w->respawn_at = now;
+    }
+    if (w->early_deaths >= EARLY_DEATH_LIMIT && pool->pend_head) {
+        char storm[512];
+        snprintf(storm, sizeof storm,
+                 "workers keep dying at start-up (%u times in a row; last: %s): "
+                 "the initializer or start-up failed",
+                 w->early_deaths, why);
+        fail_pending(pool, PP_EWORKER, storm);
+    }
+    if (pool->inflight_total == 0)
+        pthread_cond_broadcast(&pool->cond);
+}
+
+static pp__worker_t *worker_by_pid(pp_pool_t *pool, pid_t pid) {
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].state != PP__W_EMPTY && pool->workers[i].pid == pid)
+            return &pool->workers[i];
+    return NULL;
+}
+
+static void zygote_gone(pp_pool_t *pool) {
+    pp__fork_lock();
+    pp__close(&pool->zygote_sock);
+    pp__fork_unlock();
+    /* its children die with it (PDEATHSIG); their status is lost */
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state != PP__W_EMPTY && w->from_zygote) {
+            if (w->state == PP__W_STARTING && w->pid == 0) {
+                handle_death(pool, w);
+                continue;
+            }
+            pp__pidfd_signal(w->pidfd, SIGKILL);
+        }
+    }
+}
+
+/* One message from the zygote. Pool lock held. */
+static void zygote_message(pp_pool_t *pool) {
+    pp__zmsg_t m;
+    int fd = -1, n = 0;
+    ssize_t r = pp__recv_fds(pool->zygote_sock, &m, sizeof m, &fd, 1, &n, MSG_DONTWAIT);
+    if (r == -EAGAIN)
+        return;
+    if (r <= 0) {
+        zygote_gone(pool);
+        return;
+    }
+    if (r != (ssize_t)sizeof m) {
+        if (n)
+            close(fd);
+        return;
+    }
+    if (m.type == PP__Z_SPAWNED || m.type == PP__Z_FAILED) {
+        pp__worker_t *w = (m.slot >= 0 && m.slot < pool->nworkers) ? &pool->workers[m.slot] : NULL;
+        if (!w || w->state != PP__W_STARTING || !w->from_zygote || w->pid != 0) {
+            if (n)
+                close(fd);
+            return;
+        }
+        if (m.type == PP__Z_FAILED) {
+            w->pid = -1;
+            handle_death(pool, w);
+            return;
+        }
+        w->pid = m.pid;
+        pp__fork_lock();
+        w->pidfd = n ? fd : -1;
+        pp__fork_unlock();
+        w->state = PP__W_READY;
+        if (pool->terminating)
+            pp__pidfd_signal(w->pidfd, SIGKILL);
+    } else if (m.type == PP__Z_DIED) {
+        if (n)
+            close(fd);
+        pp__worker_t *w = worker_by_pid(pool, m.pid);
+        if (w && w->from_zygote) {
+            w->have_status = true;
+            w->wait_code = m.code;
+            w->wait_status = m.status;
+            handle_death(pool, w);
+        }
+    } else if (n) {
+        close(fd);
+    }
+}
+
+/* w's pidfd is readable: it has exited. Pool lock held. */
+static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
+    if (w->from_zygote) {
+        w->exited = true; /* the zygote's DIED report carries the status */
+        if (pool->zygote_sock < 0)
+            handle_death(pool, w);
+        return;
+    }
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED) == 0) {
+        w->have_status = true;
+        w->wait_code = info.si_code;
+        w->wait_status = info.si_status;
+    }
+    handle_death(pool, w);
+}
+
+/* ---------------------------------------------------------------- */
+/* the loop                                                          */
+/* ---------------------------------------------------------------- */
+
+static bool all_empty(pp_pool_t *pool) {
+    for (int i = 0; i < pool->nworkers; i++)
+        if (pool->workers[i].state != PP__W_EMPTY)
+            return false;
+    return true;
+}
+
+static void signal_all(pp_pool_t *pool, int sig) {
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state != PP__W_EMPTY)
+            pp__pidfd_signal(w->pidfd, sig);
+    }
+}
+
+static void ask_workers_to_stop(pp_pool_t *pool) {
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__chan_t *c = &pool->workers[i].chan;
+        if (pool->workers[i].state == PP__W_EMPTY || !c->ctrl)
+            continue;
+        atomic_store_explicit(&c->ctrl->stop, 1, memory_order_release);
+        atomic_fetch_add_explicit(&c->ctrl->wake_seq, 1, memory_order_release);
+        pp__futex_wake(&c->ctrl->wake_seq, 1, true);
+    }
+}
+
+static void drain_counter(int fd) {
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r;
+}
+
+void *pp__supervisor_main(void *arg) {
+    pp_pool_t *pool = arg;
+    prctl(PR_SET_NAME, "procpool-sup");
+    int err = pp__zygote_start(pool);
+    bool direct = pool->opt.start_method == PP_START_FORK;
+    pthread_mutex_lock(&pool->lock);
+    for (int i = 0; err == 0 && i < pool->nworkers; i++)
+        err = start_worker(pool, &pool->workers[i], direct);
+    pool->create_err = err;
+    pool->created = true;
+    if (err) {
+        pool->closed = pool->terminating = true;
+    }
+    pthread_cond_broadcast(&pool->cond);
+    pthread_mutex_unlock(&pool->lock);
+
+    size_t cap = 2 + 2 * (size_t)pool->nworkers;
+    struct pollfd *pfd = calloc(cap, sizeof *pfd);
+    pp__worker_t **who = calloc(cap, sizeof *who);
+    bool stopping = false, killed = false;
+    uint64_t term_at = 0;
+
+    for (;;) {
+        run_callbacks(pool);
+        pthread_mutex_lock(&pool->lock);
+        for (int i = 0; i < pool->nworkers; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            if (w->chan.ctrl && pp__chan_has_result(&w->chan))
+                pp__drain_worker(pool, w);
+        }
+        uint64_t now = pp__now_ns();
+        int64_t timeout_ms = -1;
+        /* refill empty slots */
+        for (int i = 0; i < pool->nworkers && !pool->terminating && !stopping; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            if (w->state != PP__W_EMPTY)
+                continue;
+            if (w->respawn_at > now) {
+                int64_t ms = (int64_t)((w->respawn_at - now) / 1000000u) + 1;
+                if (timeout_ms < 0 || ms < timeout_ms)
+                    timeout_ms = ms;
+                continue;
+            }
+            if (start_worker(pool, w, false) < 0) {
+                w->respawn_at = now + 100000000u;
+                if (timeout_ms < 0 || timeout_ms > 100)
+                    timeout_ms = 100;
+            }
+        }
+        if (pool->pend_head)
+            pp__pool_dispatch_locked(pool);
+
+        /* join and terminate */
+        if (pool->terminating && !killed) {
+            killed = true;
+            cancel_pending(pool);
+            signal_all(pool, SIGTERM);
+            term_at = now + TERM_GRACE_NS;
+        }
+        if (killed && !all_empty(pool)) {
+            if (now >= term_at) {
+                signal_all(pool, SIGKILL);
+                term_at = now + TERM_GRACE_NS;
+            }
+            int64_t ms = (int64_t)((term_at - now) / 1000000u) + 1;
+            if (timeout_ms < 0 || ms < timeout_ms)
+                timeout_ms = ms;
+        }
+        if (pool->joining && !pool->terminating && !stopping && pool->inflight_total == 0) {
+            stopping = true;
+            ask_workers_to_stop(pool);
+        }
+        if ((killed || stopping) && all_empty(pool) && pool->inflight_total == 0) {
+            pthread_mutex_unlock(&pool->lock);
+            pp__zygote_stop(pool);
+            run_callbacks(pool);
+            pthread_mutex_lock(&pool->lock);
+            if (callbacks_idle(pool)) {
+                pool->finished = true;
+                pthread_cond_broadcast(&pool->cond);
+                pthread_mutex_unlock(&pool->lock);
+                break;
+            }
+            pthread_mutex_unlock(&pool->lock);
+            continue;
+        }
+
+        /* build the poll set and arm the channels */
+        size_t n = 0;
+        pfd[n] = (struct pollfd){.fd = pool->ctl_evfd, .events = POLLIN};
+        who[n++] = NULL;
+        if (pool->zygote_sock >= 0) {
+            pfd[n] = (struct pollfd){.fd = pool->zygote_sock, .events = POLLIN};
+            who[n++] = NULL;
+        }
+        bool ready = false;
+        for (int i = 0; i < pool->nworkers; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            if (w->state == PP__W_EMPTY)
+                continue;
+            if (w->pidfd >= 0 && !w->exited) {
+                pfd[n] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
+                who[n++] = w;
+            }
+            if (w->chan.ctrl && !w->broken) {
+                pfd[n] = (struct pollfd){.fd = w->chan.evfd, .events = POLLIN};
+                who[n++] = w;
+                atomic_store_explicit(&w->chan.ctrl->parent_sleeping, 1, memory_order_relaxed);
+            }
+        }
+        atomic_thread_fence(memory_order_seq_cst);
+        for (int i = 0; i < pool->nworkers; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            if (w->chan.ctrl && !w->broken && pp__chan_has_result(&w->chan))
+                ready = true;
+        }
+        pthread_mutex_unlock(&pool->lock);
+        pthread_mutex_lock(&pool->cb_lock);
+        if (pool->cb_head)
+            ready = true;
+        pthread_mutex_unlock(&pool->cb_lock);
+
+        int pr = poll(pfd, n, ready ? 0 : (int)timeout_ms);
+        if (pr <= 0)
+            continue;
+        pthread_mutex_lock(&pool->lock);
+        for (size_t i = 0; i < n; i++) {
+            if (!pfd[i].revents)
+                continue;
+            pp__worker_t *w = who[i];
+            if (!w) {
+                if (pfd[i].fd == pool->ctl_evfd)
+                    drain_counter(pool->ctl_evfd);
+                else if (pfd[i].fd == pool->zygote_sock)
+                    zygote_message(pool);
+            } else if (w->chan.ctrl && pfd[i].fd == w->chan.evfd) {
+                drain_counter(w->chan.evfd);
+            }
+        }
+        /* deaths last: an fd number in pfd may have been reused above */
+        for (size_t i = 0; i < n; i++) {
+            pp__worker_t *w = who[i];
+            if (w && pfd[i].revents && pfd[i].fd == w->pidfd && w->state != PP__W_EMPTY &&
+                !w->exited)
+                pidfd_ready(pool, w);
+        }
+        pthread_mutex_unlock(&pool->lock);
+    }
+    free(pfd);
+    free(who);
+    return NULL;
+}

@@ -1,0 +1,208 @@
+/*
+ * sys.c - thin wrappers over the Linux primitives the pool is built on.
+ *
+ * DESIGN: futexes (shared ones for the rings, private ones for futures),
+ * memfds, pidfds and SCM_RIGHTS fd passing. Every fd is created CLOEXEC
+ * atomically, so a concurrent fork+exec elsewhere in the program never
+ * inherits one. Helpers preserve errno for their callers where they return
+ * a status, and never allocate, so the worker and zygote may use them right
+ * after fork.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t pp__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Returns 0 when woken (or the word changed), -ETIMEDOUT, -EINTR. */
+int pp__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns, bool shared) {
+    struct timespec ts, *tp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tp = &ts;
+    }
+    int op = shared ? FUTEX_WAIT : (FUTEX_WAIT | FUTEX_PRIVATE_FLAG);
+    int saved = errno;
+    long r = syscall(SYS_futex, (uint32_t *)addr, op, val, tp, NULL, 0);
+    int ret = 0;
+    if (r < 0) {
+        if (errno == ETIMEDOUT)
+            ret = -ETIMEDOUT;
+        else if (errno == EINTR)
+            ret = -EINTR;
+    }
+    errno = saved;
+    return ret;
+}
+
+void pp__futex_wake(_Atomic uint32_t *addr, int n, bool shared) {
+    int op = shared ? FUTEX_WAKE : (FUTEX_WAKE | FUTEX_PRIVATE_FLAG);
+    int saved = errno;
+    syscall(SYS_futex, (uint32_t *)addr, op, n, NULL, NULL, 0);
+    errno = saved;
+}
+
+int pp__memfd(const char *name, size_t size, bool sealable) {
+    unsigned flags = MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0u);
+    int fd = (int)syscall(SYS_memfd_create, name, flags);
+    if (fd < 0)
+        return -errno;
+    if (size && ftruncate(fd, (off_t)size) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* A second, read-only open file description of fd: a mapping made from it
+ * can never be made writable (no VM_MAYWRITE). */
+int pp__reopen_rdonly(int fd) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int r = open(path, O_RDONLY | O_CLOEXEC);
+    return r < 0 ? -errno : r;
+}
+
+int pp__pidfd_open(pid_t pid) {
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int pp__pidfd_signal(int pidfd, int sig) {
+    if (pidfd < 0)
+        return -EBADF;
+    long r = syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+    return r < 0 ? -errno : 0;
+}
+
+int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds) {
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 8)];
+    } u;
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 8)
+        return -EINVAL;
+    if (nfds > 0) {
+        memset(&u, 0, sizeof u);
+        mh.msg_control = u.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    for (;;) {
+        ssize_t r = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Receives one message and up to maxfds fds (CLOEXEC). Extra fds are closed. */
+ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags) {
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 8)];
+    } u;
+    struct iovec iov = {.iov_base = msg, .iov_len = len};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    *nfds = 0;
+    do
+        r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int got[8];
+        if (n > 8)
+            n = 8;
+        memcpy(got, CMSG_DATA(c), sizeof(int) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            if (*nfds < maxfds)
+                fds[(*nfds)++] = got[i];
+            else
+                close(got[i]);
+        }
+    }
+    return r;
+}
+
+const char *pp__signame(int sig) {
+    switch (sig) {
+#define S(x) \
+    case x:  \
+        return #x;
+        S(SIGHUP) S(SIGINT) S(SIGQUIT) S(SIGILL) S(SIGTRAP) S(SIGABRT) S(SIGBUS) S(SIGFPE)
+        S(SIGKILL) S(SIGUSR1) S(SIGSEGV) S(SIGUSR2) S(SIGPIPE) S(SIGALRM) S(SIGTERM)
+        S(SIGSTKFLT) S(SIGCHLD) S(SIGCONT) S(SIGSTOP) S(SIGTSTP) S(SIGTTIN) S(SIGTTOU)
+        S(SIGURG) S(SIGXCPU) S(SIGXFSZ) S(SIGVTALRM) S(SIGPROF) S(SIGWINCH) S(SIGIO)
+        S(SIGPWR) S(SIGSYS)
+#undef S
+    default:
+        return "a real-time signal";
+    }
+}
+
+/* code/status as in siginfo (CLD_EXITED, CLD_KILLED, CLD_DUMPED); code 0: unknown. */
+void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status) {
+    if (code == CLD_EXITED)
+        snprintf(buf, n, "worker process %d exited with status %d while running the task", (int)pid,
+                 status);
+    else if (code == CLD_KILLED || code == CLD_DUMPED)
+        snprintf(buf, n, "worker process %d was killed by signal %d (%s)%s while running the task",
+                 (int)pid, status, pp__signame(status), code == CLD_DUMPED ? ", core dumped" : "");
+    else
+        snprintf(buf, n, "worker process %d died while running the task (status unknown)", (int)pid);
+}
+
+void pp__close(int *fd) {
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+        *fd = -1;
+    }
+}
+
+/* In a child right after fork: default dispositions for the classic
+ * signals (SIGINT ignored: the parent decides), then unblock everything.
+ * Real-time signals belong to the threading library and are left alone. */
+void pp__child_reset_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    for (int s = 1; s < 32; s++) {
+        if (s == SIGKILL || s == SIGSTOP)
+            continue;
+        sa.sa_handler = (s == SIGINT) ? SIG_IGN : SIG_DFL;
+        sigaction(s, &sa, NULL);
+    }
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}

@@ -1,0 +1,272 @@
+/*
+ * worker.c - the worker process: take a task from the ring, run it, publish
+ * its result.
+ *
+ * DESIGN: a worker is single-threaded and owns the consumer side of its
+ * task ring and the producer side of its result ring (see channel.c). It
+ * maps only its own channel: the task ring read-only, the control block and
+ * result ring read-write. Idle, it spins for PP__SPIN_NS checking the ring
+ * head, then announces worker_sleeping and sleeps on the wake_seq futex, so
+ * a busy parent never makes a system call to hand it work. It wakes the
+ * parent through the channel's eventfd only when the parent said it sleeps.
+ *
+ * Before running a task it bumps tasks_started, which tells the parent,
+ * should this process die, exactly which task it was running. It dies with
+ * its parent: PR_SET_PDEATHSIG, plus a check of the death pipe (EOF when
+ * every parent-held write end is gone) whenever a sleep times out.
+ * Workers always leave with _exit(): the program's atexit handlers and
+ * stdio buffers inherited from the parent belong to the parent.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdio_ext.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PP__SPIN_NS 50000u          /* spin this long before sleeping */
+#define PP__IDLE_CHECK_NS 250000000 /* sleeping worker checks for parent death this often */
+
+static struct {
+    pp__ctrl_t *ctrl;
+    unsigned char *res;
+    const unsigned char *task;
+    uint64_t tail;     /* task ring bytes consumed */
+    uint64_t res_head; /* result ring bytes published */
+    uint64_t started;
+    int sock, evfd, death_rd;
+    pid_t parent;
+    pp_buf_t buf;
+} W;
+
+__attribute__((noreturn)) static void worker_exit(int code) {
+    fflush_unlocked(stdout);
+    fflush_unlocked(stderr);
+    _exit(code);
+}
+
+static void check_parent(void) {
+    struct pollfd p = {.fd = W.death_rd, .events = POLLIN};
+    if (getppid() != W.parent || (W.death_rd >= 0 && poll(&p, 1, 0) > 0))
+        worker_exit(0);
+}
+
+/* Sleep until the parent bumps wake_seq, unless ready() turns true. */
+static void idle_wait(bool (*ready)(void)) {
+    uint64_t t0 = pp__now_ns();
+    unsigned n = 0;
+    while (pp__now_ns() - t0 < PP__SPIN_NS) {
+        for (int i = 0; i < 64; i++, n++) {
+            if (ready())
+                return;
+            pp__cpu_relax();
+        }
+    }
+    uint32_t seq = atomic_load_explicit(&W.ctrl->wake_seq, memory_order_acquire);
+    atomic_store_explicit(&W.ctrl->worker_sleeping, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!ready()) {
+        if (pp__futex_wait(&W.ctrl->wake_seq, seq, PP__IDLE_CHECK_NS, true) == -ETIMEDOUT)
+            check_parent();
+    }
+    atomic_store_explicit(&W.ctrl->worker_sleeping, 0, memory_order_relaxed);
+}
+
+static bool task_ready(void) {
+    return atomic_load_explicit(&W.ctrl->task_head, memory_order_acquire) != W.tail ||
+           atomic_load_explicit(&W.ctrl->stop, memory_order_relaxed);
+}
+
+static size_t res_need;
+static bool res_room(void) {
+    uint64_t tail = atomic_load_explicit(&W.ctrl->res_tail, memory_order_acquire);
+    return PP__RES_RING - (size_t)(W.res_head - tail) >= res_need;
+}
+
+static void wake_parent(void) {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&W.ctrl->parent_sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&W.ctrl->parent_sleeping, 0, memory_order_relaxed)) {
+        uint64_t one = 1;
+        ssize_t r = write(W.evfd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+static int send_fd_blocking(int fd) {
+    for (;;) {
+        int r = pp__send_fds(W.sock, "r", 1, &fd, 1);
+        if (r != -EAGAIN)
+            return r;
+        struct pollfd p = {.fd = W.sock, .events = POLLOUT};
+        poll(&p, 1, 100);
+        check_parent();
+    }
+}
+
+static void publish(uint64_t seq, int status, uint64_t run_ns) {
+    pp_buf_t *b = &W.buf;
+    pp__res_hdr_t h = {.kind = PP__REC_RES, .seq = seq, .status = status, .run_ns = run_ns};
+    const char *msg = b->msg;
+    if (status != 0) {
+        h.msg_len = (uint32_t)b->msg_len;
+        if (h.msg_len)
+            h.flags |= PP__F_MSG;
+    } else if (b->memfd >= 0) {
+        int fd = pp__buf_seal(b);
+        if (fd >= 0 && send_fd_blocking(fd) == 0) {
+            h.flags |= PP__F_MEMFD;
+            h.data_len = b->len;
+        } else {
+            int e = fd < 0 ? fd : -EIO;
+            snprintf(b->msg, sizeof b->msg, "the worker could not hand over a %zu-byte result: %s",
+                     b->len, pp_strerror(e));
+            h.status = status = -1;
+            h.msg_len = (uint32_t)strlen(b->msg);
+            h.flags |= PP__F_MSG;
+        }
+        if (fd >= 0)
+            close(fd);
+    } else {
+        h.data_len = b->len;
+    }
+    bool inl = !(h.flags & PP__F_MEMFD) && status == 0;
+    h.rec_len = PP__ALIGN8(sizeof h + PP__ALIGN8(h.msg_len) + (inl ? h.data_len : 0));
+
+    size_t off = (size_t)(W.res_head % PP__RES_RING);
+    res_need = h.rec_len + (off + h.rec_len > PP__RES_RING ? PP__RES_RING - off : 0);
+    while (!res_room())
+        idle_wait(res_room);
+    if (off + h.rec_len > PP__RES_RING) {
+        uint32_t pad = PP__REC_PAD;
+        memcpy(W.res + off, &pad, sizeof pad);
+        W.res_head += PP__RES_RING - off;
+        off = 0;
+    }
+    unsigned char *p = W.res + off;
+    memcpy(p, &h, sizeof h);
+    if (h.msg_len)
+        memcpy(p + sizeof h, msg, h.msg_len);
+    if (inl && h.data_len)
+        memcpy(p + sizeof h + PP__ALIGN8(h.msg_len), b->data, h.data_len);
+    W.res_head += h.rec_len;
+    atomic_store_explicit(&W.ctrl->res_head, W.res_head, memory_order_release);
+    wake_parent();
+}
+
+static int map_channel(const pp__boot_t *b) {
+    void *c = mmap(NULL, PP__CTRL_SIZE + PP__RES_RING, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   b->ctrl_fd, 0);
+    if (c == MAP_FAILED)
+        return -1;
+    void *t = mmap(NULL, PP__TASK_RING, PROT_READ, MAP_SHARED, b->task_ro_fd, 0);
+    if (t == MAP_FAILED)
+        return -1;
+    W.ctrl = c;
+    W.res = (unsigned char *)c + PP__CTRL_SIZE;
+    W.task = t;
+    W.tail = 0;
+    W.res_head = atomic_load_explicit(&W.ctrl->res_head, memory_order_relaxed);
+    close(b->ctrl_fd);
+    close(b->task_ro_fd);
+    return 0;
+}
+
+/* Map a large argument that came as a memfd; returns NULL on failure. */
+static const void *map_arg(size_t len, void **map, size_t *map_len) {
+    int fd = -1, n = 0;
+    char c;
+    *map = NULL;
+    *map_len = 0;
+    for (;;) {
+        ssize_t r = pp__recv_fds(W.sock, &c, 1, &fd, 1, &n, 0);
+        if (r > 0)
+            break;
+        if (r == 0)
+            worker_exit(0);
+        return NULL;
+    }
+    if (n != 1)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size < len) {
+        close(fd);
+        return NULL;
+    }
+    void *p = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (p == MAP_FAILED)
+        return NULL;
+    *map = p;
+    *map_len = len;
+    return p;
+}
+
+__attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
+    W.parent = b->parent_pid;
+    W.sock = b->sock;
+    W.evfd = b->evfd;
+    W.death_rd = b->death_rd;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    pp__child_reset_signals();
+    check_parent();
+    __fpurge(stdout); /* the parent's unwritten output is the parent's */
+    __fpurge(stderr);
+    if (map_channel(b) < 0)
+        worker_exit(120);
+    pp__buf_init(&W.buf);
+    if (b->initializer)
+        b->initializer(b->initarg);
+
+    unsigned done = 0;
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&W.ctrl->task_head, memory_order_acquire);
+        if (head == W.tail) {
+            if (atomic_load_explicit(&W.ctrl->stop, memory_order_acquire))
+                worker_exit(0);
+            idle_wait(task_ready);
+            continue;
+        }
+        size_t off = (size_t)(W.tail % PP__TASK_RING);
+        uint32_t kind;
+        memcpy(&kind, W.task + off, sizeof kind);
+        if (kind == PP__REC_PAD) {
+            W.tail += PP__TASK_RING - off;
+            continue;
+        }
+        pp__task_hdr_t h;
+        memcpy(&h, W.task + off, sizeof h);
+        if (h.kind != PP__REC_TASK || h.rec_len < sizeof h || h.rec_len > PP__TASK_RING - off)
+            worker_exit(121); /* the parent never writes this: give up loudly */
+        atomic_store_explicit(&W.ctrl->tasks_started, ++W.started, memory_order_release);
+
+        void *map = NULL;
+        size_t map_len = 0;
+        const void *arg = W.task + off + sizeof h;
+        if (h.flags & PP__F_MEMFD)
+            arg = map_arg((size_t)h.arg_len, &map, &map_len);
+        pp__buf_reset(&W.buf);
+        int status;
+        uint64_t t0 = pp__now_ns();
+        if (!arg && h.arg_len) {
+            status = pp_buf_fail(&W.buf, "the worker could not map the task's %llu-byte argument",
+                                 (unsigned long long)h.arg_len);
+        } else {
+            pp_task_fn fn = (pp_task_fn)(uintptr_t)h.fn;
+            status = fn(arg, (size_t)h.arg_len, &W.buf);
+        }
+        uint64_t run = pp__now_ns() - t0;
+        if (map)
+            munmap(map, map_len);
+        W.tail += h.rec_len;
+        publish(h.seq, status, run);
+        if (b->max_tasks && ++done >= b->max_tasks)
+            worker_exit(0);
+    }
+}
