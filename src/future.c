@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #define WAIT_SPIN_NS 50000u
@@ -117,13 +118,31 @@ int pp_future_wait(pp_future_t *f, double timeout) {
     uint64_t limit = UINT64_MAX;
     if (timeout > 0)
         limit = timeout > 1e9 ? UINT64_MAX : (uint64_t)(timeout * 1e9);
-    /* spin, draining results ourselves */
+    /* spin, draining results ourselves; meanwhile the supervisor need not be woken per result */
+    pp_pool_t *pool = f->pool;
+    atomic_fetch_add_explicit(&pool->drainers, 1, memory_order_seq_cst);
+    bool done = false;
     while (pp__now_ns() - start < WAIT_SPIN_NS) {
-        pp__drain(f->pool, false);
-        if (is_done(f))
-            return 0;
+        pp__drain(pool, false);
+        if ((done = is_done(f)))
+            break;
         for (int i = 0; i < 32; i++)
             pp__cpu_relax();
+    }
+    if (atomic_fetch_sub_explicit(&pool->drainers, 1, memory_order_seq_cst) == 1 &&
+        atomic_load_explicit(&pool->sup_passive, memory_order_seq_cst))
+        pp__pool_wake_supervisor(pool); /* nobody drains now: it must arm the channels */
+    if (done)
+        return 0;
+    if (pp__on_supervisor(pool)) {
+        /* a callback waiting: the supervisor cannot drain for us, so poll */
+        while (!is_done(f)) {
+            if (pp__now_ns() - start >= limit)
+                return -ETIMEDOUT;
+            if (!pp__drain(pool, true))
+                sched_yield();
+        }
+        return 0;
     }
     for (;;) {
         uint64_t el = pp__now_ns() - start;

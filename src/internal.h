@@ -62,25 +62,20 @@ enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u };
 
 /* Control block at the start of the ctrl+result memfd. Fields written by
  * one side only, each on its own cache line. */
+#define PP__LINE(type, name) \
+    type name;               \
+    char name##_pad[PP__CACHELINE - sizeof(type)]
 typedef struct pp__ctrl {
-    /* written by the parent */
-    _Atomic uint64_t task_head;   /* bytes of task ring published */
-    _Atomic uint32_t wake_seq;    /* futex word the worker sleeps on */
-    _Atomic uint32_t stop;        /* 1: exit when the ring is empty */
-    char pad0[PP__CACHELINE - 16];
+    /* written by the parent; the worker spins on task_head */
+    PP__LINE(_Atomic uint64_t, task_head); /* bytes of task ring published */
+    PP__LINE(_Atomic uint32_t, wake_seq);  /* futex word the worker sleeps on */
+    PP__LINE(_Atomic uint32_t, stop);      /* 1: exit once the ring is empty */
+    PP__LINE(_Atomic uint64_t, res_tail);  /* bytes of result ring consumed */
+    PP__LINE(_Atomic uint32_t, parent_sleeping); /* parent asks for an eventfd write */
     /* written by the worker */
-    _Atomic uint32_t worker_sleeping;
-    uint32_t pad1a;
-    _Atomic uint64_t tasks_started; /* how many task records the worker began */
-    char pad1[PP__CACHELINE - 16];
-    /* written by the worker */
-    _Atomic uint64_t res_head;    /* bytes of result ring published */
-    char pad2[PP__CACHELINE - 8];
-    /* written by the parent */
-    _Atomic uint64_t res_tail;    /* bytes of result ring consumed */
-    _Atomic uint32_t parent_sleeping; /* parent asks for an eventfd write */
-    uint32_t pad3a;
-    char pad3[PP__CACHELINE - 16];
+    PP__LINE(_Atomic uint32_t, worker_sleeping);
+    PP__LINE(_Atomic uint64_t, tasks_started); /* how many task records it began */
+    PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
 } pp__ctrl_t;
 
 typedef struct pp__task_hdr {
@@ -225,7 +220,8 @@ struct pp_pool {
 
     pthread_t supervisor;
     int ctl_evfd;              /* kicks the supervisor */
-    _Atomic uint32_t sup_sleeping;
+    _Atomic uint32_t drainers;  /* threads spinning in pp_future_wait, draining results */
+    _Atomic uint32_t sup_passive; /* supervisor left the channels unarmed for them */
     int death_pipe[2];         /* workers and zygote hold [0]; parent holds [1] */
     pid_t zygote_pid;
     int zygote_pidfd;
@@ -254,6 +250,7 @@ int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s);
 int pp__worker_depth(const pp_pool_t *pool);
 
 /* supervise.c */
+bool pp__on_supervisor(const pp_pool_t *pool); /* is the calling thread pool's supervisor? */
 void *pp__supervisor_main(void *arg);
 void pp__queue_callback(pp_pool_t *pool, pp_future_t *f);
 

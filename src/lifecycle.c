@@ -184,7 +184,7 @@ int pp_pool_close(pp_pool_t *pool) {
 int pp_pool_terminate(pp_pool_t *pool) {
     if (!pool)
         return -EINVAL;
-    if (pthread_equal(pthread_self(), pool->supervisor))
+    if (pp__on_supervisor(pool))
         return -EDEADLK;
     pthread_mutex_lock(&pool->lock);
     pool->closed = true;
@@ -208,7 +208,7 @@ int pp_pool_join(pp_pool_t *pool) {
     pthread_mutex_unlock(&pool->lock);
     if (!ok)
         return -EINVAL;
-    if (pthread_equal(pthread_self(), pool->supervisor))
+    if (pp__on_supervisor(pool))
         return -EDEADLK;
     pp__pool_wake_supervisor(pool);
     return wait_finished_and_join(pool);
@@ -217,7 +217,7 @@ int pp_pool_join(pp_pool_t *pool) {
 void pp_pool_destroy(pp_pool_t *pool) {
     if (!pool)
         return;
-    if (pthread_equal(pthread_self(), pool->supervisor))
+    if (pp__on_supervisor(pool))
         return; /* from a callback: cannot wait for ourselves */
     pthread_mutex_lock(&pool->lock);
     bool finished = pool->finished;

@@ -42,6 +42,11 @@
 #define TERM_GRACE_NS 200000000u   /* SIGTERM, then SIGKILL after this */
 #define EARLY_DEATH_NS 1000000000u /* a death this soon after birth, with no task done, is early */
 #define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
+#define PASSIVE_MS 2               /* re-check period while waiters drain for us */
+
+static __thread const pp_pool_t *current_pool; /* set on a supervisor thread */
+
+bool pp__on_supervisor(const pp_pool_t *pool) { return current_pool == pool; }
 
 /* ---------------------------------------------------------------- */
 /* callbacks                                                         */
@@ -57,7 +62,7 @@ void pp__queue_callback(pp_pool_t *pool, pp_future_t *f) {
         pool->cb_head = f;
     pool->cb_tail = f;
     pthread_mutex_unlock(&pool->cb_lock);
-    if (first && !pthread_equal(pthread_self(), pool->supervisor))
+    if (first && !pp__on_supervisor(pool))
         pp__pool_wake_supervisor(pool);
 }
 
@@ -374,6 +379,7 @@ static void drain_counter(int fd) {
 
 void *pp__supervisor_main(void *arg) {
     pp_pool_t *pool = arg;
+    current_pool = pool;
     prctl(PR_SET_NAME, "procpool-sup");
     int err = pp__zygote_start(pool);
     bool direct = pool->opt.start_method == PP_START_FORK;
@@ -468,6 +474,14 @@ void *pp__supervisor_main(void *arg) {
             who[n++] = NULL;
         }
         bool ready = false;
+        /* While threads spin in pp_future_wait they drain the rings: stay
+         * passive (no eventfd write per result) and look again shortly. */
+        atomic_store_explicit(&pool->sup_passive, 1, memory_order_seq_cst);
+        bool passive = atomic_load_explicit(&pool->drainers, memory_order_seq_cst) > 0;
+        if (!passive)
+            atomic_store_explicit(&pool->sup_passive, 0, memory_order_relaxed);
+        else if (timeout_ms < 0 || timeout_ms > PASSIVE_MS)
+            timeout_ms = PASSIVE_MS;
         for (int i = 0; i < pool->nworkers; i++) {
             pp__worker_t *w = &pool->workers[i];
             if (w->state == PP__W_EMPTY)
@@ -479,7 +493,8 @@ void *pp__supervisor_main(void *arg) {
             if (w->chan.ctrl && !w->broken) {
                 pfd[n] = (struct pollfd){.fd = w->chan.evfd, .events = POLLIN};
                 who[n++] = w;
-                atomic_store_explicit(&w->chan.ctrl->parent_sleeping, 1, memory_order_relaxed);
+                if (!passive)
+                    atomic_store_explicit(&w->chan.ctrl->parent_sleeping, 1, memory_order_relaxed);
             }
         }
         atomic_thread_fence(memory_order_seq_cst);
