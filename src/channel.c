@@ -143,7 +143,11 @@ bool pp__chan_has_result(const pp__chan_t *c) {
     return atomic_load_explicit(&c->ctrl->res_head, memory_order_relaxed) != c->res_tail;
 }
 
-static void store_res_tail(pp__chan_t *c) {
+/* Hand the consumed part of the result ring back to the worker (once per
+ * drained batch, not per record); wake it if it waits for room. */
+void pp__chan_release_results(pp__chan_t *c) {
+    if (atomic_load_explicit(&c->ctrl->res_tail, memory_order_relaxed) == c->res_tail)
+        return;
     atomic_store_explicit(&c->ctrl->res_tail, c->res_tail, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&c->ctrl->worker_sleeping, memory_order_relaxed)) {
@@ -167,7 +171,6 @@ int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **
             if (c->res_tail + skip > head)
                 return -EPROTO;
             c->res_tail += skip;
-            store_res_tail(c);
             continue;
         }
         if (kind != PP__REC_RES || PP__RES_RING - off < sizeof *h)
@@ -189,5 +192,4 @@ int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **
 
 void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h) {
     c->res_tail += h->rec_len;
-    store_res_tail(c);
 }

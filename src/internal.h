@@ -75,6 +75,7 @@ typedef struct pp__ctrl {
     /* written by the worker */
     PP__LINE(_Atomic uint32_t, worker_sleeping);
     PP__LINE(_Atomic uint64_t, tasks_started); /* how many task records it began */
+    PP__LINE(_Atomic uint64_t, task_start_ns); /* CLOCK_MONOTONIC when the latest began */
     PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
 } pp__ctrl_t;
 
@@ -127,6 +128,7 @@ void pp__chan_publish(pp__chan_t *c);
 /* Copy out the validated next result header; 1 got one, 0 none, <0 protocol error. */
 int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **body);
 void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h);
+void pp__chan_release_results(pp__chan_t *c);
 bool pp__chan_has_result(const pp__chan_t *c);
 
 /* ------------------------------------------------------------------ */
@@ -190,6 +192,8 @@ typedef struct pp__worker {
     bool from_zygote;
     bool exited;           /* pidfd fired or zygote reported */
     bool broken;           /* broke the protocol: killed, being replaced */
+    bool timed_out;        /* killed for running past task_timeout */
+    uint64_t kill_at;      /* timed out: SIGKILL at this time if still alive */
     unsigned memfd_inflight; /* large args whose fd sits in the socket */
     bool have_status;
     int wait_code, wait_status; /* siginfo si_code / si_status */

@@ -416,6 +416,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         pp__future_complete(f, err, h.status, msg);
         n++;
     }
+    pp__chan_release_results(&w->chan);
     return n;
 }
 

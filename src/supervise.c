@@ -135,7 +135,8 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
     w->seq_next = w->seq_done = 0;
     w->dispatched = w->completed = 0;
     w->memfd_inflight = 0;
-    w->broken = w->exited = w->have_status = false;
+    w->broken = w->exited = w->have_status = w->timed_out = false;
+    w->kill_at = 0;
     w->pid = 0;
     w->born_ns = pp__now_ns();
     w->state = PP__W_STARTING;
@@ -191,7 +192,8 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     char why[256];
     if (!w->broken)
         pp__drain_worker(pool, w);
-    uint64_t started = atomic_load_explicit(&w->chan.ctrl->tasks_started, memory_order_acquire);
+    uint64_t raw_started = atomic_load_explicit(&w->chan.ctrl->tasks_started, memory_order_acquire);
+    uint64_t started = raw_started;
     if (started < w->seq_done)
         started = w->seq_done;
     if (started > w->seq_next)
@@ -202,7 +204,9 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     else
         pp__describe_status(why, sizeof why, w->pid, w->have_status ? w->wait_code : 0,
                             w->wait_status);
-    bool early = w->completed == 0 && pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&
+    /* early: died before taking any work (a crashing initializer, say) */
+    bool early = w->completed == 0 && raw_started == 0 && !w->timed_out &&
+                 pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&
                  !(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0);
     for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
         pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
@@ -210,6 +214,13 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             pp__future_set_fail(s->f, PP_ECANCELED, "the pool was terminated before the task finished");
+        } else if (seq < started && w->timed_out && seq == w->seq_done) {
+            pp__close(&s->argfd);
+            pool->inflight_total--;
+            pp__future_set_fail(s->f, PP_ETASKTIMEOUT,
+                                "the task ran past the pool's task_timeout of %g s; "
+                                "worker process %d was killed",
+                                pool->opt.task_timeout, (int)w->pid);
         } else if (seq < started) {
             pp__close(&s->argfd);
             pool->inflight_total--;
@@ -342,6 +353,59 @@ static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
 }
 
 /* ---------------------------------------------------------------- */
+/* task timeouts                                                     */
+/* ---------------------------------------------------------------- */
+
+#define TIMEOUT_TICK_MS 20    /* look at running tasks this often while any is in flight */
+#define TIMEOUT_KILL_NS 50000000u /* SIGTERM, then SIGKILL this much later */
+
+/* Kill workers whose running task is past its deadline; returns the poll
+ * timeout (ms) needed to catch the next one, or -1. Pool lock held. */
+static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
+    if (pool->opt.task_timeout <= 0)
+        return -1;
+    uint64_t limit = pool->opt.task_timeout >= 1e9 ? UINT64_MAX / 2
+                                                   : (uint64_t)(pool->opt.task_timeout * 1e9);
+    int64_t next = -1;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY || !w->chan.ctrl || w->seq_done == w->seq_next)
+            continue;
+        if (w->timed_out) {
+            if (w->kill_at && now >= w->kill_at) {
+                pp__pidfd_signal(w->pidfd, SIGKILL);
+                w->kill_at = 0;
+            }
+            if (w->kill_at)
+                next = next < 0 ? TIMEOUT_TICK_MS : next;
+            continue;
+        }
+        uint64_t started = atomic_load_explicit(&w->chan.ctrl->tasks_started, memory_order_acquire);
+        int64_t wait_ms = TIMEOUT_TICK_MS;
+        if (started > w->seq_done && started <= w->seq_next) {
+            pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
+            if (!s->start_ns) {
+                /* the worker says when it began; believe it only within reason */
+                uint64_t t = atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
+                s->start_ns = (t > now || now - t > TIMEOUT_TICK_MS * 4000000ull) ? now : t;
+            }
+            uint64_t deadline = s->start_ns + limit;
+            if (now >= deadline) {
+                w->timed_out = true;
+                w->kill_at = now + TIMEOUT_KILL_NS;
+                pp__pidfd_signal(w->pidfd, SIGTERM);
+                wait_ms = TIMEOUT_KILL_NS / 1000000u;
+            } else if ((deadline - now) / 1000000u < (uint64_t)wait_ms) {
+                wait_ms = (int64_t)((deadline - now) / 1000000u) + 1;
+            }
+        }
+        if (next < 0 || wait_ms < next)
+            next = wait_ms;
+    }
+    return next;
+}
+
+/* ---------------------------------------------------------------- */
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
@@ -429,6 +493,9 @@ void *pp__supervisor_main(void *arg) {
         }
         if (pool->pend_head)
             pp__pool_dispatch_locked(pool);
+        int64_t tmo = check_timeouts(pool, now);
+        if (tmo >= 0 && (timeout_ms < 0 || tmo < timeout_ms))
+            timeout_ms = tmo;
 
         /* join and terminate */
         if (pool->terminating && !killed) {

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #define PP__SPIN_NS 50000u          /* spin this long before sleeping */
+#define PP__PURE_SPIN_NS 5000u      /* of which this long without yielding */
 #define PP__IDLE_CHECK_NS 250000000 /* sleeping worker checks for parent death this often */
 
 static struct {
@@ -59,14 +61,18 @@ static void check_parent(void) {
 
 /* Sleep until the parent bumps wake_seq, unless ready() turns true. */
 static void idle_wait(bool (*ready)(void)) {
-    uint64_t t0 = pp__now_ns();
-    unsigned n = 0;
-    while (pp__now_ns() - t0 < PP__SPIN_NS) {
-        for (int i = 0; i < 64; i++, n++) {
+    uint64_t t0 = pp__now_ns(), el;
+    while ((el = pp__now_ns() - t0) < PP__SPIN_NS) {
+        for (int i = 0; i < 64; i++) {
             if (ready())
                 return;
             pp__cpu_relax();
         }
+        /* past a short pure spin, give the CPU away between looks: on a
+         * machine with more runnable threads than cores the producer we
+         * wait for may need exactly this core */
+        if (el > PP__PURE_SPIN_NS)
+            sched_yield();
     }
     uint32_t seq = atomic_load_explicit(&W.ctrl->wake_seq, memory_order_acquire);
     atomic_store_explicit(&W.ctrl->worker_sleeping, 1, memory_order_relaxed);
@@ -214,6 +220,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
     W.evfd = b->evfd;
     W.death_rd = b->death_rd;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_NAME, "procpool-worker");
     pp__child_reset_signals();
     check_parent();
     __fpurge(stdout); /* the parent's unwritten output is the parent's */
@@ -244,6 +251,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         memcpy(&h, W.task + off, sizeof h);
         if (h.kind != PP__REC_TASK || h.rec_len < sizeof h || h.rec_len > PP__TASK_RING - off)
             worker_exit(121); /* the parent never writes this: give up loudly */
+        atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
         atomic_store_explicit(&W.ctrl->tasks_started, ++W.started, memory_order_release);
 
         void *map = NULL;

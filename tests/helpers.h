@@ -1,0 +1,126 @@
+/*
+ * helpers.h - small shared helpers for the procpool cmocka tests.
+ * Only static inline functions and macros; include after <cmocka.h>.
+ */
+#ifndef PP_TEST_HELPERS_H
+#define PP_TEST_HELPERS_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "procpool.h"
+
+/* Compare two return codes and print their symbolic names on mismatch. */
+#define assert_rc(actual, expected)                                                      \
+    do {                                                                                 \
+        int pp_a_ = (int)(actual), pp_e_ = (int)(expected);                              \
+        if (pp_a_ != pp_e_)                                                              \
+            fail_msg("%s returned %d (%s), expected %d (%s)", #actual, pp_a_,            \
+                     pp_err_name(pp_a_), pp_e_, pp_err_name(pp_e_));                     \
+    } while (0)
+
+/* Seconds on the monotonic clock. */
+static inline double ppt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void ppt_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Hang guard: the default SIGALRM action kills the test binary. Workers do
+ * not inherit alarms. Also flush stdout so forked workers carry no buffered
+ * output. */
+static inline void ppt_hang_guard(unsigned seconds) {
+    unsetenv("PROCPOOL_CPUS");
+    fflush(stdout);
+    fflush(stderr);
+    alarm(seconds);
+}
+
+/* Create a pool with `processes` workers (other options default); fails the
+ * test on error. */
+static inline pp_pool_t *ppt_pool(int processes) {
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.processes = processes;
+    pp_pool_t *pool = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    int rc = pp_pool_create(&pool, &opt);
+    if (rc != 0 || pool == NULL)
+        fail_msg("pp_pool_create(processes=%d) returned %d (%s)", processes, rc, pp_err_name(rc));
+    return pool;
+}
+
+/* Close, join, destroy; fails the test if close or join fail. */
+static inline void ppt_finish(pp_pool_t *pool) {
+    assert_rc(pp_pool_close(pool), 0);
+    assert_rc(pp_pool_join(pool), 0);
+    pp_pool_destroy(pool);
+}
+
+/* Wait up to `timeout` s for f and return the result as a long (the task put
+ * a long into its result); fails the test on error. */
+static inline long ppt_get_long(pp_future_t *f, double timeout) {
+    const void *d = NULL;
+    size_t n = 99;
+    int rc = pp_future_get(f, timeout, &d, &n);
+    if (rc != 0)
+        fail_msg("pp_future_get returned %d (%s): %s", rc, pp_err_name(rc),
+                 pp_future_error(f) ? pp_future_error(f) : "(no message)");
+    if (d == NULL || n != sizeof(long))
+        fail_msg("pp_future_get gave data %p len %zu, expected a long", d, n);
+    long v;
+    memcpy(&v, d, sizeof v);
+    return v;
+}
+
+/* Read a process's state letter and start time (field 22) from
+ * /proc/<pid>/stat. Returns 0, or -1 when the process does not exist. */
+static inline int ppt_proc_stat(pid_t pid, char *state, unsigned long long *starttime, pid_t *ppid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p += 2; /* field 3: state */
+    char st = *p;
+    int pp = 0;
+    unsigned long long start = 0;
+    /* fields after state: ppid(4) ... starttime(22) */
+    int field = 3;
+    char *save = NULL;
+    for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
+        if (field == 4)
+            pp = atoi(tok);
+        if (field == 22) {
+            start = strtoull(tok, NULL, 10);
+            break;
+        }
+    }
+    if (state)
+        *state = st;
+    if (starttime)
+        *starttime = start;
+    if (ppid)
+        *ppid = (pid_t)pp;
+    return 0;
+}
+
+#endif /* PP_TEST_HELPERS_H */
