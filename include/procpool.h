@@ -288,6 +288,138 @@ PP_EXTERN int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata);
  */
 PP_EXTERN void pp_future_free(pp_future_t *f);
 
+/* ------------------------------------------------------------------------ */
+/* Map family                                                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Chunk sizes. A chunk of items travels to a worker as one message and its
+ * results come back as one message. chunksize 0 picks Python's rule:
+ * ceil(count / (4 * processes)). PP_CHUNK_AUTO sizes chunks by measured
+ * task time instead: small chunks first, then chunks that take about a
+ * millisecond each, shrinking again near the end of the input so that
+ * uneven workloads finish together.
+ */
+#define PP_CHUNK_AUTO ((size_t)-1)
+
+/*
+ * pp_map - run fn on count items of item_size bytes each (the i-th item is
+ * items[i*item_size .. (i+1)*item_size)) and wait. Each call must produce
+ * exactly result_size bytes, stored at results[i*result_size]; an item
+ * whose result has another size fails with PP_ETASK (nothing is written
+ * outside its slot). items and results must stay valid until the call
+ * returns; items are copied into the workers' shared memory a chunk at a
+ * time, so only a bounded window of chunks is in flight however large
+ * count is.
+ * Returns 0 when every item succeeded; otherwise the error of the
+ * lowest-index item that failed (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
+ * PP_ECANCELED, PP_EPROTO); the other items' results are still stored.
+ * Errors before anything runs: -EINVAL (pool or fn NULL, items NULL with
+ * count > 0 and item_size > 0, results NULL with count > 0 and
+ * result_size > 0, item_size * count overflowing), PP_ECLOSED, -ENOMEM.
+ * Use pp_map_async to read the failing item's message.
+ */
+PP_EXTERN int pp_map(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
+                     size_t count, void *results, size_t result_size, size_t chunksize);
+
+/*
+ * pp_map_async - the same, not blocking. The future is done when every
+ * result is stored (or the map failed); items and results must stay valid
+ * and untouched until then. pp_future_get gives 0 (data: 0 bytes) or the
+ * lowest-index failing item's error; pp_future_error then has that item's
+ * message, prefixed with its index ("item 17: ..."). pp_future_progress
+ * reports items done. Freeing the future before it is done cancels the
+ * map: chunks not yet sent are dropped, results of chunks still running
+ * are discarded, and once pp_future_free returns the library touches
+ * neither items nor results again; the pool stays usable.
+ * Returns 0 and sets *future, or the errors of pp_map (and *future NULL).
+ */
+PP_EXTERN int pp_map_async(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
+                           size_t count, void *results, size_t result_size, size_t chunksize,
+                           pp_future_t **future);
+
+/*
+ * pp_future_progress - how many items of a map are done (succeeded or
+ * failed) and how many there are. For a single task: 0 or 1 of 1. Cheap
+ * (two atomic loads): poll it as often as you like. done or total may be
+ * NULL. Returns 0 or -EINVAL (f NULL).
+ */
+PP_EXTERN int pp_future_progress(const pp_future_t *f, size_t *done, size_t *total);
+
+typedef struct pp_iter pp_iter_t;
+
+/*
+ * pp_imap / pp_imap_unordered - lazy results: in input order (imap) or as
+ * they complete (imap_unordered), read with pp_iter_next. Each result may
+ * have any size. Memory is bounded: at most a window of chunks (four per
+ * worker) is sent or held; an ordered iterator whose consumer is slower
+ * than the workers stops sending rather than buffering everything. items
+ * must stay valid until the iterator is freed.
+ * Returns 0 and sets *it; -EINVAL (pool, fn or it NULL, items NULL with
+ * count > 0 and item_size > 0, overflow), PP_ECLOSED, -ENOMEM.
+ */
+PP_EXTERN int pp_imap(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
+                      size_t count, size_t chunksize, pp_iter_t **it);
+PP_EXTERN int pp_imap_unordered(pp_pool_t *pool, pp_task_fn fn, const void *items,
+                                size_t item_size, size_t count, size_t chunksize, pp_iter_t **it);
+
+/*
+ * pp_feed_fn - streaming input for pp_imap_feed. Called to get the next
+ * item: set *item and *len (any size; the bytes are copied before the next
+ * call) and return 1, or return 0 at the end of the input, or a negative
+ * error code to stop feeding (reported by pp_iter_next, see below). It is
+ * only ever called from the thread inside pp_imap_feed or pp_iter_next, one
+ * call at a time.
+ */
+typedef int (*pp_feed_fn)(void *userdata, const void **item, size_t *len);
+
+enum { PP_ORDERED = 0, PP_UNORDERED = 1 };
+
+/*
+ * pp_imap_feed - like pp_imap over items produced one at a time by feed
+ * (lines of a file, records from a socket): inputs that do not fit in
+ * memory can be mapped, since only the window of chunks in flight is held.
+ * flags: PP_ORDERED or PP_UNORDERED. chunksize 0 means PP_CHUNK_AUTO here
+ * (the count is not known in advance). The feed is called again while
+ * pp_iter_next waits, to keep the window full.
+ * Returns 0 and sets *it; -EINVAL (pool, fn, feed or it NULL, unknown
+ * flags), PP_ECLOSED, -ENOMEM.
+ */
+PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void *userdata,
+                           size_t chunksize, int flags, pp_iter_t **it);
+
+/*
+ * pp_iter_next - the next result.
+ * Returns 1 with *index (the item's input position), *data and *len set
+ * (valid until the next call on it or pp_iter_free; data is never NULL);
+ * 0 when every item has been reported; -ETIMEDOUT when nothing arrived
+ * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
+ * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
+ * -ENOMEM) with *index set and pp_iter_error() giving its message -- the
+ * iteration goes on with the next call. A feed error ends the input: it is
+ * returned once, with *index set to the number of items fed, after the
+ * items before it. index, data and len may be NULL. One thread at a time.
+ */
+PP_EXTERN int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data,
+                           size_t *len);
+
+/* pp_iter_error - the message of the failure pp_iter_next just returned, else NULL. */
+PP_EXTERN const char *pp_iter_error(const pp_iter_t *it);
+
+/*
+ * pp_iter_progress - items done (completed by workers, read or not) and
+ * the total: for pp_imap_feed the total is the number fed so far until the
+ * feed has ended. Returns 0 or -EINVAL.
+ */
+PP_EXTERN int pp_iter_progress(const pp_iter_t *it, size_t *done, size_t *total);
+
+/*
+ * pp_iter_free - release the iterator. Chunks not yet sent are cancelled;
+ * the few already sent finish in the workers and their results are
+ * dropped; the pool stays usable. NULL is a no-op.
+ */
+PP_EXTERN void pp_iter_free(pp_iter_t *it);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,9 +106,8 @@ size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd) {
     return used + need <= PP__TASK_RING ? need : 0;
 }
 
-uint64_t pp__chan_push_task(pp__chan_t *c, uint64_t seq, pp_task_fn fn, const void *arg,
-                            size_t arg_len, bool memfd) {
-    size_t len = task_rec_len(arg_len, memfd);
+uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *hin, const void *arg, bool memfd) {
+    size_t len = task_rec_len((size_t)hin->arg_len, memfd);
     size_t off = (size_t)(c->head % PP__TASK_RING);
     if (off + len > PP__TASK_RING) {
         uint32_t pad = PP__REC_PAD;
@@ -116,15 +115,13 @@ uint64_t pp__chan_push_task(pp__chan_t *c, uint64_t seq, pp_task_fn fn, const vo
         c->head += PP__TASK_RING - off;
         off = 0;
     }
-    pp__task_hdr_t h = {.kind = PP__REC_TASK,
-                        .flags = memfd ? PP__F_MEMFD : 0,
-                        .seq = seq,
-                        .fn = (uint64_t)(uintptr_t)fn,
-                        .arg_len = arg_len,
-                        .rec_len = len};
+    pp__task_hdr_t h = *hin;
+    h.kind = PP__REC_TASK;
+    h.flags |= memfd ? PP__F_MEMFD : 0;
+    h.rec_len = len;
     memcpy(c->task + off, &h, sizeof h);
-    if (!memfd && arg_len)
-        memcpy(c->task + off + sizeof h, arg, arg_len);
+    if (!memfd && h.arg_len)
+        memcpy(c->task + off + sizeof h, arg, (size_t)h.arg_len);
     c->head += len;
     return c->head;
 }

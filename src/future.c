@@ -51,6 +51,10 @@ pp_future_t *pp__future_new(pp_pool_t *pool) {
     f->cb = NULL;
     f->cb_arg = NULL;
     f->pool = pool;
+    f->job = NULL;
+    f->is_map = false;
+    atomic_init(&f->prog_done, 0);
+    atomic_init(&f->prog_total, 1);
     f->next = NULL;
     atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
     return f;
@@ -220,6 +224,9 @@ int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata) {
 }
 
 void pp_future_free(pp_future_t *f) {
-    if (f)
-        pp__future_unref(f);
+    if (!f)
+        return;
+    if (f->is_map && !(atomic_load_explicit(&f->state, memory_order_acquire) & PP__FS_DONE))
+        pp__future_cancel_job(f); /* a map still running: stop it first */
+    pp__future_unref(f);
 }

@@ -58,7 +58,16 @@ void pp__child_reset_signals(void);
 #define PP__INLINE_MAX (PP__TASK_RING / 4) /* larger args/results go by memfd */
 
 enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
-enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u };
+enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u, PP__F_CHUNK = 4u, PP__F_VAR = 8u };
+/* PP__F_CHUNK: the argument is nitems items of item_size bytes each;
+ * PP__F_CHUNK|PP__F_VAR: nitems items, each [u64 len][bytes, padded to 8].
+ * A chunk's result data is, per item, a pp__item_hdr_t, the message and the
+ * data (each padded to 8). */
+typedef struct pp__item_hdr {
+    int32_t status;
+    uint32_t msg_len;
+    uint64_t data_len;
+} pp__item_hdr_t;
 
 /* Control block at the start of the ctrl+result memfd. Fields written by
  * one side only, each on its own cache line. */
@@ -76,6 +85,7 @@ typedef struct pp__ctrl {
     PP__LINE(_Atomic uint32_t, worker_sleeping);
     PP__LINE(_Atomic uint64_t, tasks_started); /* how many task records it began */
     PP__LINE(_Atomic uint64_t, task_start_ns); /* CLOCK_MONOTONIC when the latest began */
+    PP__LINE(_Atomic uint64_t, item_index);    /* item of the running chunk */
     PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
 } pp__ctrl_t;
 
@@ -86,6 +96,8 @@ typedef struct pp__task_hdr {
     uint64_t fn;
     uint64_t arg_len;
     uint64_t rec_len; /* whole record, 8-aligned */
+    uint64_t nitems;  /* chunks only */
+    uint64_t item_size;
 } pp__task_hdr_t;
 
 typedef struct pp__res_hdr {
@@ -122,14 +134,15 @@ void pp__chan_close_worker_fds(pp__chan_t *c);
 /* Room for a task with arg_len bytes inline (or as memfd)? Returns the record size or 0. */
 size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd);
 /* Write one task record (caller checked room); returns the record end offset. */
-uint64_t pp__chan_push_task(pp__chan_t *c, uint64_t seq, pp_task_fn fn, const void *arg,
-                            size_t arg_len, bool memfd);
+uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *h, const void *arg, bool memfd);
 void pp__chan_publish(pp__chan_t *c);
 /* Copy out the validated next result header; 1 got one, 0 none, <0 protocol error. */
 int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **body);
 void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h);
 void pp__chan_release_results(pp__chan_t *c);
 bool pp__chan_has_result(const pp__chan_t *c);
+
+typedef struct pp__job pp__job_t;
 
 /* ------------------------------------------------------------------ */
 /* future.c                                                            */
@@ -152,6 +165,9 @@ struct pp_future {
     pp_done_fn cb;
     void *cb_arg;
     pp_pool_t *pool;          /* kept alive by pool->refs until freed */
+    pp__job_t *job;           /* map_async: the job feeding this future (pool lock) */
+    bool is_map;              /* set at creation: free must cancel the job */
+    _Atomic size_t prog_done, prog_total;
     pp_future_t *next;        /* callback queue link */
     unsigned char small[PP__SMALL_RESULT];
 };
@@ -170,7 +186,12 @@ enum { PP__W_EMPTY = 0, PP__W_STARTING, PP__W_READY, PP__W_RETIRING, PP__W_DEAD 
 /* One task the parent knows about: pending in the pool queue, or in flight
  * on a worker (slot of its in-flight ring). */
 typedef struct pp__task {
-    pp_future_t *f;
+    pp_future_t *f;     /* a single task's future, or NULL for a chunk */
+    pp__job_t *job;     /* a chunk of this map job */
+    size_t lo, n;       /* chunk: items [lo, lo+n) */
+    void *blob;         /* chunk of fed items: its packed bytes (owned) */
+    uint32_t flags;     /* chunk: PP__F_CHUNK[|PP__F_VAR] */
+    size_t item_size;
     pp_task_fn fn;
     void *arg;          /* pending only: malloc'd copy (NULL for memfd args) */
     size_t arg_len;
@@ -216,6 +237,7 @@ struct pp_pool {
     pthread_cond_t cond;       /* lifecycle changes (supervisor -> callers) */
 
     pp__task_t *pend_head, *pend_tail;
+    pp__job_t *jobs;           /* map jobs with chunks still to send */
     size_t npending;
     size_t inflight_total;     /* futures not yet completed (pending + in flight) */
 
@@ -252,6 +274,25 @@ int pp__drain(pp_pool_t *pool, bool block);
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s);
 int pp__worker_depth(const pp_pool_t *pool);
+
+/* map.c */
+/* Result data of one record, wherever it lives. */
+typedef struct pp__view {
+    const unsigned char *p;
+    size_t len;
+    void *map;      /* a read-only mapping of the worker's memfd, or NULL */
+    size_t map_len;
+} pp__view_t;
+int pp__jobs_dispatch_locked(pp_pool_t *pool);
+/* A chunk finished (status 0: per-item results in v); steals v->map if it keeps it. */
+void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int status, uint64_t run_ns);
+/* The worker running chunk s died (err) at item k, or never started it (k < 0). */
+void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const char *why);
+void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
+void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
+void pp__future_cancel_job(pp_future_t *f);
+/* place() from pool.c, for chunks */
+bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg);
 
 /* supervise.c */
 bool pp__on_supervisor(const pp_pool_t *pool); /* is the calling thread pool's supervisor? */

@@ -77,8 +77,9 @@ static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
     return true;
 }
 
-/* Put task t on some worker's ring; false when none has room. */
-static bool place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
+/* Put task t (a single task or a chunk) on some worker's ring; false when
+ * none has room. Lock held. */
+bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     int depth = pp__worker_depth(pool);
     bool memfd = t->argfd >= 0;
     pp__worker_t *best = NULL;
@@ -104,14 +105,14 @@ static bool place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
         best->memfd_inflight++;
     }
     pp__task_t *s = &best->inflight[best->seq_next % PP__INFLIGHT_MAX];
-    s->f = t->f;
-    s->fn = t->fn;
+    *s = *t;
     s->arg = NULL;
-    s->arg_len = t->arg_len;
-    s->argfd = t->argfd;
+    s->next = NULL;
     s->seq = best->seq_next;
     s->start_ns = 0;
-    s->rec_end = pp__chan_push_task(&best->chan, s->seq, t->fn, arg, t->arg_len, memfd);
+    pp__task_hdr_t h = {.flags = t->flags, .seq = s->seq, .fn = (uint64_t)(uintptr_t)t->fn,
+                        .arg_len = t->arg_len, .nitems = t->n, .item_size = t->item_size};
+    s->rec_end = pp__chan_push_task(&best->chan, &h, arg, memfd);
     s->rec_off = s->rec_end - PP__ALIGN8(sizeof(pp__task_hdr_t) + (memfd ? 0 : t->arg_len));
     best->seq_next++;
     best->dispatched++;
@@ -124,7 +125,7 @@ int pp__pool_dispatch_locked(pp_pool_t *pool) {
     int n = 0;
     while (pool->pend_head) {
         pp__task_t *t = pool->pend_head;
-        if (!place(pool, t, t->arg))
+        if (!pp__place(pool, t, t->arg))
             break;
         pool->pend_head = t->next;
         if (!pool->pend_head)
@@ -133,6 +134,8 @@ int pp__pool_dispatch_locked(pp_pool_t *pool) {
         free(t);
         n++;
     }
+    if (!pool->pend_head && pool->jobs)
+        n += pp__jobs_dispatch_locked(pool);
     return n;
 }
 
@@ -234,7 +237,7 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         return PP_ECLOSED;
     }
     pp__task_t t = {.f = f, .fn = fn, .arg_len = arg_len, .argfd = argfd};
-    if (pool->pend_head || !place(pool, &t, arg)) {
+    if (pool->pend_head || !pp__place(pool, &t, arg)) {
         pp__task_t *n = pend_new(f, fn, arg, arg_len, argfd);
         if (!n) {
             pthread_mutex_unlock(&pool->lock);
@@ -302,50 +305,64 @@ static void proto_error(pp__worker_t *w) {
     }
 }
 
-/* Give f the result data of a successful record. */
-static int take_data(pp__worker_t *w, pp_future_t *f, const pp__res_hdr_t *h,
-                     const unsigned char *body) {
-    f->len = (size_t)h->data_len;
-    if (h->flags & PP__F_MEMFD) {
-        int fd = -1, n = 0;
-        char c;
-        ssize_t r = pp__recv_fds(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT);
-        if (r <= 0 || n != 1)
-            return -EPROTO;
-        struct stat st;
-        int seals = fcntl(fd, F_GET_SEALS);
-        int need = F_SEAL_SHRINK | F_SEAL_WRITE;
-        if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h->data_len || seals < 0 ||
-            (seals & need) != need) {
-            close(fd);
-            return -EPROTO;
-        }
-        if (h->data_len == 0) {
-            close(fd);
-            f->data = f->small;
-            f->data_kind = PP__DATA_INLINE;
-            return 0;
-        }
-        void *p = mmap(NULL, (size_t)h->data_len, PROT_READ, MAP_SHARED, fd, 0);
-        close(fd);
-        if (p == MAP_FAILED)
-            return -ENOMEM;
-        f->data = p;
-        f->map_len = (size_t)h->data_len;
-        f->data_kind = PP__DATA_MMAP;
+/* Find the data of a successful record: inline in the ring, or a sealed
+ * memfd that the worker sent first (mapped read-only here). */
+static int result_view(pp__worker_t *w, const pp__res_hdr_t *h, const unsigned char *body,
+                       pp__view_t *v) {
+    memset(v, 0, sizeof *v);
+    v->len = (size_t)h->data_len;
+    if (!(h->flags & PP__F_MEMFD)) {
+        v->p = body + PP__ALIGN8(h->msg_len);
         return 0;
     }
-    const unsigned char *d = body + PP__ALIGN8(h->msg_len);
-    if (h->data_len <= PP__SMALL_RESULT) {
-        memcpy(f->small, d, (size_t)h->data_len);
+    int fd = -1, n = 0;
+    char c;
+    ssize_t r = pp__recv_fds(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT);
+    if (r <= 0 || n != 1)
+        return -EPROTO;
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    int need = F_SEAL_SHRINK | F_SEAL_WRITE;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h->data_len || seals < 0 ||
+        (seals & need) != need) {
+        close(fd);
+        return -EPROTO;
+    }
+    if (h->data_len == 0) {
+        close(fd);
+        v->p = (const unsigned char *)"";
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)h->data_len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    v->p = p;
+    v->map = p;
+    v->map_len = (size_t)h->data_len;
+    return 0;
+}
+
+/* Give f the data of v (taking its mapping, or copying). */
+static int take_data(pp_future_t *f, pp__view_t *v) {
+    f->len = v->len;
+    if (v->map) {
+        f->data = v->map;
+        f->map_len = v->map_len;
+        f->data_kind = PP__DATA_MMAP;
+        v->map = NULL;
+        return 0;
+    }
+    if (v->len <= PP__SMALL_RESULT) {
+        memcpy(f->small, v->p, v->len);
         f->data = f->small;
         f->data_kind = PP__DATA_INLINE;
         return 0;
     }
-    void *p = malloc((size_t)h->data_len);
+    void *p = malloc(v->len);
     if (!p)
         return -ENOMEM;
-    memcpy(p, d, (size_t)h->data_len);
+    memcpy(p, v->p, v->len);
     f->data = p;
     f->data_kind = PP__DATA_MALLOC;
     return 0;
@@ -387,18 +404,13 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         pp_future_t *f = s->f;
         int err = 0;
         char *msg = NULL;
+        pp__view_t v = {0};
         if (h.status == 0) {
-            err = take_data(w, f, &h, body);
+            err = result_view(w, &h, body, &v);
             if (err == -EPROTO) {
                 proto_error(w);
                 break;
             }
-            if (err)
-                msg = strdup("out of memory while receiving the task's result");
-        } else {
-            err = PP_ETASK;
-            if (h.msg_len)
-                msg = copy_msg(body, h.msg_len);
         }
         pp__chan_consume_result(&w->chan, &h);
         w->chan.tail = s->rec_end;
@@ -407,12 +419,37 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
             if (w->memfd_inflight)
                 w->memfd_inflight--;
         }
-        s->f = NULL;
         w->seq_done++;
         w->completed++;
         w->early_deaths = 0;
-        pool->inflight_total--;
         smooth(pool, h.run_ns);
+        if (s->job) {
+            pp__task_t done = *s;
+            s->job = NULL;
+            s->blob = NULL;
+            if (h.status == 0 && err)
+                pp__job_chunk_lost(pool, &done, -2, err, "out of memory while receiving the results");
+            else
+                pp__job_chunk_done(pool, &done, &v, h.status, h.run_ns);
+            if (v.map)
+                munmap(v.map, v.map_len);
+            n++;
+            continue;
+        }
+        if (h.status == 0) {
+            if (!err)
+                err = take_data(f, &v);
+            if (v.map)
+                munmap(v.map, v.map_len);
+            if (err)
+                msg = strdup("out of memory while receiving the task's result");
+        } else {
+            err = PP_ETASK;
+            if (h.msg_len)
+                msg = copy_msg(body, h.msg_len);
+        }
+        s->f = NULL;
+        pool->inflight_total--;
         pp__future_complete(f, err, h.status, msg);
         n++;
     }
@@ -432,7 +469,7 @@ int pp__drain(pp_pool_t *pool, bool block) {
             if (w->chan.ctrl && pp__chan_has_result(&w->chan))
                 n += pp__drain_worker(pool, w);
         }
-        if (n && pool->pend_head)
+        if (n && (pool->pend_head || pool->jobs))
             pp__pool_dispatch_locked(pool);
         if (n && pool->inflight_total == 0)
             pthread_cond_broadcast(&pool->cond);

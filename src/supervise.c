@@ -162,6 +162,7 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
 /* ---------------------------------------------------------------- */
 
 static void cancel_pending(pp_pool_t *pool) {
+    pp__jobs_cancel_all(pool, "the pool was terminated before the task ran");
     while (pool->pend_head) {
         pp__task_t *t = pool->pend_head;
         pool->pend_head = t->next;
@@ -210,6 +211,31 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                  !(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0);
     for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
         pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
+        if (s->job) {
+            pp__task_t c = *s;
+            s->job = NULL;
+            s->blob = NULL;
+            pp__close(&s->argfd);
+            if (pool->terminating) {
+                pp__job_chunk_lost(pool, &c, -2, PP_ECANCELED,
+                                   "the pool was terminated before the task finished");
+            } else if (seq < started && seq == w->seq_done) {
+                uint64_t k = atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed);
+                char tmo[200];
+                if (w->timed_out)
+                    snprintf(tmo, sizeof tmo,
+                             "the task ran past the pool's task_timeout of %g s; "
+                             "worker process %d was killed",
+                             pool->opt.task_timeout, (int)w->pid);
+                pp__job_chunk_lost(pool, &c, k < c.n ? (long)k : (long)c.n - 1,
+                                   w->timed_out ? PP_ETASKTIMEOUT
+                                                : w->broken ? PP_EPROTO : PP_EWORKER,
+                                   w->timed_out ? tmo : why);
+            } else {
+                pp__job_chunk_lost(pool, &c, -1, 0, NULL);
+            }
+            continue;
+        }
         if (pool->terminating) {
             pp__close(&s->argfd);
             pool->inflight_total--;
@@ -384,6 +410,8 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
         int64_t wait_ms = TIMEOUT_TICK_MS;
         if (started > w->seq_done && started <= w->seq_next) {
             pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
+            if (s->job)
+                s->start_ns = 0; /* a chunk: every item has its own deadline */
             if (!s->start_ns) {
                 /* the worker says when it began; believe it only within reason */
                 uint64_t t = atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
@@ -491,7 +519,7 @@ void *pp__supervisor_main(void *arg) {
                     timeout_ms = 100;
             }
         }
-        if (pool->pend_head)
+        if (pool->pend_head || pool->jobs)
             pp__pool_dispatch_locked(pool);
         int64_t tmo = check_timeouts(pool, now);
         if (tmo >= 0 && (timeout_ms < 0 || tmo < timeout_ms))

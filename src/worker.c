@@ -214,6 +214,60 @@ static const void *map_arg(size_t len, void **map, size_t *map_len) {
     return p;
 }
 
+static const unsigned char zero_arg[8];
+
+/* Run every item of a chunk into one result: per item a pp__item_hdr_t,
+ * then its message or data, each padded to 8. Returns 0, or non-zero when
+ * the output could not be built (out of memory). */
+static int run_chunk(const pp__task_hdr_t *h, const unsigned char *arg) {
+    pp_buf_t *b = &W.buf;
+    pp_task_fn fn = (pp_task_fn)(uintptr_t)h->fn;
+    bool var = (h->flags & PP__F_VAR) != 0;
+    size_t off = 0;
+    for (uint64_t i = 0; i < h->nitems; i++) {
+        const unsigned char *item;
+        size_t len;
+        if (var) {
+            uint64_t l;
+            if (off + 8 > h->arg_len)
+                return pp_buf_fail(b, "malformed chunk");
+            memcpy(&l, arg + off, 8);
+            if (l > h->arg_len - off - 8)
+                return pp_buf_fail(b, "malformed chunk");
+            item = arg + off + 8;
+            len = (size_t)l;
+            off += 8 + PP__ALIGN8((size_t)l);
+        } else {
+            len = (size_t)h->item_size;
+            item = len ? arg + i * len : zero_arg;
+        }
+        atomic_store_explicit(&W.ctrl->item_index, i, memory_order_relaxed);
+        if (i)
+            atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
+        size_t hpos = b->len;
+        if (!pp_buf_reserve(b, sizeof(pp__item_hdr_t)))
+            return pp_buf_fail(b, "out of memory building a chunk's results");
+        size_t dpos = b->len;
+        b->msg_len = 0;
+        int st = fn(item, len, b);
+        pp__item_hdr_t ih = {.status = st};
+        if (st != 0) {
+            b->len = dpos;
+            ih.msg_len = (uint32_t)b->msg_len;
+            if (pp_buf_append(b, b->msg, b->msg_len) < 0)
+                return pp_buf_fail(b, "out of memory building a chunk's results");
+        } else {
+            ih.data_len = b->len - dpos;
+        }
+        size_t pad = PP__ALIGN8(b->len) - b->len;
+        if (pad && pp_buf_append(b, zero_arg, pad) < 0)
+            return pp_buf_fail(b, "out of memory building a chunk's results");
+        memcpy(b->data + hpos, &ih, sizeof ih);
+    }
+    b->msg_len = 0;
+    return 0;
+}
+
 __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
     W.parent = b->parent_pid;
     W.sock = b->sock;
@@ -252,6 +306,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         if (h.kind != PP__REC_TASK || h.rec_len < sizeof h || h.rec_len > PP__TASK_RING - off)
             worker_exit(121); /* the parent never writes this: give up loudly */
         atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&W.ctrl->item_index, 0, memory_order_relaxed);
         atomic_store_explicit(&W.ctrl->tasks_started, ++W.started, memory_order_release);
 
         void *map = NULL;
@@ -265,6 +320,8 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         if (!arg && h.arg_len) {
             status = pp_buf_fail(&W.buf, "the worker could not map the task's %llu-byte argument",
                                  (unsigned long long)h.arg_len);
+        } else if (h.flags & PP__F_CHUNK) {
+            status = run_chunk(&h, arg);
         } else {
             pp_task_fn fn = (pp_task_fn)(uintptr_t)h.fn;
             status = fn(arg, (size_t)h.arg_len, &W.buf);
