@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/mman.h>
 
 #define WAIT_SPIN_NS 50000u
@@ -138,16 +137,6 @@ int pp_future_wait(pp_future_t *f, double timeout) {
         pp__pool_wake_supervisor(pool); /* nobody drains now: it must arm the channels */
     if (done)
         return 0;
-    if (pp__on_supervisor(pool)) {
-        /* a callback waiting: the supervisor cannot drain for us, so poll */
-        while (!is_done(f)) {
-            if (pp__now_ns() - start >= limit)
-                return -ETIMEDOUT;
-            if (!pp__drain(pool, true))
-                sched_yield();
-        }
-        return 0;
-    }
     for (;;) {
         uint64_t el = pp__now_ns() - start;
         if (el >= limit)

@@ -42,7 +42,8 @@ int pp__memfd(const char *name, size_t size, bool sealable);
 int pp__reopen_rdonly(int fd);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_signal(int pidfd, int sig);
-int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds);
+int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
+int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
 const char *pp__signame(int sig);
 void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status);
@@ -253,13 +254,17 @@ struct pp_pool {
     int zygote_pidfd;
     int zygote_sock;
     pid_t parent_pid;
+    unsigned fork_gen;         /* pp__fork_generation() at creation */
     int create_err;
     bool created;
 
     /* callbacks to run on the supervisor thread */
-    pthread_mutex_t cb_lock;
+    pthread_mutex_t cb_lock;   /* the callback queue and its thread */
+    pthread_cond_t cb_cond;
     pp_future_t *cb_head, *cb_tail;
     int cb_running;
+    bool cb_exit, cb_started;
+    pthread_t cb_thread;
 
     _Atomic uint64_t avg_ns;   /* smoothed task run time */
     _Atomic int refs;          /* handle + every unfreed future */
@@ -295,7 +300,8 @@ void pp__future_cancel_job(pp_future_t *f);
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg);
 
 /* supervise.c */
-bool pp__on_supervisor(const pp_pool_t *pool); /* is the calling thread pool's supervisor? */
+bool pp__on_supervisor(const pp_pool_t *pool); /* is the caller pool's supervisor or callback thread? */
+void *pp__callback_main(void *arg);
 void *pp__supervisor_main(void *arg);
 void pp__queue_callback(pp_pool_t *pool, pp_future_t *f);
 
@@ -307,6 +313,10 @@ void pp__registry_remove(pp_pool_t *pool);
 /* In a freshly forked child: close every library fd and unmap every channel
  * except the fds in keep[0..nkeep). Called with the fork lock "held". */
 void pp__child_forget_all(const int *keep, int nkeep);
+void pp__child_reset_registry(void);
+unsigned pp__fork_generation(void);
+bool pp__pool_foreign(const pp_pool_t *pool); /* created by an ancestor of this process? */
+void pp__pool_forget_foreign(pp_pool_t *pool);
 
 /* buf.c: a task's output, in the worker */
 struct pp_buf {

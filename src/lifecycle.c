@@ -34,6 +34,7 @@ static void free_pool(pp_pool_t *p) {
     }
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->cb_lock);
+    pthread_cond_destroy(&p->cb_cond);
     pthread_cond_destroy(&p->cond);
     free(p);
 }
@@ -78,6 +79,8 @@ static int wait_finished_and_join(pp_pool_t *p) {
     pthread_mutex_unlock(&p->lock);
     if (mine) {
         pthread_join(p->supervisor, NULL);
+        if (p->cb_started)
+            pthread_join(p->cb_thread, NULL);
         pthread_mutex_lock(&p->lock);
         p->supervisor_exited = true;
         pthread_cond_broadcast(&p->cond);
@@ -117,9 +120,11 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     p->ctl_evfd = p->death_pipe[0] = p->death_pipe[1] = -1;
     p->zygote_sock = p->zygote_pidfd = -1;
     p->parent_pid = getpid();
+    p->fork_gen = pp__fork_generation();
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->lock, NULL);
     pthread_mutex_init(&p->cb_lock, NULL);
+    pthread_cond_init(&p->cb_cond, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->workers = calloc((size_t)p->nworkers, sizeof *p->workers);
     if (!p->workers) {
@@ -146,9 +151,19 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    err = -pthread_create(&p->supervisor, NULL, pp__supervisor_main, p);
+    err = -pthread_create(&p->cb_thread, NULL, pp__callback_main, p);
+    p->cb_started = err == 0;
+    if (!err)
+        err = -pthread_create(&p->supervisor, NULL, pp__supervisor_main, p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
+        if (p->cb_started) {
+            pthread_mutex_lock(&p->cb_lock);
+            p->cb_exit = true;
+            pthread_cond_broadcast(&p->cb_cond);
+            pthread_mutex_unlock(&p->cb_lock);
+            pthread_join(p->cb_thread, NULL);
+        }
         teardown(p);
         pp__pool_unref(p);
         return err;
@@ -175,6 +190,8 @@ int pp_pool_size(const pp_pool_t *pool) {
 int pp_pool_close(pp_pool_t *pool) {
     if (!pool)
         return -EINVAL;
+    if (pp__pool_foreign(pool))
+        return PP_ECLOSED;
     pthread_mutex_lock(&pool->lock);
     pool->closed = true;
     pthread_mutex_unlock(&pool->lock);
@@ -184,6 +201,8 @@ int pp_pool_close(pp_pool_t *pool) {
 int pp_pool_terminate(pp_pool_t *pool) {
     if (!pool)
         return -EINVAL;
+    if (pp__pool_foreign(pool))
+        return PP_ECLOSED;
     if (pp__on_supervisor(pool))
         return -EDEADLK;
     pthread_mutex_lock(&pool->lock);
@@ -201,6 +220,8 @@ int pp_pool_terminate(pp_pool_t *pool) {
 int pp_pool_join(pp_pool_t *pool) {
     if (!pool)
         return -EINVAL;
+    if (pp__pool_foreign(pool))
+        return PP_ECLOSED;
     pthread_mutex_lock(&pool->lock);
     bool ok = pool->closed;
     if (ok)
@@ -217,6 +238,10 @@ int pp_pool_join(pp_pool_t *pool) {
 void pp_pool_destroy(pp_pool_t *pool) {
     if (!pool)
         return;
+    if (pp__pool_foreign(pool)) {
+        pp__pool_forget_foreign(pool);
+        return;
+    }
     if (pp__on_supervisor(pool))
         return; /* from a callback: cannot wait for ourselves */
     pthread_mutex_lock(&pool->lock);

@@ -593,6 +593,8 @@ int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, siz
         return -EINVAL;
     if (item_size && count > SIZE_MAX / item_size)
         return -EINVAL;
+    if (pp__pool_foreign(pool))
+        return PP_ECLOSED;
     pp__job_t *j = calloc(1, kind == PP__JOB_ITER ? sizeof(struct pp_iter) : sizeof *j);
     if (!j)
         return -ENOMEM;

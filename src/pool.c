@@ -217,6 +217,8 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         *future = NULL;
     if (!pool || !fn || !future || (!arg && arg_len))
         return -EINVAL;
+    if (pp__pool_foreign(pool))
+        return PP_ECLOSED; /* a child of fork(): the pool is our parent's */
     int argfd = -1;
     if (arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
         argfd = large_arg_fd(arg, arg_len);
@@ -458,6 +460,8 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
 }
 
 int pp__drain(pp_pool_t *pool, bool block) {
+    if (pp__pool_foreign(pool))
+        return 0; /* the rings belong to our parent's pool */
     if (block)
         pthread_mutex_lock(&pool->lock);
     else if (pthread_mutex_trylock(&pool->lock) != 0)

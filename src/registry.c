@@ -19,6 +19,36 @@
 static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 static pp_pool_t *pools;
 
+/* Bumped in the child of every fork(): a pool whose generation differs
+ * was made by an ancestor and is not ours to drive. */
+static _Atomic unsigned fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) { atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+unsigned pp__fork_generation(void) {
+    pthread_once(&atfork_once, register_atfork); /* once per process, never per pool */
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+bool pp__pool_foreign(const pp_pool_t *pool) {
+    return pool->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+/* In the child of a user's fork(): drop our copies of the pool's fds and
+ * mappings, touching no lock, thread or process (none of them is ours). */
+void pp__pool_forget_foreign(pp_pool_t *pool) {
+    int none = -1;
+    pp_pool_t *saved = pool->reg_next;
+    pool->reg_next = NULL;
+    pp_pool_t *list = pools;
+    pools = pool;
+    pp__child_forget_all(&none, 0);
+    pools = list;
+    pool->reg_next = saved;
+}
+
 void pp__fork_lock(void) { pthread_mutex_lock(&fork_mu); }
 void pp__fork_unlock(void) { pthread_mutex_unlock(&fork_mu); }
 
@@ -75,4 +105,10 @@ void pp__child_forget_all(const int *keep, int nkeep) {
                 munmap(c->task, PP__TASK_RING);
         }
     }
+}
+
+void pp__child_reset_registry(void) {
+    /* this child owns no pool: a pool it creates (a task may) starts afresh */
+    pools = NULL;
+    pthread_mutex_init(&fork_mu, NULL);
 }

@@ -44,38 +44,41 @@
 #define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
 #define PASSIVE_MS 2               /* re-check period while waiters drain for us */
 
-static __thread const pp_pool_t *current_pool; /* set on a supervisor thread */
+static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
 
 bool pp__on_supervisor(const pp_pool_t *pool) { return current_pool == pool; }
 
 /* ---------------------------------------------------------------- */
-/* callbacks                                                         */
+/* callbacks: their own thread, so user code never runs on the supervisor
+ * (a slow or waiting callback must not stop deaths being noticed) */
 /* ---------------------------------------------------------------- */
 
 void pp__queue_callback(pp_pool_t *pool, pp_future_t *f) {
     pthread_mutex_lock(&pool->cb_lock);
-    bool first = pool->cb_head == NULL;
     f->next = NULL;
     if (pool->cb_tail)
         pool->cb_tail->next = f;
     else
         pool->cb_head = f;
     pool->cb_tail = f;
+    pthread_cond_broadcast(&pool->cb_cond);
     pthread_mutex_unlock(&pool->cb_lock);
-    if (first && !pp__on_supervisor(pool))
-        pp__pool_wake_supervisor(pool);
 }
 
-static void run_callbacks(pp_pool_t *pool) {
+void *pp__callback_main(void *arg) {
+    pp_pool_t *pool = arg;
+    current_pool = pool;
+    prctl(PR_SET_NAME, "procpool-cb");
+    pthread_mutex_lock(&pool->cb_lock);
     for (;;) {
-        pthread_mutex_lock(&pool->cb_lock);
+        while (!pool->cb_head && !pool->cb_exit)
+            pthread_cond_wait(&pool->cb_cond, &pool->cb_lock);
         pp_future_t *f = pool->cb_head;
-        pool->cb_head = pool->cb_tail = NULL;
-        if (f)
-            pool->cb_running = 1;
-        pthread_mutex_unlock(&pool->cb_lock);
         if (!f)
-            return;
+            break; /* cb_exit and nothing left */
+        pool->cb_head = pool->cb_tail = NULL;
+        pool->cb_running = 1;
+        pthread_mutex_unlock(&pool->cb_lock);
         while (f) {
             pp_future_t *next = f->next;
             f->cb(f, f->cb_arg);
@@ -84,15 +87,20 @@ static void run_callbacks(pp_pool_t *pool) {
         }
         pthread_mutex_lock(&pool->cb_lock);
         pool->cb_running = 0;
-        pthread_mutex_unlock(&pool->cb_lock);
+        pthread_cond_broadcast(&pool->cb_cond);
     }
+    pthread_mutex_unlock(&pool->cb_lock);
+    return NULL;
 }
 
-static bool callbacks_idle(pp_pool_t *pool) {
+/* Wait until every queued callback has returned, then let the thread go. */
+static void finish_callbacks(pp_pool_t *pool) {
     pthread_mutex_lock(&pool->cb_lock);
-    bool idle = pool->cb_head == NULL && !pool->cb_running;
+    while (pool->cb_started && (pool->cb_head || pool->cb_running))
+        pthread_cond_wait(&pool->cb_cond, &pool->cb_lock);
+    pool->cb_exit = true;
+    pthread_cond_broadcast(&pool->cb_cond);
     pthread_mutex_unlock(&pool->cb_lock);
-    return idle;
 }
 
 /* ---------------------------------------------------------------- */
@@ -110,6 +118,7 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
                         .initarg = pool->opt.initarg,
                         .max_tasks = pool->opt.max_tasks_per_child};
         pp__child_forget_all(keep, 5);
+        pp__child_reset_registry();
         pp__worker_main(&b);
     }
     if (pid < 0)
@@ -141,12 +150,13 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
     w->born_ns = pp__now_ns();
     w->state = PP__W_STARTING;
     if (!direct && pool->zygote_sock >= 0) {
-        err = pp__zygote_request(pool, w);
+        err = pp__zygote_request(pool, w); /* -EAGAIN: its socket is full, try later */
         if (err == 0)
             w->from_zygote = true;
-    }
-    if (direct || pool->zygote_sock < 0 || err < 0)
+    } else {
+        /* start-up (fork start method), or the zygote is gone: fork here */
         err = fork_worker(pool, w);
+    }
     if (err == 0)
         pp__chan_close_worker_fds(&w->chan);
     else {
@@ -301,8 +311,8 @@ static void zygote_gone(pp_pool_t *pool) {
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
         if (w->state != PP__W_EMPTY && w->from_zygote) {
-            if (w->state == PP__W_STARTING && w->pid == 0) {
-                handle_death(pool, w);
+            if ((w->state == PP__W_STARTING && w->pid == 0) || w->exited) {
+                handle_death(pool, w); /* nobody will report these any more */
                 continue;
             }
             pp__pidfd_signal(w->pidfd, SIGKILL);
@@ -493,7 +503,6 @@ void *pp__supervisor_main(void *arg) {
     uint64_t term_at = 0;
 
     for (;;) {
-        run_callbacks(pool);
         pthread_mutex_lock(&pool->lock);
         for (int i = 0; i < pool->nworkers; i++) {
             pp__worker_t *w = &pool->workers[i];
@@ -548,16 +557,12 @@ void *pp__supervisor_main(void *arg) {
         if ((killed || stopping) && all_empty(pool) && pool->inflight_total == 0) {
             pthread_mutex_unlock(&pool->lock);
             pp__zygote_stop(pool);
-            run_callbacks(pool);
+            finish_callbacks(pool);
             pthread_mutex_lock(&pool->lock);
-            if (callbacks_idle(pool)) {
-                pool->finished = true;
-                pthread_cond_broadcast(&pool->cond);
-                pthread_mutex_unlock(&pool->lock);
-                break;
-            }
+            pool->finished = true;
+            pthread_cond_broadcast(&pool->cond);
             pthread_mutex_unlock(&pool->lock);
-            continue;
+            break;
         }
 
         /* build the poll set and arm the channels */
@@ -599,10 +604,6 @@ void *pp__supervisor_main(void *arg) {
                 ready = true;
         }
         pthread_mutex_unlock(&pool->lock);
-        pthread_mutex_lock(&pool->cb_lock);
-        if (pool->cb_head)
-            ready = true;
-        pthread_mutex_unlock(&pool->cb_lock);
 
         int pr = poll(pfd, n, ready ? 0 : (int)timeout_ms);
         if (pr <= 0)

@@ -91,7 +91,7 @@ int pp__pidfd_signal(int pidfd, int sig) {
     return r < 0 ? -errno : 0;
 }
 
-int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds) {
+int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags) {
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * 8)];
@@ -111,12 +111,16 @@ int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds
         memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
     }
     for (;;) {
-        ssize_t r = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t r = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
         if (r >= 0)
             return 0;
         if (errno != EINTR)
             return -errno;
     }
+}
+
+int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds) {
+    return pp__send_fds_flags(sock, msg, len, fds, nfds, MSG_DONTWAIT);
 }
 
 /* Receives one message and up to maxfds fds (CLOEXEC). Extra fds are closed. */

@@ -33,6 +33,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Reports are never dropped: the supervisor always reads its socket, so
+ * blocking here cannot deadlock, and a lost SPAWNED or DIED would leave a
+ * slot that nothing ever settles. EOF or an error means the pool is gone. */
+static void report(int sock, const pp__zmsg_t *m, const int *fds, int nfds) {
+    if (pp__send_fds_flags(sock, m, sizeof *m, fds, nfds, 0) < 0)
+        _exit(0);
+}
+
 __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t parent,
                                                   const pp_options_t *opt) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -73,7 +81,7 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
                     break;
                 pp__zmsg_t m = {.type = PP__Z_DIED, .pid = info.si_pid, .code = info.si_code,
                                 .status = info.si_status};
-                pp__send_fds(sock, &m, sizeof m, NULL, 0);
+                report(sock, &m, NULL, 0);
             }
         }
         if (p[0].revents) {
@@ -103,13 +111,13 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
             if (pid < 0) {
                 a.type = PP__Z_FAILED;
                 a.err = -errno;
-                pp__send_fds(sock, &a, sizeof a, NULL, 0);
+                report(sock, &a, NULL, 0);
                 continue;
             }
             a.type = PP__Z_SPAWNED;
             a.pid = pid;
             int pfd = pp__pidfd_open(pid);
-            pp__send_fds(sock, &a, sizeof a, &pfd, pfd >= 0 ? 1 : 0);
+            report(sock, &a, &pfd, pfd >= 0 ? 1 : 0);
             if (pfd >= 0)
                 close(pfd);
         }
@@ -127,6 +135,7 @@ int pp__zygote_start(pp_pool_t *pool) {
     if (pid == 0) {
         int keep[2] = {sv[1], pool->death_pipe[0]};
         pp__child_forget_all(keep, 2);
+        pp__child_reset_registry();
         close(sv[0]);
         zygote_main(sv[1], pool->death_pipe[0], pool->parent_pid, &opt);
     }
