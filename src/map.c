@@ -302,7 +302,7 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
         return false;
     pp__task_t t = {.job = j, .fn = j->fn, .lo = lo, .n = n, .arg_len = len, .argfd = -1,
                     .flags = PP__F_CHUNK | (j->feed_src ? PP__F_VAR : 0),
-                    .item_size = j->feed_src ? 0 : j->item_size};
+                    .item_size = j->feed_src ? 0 : j->item_size, .blob = blob};
     if (memfd) {
         t.argfd = bytes_fd(arg, len);
         if (t.argfd < 0)
@@ -435,8 +435,10 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         j->item_ns = j->item_ns ? (j->item_ns * 3 + per) / 4 : (per ? per : 1);
     }
     if (status != 0) {
-        fail_items(pool, j, s->lo, s->n, PP_EPROTO,
-                   "the worker could not build the chunk's results (out of memory?)");
+        char m[1100];
+        snprintf(m, sizeof m, "the worker could not run the chunk: %.*s", (int)v->len,
+                 v->len ? (const char *)v->p : "unknown error");
+        fail_items(pool, j, s->lo, s->n, PP_EPROTO, m);
         goto out;
     }
     /* walk the per-item results, validating every length */

@@ -427,6 +427,10 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         smooth(pool, h.run_ns);
         if (s->job) {
             pp__task_t done = *s;
+            if (h.status != 0) { /* the chunk as a whole failed: v holds its message */
+                v.p = body;
+                v.len = h.msg_len;
+            }
             s->job = NULL;
             s->blob = NULL;
             if (h.status == 0 && err)
