@@ -164,6 +164,10 @@ PP_EXTERN int pp_cpu_count(void);
  * NaN, unknown start method), -ENOTSUP (a start method this build does not
  * offer), -ENOMEM, or -errno from fork/memfd_create/mmap/pthread_create.
  * On failure *pool is set to NULL and nothing is left behind.
+ * A pool belongs to the process that created it: in a child made by fork()
+ * every call on it returns PP_ECLOSED, its pending futures stay pending, and
+ * pp_pool_destroy only releases the child's copies of its fds and mappings.
+ * A task may create a pool of its own.
  */
 PP_EXTERN int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt);
 
@@ -182,7 +186,7 @@ PP_EXTERN int pp_pool_close(pp_pool_t *pool);
  * pp_pool_terminate - stop now: no more submissions, workers are sent
  * SIGTERM then SIGKILL, and every unfinished future fails with PP_ECANCELED.
  * Returns once every worker is gone (well under 2 s). Idempotent.
- * Returns 0 or -EINVAL (NULL pool).
+ * Returns 0, -EINVAL (NULL pool) or -EDEADLK (called from a done-callback).
  */
 PP_EXTERN int pp_pool_terminate(pp_pool_t *pool);
 
@@ -275,10 +279,14 @@ PP_EXTERN int pp_future_task_status(const pp_future_t *f);
 
 /*
  * pp_future_on_done - have cb(f, userdata) called once when f is done: on the
- * pool's supervisor thread, or at once in the calling thread if f is already
- * done. At most one callback per future. The callback may read f and may
- * call pp_future_free(f) as its last act. Returns 0, -EINVAL (f or cb NULL)
- * or -EBUSY (a callback is already set).
+ * pool's callback thread (one per pool; callbacks run one at a time, in
+ * completion order), or at once in the calling thread if f is already done.
+ * At most one callback per future. The callback may read f, submit work,
+ * wait for other futures, and call pp_future_free(f) as its last act; it
+ * must not join or destroy its own pool (-EDEADLK). If the future is freed
+ * while pending, the callback still runs exactly once and must not free it
+ * again. Returns 0, -EINVAL (f or cb NULL) or -EBUSY (a callback is
+ * already set).
  */
 PP_EXTERN int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata);
 

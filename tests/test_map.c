@@ -967,6 +967,15 @@ static int task_reverse(const void *arg, size_t len, pp_buf_t *out) {
     return 0;
 }
 
+/* task_reverse, but an item "CRASH" kills its worker */
+static int task_reverse_or_crash(const void *arg, size_t len, pp_buf_t *out) {
+    if (len == 5 && memcmp(arg, "CRASH", 5) == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        raise(SIGKILL);
+    }
+    return task_reverse(arg, len, out);
+}
+
 static size_t expected_reverse(size_t k, char *buf, size_t size) {
     char item[256];
     size_t len = feed_item(k, item, sizeof item);
@@ -979,6 +988,7 @@ static size_t expected_reverse(size_t k, char *buf, size_t size) {
 struct feed_state {
     size_t next, limit;
     int fail_after; /* < 0: never; else return -EIO when next == fail_after */
+    size_t crash_plus1; /* 0: none; else item crash_plus1-1 is "CRASH" */
     size_t calls;
     pthread_t consumer;
     int wrong_thread;
@@ -1001,7 +1011,12 @@ static int feed_counter(void *u, const void **item, size_t *len) {
         rc = 0;
     } else {
         memset(s->buf, '#', sizeof s->buf); /* the previous item must already be copied */
-        *len = feed_item(s->next, s->buf, sizeof s->buf);
+        if (s->crash_plus1 && s->next == s->crash_plus1 - 1) {
+            memcpy(s->buf, "CRASH", 5);
+            *len = 5;
+        } else {
+            *len = feed_item(s->next, s->buf, sizeof s->buf);
+        }
         *item = s->buf;
         s->next++;
         rc = 1;
@@ -1128,6 +1143,80 @@ static void test_feed_error(void **state) {
             free(s);
         }
     }
+    ppt_finish(pool);
+}
+
+/* ---- a worker killed under an iterator ------------------------------------------ */
+
+static void test_iter_crash(void **state) {
+    (void)state;
+    /* a worker dies inside a chunk: that item reports PP_EWORKER (message
+     * naming the signal), every other item of the chunk and of the input
+     * still comes back right, once; for array input and for fed input */
+    pp_pool_t *pool = ppt_pool(2);
+    const size_t n = 40, crash = 12;
+    int32_t *items = make_items(n);
+    items[crash] |= F_CRASH;
+    for (int variant = 0; variant < 4; variant++) {
+        int fed = variant >= 2, unordered = variant & 1;
+        char what[64];
+        snprintf(what, sizeof what, "crash at %zu under %s %s", crash,
+                 fed ? "pp_imap_feed" : "pp_imap", unordered ? "unordered" : "ordered");
+        pp_iter_t *it = NULL;
+        struct feed_state *s = NULL;
+        if (fed) {
+            s = calloc(1, sizeof *s);
+            assert_non_null(s);
+            s->limit = n;
+            s->fail_after = -1;
+            s->crash_plus1 = crash + 1;
+            s->consumer = pthread_self();
+            assert_rc(pp_imap_feed(pool, task_reverse_or_crash, feed_counter, s, 5,
+                                   unordered ? PP_UNORDERED : PP_ORDERED, &it),
+                      0);
+        } else if (unordered) {
+            assert_rc(pp_imap_unordered(pool, task_ctl, items, 4, n, 5, &it), 0);
+        } else {
+            assert_rc(pp_imap(pool, task_ctl, items, 4, n, 5, &it), 0);
+        }
+        unsigned char seen[40] = {0};
+        for (size_t i = 0; i < n; i++) {
+            size_t idx = SIZE_MAX, len = 0;
+            const void *d = NULL;
+            int rc = pp_iter_next(it, 20, &idx, &d, &len);
+            if (idx >= n || seen[idx])
+                fail_msg("%s: call #%zu returned %d (%s) with bad or repeated index %zu", what, i,
+                         rc, pp_err_name(rc), idx);
+            seen[idx] = 1;
+            if (!unordered && idx != i)
+                fail_msg("%s: call #%zu has index %zu", what, i, idx);
+            if (idx == crash) {
+                const char *msg = pp_iter_error(it);
+                if (rc != PP_EWORKER || msg == NULL || strstr(msg, "SIGKILL") == NULL)
+                    fail_msg("%s: the crashing item gave %d (%s) \"%s\", expected PP_EWORKER "
+                             "naming SIGKILL",
+                             what, rc, pp_err_name(rc), msg ? msg : "(null)");
+                continue;
+            }
+            if (rc != 1)
+                fail_msg("%s: item %zu returned %d (%s): %s", what, idx, rc, pp_err_name(rc),
+                         pp_iter_error(it) ? pp_iter_error(it) : "");
+            if (fed) {
+                check_feed_result(idx, d, len, what);
+            } else {
+                int32_t v;
+                assert_int_equal(len, 4);
+                memcpy(&v, d, 4);
+                if (v != good((int32_t)idx))
+                    fail_msg("%s: item %zu gave %d, expected %d", what, idx, v, good((int32_t)idx));
+            }
+        }
+        assert_rc(pp_iter_next(it, 20, NULL, NULL, NULL), 0);
+        pp_iter_free(it);
+        free(s);
+    }
+    free(items);
+    assert_int_equal(pp_pool_size(pool), 2);
     ppt_finish(pool);
 }
 
@@ -1430,6 +1519,7 @@ int main(void) {
         cmocka_unit_test(test_imap_slow_consumer_window),
         cmocka_unit_test(test_feed_ordered_unordered),
         cmocka_unit_test(test_feed_error),
+        cmocka_unit_test(test_iter_crash),
         cmocka_unit_test(test_feed_big_items),
         cmocka_unit_test(test_map_two_threads),
         cmocka_unit_test(test_imap_varying_result_sizes),
