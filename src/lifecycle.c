@@ -224,13 +224,14 @@ int pp_pool_join(pp_pool_t *pool) {
         return PP_ECLOSED;
     pthread_mutex_lock(&pool->lock);
     bool ok = pool->closed;
-    if (ok)
-        pool->joining = true;
     pthread_mutex_unlock(&pool->lock);
     if (!ok)
         return -EINVAL;
     if (pp__on_supervisor(pool))
         return -EDEADLK;
+    pthread_mutex_lock(&pool->lock);
+    pool->joining = true;
+    pthread_mutex_unlock(&pool->lock);
     pp__pool_wake_supervisor(pool);
     return wait_finished_and_join(pool);
 }
