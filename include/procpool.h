@@ -137,6 +137,8 @@ typedef struct pp_options {
     pp_start_t start_method;        /* PP_START_FORK by default. FORKSERVER: every worker forked from a
                                        fork server made at pool creation (so it sees the parent as it was
                                        then); SPAWN: a fresh exec of the program, main() never runs */
+    size_t shm_size;                /* address range reserved for pp_shm_alloc (virtual; pages cost
+                                       memory only once written); 0: twice the physical memory */
 } pp_options_t;
 
 /*
@@ -427,6 +429,75 @@ PP_EXTERN int pp_iter_progress(const pp_iter_t *it, size_t *done, size_t *total)
  * dropped; the pool stays usable. NULL is a no-op.
  */
 PP_EXTERN void pp_iter_free(pp_iter_t *it);
+
+/* ------------------------------------------------------------------------ */
+/* Shared memory: one address space for data                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * pp_shm_alloc - memory that the parent and every worker of the pool
+ * (including workers started later and replacements) see at the SAME
+ * virtual address, readable and writable by all: a pointer into it means
+ * the same thing in every process. Backed by an anonymous memfd reserved at
+ * pool creation (nothing in /dev/shm, nothing can leak), aligned to 64
+ * bytes (4096 from 64 KiB up), zero-filled. From any parent thread.
+ *
+ * Zero copy: a pp_apply argument that lies inside a pool's shared memory is
+ * passed by reference (keep it unchanged until the task is done), and
+ * pp_map/pp_imap items and pp_map results inside it are read and written
+ * in place by the workers: chunks carry addresses, not bytes.
+ * Lock-free C11 atomics (an _Atomic long with atomic_fetch_add, say) in this
+ * memory work across processes as counters; pp_mutex_t guards the rest.
+ *
+ * Returns NULL with errno set: EINVAL (pool NULL or size 0), ENOMEM (the
+ * reserved range has no free extent that large; see shm_size), ECHILD (in a
+ * child of fork(): the pool is not ours).
+ */
+PP_EXTERN void *pp_shm_alloc(pp_pool_t *pool, size_t size);
+
+/*
+ * pp_shm_free - give shared memory back; its pages are returned to the
+ * system at once (punched out of the memfd). p NULL is a no-op. Returns 0,
+ * or -EINVAL if p is not a live pp_shm_alloc block of this pool. Do not
+ * free memory a running task still uses.
+ */
+PP_EXTERN int pp_shm_free(pp_pool_t *pool, void *p);
+
+/*
+ * pp_shm_contains - 1 if [p, p+len) lies inside this pool's shared memory,
+ * else 0 (or -EINVAL for a NULL pool).
+ */
+PP_EXTERN int pp_shm_contains(const pp_pool_t *pool, const void *p, size_t len);
+
+/*
+ * pp_mutex_t - a lock for data in shared memory that survives its holder's
+ * death: process-shared and robust. Place it inside pp_shm_alloc memory
+ * and initialise it once with pp_mutex_init before workers use it.
+ * Keep critical sections short.
+ */
+typedef struct pp_mutex {
+    union {
+        unsigned char bytes[64];
+        long double align_;
+    } opaque;
+} pp_mutex_t;
+
+/* pp_mutex_init - returns 0, -EINVAL (m NULL) or -errno from pthreads. */
+PP_EXTERN int pp_mutex_init(pp_mutex_t *m);
+
+/*
+ * pp_mutex_lock - take the lock. Returns 0; or -EOWNERDEAD: the previous
+ * holder died while holding it, you now hold it, and it has been made
+ * consistent again -- repair or discard the data it protects, then unlock
+ * as usual; or -EINVAL.
+ */
+PP_EXTERN int pp_mutex_lock(pp_mutex_t *m);
+
+/* pp_mutex_unlock - returns 0, -EPERM (not the holder) or -EINVAL. */
+PP_EXTERN int pp_mutex_unlock(pp_mutex_t *m);
+
+/* pp_mutex_destroy - when no process uses it any more. NULL is a no-op. */
+PP_EXTERN void pp_mutex_destroy(pp_mutex_t *m);
 
 #ifdef __cplusplus
 }

@@ -28,7 +28,15 @@ void pp__buf_init(pp_buf_t *b) {
     b->memfd = -1;
 }
 
+void pp__buf_external(pp_buf_t *b, void *p, size_t cap) {
+    b->data = p;
+    b->cap = cap;
+    b->len = 0;
+    b->ext = true;
+}
+
 void pp__buf_reset(pp_buf_t *b) {
+    b->ext = false;
     if (b->memfd >= 0) {
         munmap(b->data, b->cap);
         pp__close(&b->memfd);
@@ -93,6 +101,20 @@ static int ensure(pp_buf_t *b, size_t add) {
     size_t need = b->len + add;
     if (need <= b->cap)
         return 0;
+    if (b->ext) { /* outgrew its slot: carry on in the heap */
+        unsigned char *slot = b->data;
+        size_t len = b->len;
+        b->ext = false;
+        b->data = b->heap;
+        b->cap = b->heap_cap;
+        b->len = 0;
+        int r = ensure(b, len + add);
+        if (r < 0)
+            return r;
+        memcpy(b->data, slot, len);
+        b->len = len;
+        return 0;
+    }
     if (b->memfd < 0 && need <= PP__INLINE_MAX) {
         size_t ncap = b->heap_cap ? b->heap_cap * 2 : 256;
         while (ncap < need)

@@ -93,12 +93,14 @@ void pp__chan_destroy(pp__chan_t *c) {
     pp__close(&c->evfd);
 }
 
-static size_t task_rec_len(size_t arg_len, bool memfd) {
-    return PP__ALIGN8(sizeof(pp__task_hdr_t) + (memfd ? 0 : arg_len));
+/* byref: the argument does not travel in the record (a memfd, or an
+ * address in shared memory) */
+static size_t task_rec_len(size_t arg_len, bool byref) {
+    return PP__ALIGN8(sizeof(pp__task_hdr_t) + (byref ? 0 : arg_len));
 }
 
-size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd) {
-    size_t need = task_rec_len(arg_len, memfd);
+size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool byref) {
+    size_t need = task_rec_len(arg_len, byref);
     size_t used = (size_t)(c->head - c->tail);
     size_t off = (size_t)(c->head % PP__TASK_RING);
     if (off + need > PP__TASK_RING)
@@ -106,8 +108,8 @@ size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd) {
     return used + need <= PP__TASK_RING ? need : 0;
 }
 
-uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *hin, const void *arg, bool memfd) {
-    size_t len = task_rec_len((size_t)hin->arg_len, memfd);
+uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *hin, const void *arg, bool byref) {
+    size_t len = task_rec_len((size_t)hin->arg_len, byref);
     size_t off = (size_t)(c->head % PP__TASK_RING);
     if (off + len > PP__TASK_RING) {
         uint32_t pad = PP__REC_PAD;
@@ -117,10 +119,9 @@ uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *hin, const void
     }
     pp__task_hdr_t h = *hin;
     h.kind = PP__REC_TASK;
-    h.flags |= memfd ? PP__F_MEMFD : 0;
     h.rec_len = len;
     memcpy(c->task + off, &h, sizeof h);
-    if (!memfd && h.arg_len)
+    if (!byref && h.arg_len)
         memcpy(c->task + off + sizeof h, arg, (size_t)h.arg_len);
     c->head += len;
     return c->head;

@@ -59,7 +59,13 @@ void pp__child_reset_signals(void);
 #define PP__INLINE_MAX (PP__TASK_RING / 4) /* larger args/results go by memfd */
 
 enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
-enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u, PP__F_CHUNK = 4u, PP__F_VAR = 8u };
+enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u, PP__F_CHUNK = 4u, PP__F_VAR = 8u, PP__F_REF = 16u,
+       PP__F_RESREF = 32u };
+/* PP__F_REF: the argument (or a chunk's items) is not in the record but at
+ * address `addr`, inside the pool's shared memory (same address in every
+ * process). PP__F_RESREF: a map chunk's results are written in place at
+ * res_addr (res_size bytes each); the chunk's result record then lists only
+ * the items that failed, each as a u64 index + pp__item_hdr_t + message. */
 /* PP__F_CHUNK: the argument is nitems items of item_size bytes each;
  * PP__F_CHUNK|PP__F_VAR: nitems items, each [u64 len][bytes, padded to 8].
  * A chunk's result data is, per item, a pp__item_hdr_t, the message and the
@@ -99,6 +105,9 @@ typedef struct pp__task_hdr {
     uint64_t rec_len; /* whole record, 8-aligned */
     uint64_t nitems;  /* chunks only */
     uint64_t item_size;
+    uint64_t addr;     /* PP__F_REF */
+    uint64_t res_addr; /* PP__F_RESREF */
+    uint64_t res_size;
 } pp__task_hdr_t;
 
 typedef struct pp__res_hdr {
@@ -133,9 +142,9 @@ int pp__chan_create(pp__chan_t *c);
 void pp__chan_destroy(pp__chan_t *c);
 void pp__chan_close_worker_fds(pp__chan_t *c);
 /* Room for a task with arg_len bytes inline (or as memfd)? Returns the record size or 0. */
-size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool memfd);
+size_t pp__chan_task_room(const pp__chan_t *c, size_t arg_len, bool byref);
 /* Write one task record (caller checked room); returns the record end offset. */
-uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *h, const void *arg, bool memfd);
+uint64_t pp__chan_push_task(pp__chan_t *c, const pp__task_hdr_t *h, const void *arg, bool byref);
 void pp__chan_publish(pp__chan_t *c);
 /* Copy out the validated next result header; 1 got one, 0 none, <0 protocol error. */
 int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **body);
@@ -144,6 +153,7 @@ void pp__chan_release_results(pp__chan_t *c);
 bool pp__chan_has_result(const pp__chan_t *c);
 
 typedef struct pp__job pp__job_t;
+typedef struct pp__shm pp__shm_t;
 
 /* ------------------------------------------------------------------ */
 /* future.c                                                            */
@@ -191,10 +201,13 @@ typedef struct pp__task {
     pp__job_t *job;     /* a chunk of this map job */
     size_t lo, n;       /* chunk: items [lo, lo+n) */
     void *blob;         /* chunk of fed items: its packed bytes (owned) */
-    uint32_t flags;     /* chunk: PP__F_CHUNK[|PP__F_VAR] */
+    uint32_t flags;     /* PP__F_CHUNK, PP__F_VAR, PP__F_REF, PP__F_RESREF */
     size_t item_size;
+    void *res_addr;     /* PP__F_RESREF */
+    size_t res_size;
     pp_task_fn fn;
-    void *arg;          /* pending only: malloc'd copy (NULL for memfd args) */
+    void *arg;          /* pending: malloc'd copy (NULL for memfd args); PP__F_REF: the
+                           address in shared memory (not owned), pending or in flight */
     size_t arg_len;
     int argfd;          /* memfd holding a large arg, or -1 */
     uint64_t seq;       /* in flight: per-worker sequence number */
@@ -266,6 +279,7 @@ struct pp_pool {
     bool cb_exit, cb_started;
     pthread_t cb_thread;
 
+    pp__shm_t *shm;            /* pp_shm_alloc's range (shm.c) */
     _Atomic uint64_t avg_ns;   /* smoothed task run time */
     _Atomic int refs;          /* handle + every unfreed future */
     struct pp_pool *reg_next;  /* registry of live pools (for fork hygiene) */
@@ -312,7 +326,7 @@ void pp__registry_add(pp_pool_t *pool);
 void pp__registry_remove(pp_pool_t *pool);
 /* In a freshly forked child: close every library fd and unmap every channel
  * except the fds in keep[0..nkeep). Called with the fork lock "held". */
-void pp__child_forget_all(const int *keep, int nkeep);
+void pp__child_forget_all(const int *keep, int nkeep, const pp_pool_t *own);
 void pp__child_reset_registry(void);
 unsigned pp__fork_generation(void);
 bool pp__pool_foreign(const pp_pool_t *pool); /* created by an ancestor of this process? */
@@ -325,13 +339,23 @@ struct pp_buf {
     unsigned char *heap;
     size_t heap_cap;
     int memfd;             /* -1 while the result lives in the heap */
+    bool ext;              /* data is a caller-given slot (a map result in place) */
     size_t msg_len;
     char msg[1024];
 };
 void pp__buf_init(pp_buf_t *b);
 void pp__buf_reset(pp_buf_t *b);
+/* Write the next result straight into [p, p+cap); it moves to the heap if it grows past. */
+void pp__buf_external(pp_buf_t *b, void *p, size_t cap);
 /* Turn a memfd-backed result into a sealed fd the parent can map; -errno on failure. */
 int pp__buf_seal(pp_buf_t *b);
+
+/* shm.c */
+int pp__shm_create(pp_pool_t *pool);
+void pp__shm_destroy(pp_pool_t *pool);
+void pp__shm_forget(pp__shm_t *s, const int *keep, int nkeep);
+int pp__shm_fd(const pp__shm_t *s);
+bool pp__shm_has(const pp_pool_t *pool, const void *p, size_t len);
 
 /* worker.c */
 typedef struct pp__boot {
@@ -340,6 +364,7 @@ typedef struct pp__boot {
     void (*initializer)(void *);
     void *initarg;
     unsigned max_tasks;
+    bool task_timeout;        /* the pool has one: stamp every map item's start */
 } pp__boot_t;
 __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b);
 

@@ -101,8 +101,11 @@ static int blob_add(unsigned char **buf, size_t *len, size_t *cap, const void *i
     return 0;
 }
 
-/* Pack one chunk of fed items. Called without the lock. target: items. */
-static pp__range_t *feed_chunk(pp__job_t *j, size_t target, size_t lo) {
+/* Pack one chunk of fed items. Called without the lock, so the end of the
+ * input is only reported through *ended and *err, for the caller to record
+ * under the lock (a drain seeing feed_ended too early would finish the job
+ * before its last chunk). target: items. */
+static pp__range_t *feed_chunk(pp__job_t *j, size_t target, size_t lo, bool *ended, int *err) {
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0, n = 0;
     if (j->stash) {
@@ -112,13 +115,13 @@ static pp__range_t *feed_chunk(pp__job_t *j, size_t target, size_t lo) {
         j->stash = NULL;
         n = 1;
     }
-    while (n < target && !j->feed_ended) {
+    while (n < target && !*ended) {
         const void *item = NULL;
         size_t ilen = 0;
         int r = j->feed(j->feed_ud, &item, &ilen);
         if (r <= 0) {
-            j->feed_ended = true;
-            j->feed_err = r;
+            *ended = true;
+            *err = r;
             break;
         }
         if (!item && ilen)
@@ -151,8 +154,8 @@ static pp__range_t *feed_chunk(pp__job_t *j, size_t target, size_t lo) {
     return r;
 oom:
     free(buf);
-    j->feed_ended = true;
-    j->feed_err = -ENOMEM;
+    *ended = true;
+    *err = -ENOMEM;
     return NULL;
 }
 
@@ -167,14 +170,22 @@ static void top_up(pp_pool_t *pool, pp__job_t *j) {
         if (target < 1)
             target = 1;
         size_t lo = j->fed; /* the stashed item, if any, comes first */
+        bool ended = false;
+        int err = 0;
         pthread_mutex_unlock(&pool->lock);
-        pp__range_t *r = feed_chunk(j, target, lo);
+        pp__range_t *r = feed_chunk(j, target, lo, &ended, &err);
         pthread_mutex_lock(&pool->lock);
+        if (r) {
+            j->fed += r->n;
+            j->total = j->fed;
+            atomic_store_explicit(&j->a_total, j->total, memory_order_relaxed);
+        }
+        if (ended) {
+            j->feed_ended = true;
+            j->feed_err = err;
+        }
         if (!r)
             break;
-        j->fed += r->n;
-        j->total = j->fed;
-        atomic_store_explicit(&j->a_total, j->total, memory_order_relaxed);
         if (j->cancelled) {
             free(r->blob);
             free(r);

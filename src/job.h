@@ -38,6 +38,7 @@ typedef struct pp__chunk_res {
 struct pp__job {
     pp_pool_t *pool;
     int kind;
+    bool items_ref, results_ref; /* in the pool's shared memory: by address */
     bool ordered, feed_src, cancelled, finished, counted, feed_ended, feed_err_told, listed;
     pp_task_fn fn;
     const unsigned char *items;

@@ -60,6 +60,7 @@ static void teardown(pp_pool_t *p) {
     pp__close(&p->zygote_sock);
     pp__close(&p->zygote_pidfd);
     pthread_mutex_unlock(&p->lock);
+    pp__shm_destroy(p);
 }
 
 static void init_worker_slot(pp__worker_t *w, int index) {
@@ -143,6 +144,14 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
         pipe2(p->death_pipe, O_CLOEXEC) < 0) {
         err = -errno;
         pp__close(&p->ctl_evfd);
+        free_pool(p);
+        return err;
+    }
+    /* the shared range must exist before the zygote and workers are forked */
+    if ((err = pp__shm_create(p)) < 0) {
+        pp__close(&p->ctl_evfd);
+        pp__close(&p->death_pipe[0]);
+        pp__close(&p->death_pipe[1]);
         free_pool(p);
         return err;
     }

@@ -207,11 +207,13 @@ static size_t chunk_len(pp_pool_t *pool, pp__job_t *j) {
         if (n > share)
             n = share;
     }
-    /* items and results must fit inline in the rings */
+    /* items and results must fit inline in the rings, unless they stay in
+     * shared memory */
     size_t per_in = j->item_size ? j->item_size : 1;
-    size_t cap = CHUNK_BYTES / per_in;
-    if (j->kind == PP__JOB_MAP) {
-        size_t per_out = sizeof(pp__item_hdr_t) + PP__ALIGN8(j->result_size);
+    size_t cap = j->items_ref ? SIZE_MAX : CHUNK_BYTES / per_in;
+    if (j->kind == PP__JOB_MAP && !j->results_ref) {
+        /* fixed-size results come back packed; size 0 uses per-item headers */
+        size_t per_out = j->result_size ? j->result_size : sizeof(pp__item_hdr_t);
         size_t cap2 = CHUNK_BYTES / per_out;
         if (cap2 < cap)
             cap = cap2;
@@ -297,12 +299,20 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
         len = n * j->item_size;
     }
     arg = blob ? blob : (const void *)(j->items ? j->items + lo * j->item_size : NULL);
-    bool memfd = len > CHUNK_BYTES;
-    if (!some_room(pool, len, memfd))
+    bool ref = !blob && j->items_ref && len;
+    bool memfd = !ref && len > CHUNK_BYTES;
+    if (!some_room(pool, len, memfd || ref))
         return false;
     pp__task_t t = {.job = j, .fn = j->fn, .lo = lo, .n = n, .arg_len = len, .argfd = -1,
-                    .flags = PP__F_CHUNK | (j->feed_src ? PP__F_VAR : 0),
+                    .flags = PP__F_CHUNK | (j->feed_src ? PP__F_VAR : 0) | (ref ? PP__F_REF : 0),
                     .item_size = j->feed_src ? 0 : j->item_size, .blob = blob};
+    if (j->kind == PP__JOB_MAP) {
+        t.res_size = j->result_size; /* results come back packed, or in place: */
+        if (j->results_ref) {
+            t.flags |= PP__F_RESREF;
+            t.res_addr = j->results + lo * j->result_size;
+        }
+    }
     if (memfd) {
         t.argfd = bytes_fd(arg, len);
         if (t.argfd < 0)
@@ -439,6 +449,56 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         snprintf(m, sizeof m, "the worker could not run the chunk: %.*s", (int)v->len,
                  v->len ? (const char *)v->p : "unknown error");
         fail_items(pool, j, s->lo, s->n, PP_EPROTO, m);
+        goto out;
+    }
+    if ((s->flags & PP__F_RESREF) || (j->kind == PP__JOB_MAP && j->result_size)) {
+        /* fixed-size results: in place (RESREF) or packed at the head of the
+         * record; then the items that failed, by index, in order */
+        const unsigned char *p = v->p, *end = v->p + v->len;
+        const unsigned char *packed = NULL;
+        size_t copied = 0; /* items [0, copied) of the chunk are stored */
+        if (!(s->flags & PP__F_RESREF)) {
+            size_t bytes = s->n * j->result_size;
+            if (v->len < bytes) {
+                fail_items(pool, j, s->lo, s->n, PP_EPROTO, "malformed chunk results from the worker");
+                goto out;
+            }
+            packed = p;
+            p += bytes;
+        }
+        while (p < end) {
+            uint64_t k;
+            pp__item_hdr_t ih;
+            if ((size_t)(end - p) < 8 + sizeof ih)
+                break;
+            memcpy(&k, p, 8);
+            memcpy(&ih, p + 8, sizeof ih);
+            p += 8 + sizeof ih;
+            if (k >= s->n || k < copied || ih.msg_len > 1024 ||
+                PP__ALIGN8(ih.msg_len) > (size_t)(end - p))
+                break;
+            if (packed && k > copied) /* the good run before this failure */
+                memcpy(j->results + (s->lo + copied) * j->result_size,
+                       packed + copied * j->result_size, (k - copied) * j->result_size);
+            copied = k + 1;
+            if (ih.status != 0)
+                note_failure(j, s->lo + k, PP_ETASK, ih.status, (const char *)p, ih.msg_len);
+            else {
+                char m[160];
+                snprintf(m, sizeof m, "the result has %llu bytes, expected %zu",
+                         (unsigned long long)ih.data_len, j->result_size);
+                note_failure(j, s->lo + k, PP_ETASK, -1, m, strlen(m));
+            }
+            p += PP__ALIGN8(ih.msg_len);
+        }
+        if (p != end)
+            note_failure(j, s->lo, PP_EPROTO, PP_EPROTO, "malformed chunk results from the worker",
+                         40);
+        else if (packed && s->n > copied)
+            memcpy(j->results + (s->lo + copied) * j->result_size,
+                   packed + copied * j->result_size, (s->n - copied) * j->result_size);
+        j->done += s->n;
+        set_progress(j);
         goto out;
     }
     /* walk the per-item results, validating every length */
@@ -617,6 +677,7 @@ int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, siz
     } else {
         j->chunk = chunksize;
     }
+    j->items_ref = item_size && count && pp__shm_has(pool, items, count * item_size);
     j->window = (size_t)pool->nworkers *
                 (kind == PP__JOB_ITER ? WINDOW_PER_WORKER : MAP_WINDOW_PER_WORKER);
     *out = j;
@@ -654,6 +715,7 @@ int pp_map_async(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_
         return r;
     j->results = results;
     j->result_size = result_size;
+    j->results_ref = result_size && count && pp__shm_has(pool, results, count * result_size);
     pp_future_t *f = pp__future_new(pool);
     if (!f) {
         pthread_mutex_lock(&pool->lock);

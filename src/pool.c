@@ -82,6 +82,7 @@ static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     int depth = pp__worker_depth(pool);
     bool memfd = t->argfd >= 0;
+    bool byref = memfd || (t->flags & PP__F_REF);
     pp__worker_t *best = NULL;
     uint64_t best_n = UINT64_MAX;
     for (int i = 0; i < pool->nworkers; i++) {
@@ -89,7 +90,7 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
         if (!can_take(pool, w, depth))
             continue;
         uint64_t n = w->seq_next - w->seq_done;
-        if (n < best_n && pp__chan_task_room(&w->chan, t->arg_len, memfd)) {
+        if (n < best_n && pp__chan_task_room(&w->chan, t->arg_len, byref)) {
             best = w;
             best_n = n;
             if (n == 0)
@@ -106,14 +107,21 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     }
     pp__task_t *s = &best->inflight[best->seq_next % PP__INFLIGHT_MAX];
     *s = *t;
-    s->arg = NULL;
+    s->arg = (t->flags & PP__F_REF) ? (void *)arg : NULL;
     s->next = NULL;
     s->seq = best->seq_next;
     s->start_ns = 0;
-    pp__task_hdr_t h = {.flags = t->flags, .seq = s->seq, .fn = (uint64_t)(uintptr_t)t->fn,
-                        .arg_len = t->arg_len, .nitems = t->n, .item_size = t->item_size};
-    s->rec_end = pp__chan_push_task(&best->chan, &h, arg, memfd);
-    s->rec_off = s->rec_end - PP__ALIGN8(sizeof(pp__task_hdr_t) + (memfd ? 0 : t->arg_len));
+    pp__task_hdr_t h = {.flags = t->flags | (memfd ? PP__F_MEMFD : 0),
+                        .seq = s->seq,
+                        .fn = (uint64_t)(uintptr_t)t->fn,
+                        .arg_len = t->arg_len,
+                        .nitems = t->n,
+                        .item_size = t->item_size,
+                        .addr = (t->flags & PP__F_REF) ? (uint64_t)(uintptr_t)arg : 0,
+                        .res_addr = (uint64_t)(uintptr_t)t->res_addr,
+                        .res_size = t->res_size};
+    s->rec_end = pp__chan_push_task(&best->chan, &h, arg, byref);
+    s->rec_off = s->rec_end - PP__ALIGN8(sizeof(pp__task_hdr_t) + (byref ? 0 : t->arg_len));
     best->seq_next++;
     best->dispatched++;
     pp__chan_publish(&best->chan);
@@ -157,8 +165,9 @@ static void pend_push(pp_pool_t *pool, pp__task_t *t, bool front) {
 }
 
 /* A pending node with its own copy of the argument (or of its memfd). */
-static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size_t len, int argfd) {
-    size_t extra = argfd >= 0 ? 0 : len;
+static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size_t len, int argfd,
+                            uint32_t flags) {
+    size_t extra = (argfd >= 0 || (flags & PP__F_REF)) ? 0 : len;
     pp__task_t *t = malloc(sizeof *t + extra);
     if (!t)
         return NULL;
@@ -167,7 +176,8 @@ static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size
     t->fn = fn;
     t->arg_len = len;
     t->argfd = argfd;
-    t->arg = argfd >= 0 ? NULL : (void *)(t + 1);
+    t->flags = flags;
+    t->arg = (flags & PP__F_REF) ? (void *)arg : argfd >= 0 ? NULL : (void *)(t + 1);
     if (extra)
         memcpy(t->arg, arg, len);
     return t;
@@ -176,9 +186,11 @@ static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size
 /* Requeue a task a dead worker had not started, at the head of the queue. */
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s) {
     const void *arg = NULL;
-    if (s->argfd < 0)
+    if (s->flags & PP__F_REF)
+        arg = s->arg;
+    else if (s->argfd < 0)
         arg = w->chan.task + (s->rec_off % PP__TASK_RING) + sizeof(pp__task_hdr_t);
-    pp__task_t *t = pend_new(s->f, s->fn, arg, s->arg_len, s->argfd);
+    pp__task_t *t = pend_new(s->f, s->fn, arg, s->arg_len, s->argfd, s->flags);
     if (!t)
         return -ENOMEM;
     pend_push(pool, t, true);
@@ -220,7 +232,9 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
     if (pp__pool_foreign(pool))
         return PP_ECLOSED; /* a child of fork(): the pool is our parent's */
     int argfd = -1;
-    if (arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
+    /* inside the pool's shared memory: passed by reference, never copied */
+    uint32_t flags = arg_len && pp__shm_has(pool, arg, arg_len) ? PP__F_REF : 0;
+    if (!flags && arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
         argfd = large_arg_fd(arg, arg_len);
         if (argfd < 0)
             return argfd;
@@ -238,9 +252,9 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         pp__future_unref(f);
         return PP_ECLOSED;
     }
-    pp__task_t t = {.f = f, .fn = fn, .arg_len = arg_len, .argfd = argfd};
+    pp__task_t t = {.f = f, .fn = fn, .arg_len = arg_len, .argfd = argfd, .flags = flags};
     if (pool->pend_head || !pp__place(pool, &t, arg)) {
-        pp__task_t *n = pend_new(f, fn, arg, arg_len, argfd);
+        pp__task_t *n = pend_new(f, fn, arg, arg_len, argfd, flags);
         if (!n) {
             pthread_mutex_unlock(&pool->lock);
             pp__close(&argfd);

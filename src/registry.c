@@ -44,7 +44,7 @@ void pp__pool_forget_foreign(pp_pool_t *pool) {
     pool->reg_next = NULL;
     pp_pool_t *list = pools;
     pools = pool;
-    pp__child_forget_all(&none, 0);
+    pp__child_forget_all(&none, 0, NULL);
     pools = list;
     pool->reg_next = saved;
 }
@@ -80,13 +80,17 @@ static void drop(int fd, const int *keep, int nkeep) {
     close(fd);
 }
 
-void pp__child_forget_all(const int *keep, int nkeep) {
+void pp__child_forget_all(const int *keep, int nkeep, const pp_pool_t *own) {
     for (pp_pool_t *p = pools; p; p = p->reg_next) {
         drop(p->ctl_evfd, keep, nkeep);
         drop(p->death_pipe[0], keep, nkeep);
         drop(p->death_pipe[1], keep, nkeep);
         drop(p->zygote_sock, keep, nkeep);
         drop(p->zygote_pidfd, keep, nkeep);
+        if (p == own)
+            drop(pp__shm_fd(p->shm), keep, nkeep); /* keep its mapping: that is the point */
+        else
+            pp__shm_forget(p->shm, keep, nkeep);
         if (!p->workers)
             continue;
         for (int i = 0; i < p->nworkers; i++) {

@@ -116,8 +116,9 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
                         .evfd = c->evfd, .death_rd = pool->death_pipe[0],
                         .parent_pid = pool->parent_pid, .initializer = pool->opt.initializer,
                         .initarg = pool->opt.initarg,
-                        .max_tasks = pool->opt.max_tasks_per_child};
-        pp__child_forget_all(keep, 5);
+                        .max_tasks = pool->opt.max_tasks_per_child,
+                        .task_timeout = pool->opt.task_timeout > 0};
+        pp__child_forget_all(keep, 5, pool);
         pp__child_reset_registry();
         pp__worker_main(&b);
     }

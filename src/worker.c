@@ -44,7 +44,8 @@ static struct {
     uint64_t started;
     int sock, evfd, death_rd;
     pid_t parent;
-    pp_buf_t buf;
+    bool stamp_items;
+    pp_buf_t buf, ibuf, fbuf; /* a task's output; a map item's; a chunk's failures */
 } W;
 
 __attribute__((noreturn)) static void worker_exit(int code) {
@@ -216,34 +217,89 @@ static const void *map_arg(size_t len, void **map, size_t *map_len) {
 
 static const unsigned char zero_arg[8];
 
+/* The next item of a chunk: fixed-size, or [u64 len][bytes] packed. */
+static bool next_item(const pp__task_hdr_t *h, const unsigned char *arg, uint64_t i, size_t *off,
+                      const unsigned char **item, size_t *len) {
+    if (!(h->flags & PP__F_VAR)) {
+        *len = (size_t)h->item_size;
+        *item = *len ? arg + i * *len : zero_arg;
+        return true;
+    }
+    uint64_t l;
+    if (*off + 8 > h->arg_len)
+        return false;
+    memcpy(&l, arg + *off, 8);
+    if (l > h->arg_len - *off - 8)
+        return false;
+    *item = arg + *off + 8;
+    *len = (size_t)l;
+    *off += 8 + PP__ALIGN8((size_t)l);
+    return true;
+}
+
+static void mark_item(uint64_t i) {
+    atomic_store_explicit(&W.ctrl->item_index, i, memory_order_relaxed);
+    if (i && W.stamp_items) /* per-item deadlines only matter with a task timeout */
+        atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
+}
+
+/* Fixed-size results (pp_map): each item writes straight into its slot --
+ * in the caller's array in shared memory (PP__F_RESREF), or in a packed
+ * area at the head of the chunk's result. Items that fail, or whose result
+ * has another size, are listed after it: u64 index, pp__item_hdr_t, message. */
+static int run_chunk_fixed(const pp__task_hdr_t *h, const unsigned char *arg, pp_task_fn fn) {
+    pp_buf_t *out = &W.buf, *ib = &W.ibuf, *fails = &W.fbuf;
+    size_t rs = (size_t)h->res_size, off = 0;
+    unsigned char *base;
+    fails->len = 0;
+    if (h->flags & PP__F_RESREF) {
+        base = (unsigned char *)(uintptr_t)h->res_addr;
+    } else {
+        base = pp_buf_reserve(out, (size_t)h->nitems * rs);
+        if (!base && (h->nitems * rs) != 0)
+            return pp_buf_fail(out, "out of memory building a chunk's results");
+    }
+    for (uint64_t i = 0; i < h->nitems; i++) {
+        const unsigned char *item;
+        size_t len;
+        if (!next_item(h, arg, i, &off, &item, &len))
+            return pp_buf_fail(out, "malformed chunk");
+        mark_item(i);
+        ib->len = 0;
+        ib->msg_len = 0;
+        pp__buf_external(ib, base + i * rs, rs);
+        int st = fn(item, len, ib);
+        if (st == 0 && ib->ext && ib->len == rs)
+            continue;
+        uint64_t k = i;
+        pp__item_hdr_t ih = {.status = st, .data_len = st ? 0 : ib->len};
+        ih.msg_len = st ? (uint32_t)ib->msg_len : 0;
+        if (pp_buf_append(fails, &k, 8) < 0 || pp_buf_append(fails, &ih, sizeof ih) < 0 ||
+            pp_buf_append(fails, ib->msg, ih.msg_len) < 0 ||
+            pp_buf_append(fails, zero_arg, PP__ALIGN8(ih.msg_len) - ih.msg_len) < 0)
+            return pp_buf_fail(out, "out of memory building a chunk's results");
+        pp__buf_reset(ib);
+    }
+    if (fails->len && pp_buf_append(out, fails->data, fails->len) < 0)
+        return pp_buf_fail(out, "out of memory building a chunk's results");
+    return 0;
+}
+
 /* Run every item of a chunk into one result: per item a pp__item_hdr_t,
  * then its message or data, each padded to 8. Returns 0, or non-zero when
  * the output could not be built (out of memory). */
 static int run_chunk(const pp__task_hdr_t *h, const unsigned char *arg) {
     pp_buf_t *b = &W.buf;
     pp_task_fn fn = (pp_task_fn)(uintptr_t)h->fn;
-    bool var = (h->flags & PP__F_VAR) != 0;
+    if (h->res_size || (h->flags & PP__F_RESREF))
+        return run_chunk_fixed(h, arg, fn);
     size_t off = 0;
     for (uint64_t i = 0; i < h->nitems; i++) {
         const unsigned char *item;
         size_t len;
-        if (var) {
-            uint64_t l;
-            if (off + 8 > h->arg_len)
-                return pp_buf_fail(b, "malformed chunk");
-            memcpy(&l, arg + off, 8);
-            if (l > h->arg_len - off - 8)
-                return pp_buf_fail(b, "malformed chunk");
-            item = arg + off + 8;
-            len = (size_t)l;
-            off += 8 + PP__ALIGN8((size_t)l);
-        } else {
-            len = (size_t)h->item_size;
-            item = len ? arg + i * len : zero_arg;
-        }
-        atomic_store_explicit(&W.ctrl->item_index, i, memory_order_relaxed);
-        if (i)
-            atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
+        if (!next_item(h, arg, i, &off, &item, &len))
+            return pp_buf_fail(b, "malformed chunk");
+        mark_item(i);
         size_t hpos = b->len;
         if (!pp_buf_reserve(b, sizeof(pp__item_hdr_t)))
             return pp_buf_fail(b, "out of memory building a chunk's results");
@@ -282,6 +338,9 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
     if (map_channel(b) < 0)
         worker_exit(120);
     pp__buf_init(&W.buf);
+    pp__buf_init(&W.ibuf);
+    pp__buf_init(&W.fbuf);
+    W.stamp_items = b->task_timeout;
     if (b->initializer)
         b->initializer(b->initarg);
 
@@ -312,7 +371,9 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         void *map = NULL;
         size_t map_len = 0;
         const void *arg = W.task + off + sizeof h;
-        if (h.flags & PP__F_MEMFD)
+        if (h.flags & PP__F_REF)
+            arg = (const void *)(uintptr_t)h.addr; /* shared memory: same address here */
+        else if (h.flags & PP__F_MEMFD)
             arg = map_arg((size_t)h.arg_len, &map, &map_len);
         pp__buf_reset(&W.buf);
         int status;

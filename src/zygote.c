@@ -102,7 +102,8 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
                 pp__boot_t b = {.ctrl_fd = fds[0], .task_ro_fd = fds[1], .sock = fds[2],
                                 .evfd = fds[3], .death_rd = death_rd, .parent_pid = self,
                                 .initializer = opt->initializer, .initarg = opt->initarg,
-                                .max_tasks = opt->max_tasks_per_child};
+                                .max_tasks = opt->max_tasks_per_child,
+                                .task_timeout = opt->task_timeout > 0};
                 pp__worker_main(&b);
             }
             for (int i = 0; i < 4; i++)
@@ -134,7 +135,7 @@ int pp__zygote_start(pp_pool_t *pool) {
     pid_t pid = fork();
     if (pid == 0) {
         int keep[2] = {sv[1], pool->death_pipe[0]};
-        pp__child_forget_all(keep, 2);
+        pp__child_forget_all(keep, 2, pool);
         pp__child_reset_registry();
         close(sv[0]);
         zygote_main(sv[1], pool->death_pipe[0], pool->parent_pid, &opt);
