@@ -161,7 +161,11 @@ PP_EXTERN int pp_cpu_count(void);
  * opt NULL uses the defaults. The workers and a single-threaded fork server
  * (the zygote, from which replacement workers are forked) are started before
  * this returns, along with one supervisor thread in the calling process.
- * Under PP_START_FORK workers see the parent's memory as it was at this call.
+ * Under PP_START_FORK (and FORKSERVER) workers see the parent's memory as it
+ * was at this call, at no cost: tasks may read any data the parent had
+ * before pp_pool_create (copy-on-write: what a task writes there stays in
+ * its worker). To share data written later, or to write results in place,
+ * use pp_shm_alloc.
  * Errors: -EINVAL (pool NULL, processes < 0 or > 4096, task_timeout < 0 or
  * NaN, unknown start method), -ENOTSUP (a start method this build does not
  * offer), -ENOMEM, or -errno from fork/memfd_create/mmap/pthread_create.
