@@ -6,6 +6,9 @@
 #   make bench      build and run every benchmark
 #   make install    install into $(PREFIX) (default /usr/local)
 #   make asan       build into build-asan with ASan+UBSan and run its tests
+#   make tsan       build into build-tsan with clang's ThreadSanitizer and run the
+#                   concurrency core's tests (TSan cannot follow the tests that
+#                   start threads in forked children or count threads)
 #   make clean      remove the build directories
 #
 # Variables: CC (e.g. make CC=clang), BUILD (build dir), PREFIX, JOBS,
@@ -15,6 +18,8 @@ CMAKE      ?= cmake
 CTEST      ?= ctest
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+TSAN_TESTS ?= test_apply|test_future|test_pool|test_crash|test_map
 PREFIX     ?= /usr/local
 JOBS       ?= 2
 CMAKE_ARGS ?=
@@ -36,7 +41,7 @@ define configure
 	@echo "$(CC)" > "$(1)/.procpool-cc"
 endef
 
-.PHONY: all build configure demo test check deps bench install asan clean help
+.PHONY: all build configure demo test check deps bench install asan tsan tsan-run clean help
 
 all: build
 
@@ -98,8 +103,17 @@ asan: deps
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 	$(CTEST) --test-dir "$(ASAN_BUILD)" --output-on-failure
 
+tsan: deps
+	$(MAKE) --no-print-directory tsan-run CC=clang
+
+tsan-run:
+	$(call configure,$(TSAN_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROCPOOL_SANITIZE=thread)
+	$(CMAKE) --build "$(TSAN_BUILD)" -j$(JOBS)
+	TSAN_OPTIONS=$${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
+	$(CTEST) --test-dir "$(TSAN_BUILD)" --output-on-failure -R '^($(TSAN_TESTS))$$'
+
 clean:
-	rm -rf "$(BUILD)" "$(ASAN_BUILD)" build-clang
+	rm -rf "$(BUILD)" "$(ASAN_BUILD)" "$(TSAN_BUILD)" build-clang
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,16p' Makefile
