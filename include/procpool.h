@@ -139,6 +139,10 @@ typedef struct pp_options {
                                        then); SPAWN: a fresh exec of the program, main() never runs */
     size_t shm_size;                /* address range reserved for pp_shm_alloc (virtual; pages cost
                                        memory only once written); 0: twice the physical memory */
+    size_t max_memory_per_child;    /* resident bytes: a worker past this after a task is replaced
+                                       (the task succeeds); 0: no limit */
+    unsigned retries;               /* times a task whose worker died is run again before it fails
+                                       PP_EWORKER (not after a timeout); 0: fail at once */
 } pp_options_t;
 
 /*
@@ -462,7 +466,8 @@ PP_EXTERN void *pp_shm_alloc(pp_pool_t *pool, size_t size);
 /*
  * pp_shm_free - give shared memory back; its pages are returned to the
  * system at once (punched out of the memfd). p NULL is a no-op. Returns 0,
- * or -EINVAL if p is not a live pp_shm_alloc block of this pool. Do not
+ * -EINVAL if p is not a live pp_shm_alloc block of this pool, or -ENOMEM
+ * (the free list could not grow; the block stays allocated). Do not
  * free memory a running task still uses.
  */
 PP_EXTERN int pp_shm_free(pp_pool_t *pool, void *p);

@@ -214,6 +214,7 @@ typedef struct pp__task {
     uint64_t rec_off;   /* in flight: record start in the task ring */
     uint64_t rec_end;   /* in flight: record end */
     uint64_t start_ns;  /* in flight: when the worker began it (0: not seen) */
+    unsigned tries;     /* times it already ran on a worker that died (opt.retries) */
     struct pp__task *next; /* pending queue link */
 } pp__task_t;
 
@@ -291,7 +292,7 @@ int pp__pool_dispatch_locked(pp_pool_t *pool);
 void pp__pool_wake_supervisor(pp_pool_t *pool);
 int pp__drain(pp_pool_t *pool, bool block);
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
-int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s);
+int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries);
 int pp__worker_depth(const pp_pool_t *pool);
 
 /* map.c */
@@ -365,6 +366,7 @@ typedef struct pp__boot {
     void *initarg;
     unsigned max_tasks;
     bool task_timeout;        /* the pool has one: stamp every map item's start */
+    size_t max_memory;        /* resident bytes after which the worker retires */
 } pp__boot_t;
 __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b);
 

@@ -184,7 +184,7 @@ static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size
 }
 
 /* Requeue a task a dead worker had not started, at the head of the queue. */
-int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s) {
+int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries) {
     const void *arg = NULL;
     if (s->flags & PP__F_REF)
         arg = s->arg;
@@ -193,6 +193,7 @@ int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s) {
     pp__task_t *t = pend_new(s->f, s->fn, arg, s->arg_len, s->argfd, s->flags);
     if (!t)
         return -ENOMEM;
+    t->tries = tries;
     pend_push(pool, t, true);
     return 0;
 }

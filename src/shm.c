@@ -250,6 +250,10 @@ int pp_shm_free(pp_pool_t *pool, void *p) {
         pthread_mutex_unlock(&s->lock);
         return -EINVAL;
     }
+    if (grow(&s->free_, &s->capfree, s->nfree + 1) < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return -ENOMEM;
+    }
     size_t len = s->used[lo].len;
     memmove(&s->used[lo], &s->used[lo + 1], (s->nused - lo - 1) * sizeof *s->used);
     s->nused--;

@@ -117,7 +117,8 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
                         .parent_pid = pool->parent_pid, .initializer = pool->opt.initializer,
                         .initarg = pool->opt.initarg,
                         .max_tasks = pool->opt.max_tasks_per_child,
-                        .task_timeout = pool->opt.task_timeout > 0};
+                        .task_timeout = pool->opt.task_timeout > 0,
+                        .max_memory = pool->opt.max_memory_per_child};
         pp__child_forget_all(keep, 5, pool);
         pp__child_reset_registry();
         pp__worker_main(&b);
@@ -258,11 +259,14 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                                 "the task ran past the pool's task_timeout of %g s; "
                                 "worker process %d was killed",
                                 pool->opt.task_timeout, (int)w->pid);
-        } else if (seq < started) {
+        } else if (seq < started && (w->broken || s->tries >= pool->opt.retries ||
+                                     pp__requeue(pool, w, s, s->tries + 1) < 0)) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             pp__future_set_fail(s->f, w->broken ? PP_EPROTO : PP_EWORKER, "%s", why);
-        } else if (pp__requeue(pool, w, s) < 0) {
+        } else if (seq < started) {
+            /* run again (opt.retries): requeued above */
+        } else if (pp__requeue(pool, w, s, s->tries) < 0) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             pp__future_set_fail(s->f, -ENOMEM, "out of memory while requeueing the task");

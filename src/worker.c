@@ -20,6 +20,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -217,6 +218,22 @@ static const void *map_arg(size_t len, void **map, size_t *map_len) {
 
 static const unsigned char zero_arg[8];
 
+/* Resident set size, from a /proc/self/statm kept open (one pread). */
+static size_t resident_bytes(void) {
+    static int fd = -2;
+    if (fd == -2)
+        fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    char buf[128];
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long size, res;
+    if (sscanf(buf, "%lu %lu", &size, &res) != 2)
+        return 0;
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 /* The next item of a chunk: fixed-size, or [u64 len][bytes] packed. */
 static bool next_item(const pp__task_hdr_t *h, const unsigned char *arg, uint64_t i, size_t *off,
                       const unsigned char **item, size_t *len) {
@@ -394,5 +411,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         publish(h.seq, status, run);
         if (b->max_tasks && ++done >= b->max_tasks)
             worker_exit(0);
+        if (b->max_memory && resident_bytes() > b->max_memory)
+            worker_exit(0); /* retire: the parent resends what we had not started */
     }
 }

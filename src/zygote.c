@@ -103,7 +103,8 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
                                 .evfd = fds[3], .death_rd = death_rd, .parent_pid = self,
                                 .initializer = opt->initializer, .initarg = opt->initarg,
                                 .max_tasks = opt->max_tasks_per_child,
-                                .task_timeout = opt->task_timeout > 0};
+                                .task_timeout = opt->task_timeout > 0,
+                                .max_memory = opt->max_memory_per_child};
                 pp__worker_main(&b);
             }
             for (int i = 0; i < 4; i++)
