@@ -170,9 +170,20 @@ PP_EXTERN int pp_cpu_count(void);
  * before pp_pool_create (copy-on-write: what a task writes there stays in
  * its worker). To share data written later, or to write results in place,
  * use pp_shm_alloc.
+ * Start methods: FORK forks the workers from the calling process (through
+ * the supervisor thread) and replacements from the zygote; FORKSERVER forks
+ * every worker from the zygote; SPAWN starts each worker as a fresh
+ * execution of /proc/self/exe in which the library takes over before main()
+ * runs. Under SPAWN, task functions and the initializer are sent as their
+ * offset in their loaded object, checked by build id (a rebuilt program is
+ * a clear task error); they must live in the program or in a library it
+ * loaded at start. initarg must then be NULL or point into the program's
+ * static data (globals, string literals: the worker sees them as they were
+ * at program start). Shared memory is mapped at the same address.
  * Errors: -EINVAL (pool NULL, processes < 0 or > 4096, task_timeout < 0 or
- * NaN, unknown start method), -ENOTSUP (a start method this build does not
- * offer), -ENOMEM, or -errno from fork/memfd_create/mmap/pthread_create.
+ * NaN, unknown start method, under SPAWN an initializer or initarg that
+ * cannot be named across an exec), -ENOMEM, or -errno from
+ * fork/memfd_create/mmap/pthread_create/posix_spawn.
  * On failure *pool is set to NULL and nothing is left behind.
  * A pool belongs to the process that created it: in a child made by fork()
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
@@ -240,8 +251,8 @@ PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t a
  * pp_apply_async - submit fn(arg) and return at once with a future.
  * arg[0..arg_len) is copied before the call returns (any size). Returns 0 and
  * sets *future, which the caller frees with pp_future_free; or -EINVAL (pool,
- * fn or future NULL; arg NULL with arg_len > 0), PP_ECLOSED or -ENOMEM, and
- * sets *future to NULL.
+ * fn or future NULL; arg NULL with arg_len > 0; under SPAWN, fn outside the
+ * program's loaded objects), PP_ECLOSED or -ENOMEM, and sets *future to NULL.
  */
 PP_EXTERN int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
                              pp_future_t **future);
@@ -332,7 +343,8 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * Returns 0 when every item succeeded; otherwise the error of the
  * lowest-index item that failed (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
  * PP_ECANCELED, PP_EPROTO); the other items' results are still stored.
- * Errors before anything runs: -EINVAL (pool or fn NULL, items NULL with
+ * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
+ * function outside the program's loaded objects, items NULL with
  * count > 0 and item_size > 0, results NULL with count > 0 and
  * result_size > 0, item_size * count overflowing), PP_ECLOSED, -ENOMEM.
  * Use pp_map_async to read the failing item's message.

@@ -93,6 +93,7 @@ typedef struct pp__ctrl {
     PP__LINE(_Atomic uint64_t, tasks_started); /* how many task records it began */
     PP__LINE(_Atomic uint64_t, task_start_ns); /* CLOCK_MONOTONIC when the latest began */
     PP__LINE(_Atomic uint64_t, item_index);    /* item of the running chunk */
+    PP__LINE(_Atomic uint64_t, chunk_fails);   /* items of the running chunk that failed */
     PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
 } pp__ctrl_t;
 
@@ -105,6 +106,7 @@ typedef struct pp__task_hdr {
     uint64_t rec_len; /* whole record, 8-aligned */
     uint64_t nitems;  /* chunks only */
     uint64_t item_size;
+    uint64_t fn_key;   /* spawn: fn is an offset in the object with this key */
     uint64_t addr;     /* PP__F_REF */
     uint64_t res_addr; /* PP__F_RESREF */
     uint64_t res_size;
@@ -290,6 +292,7 @@ struct pp_pool {
 void pp__pool_unref(pp_pool_t *pool);
 int pp__pool_dispatch_locked(pp_pool_t *pool);
 void pp__pool_wake_supervisor(pp_pool_t *pool);
+bool pp__fn_ok(const pp_pool_t *pool, pp_task_fn fn);
 int pp__drain(pp_pool_t *pool, bool block);
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries);
@@ -306,8 +309,11 @@ typedef struct pp__view {
 int pp__jobs_dispatch_locked(pp_pool_t *pool);
 /* A chunk finished (status 0: per-item results in v); steals v->map if it keeps it. */
 void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int status, uint64_t run_ns);
-/* The worker running chunk s died (err) at item k, or never started it (k < 0). */
-void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const char *why);
+/* The worker running chunk s died (err) at item k, or never started it (k == -1),
+ * or the whole chunk fails with err (k == -2). fails: items before k that had
+ * failed (their reports died with the worker). */
+void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const char *why,
+                        uint64_t fails);
 void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
 void pp__future_cancel_job(pp_future_t *f);
@@ -356,6 +362,14 @@ int pp__shm_create(pp_pool_t *pool);
 void pp__shm_destroy(pp_pool_t *pool);
 void pp__shm_forget(pp__shm_t *s, const int *keep, int nkeep);
 int pp__shm_fd(const pp__shm_t *s);
+void *pp__shm_base(const pp__shm_t *s);
+size_t pp__shm_size(const pp__shm_t *s);
+
+/* spawn.c */
+bool pp__addr_encode(const void *addr, uint64_t *key, uint64_t *off);
+void *pp__addr_decode(uint64_t key, uint64_t off);
+int pp__spawn_check(const pp_options_t *opt);
+int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w);
 bool pp__shm_has(const pp_pool_t *pool, const void *p, size_t len);
 
 /* worker.c */

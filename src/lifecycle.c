@@ -110,8 +110,8 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
         (opt->start_method != PP_START_FORK && opt->start_method != PP_START_FORKSERVER &&
          opt->start_method != PP_START_SPAWN))
         return -EINVAL;
-    if (opt->start_method == PP_START_SPAWN)
-        return -ENOTSUP;
+    if (opt->start_method == PP_START_SPAWN && pp__spawn_check(opt) < 0)
+        return -EINVAL; /* an initializer or initarg that cannot cross an exec */
 
     pp_pool_t *p = calloc(1, sizeof *p);
     if (!p)

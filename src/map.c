@@ -622,7 +622,8 @@ static void retry_range(pp__job_t *j, const pp__task_t *s, size_t from, size_t t
     j->retry = r;
 }
 
-void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const char *why) {
+void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const char *why,
+                        uint64_t fails) {
     pp__job_t *j = s->job;
     chunk_gone(pool, j);
     if (!j->cancelled) {
@@ -633,7 +634,22 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
         } else {
             size_t kk = (size_t)k < s->n ? (size_t)k : s->n - 1;
             retry_range(j, s, kk + 1, s->n);
-            retry_range(j, s, 0, kk);
+            if (s->flags & PP__F_RESREF) {
+                /* results written in place: the items before the crash are done
+                 * (running them again could apply an in-place update twice) */
+                if (fails && kk) {
+                    char m[200];
+                    snprintf(m, sizeof m,
+                             "%llu of items %zu..%zu failed; their reports were lost with the "
+                             "worker",
+                             (unsigned long long)fails, s->lo, s->lo + kk - 1);
+                    note_failure(j, s->lo, PP_ETASK, -1, m, strlen(m));
+                }
+                j->done += kk;
+                set_progress(j);
+            } else {
+                retry_range(j, s, 0, kk);
+            }
             fail_items(pool, j, s->lo + kk, 1, err, why);
         }
         if (j->retry)
@@ -657,6 +673,8 @@ int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, siz
         return -EINVAL;
     if (pp__pool_foreign(pool))
         return PP_ECLOSED;
+    if (!pp__fn_ok(pool, fn))
+        return -EINVAL;
     pp__job_t *j = calloc(1, kind == PP__JOB_ITER ? sizeof(struct pp_iter) : sizeof *j);
     if (!j)
         return -ENOMEM;

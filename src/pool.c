@@ -57,6 +57,13 @@ int pp__worker_depth(const pp_pool_t *pool) {
     return (int)d;
 }
 
+/* Under spawn a function must lie in an object the worker loads too. */
+bool pp__fn_ok(const pp_pool_t *pool, pp_task_fn fn) {
+    uint64_t k, o;
+    return pool->opt.start_method != PP_START_SPAWN ||
+           pp__addr_encode((const void *)(uintptr_t)fn, &k, &o);
+}
+
 void pp__pool_wake_supervisor(pp_pool_t *pool) {
     uint64_t one = 1;
     ssize_t r = write(pool->ctl_evfd, &one, sizeof one);
@@ -111,9 +118,13 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     s->next = NULL;
     s->seq = best->seq_next;
     s->start_ns = 0;
+    uint64_t fn = (uint64_t)(uintptr_t)t->fn, fn_key = 0;
+    if (pool->opt.start_method == PP_START_SPAWN)
+        pp__addr_encode((const void *)(uintptr_t)t->fn, &fn_key, &fn); /* checked at submission */
     pp__task_hdr_t h = {.flags = t->flags | (memfd ? PP__F_MEMFD : 0),
                         .seq = s->seq,
-                        .fn = (uint64_t)(uintptr_t)t->fn,
+                        .fn = fn,
+                        .fn_key = fn_key,
                         .arg_len = t->arg_len,
                         .nitems = t->n,
                         .item_size = t->item_size,
@@ -232,6 +243,8 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         return -EINVAL;
     if (pp__pool_foreign(pool))
         return PP_ECLOSED; /* a child of fork(): the pool is our parent's */
+    if (!pp__fn_ok(pool, fn))
+        return -EINVAL;
     int argfd = -1;
     /* inside the pool's shared memory: passed by reference, never copied */
     uint32_t flags = arg_len && pp__shm_has(pool, arg, arg_len) ? PP__F_REF : 0;
@@ -449,7 +462,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
             s->job = NULL;
             s->blob = NULL;
             if (h.status == 0 && err)
-                pp__job_chunk_lost(pool, &done, -2, err, "out of memory while receiving the results");
+                pp__job_chunk_lost(pool, &done, -2, err, "out of memory while receiving the results", 0);
             else
                 pp__job_chunk_done(pool, &done, &v, h.status, h.run_ns);
             if (v.map)

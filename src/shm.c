@@ -118,6 +118,8 @@ void pp__shm_forget(pp__shm_t *s, const int *keep, int nkeep) {
 }
 
 int pp__shm_fd(const pp__shm_t *s) { return s ? s->fd : -1; }
+void *pp__shm_base(const pp__shm_t *s) { return s ? s->base : NULL; }
+size_t pp__shm_size(const pp__shm_t *s) { return s ? s->size : 0; }
 
 bool pp__shm_has(const pp_pool_t *pool, const void *p, size_t len) {
     const pp__shm_t *s = pool->shm;

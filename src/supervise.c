@@ -151,7 +151,9 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
     w->pid = 0;
     w->born_ns = pp__now_ns();
     w->state = PP__W_STARTING;
-    if (!direct && pool->zygote_sock >= 0) {
+    if (pool->opt.start_method == PP_START_SPAWN) {
+        err = pp__spawn_worker(pool, w); /* a fresh exec, from any thread */
+    } else if (!direct && pool->zygote_sock >= 0) {
         err = pp__zygote_request(pool, w); /* -EAGAIN: its socket is full, try later */
         if (err == 0)
             w->from_zygote = true;
@@ -230,7 +232,7 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
             pp__close(&s->argfd);
             if (pool->terminating) {
                 pp__job_chunk_lost(pool, &c, -2, PP_ECANCELED,
-                                   "the pool was terminated before the task finished");
+                                   "the pool was terminated before the task finished", 0);
             } else if (seq < started && seq == w->seq_done) {
                 uint64_t k = atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed);
                 char tmo[200];
@@ -239,12 +241,14 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                              "the task ran past the pool's task_timeout of %g s; "
                              "worker process %d was killed",
                              pool->opt.task_timeout, (int)w->pid);
+                uint64_t fails =
+                    atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed);
                 pp__job_chunk_lost(pool, &c, k < c.n ? (long)k : (long)c.n - 1,
                                    w->timed_out ? PP_ETASKTIMEOUT
                                                 : w->broken ? PP_EPROTO : PP_EWORKER,
-                                   w->timed_out ? tmo : why);
+                                   w->timed_out ? tmo : why, fails);
             } else {
-                pp__job_chunk_lost(pool, &c, -1, 0, NULL);
+                pp__job_chunk_lost(pool, &c, -1, 0, NULL, 0);
             }
             continue;
         }
@@ -488,7 +492,7 @@ void *pp__supervisor_main(void *arg) {
     pp_pool_t *pool = arg;
     current_pool = pool;
     prctl(PR_SET_NAME, "procpool-sup");
-    int err = pp__zygote_start(pool);
+    int err = pool->opt.start_method == PP_START_SPAWN ? 0 : pp__zygote_start(pool);
     bool direct = pool->opt.start_method == PP_START_FORK;
     pthread_mutex_lock(&pool->lock);
     for (int i = 0; err == 0 && i < pool->nworkers; i++)

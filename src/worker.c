@@ -288,6 +288,7 @@ static int run_chunk_fixed(const pp__task_hdr_t *h, const unsigned char *arg, pp
         int st = fn(item, len, ib);
         if (st == 0 && ib->ext && ib->len == rs)
             continue;
+        atomic_fetch_add_explicit(&W.ctrl->chunk_fails, 1, memory_order_relaxed);
         uint64_t k = i;
         pp__item_hdr_t ih = {.status = st, .data_len = st ? 0 : ib->len};
         ih.msg_len = st ? (uint32_t)ib->msg_len : 0;
@@ -305,9 +306,8 @@ static int run_chunk_fixed(const pp__task_hdr_t *h, const unsigned char *arg, pp
 /* Run every item of a chunk into one result: per item a pp__item_hdr_t,
  * then its message or data, each padded to 8. Returns 0, or non-zero when
  * the output could not be built (out of memory). */
-static int run_chunk(const pp__task_hdr_t *h, const unsigned char *arg) {
+static int run_chunk(const pp__task_hdr_t *h, const unsigned char *arg, pp_task_fn fn) {
     pp_buf_t *b = &W.buf;
-    pp_task_fn fn = (pp_task_fn)(uintptr_t)h->fn;
     if (h->res_size || (h->flags & PP__F_RESREF))
         return run_chunk_fixed(h, arg, fn);
     size_t off = 0;
@@ -383,6 +383,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
             worker_exit(121); /* the parent never writes this: give up loudly */
         atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
         atomic_store_explicit(&W.ctrl->item_index, 0, memory_order_relaxed);
+        atomic_store_explicit(&W.ctrl->chunk_fails, 0, memory_order_relaxed);
         atomic_store_explicit(&W.ctrl->tasks_started, ++W.started, memory_order_release);
 
         void *map = NULL;
@@ -395,13 +396,20 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         pp__buf_reset(&W.buf);
         int status;
         uint64_t t0 = pp__now_ns();
+        /* spawn: the function is named by its object's build id and offset */
+        pp_task_fn fn = h.fn_key ? (pp_task_fn)(uintptr_t)pp__addr_decode(h.fn_key, h.fn)
+                                 : (pp_task_fn)(uintptr_t)h.fn;
         if (!arg && h.arg_len) {
             status = pp_buf_fail(&W.buf, "the worker could not map the task's %llu-byte argument",
                                  (unsigned long long)h.arg_len);
+        } else if (!fn) {
+            status = pp_buf_fail(&W.buf,
+                                 "the task function is not in this program: no loaded object "
+                                 "has build id %016llx (was the program rebuilt?)",
+                                 (unsigned long long)h.fn_key);
         } else if (h.flags & PP__F_CHUNK) {
-            status = run_chunk(&h, arg);
+            status = run_chunk(&h, arg, fn);
         } else {
-            pp_task_fn fn = (pp_task_fn)(uintptr_t)h.fn;
             status = fn(arg, (size_t)h.arg_len, &W.buf);
         }
         uint64_t run = pp__now_ns() - t0;
