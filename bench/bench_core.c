@@ -20,6 +20,8 @@
  */
 #include <procpool.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -493,38 +495,6 @@ static double tp_run(struct tpool *tp, struct tp_future **f, int n)
 /* c. anchor: Python's multiprocessing.Pool                                 */
 /* ------------------------------------------------------------------------ */
 
-static int find_py_script(const char *argv0, char *path, size_t size)
-{
-    const char *env = getenv("PP_BENCH_PY");
-    if (env && *env) {
-        snprintf(path, size, "%s", env);
-        return access(path, R_OK) == 0 ? 0 : -1;
-    }
-    if (access("bench/py_pool.py", R_OK) == 0) {
-        snprintf(path, size, "bench/py_pool.py");
-        return 0;
-    }
-    /* next to the binary: <build>/.. /bench, or the binary's own directory */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        snprintf(exe, sizeof exe, "%s", argv0);
-        n = (ssize_t)strlen(exe);
-    }
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    const char *rel[] = {"/../bench/py_pool.py", "/../../bench/py_pool.py", "/py_pool.py"};
-    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        snprintf(path, size, "%s%s", exe, rel[i]);
-        if (access(path, R_OK) == 0)
-            return 0;
-    }
-    return -1;
-}
-
 struct py_figures {
     double apply_rtt_us, async_tps;
     char version[32];
@@ -538,7 +508,7 @@ static int run_python(const char *argv0, struct py_figures *py)
         printf("  python3 not found: skipped\n");
         return -1;
     }
-    if (find_py_script(argv0, script, sizeof script) < 0) {
+    if (bench_find_script(argv0, "PP_BENCH_PY", "py_pool.py", script, sizeof script) < 0) {
         printf("  bench/py_pool.py not found (run from the source directory, or set "
                "PP_BENCH_PY): skipped\n");
         return -1;

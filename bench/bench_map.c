@@ -27,6 +27,8 @@
  */
 #include <procpool.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -198,37 +200,6 @@ static double lin_figure(pp_pool_t *pool, const int32_t *items, int32_t *res, si
 /* the Python anchor                                                        */
 /* ------------------------------------------------------------------------ */
 
-static int find_py_script(const char *argv0, char *path, size_t size)
-{
-    const char *env = getenv("PP_BENCH_PY_MAP");
-    if (env && *env) {
-        snprintf(path, size, "%s", env);
-        return access(path, R_OK) == 0 ? 0 : -1;
-    }
-    if (access("bench/py_map.py", R_OK) == 0) {
-        snprintf(path, size, "bench/py_map.py");
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        snprintf(exe, sizeof exe, "%s", argv0);
-        n = (ssize_t)strlen(exe);
-    }
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    const char *rel[] = {"/../bench/py_map.py", "/../../bench/py_map.py", "/py_map.py"};
-    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-        snprintf(path, size, "%s%s", exe, rel[i]);
-        if (access(path, R_OK) == 0)
-            return 0;
-    }
-    return -1;
-}
-
 struct py_figures {
     double default_ips, chunk1_ips;
     char version[32];
@@ -244,7 +215,7 @@ static int run_python(const char *argv0, struct py_figures *py)
         printf("  python3 not found: skipped\n");
         return -1;
     }
-    if (find_py_script(argv0, script, sizeof script) < 0) {
+    if (bench_find_script(argv0, "PP_BENCH_PY_MAP", "py_map.py", script, sizeof script) < 0) {
         printf("  bench/py_map.py not found (run from the source directory, or set "
                "PP_BENCH_PY_MAP): skipped\n");
         return -1;

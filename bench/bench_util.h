@@ -1,0 +1,46 @@
+/*
+ * bench_util.h - small helpers shared by the benchmarks (static inline only).
+ */
+#ifndef PP_BENCH_UTIL_H
+#define PP_BENCH_UTIL_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Find an anchor script: $env if set, else bench/<name> from the source
+ * root, else next to the binary (<build>/../bench, or its own folder).
+ * Returns 0 with path filled, or -1. */
+static inline int bench_find_script(const char *argv0, const char *env, const char *name,
+                                    char *path, size_t size) {
+    const char *e = getenv(env);
+    if (e && *e) {
+        snprintf(path, size, "%s", e);
+        return access(path, R_OK) == 0 ? 0 : -1;
+    }
+    snprintf(path, size, "bench/%s", name);
+    if (access(path, R_OK) == 0)
+        return 0;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        snprintf(exe, sizeof exe, "%s", argv0);
+        n = (ssize_t)strlen(exe);
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    const char *rel[] = {"/../bench/", "/../../bench/", "/"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        snprintf(path, size, "%s%s%s", exe, rel[i], name);
+        if (access(path, R_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+#endif
