@@ -1,0 +1,200 @@
+#!/bin/sh
+# cli_test.sh - tests of the `procpool` command against GNU parallel's
+# documented behaviour (expected outputs written from its manual and
+# tutorial, not from running it).
+#
+#   sh tests/cli_test.sh path/to/procpool
+#
+# Registered with CTest as test_cli. Runs in well under a minute.
+P=${1:-procpool}
+T=$(mktemp -d "${TMPDIR:-/tmp}/pp_cli_test.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT INT TERM
+cd "$T" || exit 1
+fails=0
+n=0
+nl='
+'
+
+ok() { n=$((n + 1)); }
+bad() {
+    n=$((n + 1)); fails=$((fails + 1))
+    printf 'FAIL %s\n' "$1"
+}
+# check NAME EXPECTED ACTUAL
+check() {
+    if [ "$2" = "$3" ]; then ok; else
+        bad "$1"
+        printf '  expected: [%s]\n  actual:   [%s]\n' "$2" "$3"
+    fi
+}
+# no_proc PATTERN: no process whose command line contains PATTERN
+no_proc() {
+    for p in /proc/[0-9]*; do
+        c=$( (tr '\0' ' ' < "$p/cmdline") 2>/dev/null) || continue
+        case "$c" in *"$1"*) return 1 ;; esac
+    done
+    return 0
+}
+
+# ---- 1. inputs ------------------------------------------------------------
+check ":::" "a${nl}b${nl}c" "$($P -k echo ::: a b c)"
+check "::: cross product (first group outermost)" "a 1${nl}a 2${nl}b 1${nl}b 2" \
+    "$($P -k echo ::: a b ::: 1 2)"
+printf 'f1\nf2\n' > in.txt
+check "::::" "f1${nl}f2" "$($P -k echo :::: in.txt)"
+check ":::: with :::" "f1 x${nl}f1 y${nl}f2 x${nl}f2 y" "$($P -k echo :::: in.txt ::: x y)"
+check "-a" "f1${nl}f2" "$($P -k -a in.txt echo)"
+check "stdin lines" "x${nl}y" "$(printf 'x\ny\n' | $P -k echo)"
+check "-0 stdin" "a b${nl}c" "$(printf 'a b\0c\0' | $P -0 -k echo)"
+check "-N 2" "a b${nl}c d${nl}e" "$($P -k -N2 echo ::: a b c d e)"
+check "-j1 runs one at a time" "1${nl}1${nl}1" "$($P -j1 -k echo {%} ::: a b c)"
+check "-j 50% accepted" "a" "$($P -j 50% echo ::: a)"
+check "-j 0 accepted" "a${nl}b" "$($P -j0 -k echo ::: a b)"
+check "-j +1 accepted" "a" "$($P -j +1 echo ::: a)"
+check "no inputs: no jobs" "" "$($P echo ::: 2>&1)"
+
+# ---- 2. replacement strings (GNU parallel's manual, OPTIONS) ---------------
+check "{}" "x-foo.jpg" "$($P echo x-{} ::: foo.jpg)"
+check "{.}" "foo${nl}subdir/foo${nl}sub.dir/foo${nl}sub.dir/bar" \
+    "$($P -k echo {.} ::: foo.jpg subdir/foo.jpg sub.dir/foo.jpg sub.dir/bar)"
+check "{/}" "foo.jpg${nl}foo.jpg${nl}bar" "$($P -k echo {/} ::: foo.jpg subdir/foo.jpg sub.dir/bar)"
+check "{//}" ".${nl}subdir${nl}sub.dir/x" "$($P -k echo {//} ::: foo.jpg subdir/foo.jpg sub.dir/x/bar)"
+check "{/.}" "foo${nl}foo${nl}bar" "$($P -k echo {/.} ::: foo.jpg subdir/foo.jpg sub.dir/bar)"
+check "{#}" "1 a${nl}2 b${nl}3 c" "$($P -k echo {#} {} ::: a b c)"
+check "{%} within 1..j" "ok" "$($P -j2 echo {%} ::: a b c d e f | sort -u | tr -d '\n' | sed 's/^12$/ok/;s/^1$/ok/;s/^2$/ok/')"
+check "{1} {2}" "b a" "$($P echo {2} {1} ::: a ::: b)"
+check "{1.} {2/}" "x.tar y.c" "$($P echo {1.} {2/} ::: x.tar.gz ::: d/y.c)"
+check "{-1}" "c" "$($P -N3 echo {-1} ::: a b c)"
+check "appended when no replacement string" "pre a 1" "$($P echo pre ::: a ::: 1)"
+check "{foo} is text" "{foo} a" "$($P echo {foo} ::: a)"
+check "-I" "pre-a-post" "$($P -I XX echo pre-XX-post ::: a)"
+check "quoting: spaces kept" "a  b" "$($P echo ::: 'a  b')"
+check "quoting: no expansion" '$HOME|*|`x`|it'"'"'s' \
+    "$($P -k echo ::: '$HOME' '*' '`x`' "it's" | paste -sd'|')"
+check "quoting in a shell command" 'A  B|$X' "$($P 'printf %s {} | tr a-z A-Z' ::: 'a  b|$x')"
+check "dry-run quotes as GNU parallel (Q)" "echo 'a b'${nl}echo 'it'\"'\"'s'${nl}echo plain/x.y" \
+    "$($P --dry-run -k echo ::: 'a b' "it's" plain/x.y)"
+check "no command: inputs are commands" "hi${nl}there" "$($P -k ::: 'echo hi' 'echo there')"
+check "--shell expands" "$HOME x" "$($P --shell echo '$HOME' ::: x)"
+check "--no-shell does not" '$HOME x' "$($P --no-shell echo '$HOME' ::: x)"
+check "shell builtins go through sh" "ok 1" "$($P 'cd / && echo ok' ::: 1)"
+check "exit builtin" "1" "$($P exit ::: 1; echo $?)"
+check "command not found: 127 in the joblog" "127" \
+    "$($P --joblog jl0 no-such-command-xyz ::: 1 2>/dev/null; cut -f7 jl0 | tail -1)"
+
+# ---- 3. output -------------------------------------------------------------
+check "-k keeps input order" "0.3${nl}0.1${nl}0.2" "$($P -k -j3 'sleep {}; echo {}' ::: 0.3 0.1 0.2)"
+check "completion order without -k" "0.1${nl}0.2${nl}0.4" "$($P -j3 'sleep {}; echo {}' ::: 0.4 0.1 0.2)"
+out=$($P -j2 'for i in 1 2 3; do echo {}$i; sleep 0.05; done' ::: a b | tr -d '\n')
+case "$out" in a1a2a3b1b2b3|b1b2b3a1a2a3) ok ;; *) bad "grouped output: $out" ;; esac
+check "--tag" "a	foo-a${nl}b	foo-b" "$($P -k --tag echo foo-{} ::: a b)"
+check "--tag, two sources" "a 1	a 1" "$($P --tag echo ::: a ::: 1)"
+$P 'echo out{}; echo err{} >&2' ::: 1 > o.txt 2> e.txt
+check "stdout and stderr kept apart" "out1|err1" "$(cat o.txt)|$(cat e.txt)"
+check "-v prints the command" "echo a${nl}a" "$($P -v echo ::: a)"
+out=$($P --line-buffer -j2 'echo {}1; sleep 0.3; echo {}2' ::: a b | tr -d '\n')
+case "$out" in a1b1a2b2|b1a1a2b2|a1b1b2a2|b1a1b2a2) ok ;; *) bad "--line-buffer: $out" ;; esac
+check "-u" "a" "$($P -u echo ::: a)"
+
+# ---- 4. job control --------------------------------------------------------
+start=$(date +%s)
+$P --timeout 0.5 'sleep 97.$$ & sleep 97.$$; echo never' ::: 1 > to.txt 2>/dev/null
+rc=$?
+check "--timeout: failed job counted" "1" "$rc"
+check "--timeout: no output after the kill" "" "$(cat to.txt)"
+[ $(( $(date +%s) - start )) -le 3 ] && ok || bad "--timeout took too long"
+sleep 0.2
+no_proc "sleep 97.$$" && ok || bad "--timeout left a process of the job's group"
+ $P --timeout 0.2 --joblog jlt 'sleep 2' ::: 1 2>/dev/null
+check "--timeout: joblog Exitval -1, Signal 15" "-1 15" "$(tail -1 jlt | cut -f7,8 | tr '\t' ' ')"
+check "--timeout: fast jobs unaffected" "a" "$($P --timeout 5 echo ::: a)"
+$P --retries 3 'echo x >> r.txt; exit 1' ::: 1; rc=$?
+check "--retries 3: three tries" "3 1" "$(wc -l < r.txt | tr -d ' ') $rc"
+$P --retries 3 'echo y >> r2.txt' ::: 1
+check "--retries: success once" "1" "$(wc -l < r2.txt | tr -d ' ')"
+out=$($P -j1 -k --halt now,fail=1 'echo {}; exit {}' ::: 0 0 3 0 0 2>/dev/null); rc=$?
+check "--halt now,fail=1: output" "0${nl}0${nl}3" "$out"
+check "--halt now,fail=1: exit status of the failing job" "3" "$rc"
+out=$($P -j1 -k --halt soon,fail=1 'echo {}; exit {}' ::: 0 4 0 0 2>/dev/null); rc=$?
+check "--halt soon,fail=1" "0${nl}4|4" "$out|$rc"
+out=$($P -j1 -k --halt 2 'echo {}; exit {}' ::: 5 0 2>/dev/null); rc=$?
+check "--halt 2 (= now,fail=1)" "5|5" "$out|$rc"
+out=$($P -j1 -k --halt now,success=1 'echo {}; exit {}' ::: 1 0 1 2>/dev/null); rc=$?
+check "--halt now,success=1" "1${nl}0|0" "$out|$rc"
+out=$($P -j1 -k --halt soon,done=2 'echo {}' ::: a b c d 2>/dev/null); rc=$?
+check "--halt soon,done=2" "a${nl}b|0" "$out|$rc"
+out=$($P -j1 -k --halt soon,fail=50% 'echo {}; exit {}' ::: 1 1 0 0 2>/dev/null); rc=$?
+check "--halt soon,fail=50%" "1${nl}1|1" "$out|$rc"
+check "--dry-run runs nothing" "touch d1${nl}touch d2" "$($P --dry-run -k touch ::: d1 d2)"
+[ ! -e d1 ] && ok || bad "--dry-run ran a job"
+$P --joblog jl -k 'exit {}' ::: 0 1 2; rc=$?
+check "joblog exit status" "2" "$rc"
+check "joblog header" "Seq	Host	Starttime	JobRuntime	Send	Receive	Exitval	Signal	Command" \
+    "$(head -1 jl)"
+check "joblog rows" "1 : 0 0 0 0 exit 0|2 : 0 0 1 0 exit 1|3 : 0 0 2 0 exit 2|" \
+    "$(tail -n +2 jl | sort -n | awk -F'\t' '{printf "%s %s %s %s %s %s %s|", $1, $2, $5, $6, $7, $8, $9}')"
+check "joblog: 9 tab-separated fields" "9" "$(awk -F'\t' '{print NF}' jl | sort -u)"
+tail -n +2 jl | awk -F'\t' '$3 !~ /^[0-9]+\.[0-9][0-9][0-9]$/ || $4 !~ /^ *[0-9]+\.[0-9][0-9][0-9]$/ {bad=1} END {exit bad}' \
+    && ok || bad "joblog time formats"
+$P --joblog jl --resume 'echo ran {}' ::: 0 1 2 3 > res.txt
+check "--resume runs only the new jobs" "ran 3" "$(cat res.txt)"
+$P --joblog jl --resume-failed -k 'echo ran {}' ::: 0 1 2 3 > res.txt
+check "--resume-failed reruns the failed ones" "ran 1${nl}ran 2" "$(cat res.txt)"
+$P --joblog jl --resume-failed 'echo ran {}' ::: 0 1 2 3 > res.txt
+check "--resume-failed: nothing left" "" "$(cat res.txt)"
+
+# ---- 5. exit status, errors, signals ---------------------------------------
+$P false ::: 1 2 3; check "exit status = failed jobs" "3" "$?"
+$P -j4 false ::: $(seq 100); check "100 failed" "100" "$?"
+$P -j4 false ::: $(seq 101); check "101 failed -> 101" "101" "$?"
+$P 'kill -9 $$' ::: 1; check "killed by a signal counts as failed" "1" "$?"
+for args in "--bogus" "-j x" "-j 1.5" "--halt bogus" "--halt now,fail=0" "--timeout -1" \
+    "--timeout abc" "--block 0" "--retries -1" "--joblog /no/such/dir/jl" "--pipe-part"; do
+    # shellcheck disable=SC2086
+    err=$($P $args touch marker ::: 1 2>&1 >/dev/null); rc=$?
+    lines=$(printf '%s\n' "$err" | wc -l)
+    if [ "$rc" = 255 ] && [ "$lines" = 1 ] && [ ! -e marker ]; then ok; else
+        bad "bad option '$args': rc=$rc lines=$lines: $err"; fi
+done
+check "{3} past the last source is empty" "x" "$($P echo x{3} ::: a ::: b)"
+for tmpl in '{=1=}' '{= $_ ' '{0}' '{0.}' '{-0}'; do
+    err=$($P echo "$tmpl" touch marker ::: 1 ::: 2 2>&1 >/dev/null); rc=$?
+    if [ "$rc" = 255 ] && [ ! -e marker ]; then ok; else bad "bad replacement string '$tmpl': rc=$rc $err"; fi
+done
+err=$($P echo :::: no-such-file 2>&1); rc=$?
+check "missing input file: 255" "255" "$rc"
+for sig in INT TERM; do
+    $P -j2 'sleep 96.$$ & sleep 96.$$' ::: 1 2 3 > /dev/null 2>&1 &
+    pid=$!
+    sleep 0.5
+    kill -$sig $pid
+    wait $pid; rc=$?
+    [ $sig = INT ] && want=130 || want=143
+    check "SIG$sig exit status" "$want" "$rc"
+    sleep 0.3
+    no_proc "sleep 96.$$" && ok || bad "SIG$sig left a job process"
+done
+ls "${TMPDIR:-/tmp}" > /dev/null
+
+# ---- 6. help, version ------------------------------------------------------
+$P --help | grep -q '^Usage: procpool' && ok || bad "--help"
+check "--version" "procpool 0.1.0" "$($P --version | head -1)"
+
+# ---- 7. blocks -------------------------------------------------------------
+check "--pipe -N3" "3${nl}3${nl}3${nl}1" "$(seq 1 10 | $P --pipe -N3 -k wc -l)"
+seq 1 100000 > nums
+check "--pipe --block 100k keeps every byte" "same" \
+    "$($P --pipe --block 100k -k cat < nums | cmp -s - nums && echo same)"
+check "--pipe: blocks cut on records" "100000" \
+    "$($P --pipe --block 10k wc -l < nums | awk '{s += $1} END {print s}')"
+check "--pipe: several blocks" "yes" \
+    "$($P --pipe --block 10k wc -l < nums | awk 'END {print (NR > 5 ? "yes" : "no")}')"
+check "--recstart" "2${nl}2${nl}2" "$(printf '>r1\nA\n>r2\nC\n>r3\nG\n' | $P --pipe --recstart '>' -N1 -k wc -l)"
+check "--recend" "a;b;|c;" "$(printf 'a;b;c;' | $P --pipe --recend ';' -N2 -k 'cat; echo "|"' | tr -d '\n' | sed 's/|$//')"
+check "--pipe-part" "100000" "$($P --pipe-part -a nums --block 100k wc -l | awk '{s += $1} END {print s}')"
+check "--pipe-part keeps every byte" "same" \
+    "$($P --pipe-part -a nums --block 64k -k cat | cmp -s - nums && echo same)"
+check "--pipe {#}" "1${nl}2" "$(printf 'a\nb\n' | $P --pipe -N1 -k echo {#})"
+
+echo "cli_test: $((n - fails))/$n passed"
+[ "$fails" = 0 ]

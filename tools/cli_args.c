@@ -1,0 +1,894 @@
+/*
+ * cli_args.c - the `procpool` command's option parser, command template
+ * (GNU parallel's replacement strings), shell quoting and expansion.
+ *
+ * The template is the command words joined by single spaces, as GNU
+ * parallel does; replacement strings in it are recognised once, at start-up,
+ * into a list of segments. A job's command is then either a string for
+ * /bin/sh -c (each inserted value shell-quoted) or, when the literal text has
+ * no shell syntax, an argv for direct exec (values verbatim): the two give
+ * the same words, the second without a shell per job.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* ---------------------------------------------------------------- */
+/* helpers                                                           */
+/* ---------------------------------------------------------------- */
+
+void die(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "procpool: %s\n", msg);
+    exit(255);
+}
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory");
+    return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        die("out of memory");
+    return p;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+char *xstrndup(const char *s, size_t n) {
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+void sb_grow(sbuf_t *b, size_t extra) {
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    b->p = xrealloc(b->p, cap);
+    b->cap = cap;
+}
+
+void sb_add(sbuf_t *b, const void *data, size_t len) {
+    sb_grow(b, len);
+    if (len)
+        memcpy(b->p + b->len, data, len);
+    b->len += len;
+    b->p[b->len] = 0;
+}
+
+void sb_adds(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+void sb_addc(sbuf_t *b, char c) { sb_add(b, &c, 1); }
+
+void sb_free(sbuf_t *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void sv_push(strvec_t *v, char *s) {
+    if (v->n + 1 >= v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 8;
+        v->v = xrealloc(v->v, v->cap * sizeof *v->v);
+    }
+    v->v[v->n++] = s;
+    v->v[v->n] = NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* quoting and modifiers                                             */
+/* ---------------------------------------------------------------- */
+
+static bool q_safe(unsigned char c) {
+    return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '+' || c == '/';
+}
+
+/* GNU parallel's Q(): words of [-_.+a-zA-Z0-9/] stay as they are, the empty
+ * string is '', anything else is put in single quotes ('\'' as '"'"'). */
+void shell_quote(sbuf_t *out, const char *s, size_t len) {
+    if (len == 0) {
+        sb_add(out, "''", 2);
+        return;
+    }
+    bool safe = true;
+    for (size_t i = 0; i < len && safe; i++)
+        safe = q_safe((unsigned char)s[i]);
+    if (safe) {
+        sb_add(out, s, len);
+        return;
+    }
+    size_t start = out->len;
+    sb_addc(out, '\'');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\'')
+            sb_add(out, "'\"'\"'", 5);
+        else
+            sb_addc(out, s[i]);
+    }
+    sb_addc(out, '\'');
+    /* drop the '' left at either end by a leading or trailing quote */
+    if (out->len - start >= 2 && out->p[start] == '\'' && out->p[start + 1] == '\'') {
+        memmove(out->p + start, out->p + start + 2, out->len - start - 2);
+        out->len -= 2;
+        out->p[out->len] = 0;
+    }
+    if (out->len - start >= 2 && out->p[out->len - 1] == '\'' && out->p[out->len - 2] == '\'') {
+        out->len -= 2;
+        out->p[out->len] = 0;
+    }
+}
+
+/* {.}: s:\.[^/.]*$:: */
+static size_t noext_len(const char *s, size_t len) {
+    for (size_t i = len; i-- > 0;) {
+        if (s[i] == '/')
+            return len;
+        if (s[i] == '.')
+            return i;
+    }
+    return len;
+}
+
+void apply_mod(sbuf_t *out, const char *s, int mod) {
+    size_t len = strlen(s);
+    switch (mod) {
+    case MOD_NOEXT:
+        sb_add(out, s, noext_len(s, len));
+        return;
+    case MOD_BASE:
+    case MOD_BASENOEXT: {
+        const char *b = strrchr(s, '/');
+        b = b ? b + 1 : s;
+        size_t bl = strlen(b);
+        sb_add(out, b, mod == MOD_BASE ? bl : noext_len(b, bl));
+        return;
+    }
+    case MOD_DIR: { /* Perl's File::Basename::dirname */
+        size_t n = len;
+        while (n > 1 && s[n - 1] == '/')
+            n--;
+        if (n == 1 && s[0] == '/') {
+            sb_addc(out, '/');
+            return;
+        }
+        while (n > 0 && s[n - 1] != '/')
+            n--;
+        if (n == 0) {
+            sb_addc(out, '.');
+            return;
+        }
+        while (n > 1 && s[n - 1] == '/')
+            n--;
+        sb_add(out, s, n);
+        return;
+    }
+    default:
+        sb_add(out, s, len);
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* the template                                                      */
+/* ---------------------------------------------------------------- */
+
+static void seg_push(tmpl_t *t, seg_t s) {
+    t->seg = xrealloc(t->seg, (t->nseg + 1) * sizeof *t->seg);
+    t->seg[t->nseg++] = s;
+}
+
+static void lit_push(tmpl_t *t, sbuf_t *lit) {
+    if (!lit->len)
+        return;
+    seg_t s = {.kind = SEG_LIT, .lit = xstrndup(lit->p, lit->len), .len = lit->len};
+    seg_push(t, s);
+    lit->len = 0;
+}
+
+/* The shell's reserved words and builtins that have no program of their
+ * own: a command starting with one of them goes through /bin/sh. */
+static bool shell_word(const char *w, size_t n) {
+    static const char *const words[] = {
+        "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do",
+        "done", "in", "function", "select", "time", "!", "{", "}", "[[", "]]", ".", ":",
+        "break", "continue", "eval", "exec", "exit", "export", "readonly", "return", "set",
+        "shift", "times", "trap", "unset", "cd", "alias", "unalias", "umask", "wait", "read",
+        "getopts", "command", "type", "ulimit", "hash", "jobs", "fg", "bg", "local", "source",
+        "builtin", "declare", "typeset", "let", "shopt", "pushd", "popd", "dirs", NULL};
+    for (int i = 0; words[i]; i++)
+        if (strlen(words[i]) == n && memcmp(words[i], w, n) == 0)
+            return true;
+    return false;
+}
+
+/* Recognise a replacement string at p (which points at '{'); returns its
+ * length and fills *s, or 0 for plain text. Dies on a malformed one. */
+static size_t parse_rs(const char *p, seg_t *s, const char *replace) {
+    if (replace && strncmp(p, replace, strlen(replace)) == 0 && *replace) {
+        *s = (seg_t){.kind = SEG_ARG, .pos = 0, .mod = MOD_NONE};
+        return strlen(replace);
+    }
+    if (p[1] == '=') {
+        const char *end = strstr(p + 2, "=}");
+        if (!end)
+            die("malformed replacement string '%.20s': '{=' without '=}'", p);
+        die("replacement string '%.*s': Perl expressions {= ... =} are not supported",
+            (int)(end + 2 - p), p);
+    }
+    if (p[1] == '#' && p[2] == '}') {
+        *s = (seg_t){.kind = SEG_SEQ};
+        return 3;
+    }
+    if (p[1] == '%' && p[2] == '}') {
+        *s = (seg_t){.kind = SEG_SLOT};
+        return 3;
+    }
+    const char *q = p + 1;
+    int pos = 0;
+    bool have_pos = false, neg = false;
+    if (*q == '-' && isdigit((unsigned char)q[1])) {
+        neg = true;
+        q++;
+    }
+    if (isdigit((unsigned char)*q)) {
+        long v = 0;
+        while (isdigit((unsigned char)*q)) {
+            v = v * 10 + (*q - '0');
+            if (v > 1000000)
+                die("malformed replacement string '%.20s': position too large", p);
+            q++;
+        }
+        have_pos = true;
+        pos = neg ? -(int)v : (int)v;
+    }
+    int mod;
+    size_t ml;
+    if (q[0] == '}') {
+        mod = MOD_NONE, ml = 0;
+    } else if (q[0] == '.' && q[1] == '}') {
+        mod = MOD_NOEXT, ml = 1;
+    } else if (q[0] == '/' && q[1] == '/' && q[2] == '}') {
+        mod = MOD_DIR, ml = 2;
+    } else if (q[0] == '/' && q[1] == '.' && q[2] == '}') {
+        mod = MOD_BASENOEXT, ml = 2;
+    } else if (q[0] == '/' && q[1] == '}') {
+        mod = MOD_BASE, ml = 1;
+    } else {
+        return 0; /* {foo}: plain text, as in GNU parallel */
+    }
+    if (!have_pos && mod == MOD_NONE && replace)
+        return 0; /* with -I the replacement string for {} is another one */
+    if (have_pos && pos == 0)
+        die("malformed replacement string '%.*s': input positions start at 1",
+            (int)(q + ml + 1 - p), p);
+    *s = (seg_t){.kind = SEG_ARG, .pos = pos, .mod = mod};
+    return (size_t)(q + ml + 1 - p);
+}
+
+void tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw) {
+    memset(t, 0, sizeof *t);
+    t->raw = raw;
+    sbuf_t lit = {0};
+    bool first_word = true, in_first = false, first_lit_only = true;
+    size_t first_start = 0;
+    sbuf_t first = {0};
+    for (const char *p = text; *p;) {
+        if (*p == ' ' || *p == '\t') {
+            lit_push(t, &lit);
+            if (t->nseg && t->seg[t->nseg - 1].kind != SEG_SPACE)
+                seg_push(t, (seg_t){.kind = SEG_SPACE});
+            if (in_first)
+                first_word = false;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            continue;
+        }
+        in_first = first_word;
+        seg_t s;
+        size_t n = (*p == '{' || (replace && *replace && *p == *replace)) ? parse_rs(p, &s, replace)
+                                                                          : 0;
+        if (n) {
+            lit_push(t, &lit);
+            seg_push(t, s);
+            t->has_rs = true;
+            if (s.kind == SEG_ARG) {
+                if (s.pos > t->max_pos)
+                    t->max_pos = s.pos;
+            }
+            if (first_word)
+                first_lit_only = false;
+            p += n;
+            continue;
+        }
+        if (strchr("|&;<>()$`\\\"'*?[]#~{}!\n", *p))
+            t->needs_shell = true;
+        if (first_word) {
+            if (*p == '=')
+                t->needs_shell = true; /* VAR=value cmd */
+            sb_addc(&first, *p);
+        }
+        sb_addc(&lit, *p++);
+    }
+    lit_push(t, &lit);
+    while (t->nseg && t->seg[t->nseg - 1].kind == SEG_SPACE)
+        t->nseg--;
+    (void)first_start;
+    if (first_lit_only && first.len && shell_word(first.p, first.len))
+        t->needs_shell = true;
+    if (raw)
+        t->needs_shell = true;
+    sb_free(&first);
+    sb_free(&lit);
+}
+
+static void put_num(sbuf_t *b, uint64_t v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+    sb_add(b, tmp, (size_t)n);
+}
+
+static const char *arg_at(char *const *args, size_t nargs, int pos) {
+    if (pos > 0)
+        return (size_t)pos <= nargs ? args[pos - 1] : "";
+    size_t back = (size_t)(-(long)pos);
+    return back <= nargs ? args[nargs - back] : "";
+}
+
+static void put_value(const tmpl_t *t, sbuf_t *cmd, sbuf_t *tmp, const char *v, int mod) {
+    if (t->raw) {
+        apply_mod(cmd, v, mod);
+        return;
+    }
+    tmp->len = 0;
+    apply_mod(tmp, v, mod);
+    shell_quote(cmd, tmp->p ? tmp->p : "", tmp->len);
+}
+
+void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t nargs,
+                       uint64_t seq, int slot) {
+    sbuf_t tmp = {0};
+    for (size_t i = 0; i < t->nseg; i++) {
+        const seg_t *s = &t->seg[i];
+        switch (s->kind) {
+        case SEG_LIT:
+            sb_add(cmd, s->lit, s->len);
+            break;
+        case SEG_SPACE:
+            sb_addc(cmd, ' ');
+            break;
+        case SEG_SEQ:
+            put_num(cmd, seq);
+            break;
+        case SEG_SLOT:
+            put_num(cmd, (uint64_t)slot);
+            break;
+        case SEG_ARG:
+            if (s->pos == 0) {
+                if (nargs == 0 && !t->raw)
+                    sb_add(cmd, "''", 2);
+                for (size_t k = 0; k < nargs; k++) {
+                    if (k)
+                        sb_addc(cmd, ' ');
+                    put_value(t, cmd, &tmp, args[k], s->mod);
+                }
+            } else {
+                put_value(t, cmd, &tmp, arg_at(args, nargs, s->pos), s->mod);
+            }
+            break;
+        }
+    }
+    if (!t->has_rs && nargs) {
+        if (t->nseg)
+            sb_addc(cmd, ' ');
+        for (size_t k = 0; k < nargs; k++) {
+            if (k)
+                sb_addc(cmd, ' ');
+            put_value(t, cmd, &tmp, args[k], MOD_NONE);
+        }
+    }
+    if (!cmd->p)
+        sb_add(cmd, "", 0);
+    sb_free(&tmp);
+}
+
+size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t nargs,
+                         uint64_t seq, int slot) {
+    size_t count = 0;
+    bool in_word = false;
+#define END_WORD()                                                                                \
+    do {                                                                                          \
+        if (in_word) {                                                                            \
+            sb_addc(w, 0);                                                                        \
+            count++;                                                                              \
+            in_word = false;                                                                      \
+        }                                                                                         \
+    } while (0)
+    for (size_t i = 0; i < t->nseg; i++) {
+        const seg_t *s = &t->seg[i];
+        switch (s->kind) {
+        case SEG_LIT:
+            sb_add(w, s->lit, s->len);
+            in_word = true;
+            break;
+        case SEG_SPACE:
+            END_WORD();
+            break;
+        case SEG_SEQ:
+            put_num(w, seq);
+            in_word = true;
+            break;
+        case SEG_SLOT:
+            put_num(w, (uint64_t)slot);
+            in_word = true;
+            break;
+        case SEG_ARG:
+            if (s->pos == 0) {
+                in_word = true;
+                for (size_t k = 0; k < nargs; k++) {
+                    if (k) {
+                        END_WORD();
+                        in_word = true;
+                    }
+                    apply_mod(w, args[k], s->mod);
+                }
+            } else {
+                apply_mod(w, arg_at(args, nargs, s->pos), s->mod);
+                in_word = true;
+            }
+            break;
+        }
+    }
+    END_WORD();
+    if (!t->has_rs)
+        for (size_t k = 0; k < nargs; k++) {
+            sb_add(w, args[k], strlen(args[k]) + 1);
+            count++;
+        }
+#undef END_WORD
+    return count;
+}
+
+/* ---------------------------------------------------------------- */
+/* options                                                           */
+/* ---------------------------------------------------------------- */
+
+enum {
+    OPT_JOBS = 1, OPT_KEEP, OPT_TAG, OPT_LB, OPT_UNGROUP, OPT_VERBOSE, OPT_TIMEOUT, OPT_RETRIES,
+    OPT_HALT, OPT_DRY, OPT_JOBLOG, OPT_RESUME, OPT_RESUME_FAILED, OPT_SHELL, OPT_NOSHELL,
+    OPT_PIPE, OPT_PIPEPART, OPT_BLOCK, OPT_RECEND, OPT_RECSTART, OPT_MAXREP, OPT_MAXARGS,
+    OPT_BAR, OPT_ETA, OPT_REPLACE, OPT_NULL, OPT_DELIM, OPT_ARGFILE, OPT_HELP, OPT_VERSION,
+    OPT_QUOTE,
+};
+
+typedef struct {
+    const char *name;
+    int id;
+    bool arg;
+} opt_t;
+
+static const opt_t long_opts[] = {
+    {"jobs", OPT_JOBS, true}, {"max-procs", OPT_JOBS, true}, {"keep-order", OPT_KEEP, false},
+    {"tag", OPT_TAG, false}, {"line-buffer", OPT_LB, false}, {"lb", OPT_LB, false},
+    {"ungroup", OPT_UNGROUP, false}, {"verbose", OPT_VERBOSE, false},
+    {"timeout", OPT_TIMEOUT, true}, {"retries", OPT_RETRIES, true}, {"halt", OPT_HALT, true},
+    {"halt-on-error", OPT_HALT, true}, {"dry-run", OPT_DRY, false},
+    {"joblog", OPT_JOBLOG, true}, {"resume", OPT_RESUME, false},
+    {"resume-failed", OPT_RESUME_FAILED, false}, {"shell", OPT_SHELL, false},
+    {"no-shell", OPT_NOSHELL, false}, {"pipe", OPT_PIPE, false},
+    {"spreadstdin", OPT_PIPE, false}, {"pipe-part", OPT_PIPEPART, false},
+    {"pipepart", OPT_PIPEPART, false}, {"block", OPT_BLOCK, true},
+    {"block-size", OPT_BLOCK, true}, {"recend", OPT_RECEND, true},
+    {"recstart", OPT_RECSTART, true}, {"max-replace-args", OPT_MAXREP, true},
+    {"max-args", OPT_MAXARGS, true}, {"bar", OPT_BAR, false}, {"eta", OPT_ETA, false},
+    {"replace", OPT_REPLACE, true}, {"null", OPT_NULL, false}, {"delimiter", OPT_DELIM, true},
+    {"arg-file", OPT_ARGFILE, true}, {"help", OPT_HELP, false}, {"version", OPT_VERSION, false},
+    {"quote", OPT_QUOTE, false}, {NULL, 0, false},
+};
+
+static const struct {
+    char c;
+    int id;
+    bool arg;
+} short_opts[] = {
+    {'j', OPT_JOBS, true}, {'P', OPT_JOBS, true}, {'k', OPT_KEEP, false},
+    {'u', OPT_UNGROUP, false}, {'v', OPT_VERBOSE, false}, {'N', OPT_MAXREP, true},
+    {'n', OPT_MAXARGS, true}, {'I', OPT_REPLACE, true}, {'0', OPT_NULL, false},
+    {'d', OPT_DELIM, true}, {'a', OPT_ARGFILE, true}, {'h', OPT_HELP, false},
+    {'V', OPT_VERSION, false}, {'q', OPT_QUOTE, false}, {0, 0, false},
+};
+
+extern void cli_usage(void);
+extern void cli_version(void);
+
+static bool is_sep(const char *a) {
+    return strcmp(a, ":::") == 0 || strcmp(a, "::::") == 0 || strcmp(a, ":::+") == 0 ||
+           strcmp(a, "::::+") == 0;
+}
+
+static long parse_long(const char *opt, const char *v, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        die("%s: '%s' is not a whole number from %ld to %ld", opt, v, lo, hi);
+    return x;
+}
+
+static int parse_jobs(const char *v) {
+    int cpus = pp_cpu_count();
+    char *end;
+    errno = 0;
+    if (!*v)
+        die("-j: empty value");
+    if (v[0] == '+' || v[0] == '-') {
+        long d = strtol(v, &end, 10);
+        if (errno || *end || end == v + 1)
+            die("-j: '%s' is not N, N%%, +N or -N", v);
+        long n = cpus + d;
+        return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
+    }
+    double x = strtod(v, &end);
+    if (errno || end == v || !(x >= 0) || x > 1e6)
+        die("-j: '%s' is not N, N%%, +N or -N", v);
+    if (*end == '%' && end[1] == 0) {
+        long n = lround(floor(cpus * x / 100.0));
+        return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
+    }
+    if (*end)
+        die("-j: '%s' is not N, N%%, +N or -N", v);
+    if (x != floor(x))
+        die("-j: '%s' is not a whole number", v);
+    return (int)(x > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : x);
+}
+
+static size_t parse_size(const char *opt, const char *v) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || !(x > 0))
+        die("%s: '%s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    double mul = 1;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 'b': case 'B': end++; break;
+    default: die("%s: '%s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    }
+    if (*end)
+        die("%s: '%s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    x *= mul;
+    if (x < 1 || x > 1024.0 * 1024 * 1024)
+        die("%s: '%s' must be from 1 byte to 1G", opt, v);
+    return (size_t)x;
+}
+
+static void parse_halt(cli_opts_t *o, const char *v) {
+    if (strcmp(v, "never") == 0 || strcmp(v, "0") == 0) {
+        o->halt_when = HALT_NEVER;
+        return;
+    }
+    if (strcmp(v, "1") == 0 || strcmp(v, "2") == 0) {
+        o->halt_when = v[0] == '1' ? HALT_SOON : HALT_NOW;
+        o->halt_what = HALT_FAIL;
+        o->halt_n = 1;
+        return;
+    }
+    const char *c = strchr(v, ',');
+    size_t wl = c ? (size_t)(c - v) : 0;
+    if (c && wl == 3 && strncmp(v, "now", 3) == 0)
+        o->halt_when = HALT_NOW;
+    else if (c && wl == 4 && strncmp(v, "soon", 4) == 0)
+        o->halt_when = HALT_SOON;
+    else
+        die("--halt: '%s' is not now|soon,fail|success|done=N[%%]", v);
+    const char *w = c + 1;
+    const char *eq = strchr(w, '=');
+    if (!eq)
+        die("--halt: '%s' is not now|soon,fail|success|done=N[%%]", v);
+    size_t kl = (size_t)(eq - w);
+    if (kl == 4 && strncmp(w, "fail", 4) == 0)
+        o->halt_what = HALT_FAIL;
+    else if (kl == 7 && strncmp(w, "success", 7) == 0)
+        o->halt_what = HALT_SUCCESS;
+    else if (kl == 4 && strncmp(w, "done", 4) == 0)
+        o->halt_what = HALT_DONE;
+    else
+        die("--halt: '%s' is not now|soon,fail|success|done=N[%%]", v);
+    char *end;
+    errno = 0;
+    double n = strtod(eq + 1, &end);
+    if (errno || end == eq + 1 || !(n > 0))
+        die("--halt: '%s': the count must be a positive number", v);
+    if (*end == '%' && end[1] == 0) {
+        if (n > 100)
+            die("--halt: '%s': a percentage must be at most 100%%", v);
+        o->halt_pct = true;
+    } else if (*end || n != floor(n)) {
+        die("--halt: '%s': the count must be a whole number or a percentage", v);
+    }
+    o->halt_n = n;
+}
+
+static char *unescape(const char *s) {
+    /* --recend/--recstart/-d take C-style escapes: \n \t \0 \\ */
+    sbuf_t b = {0};
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            switch (*s) {
+            case 'n': sb_addc(&b, '\n'); break;
+            case 't': sb_addc(&b, '\t'); break;
+            case 'r': sb_addc(&b, '\r'); break;
+            case '0': sb_addc(&b, 0); break;
+            case '\\': sb_addc(&b, '\\'); break;
+            default: sb_addc(&b, '\\'); sb_addc(&b, *s);
+            }
+        } else {
+            sb_addc(&b, *s);
+        }
+    }
+    if (!b.p)
+        sb_add(&b, "", 0);
+    return b.p; /* length is strlen unless it holds \0: callers use b.len via unescape_len */
+}
+
+static size_t unescape_len(const char *s) {
+    size_t n = 0;
+    for (; *s; s++, n++)
+        if (*s == '\\' && s[1])
+            s++;
+    return n;
+}
+
+static void set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
+    switch (id) {
+    case OPT_JOBS:
+        o->jobs = parse_jobs(v);
+        o->jobs_set = true;
+        break;
+    case OPT_KEEP: o->keep_order = true; break;
+    case OPT_TAG: o->tag = true; break;
+    case OPT_LB: o->line_buffer = true; break;
+    case OPT_UNGROUP: o->ungroup = true; break;
+    case OPT_VERBOSE: o->verbose = true; break;
+    case OPT_TIMEOUT: {
+        char *end;
+        errno = 0;
+        double t = strtod(v, &end);
+        if (errno || end == v || !(t > 0) || t > 1e8)
+            die("--timeout: '%s' is not a positive number of seconds%s", v,
+                (*end == '%') ? " (N%% timeouts are not supported)" : "");
+        if (*end)
+            die("--timeout: '%s' is not a positive number of seconds%s", v,
+                (*end == '%') ? " (N%% timeouts are not supported)" : "");
+        o->timeout = t;
+        break;
+    }
+    case OPT_RETRIES: o->retries = (int)parse_long(name, v, 0, 1000000); break;
+    case OPT_HALT: parse_halt(o, v); break;
+    case OPT_DRY: o->dry_run = true; break;
+    case OPT_JOBLOG:
+        if (!*v)
+            die("--joblog: empty file name");
+        o->joblog = xstrdup(v);
+        break;
+    case OPT_RESUME: o->resume = true; break;
+    case OPT_RESUME_FAILED: o->resume_failed = true; break;
+    case OPT_SHELL: o->shell = SHELL_ALWAYS; break;
+    case OPT_NOSHELL: o->shell = SHELL_NEVER; break;
+    case OPT_PIPE: o->pipe = true; break;
+    case OPT_PIPEPART: o->pipe_part = true; break;
+    case OPT_BLOCK: o->block = parse_size(name, v); break;
+    case OPT_RECEND:
+        free(o->recend);
+        o->recend = unescape(v);
+        o->recend_len = unescape_len(v);
+        break;
+    case OPT_RECSTART:
+        free(o->recstart);
+        o->recstart = unescape(v);
+        o->recstart_len = unescape_len(v);
+        break;
+    case OPT_MAXREP:
+    case OPT_MAXARGS: o->max_args = parse_long(name, v, 1, 100000000); break;
+    case OPT_BAR: o->bar = true; break;
+    case OPT_ETA: o->eta = true; break;
+    case OPT_REPLACE:
+        if (!*v)
+            die("-I: empty replacement string");
+        o->replace = xstrdup(v);
+        break;
+    case OPT_NULL:
+        o->delim = 0;
+        o->delim_set = true;
+        break;
+    case OPT_DELIM: {
+        size_t n = unescape_len(v);
+        char *d = unescape(v);
+        if (n != 1)
+            die("-d: '%s' must be a single character (or \\n, \\t, \\0)", v);
+        o->delim = d[0];
+        o->delim_set = true;
+        free(d);
+        break;
+    }
+    case OPT_ARGFILE: sv_push(&o->arg_files, xstrdup(v)); break;
+    case OPT_HELP: cli_usage(); exit(0);
+    case OPT_VERSION: cli_version(); exit(0);
+    case OPT_QUOTE: die("-q/--quote is not supported; quote the command for the shell instead");
+    }
+}
+
+void cli_parse(cli_opts_t *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    o->delim = '\n';
+    o->block = 1024 * 1024;
+    int i = 1;
+    /* options */
+    while (i < argc) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == 0 || is_sep(a))
+            break;
+        if (a[1] == '-') {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+            const opt_t *op = NULL;
+            for (const opt_t *p = long_opts; p->name; p++)
+                if (strlen(p->name) == nl && strncmp(p->name, name, nl) == 0)
+                    op = p;
+            if (!op)
+                die("unknown option '--%.*s' (see procpool --help)", (int)nl, name);
+            const char *v = NULL;
+            if (op->arg) {
+                if (eq)
+                    v = eq + 1;
+                else if (i + 1 < argc)
+                    v = argv[++i];
+                else
+                    die("option '--%s' needs a value", op->name);
+            } else if (eq) {
+                die("option '--%s' takes no value", op->name);
+            }
+            char oname[64];
+            snprintf(oname, sizeof oname, "--%s", op->name);
+            set_opt(o, op->id, oname, v);
+            i++;
+            continue;
+        }
+        /* a bundle of short options: -kv, -j4, -j 4 */
+        for (const char *c = a + 1; *c; c++) {
+            int k = 0;
+            while (short_opts[k].c && short_opts[k].c != *c)
+                k++;
+            if (!short_opts[k].c)
+                die("unknown option '-%c' (see procpool --help)", *c);
+            char oname[4] = {'-', *c, 0, 0};
+            if (short_opts[k].arg) {
+                const char *v;
+                if (c[1])
+                    v = c + 1;
+                else if (i + 1 < argc)
+                    v = argv[++i];
+                else
+                    die("option '-%c' needs a value", *c);
+                set_opt(o, short_opts[k].id, oname, v);
+                break;
+            }
+            set_opt(o, short_opts[k].id, oname, NULL);
+        }
+        i++;
+    }
+    /* the command */
+    while (i < argc && !is_sep(argv[i]))
+        sv_push(&o->cmd, xstrdup(argv[i++]));
+    /* input sources */
+    while (i < argc) {
+        const char *sep = argv[i++];
+        if (sep[strlen(sep) - 1] == '+')
+            die("'%s' (--link) is not supported", sep);
+        bool file = strcmp(sep, "::::") == 0;
+        if (file) {
+            if (i >= argc || is_sep(argv[i]))
+                die("'::::' needs at least one file name");
+            while (i < argc && !is_sep(argv[i])) {
+                o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
+                o->src[o->nsrc++] = (input_src_t){.kind = IN_FILE, .path = xstrdup(argv[i++])};
+            }
+        } else {
+            o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
+            input_src_t *s = &o->src[o->nsrc++];
+            *s = (input_src_t){.kind = IN_ARGS};
+            while (i < argc && !is_sep(argv[i]))
+                sv_push(&s->args, xstrdup(argv[i++]));
+        }
+    }
+    /* consistency */
+    if (o->pipe && o->pipe_part)
+        die("--pipe and --pipe-part exclude each other");
+    if (o->pipe_part) {
+        if (o->arg_files.n != 1)
+            die("--pipe-part needs exactly one -a FILE");
+        if (o->nsrc)
+            die("--pipe-part takes no ::: or :::: inputs");
+    } else {
+        for (size_t k = 0; k < o->arg_files.n; k++) { /* -a FILE is :::: FILE, first */
+            o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
+            memmove(o->src + k + 1, o->src + k, (o->nsrc - k) * sizeof *o->src);
+            o->src[k] = (input_src_t){.kind = IN_FILE, .path = xstrdup(o->arg_files.v[k])};
+            o->nsrc++;
+        }
+    }
+    if (o->pipe && o->nsrc)
+        die("--pipe reads its data from stdin and takes no ::: or :::: inputs");
+    if ((o->resume || o->resume_failed) && !o->joblog)
+        die("--resume and --resume-failed need --joblog FILE");
+    if (o->ungroup && (o->tag || o->line_buffer))
+        die("-u/--ungroup cannot be combined with --tag or --line-buffer");
+    if (!o->recend && !o->recstart) {
+        o->recend = xstrdup("\n");
+        o->recend_len = 1;
+    } else if (!o->recend) {
+        o->recend = xstrdup("");
+    }
+    if (!o->recstart)
+        o->recstart = xstrdup("");
+    if ((o->pipe || o->pipe_part) && !o->recend_len && !o->recstart_len)
+        die("--recend and --recstart cannot both be empty");
+    /* the template */
+    bool raw = o->cmd.n == 0;
+    if (raw && (o->pipe || o->pipe_part))
+        die("--pipe needs a command");
+    sbuf_t text = {0};
+    for (size_t k = 0; k < o->cmd.n; k++) {
+        if (k)
+            sb_addc(&text, ' ');
+        sb_adds(&text, o->cmd.v[k]);
+    }
+    if (raw)
+        sb_adds(&text, o->replace ? o->replace : "{}");
+    else if (!text.len)
+        die("empty command");
+    tmpl_parse(&o->tmpl, text.p, o->replace, raw);
+    sb_free(&text);
+    if (o->shell == SHELL_ALWAYS)
+        o->tmpl.needs_shell = true;
+    if (o->shell == SHELL_NEVER && o->tmpl.raw)
+        die("--no-shell needs a command (the inputs would be shell commands)");
+    if (o->shell == SHELL_NEVER)
+        o->tmpl.needs_shell = false;
+    /* {N} past the last input gives the empty string, as in GNU parallel */
+    if (o->pipe || o->pipe_part) {
+        for (size_t k = 0; k < o->tmpl.nseg; k++)
+            if (o->tmpl.seg[k].kind == SEG_ARG)
+                die("--pipe: replacement strings for arguments ({}, {1}, ...) have no "
+                    "argument to take; use {#} or {%%}");
+    }
+    if (!o->jobs_set)
+        o->jobs = pp_cpu_count();
+}

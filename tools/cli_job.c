@@ -1,0 +1,694 @@
+/*
+ * cli_job.c - the worker side of the `procpool` command.
+ *
+ * A pool task runs one job: it expands the command for the job's arguments
+ * and job slot, starts it in a process group of its own (vfork + exec, so
+ * the child can also get PR_SET_PDEATHSIG: a job dies with its worker even
+ * when the worker is SIGKILLed), feeds its stdin (--pipe blocks, --pipe-part
+ * ranges, else /dev/null), reads its stdout and stderr fully into separate
+ * buffers, and returns them with the exit status, signal and times.
+ *
+ * Timeouts: the task enforces --timeout itself (TERM to the job's process
+ * group, KILL 200 ms later) so the job's output so far is kept; the pool's
+ * task_timeout (set a little longer) is the backstop. When the pool kills a
+ * worker (that backstop, pp_pool_terminate on Ctrl-C, --halt now) it sends
+ * SIGTERM first: the handler installed by cli_worker_init takes the running
+ * job's whole process group down before the worker _exit()s.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+extern char **environ;
+
+cli_worker_cfg_t g_wcfg;
+
+/* The running job, for the SIGTERM handler. */
+static volatile pid_t cur_pid = 0;
+static int my_slot = 0;
+static int devnull = -1;
+
+static double now_mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double now_real(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void release_slot(void) {
+    if (my_slot > 0 && g_wcfg.sh)
+        __atomic_store_n(&g_wcfg.sh->slots[my_slot - 1], 0, __ATOMIC_RELEASE);
+}
+
+/* SIGTERM in a worker: stop the job's process group, then leave. Only
+ * async-signal-safe calls. */
+static void on_term(int sig) {
+    pid_t pg = cur_pid;
+    if (pg > 0) {
+        kill(-pg, SIGTERM);
+        kill(-pg, SIGCONT);
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < 30; i++) { /* up to 30 ms for a clean exit */
+            if (waitpid(pg, NULL, WNOHANG) == pg)
+                break;
+            nanosleep(&ms, NULL);
+        }
+        kill(-pg, SIGKILL);
+    }
+    release_slot();
+    _exit(128 + sig);
+}
+
+void cli_worker_init(void *arg) {
+    (void)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigfillset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL); /* a job that closes its stdin early */
+    /* claim a job slot ({%}): the first free one, else one whose worker is gone */
+    pid_t me = getpid();
+    cli_shared_t *sh = g_wcfg.sh;
+    for (int pass = 0; pass < 2 && !my_slot; pass++)
+        for (int i = 0; i < g_wcfg.nslots && !my_slot; i++) {
+            pid_t cur = __atomic_load_n(&sh->slots[i], __ATOMIC_ACQUIRE);
+            if (pass == 1 && cur != 0 && kill(cur, 0) < 0 && errno == ESRCH) {
+                if (__atomic_compare_exchange_n(&sh->slots[i], &cur, me, false,
+                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                    my_slot = i + 1;
+            } else if (pass == 0 && cur == 0) {
+                pid_t zero = 0;
+                if (__atomic_compare_exchange_n(&sh->slots[i], &zero, me, false,
+                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                    my_slot = i + 1;
+            }
+        }
+    if (!my_slot)
+        my_slot = (int)(me % (g_wcfg.nslots > 0 ? g_wcfg.nslots : 1)) + 1;
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* ---------------------------------------------------------------- */
+/* PATH lookup, cached for the last name                             */
+/* ---------------------------------------------------------------- */
+
+static char *cache_name, *cache_path;
+
+static const char *find_program(const char *name) {
+    if (strchr(name, '/'))
+        return name;
+    if (cache_name && strcmp(cache_name, name) == 0)
+        return cache_path;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    sbuf_t b = {0};
+    const char *found = NULL;
+    for (const char *p = path;; p++) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        b.len = 0;
+        if (n)
+            sb_add(&b, p, n);
+        else
+            sb_addc(&b, '.');
+        sb_addc(&b, '/');
+        sb_adds(&b, name);
+        struct stat st;
+        if (access(b.p, X_OK) == 0 && stat(b.p, &st) == 0 && S_ISREG(st.st_mode)) {
+            found = b.p;
+            break;
+        }
+        if (!e)
+            break;
+        p = e;
+    }
+    if (!found) {
+        sb_free(&b);
+        return NULL;
+    }
+    free(cache_name);
+    free(cache_path);
+    cache_name = xstrdup(name);
+    cache_path = b.p;
+    return cache_path;
+}
+
+/* ---------------------------------------------------------------- */
+/* running one job                                                   */
+/* ---------------------------------------------------------------- */
+
+typedef struct {
+    sbuf_t out, err;
+    int exitval, sig;
+    bool timed_out;
+} run_t;
+
+static volatile int child_errno;
+
+/* Start argv[0] (a path) in a new process group with stdin/stdout/stderr
+ * set; returns the pid or -errno. */
+static pid_t start_child(const char *path, char *const *argv, int in, int out, int err) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t parent = getpid();
+    child_errno = 0;
+    pid_t pid = vfork();
+    if (pid == 0) {
+        /* the child: only system calls from here to exec */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGCHLD};
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            sigaction(sigs[i], &sa, NULL);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+            child_errno = errno;
+            _exit(127);
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(path, argv, environ);
+        child_errno = errno ? errno : ENOEXEC;
+        _exit(127);
+    }
+    int e = errno;
+    if (pid > 0) {
+        setpgid(pid, pid); /* both sides, so no race (fails harmlessly after exec) */
+        cur_pid = pid;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0)
+        return -e;
+    return pid;
+}
+
+static int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+/* --tag: the job's arguments and a TAB, put before every line. */
+static sbuf_t cur_tag;
+
+/* Append src[0..n) to dst with the tag before every line. */
+static void add_tagged(sbuf_t *dst, const char *src, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        const char *nl = memchr(src + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - src) + 1 : n;
+        sb_add(dst, cur_tag.p, cur_tag.len);
+        sb_add(dst, src + i, e - i);
+        i = e;
+    }
+}
+
+static void write_fd(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* --line-buffer: write the complete lines of buf (from *done on) to fd,
+ * in one write() so that lines of different jobs do not mix. */
+static void flush_lines(int fd, sbuf_t *b, size_t *done, bool all) {
+    size_t end = b->len;
+    if (!all) {
+        while (end > *done && b->p[end - 1] != '\n')
+            end--;
+    }
+    if (end > *done && g_wcfg.o->tag) {
+        static sbuf_t t;
+        t.len = 0;
+        add_tagged(&t, b->p + *done, end - *done);
+        write_fd(fd, t.p, t.len);
+        *done = end;
+        return;
+    }
+    size_t p = *done;
+    while (p < end) {
+        ssize_t w = write(fd, b->p + p, end - p);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        p += (size_t)w;
+    }
+    *done = end;
+}
+
+/* Stdin source for a job: a block in memory, or a range of the -a file. */
+typedef struct {
+    const char *data;
+    size_t len, pos;
+    /* JOB_PART */
+    bool part;
+    uint64_t off, end; /* what to send, after record alignment */
+    char *pbuf;
+    size_t plen, ppos;
+} feed_t;
+
+/* --pipe-part: the job owns the records that start in [off, end): move
+ * both ends forward to the next record boundary (none at 0). */
+static uint64_t align_part(int fd, uint64_t at, uint64_t size) {
+    const cli_opts_t *o = g_wcfg.o;
+    if (at == 0 || at >= size)
+        return at >= size ? size : 0;
+    const char *re = o->recend, *rs = o->recstart;
+    size_t rel = o->recend_len, rsl = o->recstart_len;
+    size_t need = rel + rsl;
+    /* a boundary at position b: recend ends at b and recstart begins at b */
+    uint64_t start = at >= rel ? at - rel : 0;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof buf, (off_t)start);
+        if (n <= 0)
+            return size;
+        for (size_t i = 0; i + need <= (size_t)n; i++) {
+            uint64_t b = start + i + rel;
+            if (b < at)
+                continue;
+            if (memcmp(buf + i, re, rel) == 0 && memcmp(buf + i + rel, rs, rsl) == 0)
+                return b;
+        }
+        if ((size_t)n < need || start + (uint64_t)n >= size)
+            return size;
+        start += (uint64_t)n - need + 1;
+    }
+}
+
+static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r,
+                    double deadline) {
+    const cli_opts_t *o = g_wcfg.o;
+    int po[2], pe[2], pi[2] = {-1, -1};
+    if (pipe2(po, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(pe, O_CLOEXEC) < 0) {
+        close(po[0]), close(po[1]);
+        return -errno;
+    }
+    bool feeding = fd_in != NULL;
+    if (feeding && pipe2(pi, O_CLOEXEC) < 0) {
+        close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+        return -errno;
+    }
+    int in = feeding ? pi[0] : devnull;
+    int outfd = o->ungroup ? 1 : po[1], errfd = o->ungroup ? 2 : pe[1];
+    pid_t pid = start_child(path, argv, in, outfd, errfd);
+    close(po[1]);
+    close(pe[1]);
+    if (feeding)
+        close(pi[0]);
+    if (pid < 0) {
+        close(po[0]), close(pe[0]);
+        if (feeding)
+            close(pi[1]);
+        return (int)pid;
+    }
+    int pidfd = open_pidfd(pid);
+    if (feeding)
+        set_nonblock(pi[1]);
+    bool out_open = true, err_open = true, alive = true, in_open = feeding;
+    int status = 0;
+    bool term_sent = false;
+    double kill_at = 0;
+    size_t lb_out = 0, lb_err = 0;
+    while (out_open || err_open || alive) {
+        struct pollfd pf[4];
+        int n = 0, io = -1, ie = -1, ii = -1, ip = -1;
+        if (out_open)
+            pf[io = n++] = (struct pollfd){po[0], POLLIN, 0};
+        if (err_open)
+            pf[ie = n++] = (struct pollfd){pe[0], POLLIN, 0};
+        if (in_open)
+            pf[ii = n++] = (struct pollfd){pi[1], POLLOUT, 0};
+        if (alive && pidfd >= 0)
+            pf[ip = n++] = (struct pollfd){pidfd, POLLIN, 0};
+        int wait_ms = -1;
+        double now = now_mono();
+        if (deadline > 0) {
+            if (!term_sent && now >= deadline) {
+                r->timed_out = true;
+                term_sent = true;
+                kill(-pid, SIGTERM);
+                kill(-pid, SIGCONT);
+                kill_at = now + 0.2;
+            }
+            if (term_sent && kill_at > 0 && now >= kill_at) {
+                kill(-pid, SIGKILL);
+                kill_at = 0;
+            }
+            double next = !term_sent ? deadline : kill_at > 0 ? kill_at : now + 0.05;
+            wait_ms = (int)((next - now) * 1000) + 1;
+        }
+        if (alive && pidfd < 0 && !out_open && !err_open) {
+            /* no pidfd: wait for the exit directly */
+            if (waitpid(pid, &status, 0) == pid)
+                alive = false;
+            continue;
+        }
+        if (n == 0)
+            break;
+        int rc = poll(pf, (nfds_t)n, wait_ms);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (ii >= 0 && pf[ii].revents) {
+            if (pf[ii].revents & (POLLERR | POLLHUP)) {
+                in_open = false;
+            } else if (!fd_in->part) {
+                ssize_t w = write(pi[1], fd_in->data + fd_in->pos, fd_in->len - fd_in->pos);
+                if (w > 0)
+                    fd_in->pos += (size_t)w;
+                else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                    in_open = false;
+                if (fd_in->pos >= fd_in->len)
+                    in_open = false;
+            } else {
+                if (fd_in->ppos >= fd_in->plen) {
+                    uint64_t left = fd_in->end - fd_in->off;
+                    size_t want = left < (1u << 18) ? (size_t)left : (1u << 18);
+                    ssize_t got = want ? pread(g_wcfg.part_fd, fd_in->pbuf, want,
+                                               (off_t)fd_in->off)
+                                       : 0;
+                    if (got <= 0) {
+                        in_open = false;
+                    } else {
+                        fd_in->off += (uint64_t)got;
+                        fd_in->plen = (size_t)got;
+                        fd_in->ppos = 0;
+                    }
+                }
+                if (in_open) {
+                    ssize_t w = write(pi[1], fd_in->pbuf + fd_in->ppos, fd_in->plen - fd_in->ppos);
+                    if (w > 0)
+                        fd_in->ppos += (size_t)w;
+                    else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                        in_open = false;
+                    if (fd_in->ppos >= fd_in->plen && fd_in->off >= fd_in->end)
+                        in_open = false;
+                }
+            }
+            if (!in_open)
+                close(pi[1]);
+        }
+        int fds[2] = {io, ie};
+        for (int k = 0; k < 2; k++) {
+            if (fds[k] < 0 || !pf[fds[k]].revents)
+                continue;
+            sbuf_t *b = k == 0 ? &r->out : &r->err;
+            int fd = k == 0 ? po[0] : pe[0];
+            sb_grow(b, 65536);
+            ssize_t got = read(fd, b->p + b->len, b->cap - b->len - 1);
+            if (got > 0) {
+                b->len += (size_t)got;
+                if (o->line_buffer)
+                    flush_lines(k == 0 ? 1 : 2, b, k == 0 ? &lb_out : &lb_err, false);
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                if (k == 0)
+                    out_open = false;
+                else
+                    err_open = false;
+            }
+        }
+        if (ip >= 0 && pf[ip].revents) {
+            if (waitpid(pid, &status, WNOHANG) == pid)
+                alive = false;
+        }
+    }
+    if (in_open)
+        close(pi[1]);
+    if (alive)
+        waitpid(pid, &status, 0);
+    if (pidfd >= 0)
+        close(pidfd);
+    close(po[0]);
+    close(pe[0]);
+    if (r->timed_out || term_sent)
+        kill(-pid, SIGKILL); /* whatever of the group is left */
+    cur_pid = 0;
+    if (o->line_buffer) {
+        flush_lines(1, &r->out, &lb_out, true);
+        flush_lines(2, &r->err, &lb_err, true);
+        r->out.len = r->err.len = 0; /* already written */
+    }
+    if (WIFSIGNALED(status)) {
+        r->exitval = 0;
+        r->sig = WTERMSIG(status);
+    } else {
+        r->exitval = WEXITSTATUS(status);
+        r->sig = 0;
+        if (r->exitval == 127 && child_errno) {
+            char msg[512];
+            int m = snprintf(msg, sizeof msg, "procpool: %s: %s\n", argv[0],
+                             strerror(child_errno));
+            sb_add(&r->err, msg, (size_t)m);
+        }
+    }
+    return 0;
+}
+
+/* Count the job's end and apply the --halt rule where it is known first: in
+ * the worker, before it takes its next job (so -j1 --halt soon,fail=1 starts
+ * nothing after the failing job). Returns 1 when this job met the rule. */
+static int count_and_halt(bool failed, int exitval, int sig) {
+    const cli_opts_t *o = g_wcfg.o;
+    cli_shared_t *sh = g_wcfg.sh;
+    uint64_t done = __atomic_add_fetch(&sh->done, 1, __ATOMIC_ACQ_REL);
+    uint64_t nf = failed ? __atomic_add_fetch(&sh->failed, 1, __ATOMIC_ACQ_REL)
+                         : __atomic_load_n(&sh->failed, __ATOMIC_ACQUIRE);
+    uint64_t nok = failed ? __atomic_load_n(&sh->ok, __ATOMIC_ACQUIRE)
+                          : __atomic_add_fetch(&sh->ok, 1, __ATOMIC_ACQ_REL);
+    if (o->halt_when == HALT_NEVER)
+        return 0;
+    if ((o->halt_what == HALT_FAIL && !failed) || (o->halt_what == HALT_SUCCESS && failed))
+        return 0;
+    uint64_t cnt = o->halt_what == HALT_FAIL ? nf : o->halt_what == HALT_SUCCESS ? nok : done;
+    bool hit;
+    if (o->halt_pct) {
+        uint64_t base = sh->total ? sh->total : done;
+        hit = (double)cnt * 100.0 >= o->halt_n * (double)base;
+    } else {
+        hit = (double)cnt >= o->halt_n;
+    }
+    if (!hit)
+        return 0;
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&sh->halted, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return 0; /* someone else halted first */
+    int st = nf > 100 ? 101 : (int)nf;
+    if (o->halt_what == HALT_FAIL)
+        st = exitval > 0 ? exitval : sig ? 128 + sig : 1;
+    else if (o->halt_what == HALT_SUCCESS)
+        st = 0;
+    sh->halt_status = st > 255 ? 255 : st;
+    return 1;
+}
+
+int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
+    const cli_opts_t *o = g_wcfg.o;
+    job_hdr_t h;
+    if (len < sizeof h)
+        return pp_buf_fail(out, "short job record");
+    memcpy(&h, arg, sizeof h);
+    job_res_t res;
+    memset(&res, 0, sizeof res);
+    res.slot = my_slot;
+    if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE)) {
+        res.skipped = 1;
+        return pp_buf_append(out, &res, sizeof res);
+    }
+    /* the arguments */
+    const char *p = (const char *)arg + sizeof h, *end = (const char *)arg + len;
+    char *argsv_stack[16];
+    char **args = h.nargs <= 16 ? argsv_stack : xmalloc(h.nargs * sizeof *args);
+    for (uint32_t i = 0; i < h.nargs; i++) {
+        const char *z = memchr(p, 0, (size_t)(end - p));
+        if (!z)
+            return pp_buf_fail(out, "corrupt job record");
+        args[i] = (char *)p;
+        p = z + 1;
+    }
+    /* the command */
+    static sbuf_t cmd, words;
+    cmd.len = 0;
+    words.len = 0;
+    bool shell = o->tmpl.needs_shell;
+    char *argv_stack[64];
+    char **argv = argv_stack;
+    const char *path = NULL;
+    if (!shell) {
+        size_t nw = tmpl_expand_words(&o->tmpl, &words, args, h.nargs, h.seq, my_slot);
+        if (nw == 0 || !words.p[0]) {
+            shell = true;
+        } else {
+            if (nw + 1 > 64)
+                argv = xmalloc((nw + 1) * sizeof *argv);
+            char *w = words.p;
+            for (size_t i = 0; i < nw; i++) {
+                argv[i] = w;
+                w += strlen(w) + 1;
+            }
+            argv[nw] = NULL;
+            path = find_program(argv[0]);
+            if (!path && o->shell != SHELL_NEVER)
+                shell = true; /* let the shell report it, as it would */
+            else if (!path)
+                path = argv[0];
+        }
+    }
+    if (shell || g_wcfg.want_cmd)
+        tmpl_expand_shell(&o->tmpl, &cmd, args, h.nargs, h.seq, my_slot);
+    if (shell) {
+        if (argv != argv_stack)
+            free(argv);
+        argv = argv_stack;
+        argv[0] = "sh";
+        argv[1] = "-c";
+        argv[2] = cmd.p;
+        argv[3] = NULL;
+        path = "/bin/sh";
+    }
+    /* stdin */
+    feed_t feed, *fin = NULL;
+    memset(&feed, 0, sizeof feed);
+    static char *pbuf;
+    if (h.kind == JOB_BLOCK) {
+        feed.data = p;
+        feed.len = (size_t)h.data_len;
+        fin = &feed;
+    } else if (h.kind == JOB_PART) {
+        struct stat st;
+        fstat(g_wcfg.part_fd, &st);
+        feed.part = true;
+        feed.off = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
+        feed.end = align_part(g_wcfg.part_fd, h.part_end, (uint64_t)st.st_size);
+        if (!pbuf)
+            pbuf = xmalloc(1u << 18);
+        feed.pbuf = pbuf;
+        fin = &feed;
+    }
+    char seqs[32], slots[16];
+    snprintf(seqs, sizeof seqs, "%llu", (unsigned long long)h.seq);
+    snprintf(slots, sizeof slots, "%d", my_slot);
+    setenv("PARALLEL_SEQ", seqs, 1);
+    setenv("PARALLEL_JOBSLOT", slots, 1);
+
+    if (o->tag) {
+        cur_tag.len = 0;
+        for (uint32_t i = 0; i < h.nargs; i++) {
+            if (i)
+                sb_addc(&cur_tag, ' ');
+            sb_adds(&cur_tag, args[i]);
+        }
+        sb_addc(&cur_tag, '\t');
+    }
+
+    int attempts = o->retries > 1 ? o->retries : 1;
+    static run_t r;
+    int rc = 0;
+    for (int a = 0; a < attempts; a++) {
+        r.out.len = r.err.len = 0;
+        r.exitval = r.sig = 0;
+        r.timed_out = false;
+        feed.pos = 0;
+        if (h.kind == JOB_PART && a > 0) {
+            struct stat st;
+            fstat(g_wcfg.part_fd, &st);
+            feed.off = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
+            feed.plen = feed.ppos = 0;
+        }
+        res.start = now_real();
+        double t0 = now_mono();
+        rc = run_once(argv, path, fin, &r, o->timeout > 0 ? t0 + o->timeout : 0);
+        res.runtime = now_mono() - t0;
+        if (rc < 0)
+            break;
+        if (r.exitval == 0 && r.sig == 0)
+            break;
+        if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE))
+            break;
+    }
+    if (argv != argv_stack)
+        free(argv);
+    if (args != argsv_stack)
+        free(args);
+    if (rc < 0)
+        return pp_buf_fail(out, "cannot start '%s': %s", path, strerror(-rc));
+    if (o->tag && (r.out.len || r.err.len)) {
+        static sbuf_t t;
+        t.len = 0;
+        add_tagged(&t, r.out.p, r.out.len);
+        size_t ol = t.len;
+        add_tagged(&t, r.err.p, r.err.len);
+        r.out.len = 0;
+        sb_add(&r.out, t.p, ol);
+        r.err.len = 0;
+        sb_add(&r.err, t.p + ol, t.len - ol);
+    }
+    if (!r.timed_out) {
+        res.exitval = r.exitval;
+        res.signal = r.sig;
+    }
+    res.triggered = count_and_halt(r.exitval != 0 || r.sig != 0, r.exitval, r.sig);
+    res.timed_out = r.timed_out;
+    if (r.timed_out) { /* GNU parallel logs a timed-out job as Exitval -1, Signal 15 */
+        res.exitval = r.exitval = -1;
+        res.signal = r.sig = SIGTERM;
+    }
+    res.out_len = r.out.len;
+    res.err_len = r.err.len;
+    res.cmd_len = g_wcfg.want_cmd ? cmd.len : 0;
+    if ((r.out.len && pp_buf_append(out, r.out.p, r.out.len) < 0) ||
+        (r.err.len && pp_buf_append(out, r.err.p, r.err.len) < 0) ||
+        (res.cmd_len && pp_buf_append(out, cmd.p, cmd.len) < 0) ||
+        pp_buf_append(out, &res, sizeof res) < 0)
+        return pp_buf_fail(out, "out of memory for the job's output");
+    /* keep the worker's buffers from holding on to a huge job's output */
+    if (r.out.cap > (8u << 20))
+        sb_free(&r.out);
+    if (r.err.cap > (8u << 20))
+        sb_free(&r.err);
+    return 0;
+}

@@ -1,0 +1,816 @@
+/*
+ * procpool.c - the `procpool` command: GNU parallel's interface on the
+ * procpool library.
+ *
+ * The parent reads the inputs (::: words, :::: files, stdin lines, --pipe
+ * blocks, --pipe-part ranges), turns each job into a record (job_hdr_t and
+ * its arguments) and streams them through pp_imap_feed, ordered for -k and
+ * unordered otherwise: memory stays bounded however long the input is. Each
+ * record runs as one pool task in a worker (cli_job.c), which expands the
+ * command, starts the job and captures its output. The parent prints each
+ * job's output in one piece when its result arrives, so output is grouped
+ * and never interleaved, and writes the joblog, applies --halt, draws
+ * --bar/--eta and counts failures for the exit status.
+ *
+ * Signals: SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by a
+ * signal thread, which terminates the pool (each worker's SIGTERM handler
+ * kills its job's process group) and exits 130/143/129. No temporary file
+ * is ever made.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static cli_opts_t O;
+
+/* ---------------------------------------------------------------- */
+/* help                                                              */
+/* ---------------------------------------------------------------- */
+
+void cli_version(void) {
+    printf("procpool %s\n"
+           "A job runner with GNU parallel's interface, built on the procpool library.\n"
+           "Copyright (c) 2026 the procpool authors. MIT licence.\n",
+           PROCPOOL_VERSION_STRING);
+}
+
+void cli_usage(void) {
+    fputs(
+        "Usage: procpool [OPTIONS] COMMAND [ARG...] ::: A B C [::: X Y ...] [:::: FILE...]\n"
+        "       procpool [OPTIONS] COMMAND [ARG...] < LINES\n"
+        "       procpool [OPTIONS] --pipe COMMAND < DATA\n"
+        "Run COMMAND once for each input (or combination of inputs), several at a time.\n"
+        "\n"
+        "Inputs:\n"
+        "  ::: A B C           the arguments A, B, C; several ::: groups give every combination\n"
+        "  :::: FILE           one argument per line of FILE ('-' is stdin)\n"
+        "  -a, --arg-file FILE the same as :::: FILE\n"
+        "  (none)              one argument per line of stdin\n"
+        "  -0, --null          inputs end with NUL instead of newline; -d C: with C\n"
+        "  -N, -n N            N arguments per job ({1}..{N}); with --pipe: N records per job\n"
+        "Replacement strings (no replacement string: the arguments are appended):\n"
+        "  {}  argument        {.}  without extension     {/}  basename     {//} dirname\n"
+        "  {/.} basename without extension    {#} job number    {%} job slot\n"
+        "  {N} {N.} {N/} {N//} {N/.}  the N-th input source (or argument with -N)\n"
+        "  -I STR              use STR instead of {}\n"
+        "Running:\n"
+        "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
+        "                      0 as many as possible (default: the CPU count)\n"
+        "  --shell, --no-shell always / never run through /bin/sh (default: only when the\n"
+        "                      command has shell syntax)\n"
+        "  --timeout SECS      TERM, then KILL, a job's process group after SECS seconds\n"
+        "  --retries N         run a failing job up to N times\n"
+        "  --halt WHEN,WHAT=N  WHEN: now|soon; WHAT: fail|success|done; N or N%\n"
+        "  --dry-run           print the commands, run nothing\n"
+        "  --joblog FILE       log every job (Seq Host Starttime JobRuntime Send Receive\n"
+        "                      Exitval Signal Command, tab-separated)\n"
+        "  --resume            skip the jobs already in the joblog\n"
+        "  --resume-failed     also run again the jobs the joblog has as failed\n"
+        "Output:\n"
+        "  (default)           each job's stdout, then its stderr, printed when it ends\n"
+        "  -k, --keep-order    print in input order\n"
+        "  --tag               prefix each line with the arguments and a TAB\n"
+        "  --line-buffer       print whole lines as they come\n"
+        "  -u, --ungroup       no capture: jobs write straight to stdout/stderr\n"
+        "  -v, --verbose       print each command before its output\n"
+        "  --bar, --eta        progress on stderr\n"
+        "Blocks:\n"
+        "  --pipe              cut stdin into blocks, one per job's stdin\n"
+        "  --block SIZE        block size (default 1M; k, M, G suffixes)\n"
+        "  --recend STR        record end (default \\n); --recstart STR record start\n"
+        "  --pipe-part -a FILE like --pipe over FILE, read by the jobs' workers\n"
+        "Other: -h, --help; -V, --version\n"
+        "Exit status: the number of failed jobs (101 for more than 100), 255 on errors,\n"
+        "130/143 when interrupted by SIGINT/SIGTERM.\n",
+        stdout);
+}
+
+/* ---------------------------------------------------------------- */
+/* inputs                                                            */
+/* ---------------------------------------------------------------- */
+
+static FILE *open_input(const char *path) {
+    if (strcmp(path, "-") == 0)
+        return stdin;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        die("cannot open input file '%s': %s", path, strerror(errno));
+    return f;
+}
+
+/* Next record of f, without its delimiter; NULL at the end. */
+static char *read_record(FILE *f) {
+    static char *line;
+    static size_t cap;
+    ssize_t n = getdelim(&line, &cap, O.delim, f);
+    if (n < 0)
+        return NULL;
+    if (n > 0 && line[n - 1] == O.delim)
+        line[--n] = 0;
+    return xstrndup(line, (size_t)n);
+}
+
+typedef struct {
+    bool streaming;
+    FILE *stream;      /* streaming: the one input */
+    strvec_t *groups;  /* loaded: every group */
+    size_t ngroups;
+    size_t *idx;
+    bool done;
+    uint64_t total;    /* jobs, when known */
+    bool total_known;
+} inputs_t;
+
+static inputs_t IN;
+
+static void inputs_open(void) {
+    if (O.pipe || O.pipe_part)
+        return;
+    if (O.nsrc == 0 || (O.nsrc == 1 && O.src[0].kind == IN_FILE)) {
+        IN.streaming = true;
+        IN.stream = O.nsrc ? open_input(O.src[0].path) : stdin;
+        return;
+    }
+    IN.ngroups = O.nsrc;
+    IN.groups = xmalloc(O.nsrc * sizeof *IN.groups);
+    IN.idx = calloc(O.nsrc, sizeof *IN.idx);
+    double prod = 1;
+    for (size_t g = 0; g < O.nsrc; g++) {
+        if (O.src[g].kind == IN_ARGS) {
+            IN.groups[g] = O.src[g].args;
+        } else {
+            memset(&IN.groups[g], 0, sizeof IN.groups[g]);
+            FILE *f = open_input(O.src[g].path);
+            char *r;
+            while ((r = read_record(f)))
+                sv_push(&IN.groups[g], r);
+            if (f != stdin)
+                fclose(f);
+        }
+        prod *= (double)IN.groups[g].n;
+    }
+    long per = O.max_args ? O.max_args : 1;
+    IN.total = (uint64_t)ceil(prod / (double)per);
+    IN.total_known = true;
+    if (prod == 0)
+        IN.done = true;
+}
+
+/* The next input tuple appended to *args; false at the end. */
+static bool next_tuple(strvec_t *args) {
+    if (IN.done)
+        return false;
+    if (IN.streaming) {
+        char *r = read_record(IN.stream);
+        if (!r) {
+            IN.done = true;
+            return false;
+        }
+        sv_push(args, r);
+        return true;
+    }
+    for (size_t g = 0; g < IN.ngroups; g++)
+        sv_push(args, xstrdup(IN.groups[g].v[IN.idx[g]]));
+    /* the last group varies fastest */
+    size_t g = IN.ngroups;
+    while (g-- > 0) {
+        if (++IN.idx[g] < IN.groups[g].n)
+            break;
+        IN.idx[g] = 0;
+        if (g == 0)
+            IN.done = true;
+    }
+    return true;
+}
+
+static void free_args(strvec_t *a) {
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    a->n = 0;
+}
+
+/* The next job's arguments; false at the end. */
+static bool next_job_args(strvec_t *args) {
+    free_args(args);
+    long per = O.max_args ? O.max_args : 1;
+    for (long k = 0; k < per; k++)
+        if (!next_tuple(args))
+            break;
+    return args->n > 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* --pipe: stdin in blocks cut on record boundaries                  */
+/* ---------------------------------------------------------------- */
+
+#define HDR sizeof(job_hdr_t)
+
+typedef struct {
+    sbuf_t buf; /* HDR bytes of room, then data */
+    size_t consumed; /* bytes of the previous block still to drop */
+    bool eof;
+} piper_t;
+
+static piper_t PI;
+
+static bool is_boundary(const char *d, size_t len, size_t b) {
+    if (b < O.recend_len || b + O.recstart_len > len)
+        return false;
+    return memcmp(d + b - O.recend_len, O.recend, O.recend_len) == 0 &&
+           memcmp(d + b, O.recstart, O.recstart_len) == 0;
+}
+
+/* Find the cut: -1 when more data is needed. */
+static ssize_t find_cut(const char *d, size_t len) {
+    if (O.max_args) { /* -N: exactly N records */
+        long count = 0;
+        size_t b = 1;
+        while (b <= len) {
+            if (O.recstart_len == 0 && O.recend_len == 1) {
+                const char *nl = memchr(d + b - 1, O.recend[0], len - (b - 1));
+                if (!nl)
+                    break;
+                b = (size_t)(nl - d) + 1;
+                if (++count == O.max_args)
+                    return (ssize_t)b;
+                b++;
+                continue;
+            }
+            if (is_boundary(d, len, b) && ++count == O.max_args)
+                return (ssize_t)b;
+            b++;
+        }
+        return PI.eof ? (ssize_t)len : -1;
+    }
+    size_t blk = O.block;
+    if (len <= blk && PI.eof)
+        return (ssize_t)len;
+    size_t lim = len < blk ? len : blk;
+    if (O.recstart_len == 0 && O.recend_len == 1) {
+        const char *nl = memrchr(d, O.recend[0], lim);
+        if (nl)
+            return (ssize_t)(nl - d) + 1;
+        nl = memchr(d + lim, O.recend[0], len - lim);
+        if (nl)
+            return (ssize_t)(nl - d) + 1;
+    } else {
+        for (size_t b = lim; b > 0; b--)
+            if (is_boundary(d, len, b))
+                return (ssize_t)b;
+        for (size_t b = lim + 1; b <= len; b++)
+            if (is_boundary(d, len, b))
+                return (ssize_t)b;
+    }
+    return PI.eof ? (ssize_t)len : -1;
+}
+
+/* The next block (data only, at PI.buf.p + HDR); 0 at the end. */
+static int next_block(size_t *blen) {
+    if (PI.consumed) {
+        size_t rest = PI.buf.len - HDR - PI.consumed;
+        memmove(PI.buf.p + HDR, PI.buf.p + HDR + PI.consumed, rest);
+        PI.buf.len = HDR + rest;
+        PI.consumed = 0;
+    }
+    if (PI.buf.len < HDR) {
+        sb_grow(&PI.buf, HDR);
+        PI.buf.len = HDR;
+    }
+    for (;;) {
+        size_t have = PI.buf.len - HDR;
+        bool need_read = !PI.eof && (O.max_args ? true : have < O.block);
+        ssize_t cut = -1;
+        if (have && !need_read)
+            cut = find_cut(PI.buf.p + HDR, have);
+        else if (have && O.max_args)
+            cut = find_cut(PI.buf.p + HDR, have);
+        if (cut > 0 && (O.max_args ? (cut < (ssize_t)have || PI.eof) : true)) {
+            *blen = (size_t)cut;
+            PI.consumed = (size_t)cut;
+            return 1;
+        }
+        if (PI.eof) {
+            if (!have)
+                return 0;
+            *blen = have;
+            PI.consumed = have;
+            return 1;
+        }
+        size_t want = O.block > (1u << 16) ? O.block : (1u << 16);
+        sb_grow(&PI.buf, want);
+        ssize_t n = read(0, PI.buf.p + PI.buf.len, PI.buf.cap - PI.buf.len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("reading stdin: %s", strerror(errno));
+        if (n == 0)
+            PI.eof = true;
+        PI.buf.len += (size_t)n;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* the joblog and --resume                                           */
+/* ---------------------------------------------------------------- */
+
+static FILE *joblog;
+static uint8_t *resume_done; /* by seq */
+static size_t resume_n;
+
+static void joblog_open(void) {
+    if (!O.joblog)
+        return;
+    bool append = O.resume || O.resume_failed;
+    if (append) {
+        FILE *f = fopen(O.joblog, "re");
+        if (f) {
+            char *line = NULL;
+            size_t cap = 0;
+            while (getline(&line, &cap, f) > 0) {
+                char *fields[9] = {0};
+                char *p = line;
+                int nf = 0;
+                while (nf < 9) {
+                    fields[nf++] = p;
+                    char *t = strchr(p, '\t');
+                    if (!t)
+                        break;
+                    *t = 0;
+                    p = t + 1;
+                }
+                char *end;
+                unsigned long long seq = strtoull(fields[0], &end, 10);
+                if (end == fields[0] || *end || nf < 8)
+                    continue; /* the header, or a torn line */
+                bool ok = atoi(fields[6]) == 0 && atoi(fields[7]) == 0;
+                if (O.resume_failed && !ok)
+                    continue;
+                if (seq >= resume_n) {
+                    size_t n = resume_n ? resume_n : 1024;
+                    while (n <= seq)
+                        n *= 2;
+                    resume_done = xrealloc(resume_done, n);
+                    memset(resume_done + resume_n, 0, n - resume_n);
+                    resume_n = n;
+                }
+                resume_done[seq] = 1;
+            }
+            free(line);
+            fclose(f);
+        }
+    }
+    joblog = fopen(O.joblog, append ? "ae" : "we");
+    if (!joblog)
+        die("cannot open joblog '%s': %s", O.joblog, strerror(errno));
+    if (ftell(joblog) == 0) {
+        fputs("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n", joblog);
+        fflush(joblog);
+    }
+}
+
+static bool resume_skip(uint64_t seq) { return seq < resume_n && resume_done[seq]; }
+
+static void joblog_write(uint64_t seq, double start, double runtime, int exitval, int sig,
+                         const char *cmd, size_t cmd_len) {
+    if (!joblog)
+        return;
+    fprintf(joblog, "%llu\t:\t%.3f\t%10.3f\t0\t0\t%d\t%d\t", (unsigned long long)seq, start,
+            runtime, exitval, sig);
+    for (size_t i = 0; i < cmd_len; i++) /* one line per job */
+        fputc(cmd[i] == '\n' ? ' ' : cmd[i], joblog);
+    fputc('\n', joblog);
+    fflush(joblog);
+}
+
+/* ---------------------------------------------------------------- */
+/* the feed                                                          */
+/* ---------------------------------------------------------------- */
+
+static uint64_t next_seq = 1;
+static uint64_t *fed_seq; /* iterator index -> seq */
+static size_t fed_n, fed_cap;
+static strvec_t cur_args;
+static sbuf_t item;
+static uint64_t part_size, part_off;
+static cli_shared_t *SH;
+
+static void remember_seq(uint64_t seq) {
+    if (fed_n == fed_cap) {
+        fed_cap = fed_cap ? fed_cap * 2 : 1024;
+        fed_seq = xrealloc(fed_seq, fed_cap * sizeof *fed_seq);
+    }
+    fed_seq[fed_n++] = seq;
+}
+
+static int feed(void *ud, const void **out, size_t *len) {
+    (void)ud;
+    for (;;) {
+        if (__atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))
+            return 0;
+        job_hdr_t h;
+        memset(&h, 0, sizeof h);
+        h.seq = next_seq++;
+        if (O.pipe) {
+            size_t blen;
+            if (!next_block(&blen))
+                return 0;
+            if (resume_skip(h.seq))
+                continue;
+            h.kind = JOB_BLOCK;
+            h.data_len = blen;
+            memcpy(PI.buf.p, &h, sizeof h);
+            *out = PI.buf.p;
+            *len = HDR + blen;
+        } else if (O.pipe_part) {
+            if (part_off >= part_size)
+                return 0;
+            h.kind = JOB_PART;
+            h.part_off = part_off;
+            h.part_end = part_off + O.block < part_size ? part_off + O.block : part_size;
+            part_off = h.part_end;
+            if (resume_skip(h.seq))
+                continue;
+            item.len = 0;
+            sb_add(&item, &h, sizeof h);
+            *out = item.p;
+            *len = item.len;
+        } else {
+            if (!next_job_args(&cur_args))
+                return 0;
+            if (resume_skip(h.seq))
+                continue;
+            h.kind = JOB_ARGS;
+            h.nargs = (uint32_t)cur_args.n;
+            item.len = 0;
+            sb_add(&item, &h, sizeof h);
+            for (size_t i = 0; i < cur_args.n; i++)
+                sb_add(&item, cur_args.v[i], strlen(cur_args.v[i]) + 1);
+            *out = item.p;
+            *len = item.len;
+        }
+        remember_seq(h.seq);
+        return 1;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* output                                                            */
+/* ---------------------------------------------------------------- */
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pp_pool_t *the_pool;
+
+static void write_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            if (errno == EPIPE) { /* the reader went away: stop quietly */
+                pthread_mutex_lock(&pool_lock);
+                if (the_pool)
+                    pp_pool_terminate(the_pool);
+                _exit(141);
+            }
+            die("write: %s", strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* progress                                                          */
+/* ---------------------------------------------------------------- */
+
+static double mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double t_start, last_draw;
+static uint64_t n_done, n_failed, n_ok;
+static int n_workers;
+
+static void draw_progress(bool final) {
+    if (!O.bar && !O.eta)
+        return;
+    double now = mono();
+    if (!final && now - last_draw < 0.1)
+        return;
+    last_draw = now;
+    double el = now - t_start;
+    double rate = el > 0 ? (double)n_done / el : 0;
+    char line[256];
+    if (IN.total_known || O.pipe_part) {
+        uint64_t total = O.pipe_part ? (part_size + O.block - 1) / O.block : IN.total;
+        uint64_t left = total > n_done ? total - n_done : 0;
+        double eta = rate > 0 ? (double)left / rate : 0;
+        if (O.bar) {
+            int pct = total ? (int)(100.0 * (double)n_done / (double)total) : 100;
+            int w = 30, fill = total ? (int)(w * (double)n_done / (double)total) : w;
+            char bar[64];
+            for (int i = 0; i < w; i++)
+                bar[i] = i < fill ? '#' : ' ';
+            bar[w] = 0;
+            snprintf(line, sizeof line, "\r%3d%% [%s] %llu/%llu %.1f jobs/s ETA %.0fs ", pct,
+                     bar, (unsigned long long)n_done, (unsigned long long)total, rate, eta);
+        } else {
+            snprintf(line, sizeof line, "\rETA: %.0fs Left: %llu AVG: %.2fs  local:%d/%llu ", eta,
+                     (unsigned long long)left, n_done ? el / (double)n_done : 0.0, n_workers,
+                     (unsigned long long)n_done);
+        }
+    } else {
+        snprintf(line, sizeof line, "\r%llu done, %.1f jobs/s ", (unsigned long long)n_done,
+                 rate);
+    }
+    if (O.bar && !isatty(2) && !final)
+        return;
+    fputs(line, stderr);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---------------------------------------------------------------- */
+/* signals                                                           */
+/* ---------------------------------------------------------------- */
+
+static sigset_t sigs;
+static volatile int signalled;
+
+static void *signal_thread(void *arg) {
+    (void)arg;
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    signalled = sig;
+    if (SH)
+        __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool_lock);
+    if (the_pool)
+        pp_pool_terminate(the_pool); /* workers kill their jobs' process groups */
+    _exit(128 + sig);
+}
+
+/* ---------------------------------------------------------------- */
+/* main                                                              */
+/* ---------------------------------------------------------------- */
+
+/* --halt now: kill every running job (the workers' SIGTERM handlers take
+ * their process groups down); results already done are still printed. */
+static void halt_now(pp_pool_t *pool, bool *halting, int *status, bool *killed) {
+    *halting = true;
+    *status = SH->halt_status;
+    *killed = true;
+    pthread_mutex_lock(&pool_lock);
+    pp_pool_terminate(pool);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static int dry_run(void) {
+    int nslots = O.jobs > 0 ? O.jobs : 1;
+    sbuf_t cmd = {0};
+    job_hdr_t h;
+    (void)h;
+    for (;;) {
+        uint64_t seq = next_seq++;
+        if (O.pipe) {
+            size_t blen;
+            if (!next_block(&blen))
+                break;
+        } else if (O.pipe_part) {
+            if (part_off >= part_size)
+                break;
+            part_off += O.block;
+        } else if (!next_job_args(&cur_args)) {
+            break;
+        }
+        if (resume_skip(seq))
+            continue;
+        cmd.len = 0;
+        tmpl_expand_shell(&O.tmpl, &cmd, cur_args.v, (O.pipe || O.pipe_part) ? 0 : cur_args.n,
+                          seq, (int)((seq - 1) % (uint64_t)nslots) + 1);
+        sb_addc(&cmd, '\n');
+        write_all(1, cmd.p, cmd.len);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_parse(&O, argc, argv);
+
+    /* everything that can fail is checked before any job starts */
+    int part_fd = -1;
+    if (O.pipe_part) {
+        part_fd = open(O.arg_files.v[0], O.pipe_part ? O_RDONLY : O_RDONLY);
+        struct stat st;
+        if (part_fd < 0 || fstat(part_fd, &st) < 0)
+            die("cannot open '%s': %s", O.arg_files.v[0], strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            die("--pipe-part: '%s' is not a regular (seekable) file", O.arg_files.v[0]);
+        part_size = (uint64_t)st.st_size;
+    }
+    inputs_open();
+    if (!O.dry_run)
+        joblog_open();
+    else if (O.joblog && (O.resume || O.resume_failed))
+        joblog_open();
+
+    if (O.dry_run)
+        return dry_run();
+
+    /* workers: -j, capped by the number of jobs when it is known */
+    int workers = O.jobs;
+    uint64_t known = 0;
+    bool is_known = false;
+    if (IN.total_known) {
+        known = IN.total, is_known = true;
+    } else if (O.pipe_part) {
+        known = (part_size + O.block - 1) / O.block, is_known = true;
+    }
+    if (workers == 0)
+        workers = 256;
+    if (is_known && known < (uint64_t)workers)
+        workers = (int)known;
+    if (workers > CLI_MAX_SLOTS)
+        workers = CLI_MAX_SLOTS;
+    if (is_known && known == 0)
+        return 0;
+    n_workers = workers;
+
+    SH = mmap(NULL, sizeof *SH, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (SH == MAP_FAILED)
+        die("mmap: %s", strerror(errno));
+    g_wcfg.o = &O;
+    g_wcfg.sh = SH;
+    g_wcfg.nslots = workers;
+    g_wcfg.want_cmd = O.joblog || O.verbose || O.timeout > 0 || O.halt_when != HALT_NEVER;
+    g_wcfg.part_fd = part_fd;
+    SH->total = is_known ? known : 0;
+
+    /* signals go to one thread; SIGPIPE is an error on write */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t st;
+    if (pthread_create(&st, NULL, signal_thread, NULL) != 0)
+        die("cannot start the signal thread");
+    pthread_detach(st);
+
+    pp_options_t po;
+    pp_options_init(&po);
+    po.processes = workers;
+    po.initializer = cli_worker_init;
+    po.task_timeout = O.timeout > 0 ? O.timeout + 5.0 : 0;
+    pp_pool_t *pool;
+    int rc = pp_pool_create(&pool, &po);
+    if (rc < 0)
+        die("cannot start %d workers: %s", workers, pp_strerror(rc));
+    pthread_mutex_lock(&pool_lock);
+    the_pool = pool;
+    pthread_mutex_unlock(&pool_lock);
+
+    t_start = mono();
+    pp_iter_t *it;
+    rc = pp_imap_feed(pool, cli_job_task, feed, NULL, 0, O.keep_order ? PP_ORDERED : PP_UNORDERED,
+                      &it);
+    if (rc < 0)
+        die("cannot start the jobs: %s", pp_strerror(rc));
+
+    int halt_status = -1; /* the exit status --halt decided */
+    bool halting = false, halt_killed = false;
+    double wait = (O.bar || O.eta || O.halt_when == HALT_NOW) ? 0.1 : -1;
+    for (;;) {
+        size_t idx;
+        const void *data;
+        size_t len;
+        int r = pp_iter_next(it, wait, &idx, &data, &len);
+        if (r == -ETIMEDOUT) {
+            draw_progress(false);
+            if (O.halt_when == HALT_NOW && !halt_killed &&
+                __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))
+                halt_now(pool, &halting, &halt_status, &halt_killed);
+            continue;
+        }
+        if (r == 0)
+            break;
+        while (signalled) /* the signal thread is ending the run: say nothing more */
+            pause();
+        uint64_t seq = idx < fed_n ? fed_seq[idx] : 0;
+        int exitval, sig;
+        double start = 0, runtime = 0;
+        const char *cmd = "";
+        size_t cmd_len = 0;
+        if (r < 0 && halt_killed)
+            continue; /* a job --halt now stopped: not reported */
+        if (r < 0) {
+            const char *msg = pp_iter_error(it);
+            if (idx >= fed_n && r != PP_ETASK) /* a feed error */
+                die("reading the input: %s", pp_strerror(r));
+            char line[1200];
+            int m = snprintf(line, sizeof line, "procpool: job %llu: %s\n",
+                             (unsigned long long)seq, msg ? msg : pp_strerror(r));
+            write_all(2, line, (size_t)m);
+            exitval = -1;
+            sig = r == PP_ETASKTIMEOUT ? SIGKILL : 0;
+        } else {
+            job_res_t res;
+            if (len < sizeof res)
+                die("job %llu: short result", (unsigned long long)seq);
+            memcpy(&res, (const char *)data + len - sizeof res, sizeof res);
+            if (res.skipped)
+                continue; /* halted before it started */
+            const char *d = data;
+            cmd = d + res.out_len + res.err_len;
+            cmd_len = res.cmd_len;
+            if (O.verbose && cmd_len) {
+                write_all(1, cmd, cmd_len);
+                write_all(1, "\n", 1);
+            }
+            if (res.out_len)
+                write_all(1, d, res.out_len);
+            if (res.err_len)
+                write_all(2, d + res.out_len, res.err_len);
+            exitval = res.exitval;
+            sig = res.signal;
+            if (res.timed_out) {
+                char line[400];
+                int m = snprintf(line, sizeof line,
+                                 "procpool: Warning: This job was killed because it timed out:\n"
+                                 "procpool: Warning: %.*s\n",
+                                 (int)(cmd_len > 300 ? 300 : cmd_len), cmd);
+                write_all(2, line, (size_t)m);
+            }
+            start = res.start;
+            runtime = res.runtime;
+        }
+        joblog_write(seq, start, runtime, exitval, sig, cmd, cmd_len);
+        n_done++;
+        bool failed = exitval != 0 || sig != 0;
+        if (failed)
+            n_failed++;
+        else
+            n_ok++;
+        draw_progress(false);
+        /* --halt: the workers apply the rule (cli_job.c); here its effects */
+        bool trig = r >= 0 && ((const job_res_t *)((const char *)data + len -
+                                                    sizeof(job_res_t)))->triggered;
+        if (r < 0 && O.halt_when != HALT_NEVER && !halting) {
+            /* a job the library failed (worker died): count it here */
+            bool hit = O.halt_what == HALT_FAIL ? (O.halt_pct ? (double)n_failed * 100.0 >= O.halt_n * (double)(is_known ? known : n_done) : (double)n_failed >= O.halt_n)
+                                                : false;
+            if (hit) {
+                __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
+                SH->halt_status = 1;
+                trig = true;
+            }
+        }
+        if (trig && !halting) {
+            halting = true;
+            halt_status = SH->halt_status;
+            if (O.halt_what == HALT_FAIL && cmd_len) {
+                char line[300];
+                int m = snprintf(line, sizeof line, "procpool: This job failed:\n%.*s\n",
+                                 (int)(cmd_len > 250 ? 250 : cmd_len), cmd);
+                write_all(2, line, (size_t)m);
+            }
+            if (O.halt_when == HALT_SOON) {
+                const char *m =
+                    "procpool: Starting no more jobs. Waiting for running jobs to finish.\n";
+                write_all(2, m, strlen(m));
+            }
+        }
+        if (O.halt_when == HALT_NOW && !halt_killed &&
+            (halting || __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE)))
+            halt_now(pool, &halting, &halt_status, &halt_killed);
+    }
+    draw_progress(true);
+    pp_iter_free(it);
+    pthread_mutex_lock(&pool_lock);
+    pp_pool_close(pool);
+    pp_pool_join(pool);
+    pp_pool_destroy(pool);
+    the_pool = NULL;
+    pthread_mutex_unlock(&pool_lock);
+    if (joblog)
+        fclose(joblog);
+    if (halt_status >= 0)
+        return halt_status > 255 ? 255 : halt_status;
+    return n_failed > 100 ? 101 : (int)n_failed;
+}
