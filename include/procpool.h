@@ -466,6 +466,9 @@ PP_EXTERN void pp_iter_free(pp_iter_t *it);
  * passed by reference (keep it unchanged until the task is done), and
  * pp_map/pp_imap items and pp_map results inside it are read and written
  * in place by the workers: chunks carry addresses, not bytes.
+ * A single task's result larger than 64 KiB is written by the worker
+ * straight into this memory (a per-worker arena taking at most 1/16 of the
+ * range) and pp_future_get hands out a pointer into it: zero copies.
  * Lock-free C11 atomics (an _Atomic long with atomic_fetch_add, say) in this
  * memory work across processes as counters; pp_mutex_t guards the rest.
  *

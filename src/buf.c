@@ -35,8 +35,54 @@ void pp__buf_external(pp_buf_t *b, void *p, size_t cap) {
     b->ext = true;
 }
 
+static void arena_mark(pp_buf_t *b, size_t run, size_t pages) {
+    if (b->arena_off_mark) {
+        atomic_store_explicit(b->arena_off_mark, run, memory_order_relaxed);
+        atomic_store_explicit(b->arena_pages_mark, pages, memory_order_release);
+    }
+}
+
+/* Leave the arena run (it failed, or the parent now owns it: give == false). */
+void pp__buf_drop_arena(pp_buf_t *b, bool give_back) {
+    if (!b->in_arena)
+        return;
+    arena_mark(b, 0, 0);
+    if (give_back)
+        pp__arena_free(b->arena, b->run, b->run_pages);
+    b->in_arena = false;
+    b->data = b->heap;
+    b->cap = b->heap_cap;
+}
+
+/* Grow the result inside the arena; false: no room (the caller falls back). */
+static bool grow_arena(pp_buf_t *b, size_t need) {
+    size_t want = pp__arena_pages(need < b->cap * 2 ? b->cap * 2 : need);
+    if (b->in_arena && pp__arena_extend(b->arena, b->run, b->run_pages, want)) {
+        b->run_pages = want;
+        b->cap = want * 4096u;
+        arena_mark(b, b->run, want);
+        return true;
+    }
+    size_t run = pp__arena_alloc(b->arena, want);
+    if (run == SIZE_MAX)
+        return false;
+    unsigned char *p = b->arena->data + run * 4096u;
+    arena_mark(b, run, want); /* before the copy: a death now still frees it */
+    if (b->len)
+        memcpy(p, b->data, b->len);
+    if (b->in_arena)
+        pp__arena_free(b->arena, b->run, b->run_pages);
+    b->in_arena = true;
+    b->run = run;
+    b->run_pages = want;
+    b->data = p;
+    b->cap = want * 4096u;
+    return true;
+}
+
 void pp__buf_reset(pp_buf_t *b) {
     b->ext = false;
+    pp__buf_drop_arena(b, true);
     if (b->memfd >= 0) {
         munmap(b->data, b->cap);
         pp__close(&b->memfd);
@@ -113,6 +159,17 @@ static int ensure(pp_buf_t *b, size_t add) {
             return r;
         memcpy(b->data, slot, len);
         b->len = len;
+        return 0;
+    }
+    if (b->memfd < 0 && b->arena && need > PP__INLINE_MAX && grow_arena(b, need))
+        return 0;
+    if (b->in_arena) { /* the arena is full: carry on in a memfd (it copies the bytes) */
+        int r = grow_memfd(b, need);
+        if (r < 0)
+            return r;
+        pp__arena_free(b->arena, b->run, b->run_pages);
+        arena_mark(b, 0, 0);
+        b->in_arena = false;
         return 0;
     }
     if (b->memfd < 0 && need <= PP__INLINE_MAX) {

@@ -174,12 +174,14 @@ int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **
         if (kind != PP__REC_RES || PP__RES_RING - off < sizeof *h)
             return -EPROTO;
         memcpy(h, c->res + off, sizeof *h);
-        if (h->kind != PP__REC_RES || h->msg_len > 1024 || (h->flags & ~(uint32_t)3u))
+        if (h->kind != PP__REC_RES || h->msg_len > 1024 ||
+            (h->flags & ~(uint32_t)(PP__F_MEMFD | PP__F_MSG | PP__F_ARENA)))
             return -EPROTO;
-        bool memfd = (h->flags & PP__F_MEMFD) != 0;
-        if (!memfd && h->data_len > PP__INLINE_MAX)
+        bool memfd = (h->flags & PP__F_MEMFD) != 0, arena = (h->flags & PP__F_ARENA) != 0;
+        if ((memfd && arena) || (!memfd && !arena && h->data_len > PP__INLINE_MAX))
             return -EPROTO;
-        uint64_t want = PP__ALIGN8(sizeof *h + PP__ALIGN8(h->msg_len) + (memfd ? 0 : h->data_len));
+        uint64_t body_len = memfd ? 0 : arena ? 8 : h->data_len;
+        uint64_t want = PP__ALIGN8(sizeof *h + PP__ALIGN8(h->msg_len) + body_len);
         if (h->rec_len != want || h->rec_len > PP__RES_RING - off ||
             c->res_tail + h->rec_len > head)
             return -EPROTO;

@@ -47,6 +47,7 @@ pp_future_t *pp__future_new(pp_pool_t *pool) {
     f->data = NULL;
     f->len = 0;
     f->map_len = 0;
+    f->arena = NULL;
     f->cb = NULL;
     f->cb_arg = NULL;
     f->pool = pool;
@@ -64,6 +65,8 @@ static void release_data(pp_future_t *f) {
         free(f->data);
     else if (f->data_kind == PP__DATA_MMAP && f->map_len)
         munmap(f->data, f->map_len);
+    else if (f->data_kind == PP__DATA_ARENA)
+        pp__arena_release(f->pool, f->arena, f->data, f->len);
     f->data_kind = PP__DATA_NONE;
     f->data = NULL;
 }

@@ -60,7 +60,9 @@ void pp__child_reset_signals(void);
 
 enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
 enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u, PP__F_CHUNK = 4u, PP__F_VAR = 8u, PP__F_REF = 16u,
-       PP__F_RESREF = 32u };
+       PP__F_RESREF = 32u, PP__F_ARENA = 64u };
+/* PP__F_ARENA (result): the data is in the worker's arena in shared memory;
+ * the record's body is its u64 byte offset from the arena's first data page. */
 /* PP__F_REF: the argument (or a chunk's items) is not in the record but at
  * address `addr`, inside the pool's shared memory (same address in every
  * process). PP__F_RESREF: a map chunk's results are written in place at
@@ -94,6 +96,8 @@ typedef struct pp__ctrl {
     PP__LINE(_Atomic uint64_t, task_start_ns); /* CLOCK_MONOTONIC when the latest began */
     PP__LINE(_Atomic uint64_t, item_index);    /* item of the running chunk */
     PP__LINE(_Atomic uint64_t, chunk_fails);   /* items of the running chunk that failed */
+    PP__LINE(_Atomic uint64_t, arena_off);     /* arena run the worker is building (pages) */
+    PP__LINE(_Atomic uint64_t, arena_pages);
     PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
 } pp__ctrl_t;
 
@@ -161,7 +165,16 @@ typedef struct pp__shm pp__shm_t;
 /* future.c                                                            */
 /* ------------------------------------------------------------------ */
 enum { PP__FS_DONE = 1u, PP__FS_CB = 2u, PP__FS_CLAIM = 4u };
-enum { PP__DATA_NONE = 0, PP__DATA_INLINE, PP__DATA_MALLOC, PP__DATA_MMAP };
+enum { PP__DATA_NONE = 0, PP__DATA_INLINE, PP__DATA_MALLOC, PP__DATA_MMAP, PP__DATA_ARENA };
+
+/* A worker slot's page arena in shared memory (arena.c). */
+typedef struct pp__arena {
+    void *base;
+    size_t size;
+    _Atomic uint64_t *bits;
+    unsigned char *data;
+    size_t npages;
+} pp__arena_t;
 #define PP__SMALL_RESULT 48
 
 struct pp_future {
@@ -175,6 +188,7 @@ struct pp_future {
     void *data;
     size_t len;
     size_t map_len;
+    pp__arena_t *arena;       /* PP__DATA_ARENA: whose pages data is */
     pp_done_fn cb;
     void *cb_arg;
     pp_pool_t *pool;          /* kept alive by pool->refs until freed */
@@ -217,6 +231,7 @@ typedef struct pp__task {
     uint64_t rec_end;   /* in flight: record end */
     uint64_t start_ns;  /* in flight: when the worker began it (0: not seen) */
     unsigned tries;     /* times it already ran on a worker that died (opt.retries) */
+    uint64_t item_seen; /* chunk: item index (+1) whose start start_ns is */
     struct pp__task *next; /* pending queue link */
 } pp__task_t;
 
@@ -242,6 +257,7 @@ typedef struct pp__worker {
     uint64_t seq_next, seq_done; /* in-flight tasks are [seq_done, seq_next) */
     pp__task_t *inflight;  /* ring of PP__INFLIGHT_MAX */
     unsigned early_deaths; /* consecutive deaths before any task finished */
+    pp__arena_t arena;     /* this slot's result pages in shared memory (all incarnations) */
     uint64_t respawn_at;   /* throttle: not before this time */
 } pp__worker_t;
 
@@ -265,6 +281,7 @@ struct pp_pool {
     int ctl_evfd;              /* kicks the supervisor */
     _Atomic uint32_t drainers;  /* threads spinning in pp_future_wait, draining results */
     _Atomic uint32_t sup_passive; /* supervisor left the channels unarmed for them */
+    _Atomic uint32_t sup_unbounded; /* supervisor sleeps with no deadline to watch */
     int death_pipe[2];         /* workers and zygote hold [0]; parent holds [1] */
     pid_t zygote_pid;
     int zygote_pidfd;
@@ -283,6 +300,7 @@ struct pp_pool {
     pthread_t cb_thread;
 
     pp__shm_t *shm;            /* pp_shm_alloc's range (shm.c) */
+    _Atomic size_t shm_users;  /* futures holding arena pages: keep the range mapped */
     _Atomic uint64_t avg_ns;   /* smoothed task run time */
     _Atomic int refs;          /* handle + every unfreed future */
     struct pp_pool *reg_next;  /* registry of live pools (for fork hygiene) */
@@ -305,6 +323,7 @@ typedef struct pp__view {
     size_t len;
     void *map;      /* a read-only mapping of the worker's memfd, or NULL */
     size_t map_len;
+    pp__arena_t *arena; /* p is a run of this arena (to free unless taken) */
 } pp__view_t;
 int pp__jobs_dispatch_locked(pp_pool_t *pool);
 /* A chunk finished (status 0: per-item results in v); steals v->map if it keeps it. */
@@ -341,17 +360,22 @@ void pp__pool_forget_foreign(pp_pool_t *pool);
 
 /* buf.c: a task's output, in the worker */
 struct pp_buf {
-    unsigned char *data;   /* heap (reused between tasks) or memfd mapping */
+    unsigned char *data;   /* heap (reused between tasks), memfd mapping or arena run */
     size_t len, cap;
     unsigned char *heap;
     size_t heap_cap;
     int memfd;             /* -1 while the result lives in the heap */
     bool ext;              /* data is a caller-given slot (a map result in place) */
+    pp__arena_t *arena;    /* large results go here when set (single tasks) */
+    _Atomic uint64_t *arena_off_mark, *arena_pages_mark;
+    size_t run, run_pages; /* the arena run data is, when in_arena */
+    bool in_arena;
     size_t msg_len;
     char msg[1024];
 };
 void pp__buf_init(pp_buf_t *b);
 void pp__buf_reset(pp_buf_t *b);
+void pp__buf_drop_arena(pp_buf_t *b, bool give_back);
 /* Write the next result straight into [p, p+cap); it moves to the heap if it grows past. */
 void pp__buf_external(pp_buf_t *b, void *p, size_t cap);
 /* Turn a memfd-backed result into a sealed fd the parent can map; -errno on failure. */
@@ -372,6 +396,17 @@ int pp__spawn_check(const pp_options_t *opt);
 int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w);
 bool pp__shm_has(const pp_pool_t *pool, const void *p, size_t len);
 
+/* arena.c */
+void pp__arenas_create(pp_pool_t *pool);
+void pp__arena_init(pp__arena_t *a, void *base, size_t size);
+size_t pp__arena_alloc(pp__arena_t *a, size_t n);
+bool pp__arena_extend(pp__arena_t *a, size_t p, size_t n, size_t m);
+void pp__arena_free(pp__arena_t *a, size_t p, size_t n);
+size_t pp__arena_pages(size_t bytes);
+bool pp__arena_valid(const pp__arena_t *a, uint64_t off, uint64_t len);
+void pp__arena_release(pp_pool_t *pool, pp__arena_t *a, const void *p, size_t len);
+void pp__arena_reclaim(pp__worker_t *w);
+
 /* worker.c */
 typedef struct pp__boot {
     int ctrl_fd, task_ro_fd, sock, evfd, death_rd;
@@ -381,6 +416,8 @@ typedef struct pp__boot {
     unsigned max_tasks;
     bool task_timeout;        /* the pool has one: stamp every map item's start */
     size_t max_memory;        /* resident bytes after which the worker retires */
+    void *arena;              /* the slot's arena in shared memory, or NULL */
+    size_t arena_size;
 } pp__boot_t;
 __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b);
 
@@ -390,6 +427,7 @@ typedef struct pp__zmsg {
     int32_t slot;
     int32_t pid;
     int32_t code, status, err;
+    uint64_t arena, arena_size; /* SPAWN: the slot's arena */
 } pp__zmsg_t;
 enum { PP__Z_SPAWN = 1, PP__Z_SPAWNED, PP__Z_FAILED, PP__Z_DIED };
 int pp__zygote_start(pp_pool_t *pool);

@@ -27,6 +27,7 @@
 #define PP__MAX_PROCESSES 4096
 
 static void free_pool(pp_pool_t *p) {
+    pp__shm_destroy(p); /* if futures kept it mapped past teardown */
     if (p->workers) {
         for (int i = 0; i < p->nworkers; i++)
             free(p->workers[i].inflight);
@@ -60,7 +61,10 @@ static void teardown(pp_pool_t *p) {
     pp__close(&p->zygote_sock);
     pp__close(&p->zygote_pidfd);
     pthread_mutex_unlock(&p->lock);
-    pp__shm_destroy(p);
+    /* futures holding results in shared memory keep it mapped until the
+     * last of them is freed (then free_pool unmaps it) */
+    if (atomic_load_explicit(&p->shm_users, memory_order_acquire) == 0)
+        pp__shm_destroy(p);
 }
 
 static void init_worker_slot(pp__worker_t *w, int index) {
@@ -155,6 +159,7 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
         free_pool(p);
         return err;
     }
+    pp__arenas_create(p); /* large results land in shared memory (none if it is small) */
     pp__registry_add(p);
 
     sigset_t all, old;

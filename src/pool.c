@@ -118,6 +118,7 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     s->next = NULL;
     s->seq = best->seq_next;
     s->start_ns = 0;
+    s->item_seen = 0;
     uint64_t fn = (uint64_t)(uintptr_t)t->fn, fn_key = 0;
     if (pool->opt.start_method == PP_START_SPAWN)
         pp__addr_encode((const void *)(uintptr_t)t->fn, &fn_key, &fn); /* checked at submission */
@@ -136,6 +137,11 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     best->seq_next++;
     best->dispatched++;
     pp__chan_publish(&best->chan);
+    /* a task with a deadline: the supervisor must be watching the clock */
+    if (pool->opt.task_timeout > 0 &&
+        atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
+        atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
+        pp__pool_wake_supervisor(pool);
     return true;
 }
 
@@ -341,6 +347,15 @@ static int result_view(pp__worker_t *w, const pp__res_hdr_t *h, const unsigned c
                        pp__view_t *v) {
     memset(v, 0, sizeof *v);
     v->len = (size_t)h->data_len;
+    if (h->flags & PP__F_ARENA) { /* written in place in the slot's arena */
+        uint64_t off;
+        memcpy(&off, body + PP__ALIGN8(h->msg_len), 8);
+        if (!pp__arena_valid(&w->arena, off, h->data_len))
+            return -EPROTO;
+        v->p = w->arena.data + off;
+        v->arena = &w->arena;
+        return 0;
+    }
     if (!(h->flags & PP__F_MEMFD)) {
         v->p = body + PP__ALIGN8(h->msg_len);
         return 0;
@@ -374,8 +389,16 @@ static int result_view(pp__worker_t *w, const pp__res_hdr_t *h, const unsigned c
 }
 
 /* Give f the data of v (taking its mapping, or copying). */
-static int take_data(pp_future_t *f, pp__view_t *v) {
+static int take_data(pp_pool_t *pool, pp_future_t *f, pp__view_t *v) {
     f->len = v->len;
+    if (v->arena) { /* zero copy: the future points into shared memory */
+        f->data = (void *)v->p;
+        f->arena = v->arena;
+        f->data_kind = PP__DATA_ARENA;
+        v->arena = NULL;
+        atomic_fetch_add_explicit(&pool->shm_users, 1, memory_order_relaxed);
+        return 0;
+    }
     if (v->map) {
         f->data = v->map;
         f->map_len = v->map_len;
@@ -467,14 +490,20 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
                 pp__job_chunk_done(pool, &done, &v, h.status, h.run_ns);
             if (v.map)
                 munmap(v.map, v.map_len);
+            if (v.arena) /* chunks never use the arena; a worker that does loses the run */
+                pp__arena_free(v.arena, (size_t)(v.p - v.arena->data) / 4096u,
+                               pp__arena_pages(v.len));
             n++;
             continue;
         }
         if (h.status == 0) {
             if (!err)
-                err = take_data(f, &v);
+                err = take_data(pool, f, &v);
             if (v.map)
                 munmap(v.map, v.map_len);
+            if (v.arena)
+                pp__arena_free(v.arena, (size_t)(v.p - v.arena->data) / 4096u,
+                               pp__arena_pages(v.len));
             if (err)
                 msg = strdup("out of memory while receiving the task's result");
         } else {

@@ -168,6 +168,7 @@ typedef struct boot_msg {
     uint64_t arg_key, arg_off;   /* initarg: key 0 and off = raw value (NULL or shared memory) */
     uint64_t shm_addr, shm_size;
     uint64_t max_memory;
+    uint64_t arena, arena_size;
     uint32_t max_tasks;
     uint32_t task_timeout;
     uint32_t nfds;
@@ -225,6 +226,8 @@ int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w) {
     boot_msg_t m = {.magic = BOOT_MAGIC,
                     .parent_pid = (int32_t)pool->parent_pid,
                     .max_memory = pool->opt.max_memory_per_child,
+                    .arena = (uint64_t)(uintptr_t)w->arena.base,
+                    .arena_size = w->arena.size,
                     .max_tasks = pool->opt.max_tasks_per_child,
                     .task_timeout = pool->opt.task_timeout > 0};
     if (pool->opt.initializer)
@@ -286,7 +289,9 @@ __attribute__((constructor)) static void pp__spawn_ctor(void) {
     pp__boot_t b = {.ctrl_fd = fds[0], .task_ro_fd = fds[1], .sock = fds[2], .evfd = fds[3],
                     .death_rd = fds[4], .parent_pid = (pid_t)m.parent_pid,
                     .max_tasks = m.max_tasks, .task_timeout = m.task_timeout != 0,
-                    .max_memory = (size_t)m.max_memory};
+                    .max_memory = (size_t)m.max_memory,
+                    .arena = n == 6 ? (void *)(uintptr_t)m.arena : NULL,
+                    .arena_size = n == 6 ? (size_t)m.arena_size : 0};
     if (m.init_key) {
         b.initializer = (void (*)(void *))(uintptr_t)pp__addr_decode(m.init_key, m.init_off);
         if (!b.initializer)

@@ -118,7 +118,8 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
                         .initarg = pool->opt.initarg,
                         .max_tasks = pool->opt.max_tasks_per_child,
                         .task_timeout = pool->opt.task_timeout > 0,
-                        .max_memory = pool->opt.max_memory_per_child};
+                        .max_memory = pool->opt.max_memory_per_child,
+                        .arena = w->arena.base, .arena_size = w->arena.size};
         pp__child_forget_all(keep, 5, pool);
         pp__child_reset_registry();
         pp__worker_main(&b);
@@ -278,6 +279,7 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         s->f = NULL;
         s->argfd = -1;
     }
+    pp__arena_reclaim(w); /* the result run it was building, if any */
     pp__fork_lock();
     pp__chan_destroy(&w->chan);
     pp__close(&w->pidfd);
@@ -429,8 +431,14 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
         int64_t wait_ms = TIMEOUT_TICK_MS;
         if (started > w->seq_done && started <= w->seq_next) {
             pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
-            if (s->job)
-                s->start_ns = 0; /* a chunk: every item has its own deadline */
+            if (s->job) { /* a chunk: every item has its own deadline */
+                uint64_t item = atomic_load_explicit(&w->chan.ctrl->item_index,
+                                                     memory_order_relaxed) + 1;
+                if (item != s->item_seen) {
+                    s->item_seen = item;
+                    s->start_ns = 0;
+                }
+            }
             if (!s->start_ns) {
                 /* the worker says when it began; believe it only within reason */
                 uint64_t t = atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
@@ -612,6 +620,7 @@ void *pp__supervisor_main(void *arg) {
             if (w->chan.ctrl && !w->broken && pp__chan_has_result(&w->chan))
                 ready = true;
         }
+        atomic_store_explicit(&pool->sup_unbounded, !ready && timeout_ms < 0, memory_order_relaxed);
         pthread_mutex_unlock(&pool->lock);
 
         int pr = poll(pfd, n, ready ? 0 : (int)timeout_ms);

@@ -47,6 +47,7 @@ static struct {
     pid_t parent;
     bool stamp_items;
     pp_buf_t buf, ibuf, fbuf; /* a task's output; a map item's; a chunk's failures */
+    pp__arena_t arena;        /* this slot's result pages in shared memory */
 } W;
 
 __attribute__((noreturn)) static void worker_exit(int code) {
@@ -122,10 +123,20 @@ static void publish(uint64_t seq, int status, uint64_t run_ns) {
     pp_buf_t *b = &W.buf;
     pp__res_hdr_t h = {.kind = PP__REC_RES, .seq = seq, .status = status, .run_ns = run_ns};
     const char *msg = b->msg;
+    uint64_t arena_off = 0;
     if (status != 0) {
         h.msg_len = (uint32_t)b->msg_len;
         if (h.msg_len)
             h.flags |= PP__F_MSG;
+    } else if (b->in_arena && b->len) {
+        /* the result is already in shared memory: keep its pages, send the offset */
+        size_t keep = pp__arena_pages(b->len);
+        if (keep < b->run_pages)
+            pp__arena_free(b->arena, b->run + keep, b->run_pages - keep);
+        arena_off = (uint64_t)b->run * 4096u;
+        h.flags |= PP__F_ARENA;
+        h.data_len = b->len;
+        pp__buf_drop_arena(b, false); /* the parent owns the run once this is published */
     } else if (b->memfd >= 0) {
         int fd = pp__buf_seal(b);
         if (fd >= 0 && send_fd_blocking(fd) == 0) {
@@ -144,8 +155,9 @@ static void publish(uint64_t seq, int status, uint64_t run_ns) {
     } else {
         h.data_len = b->len;
     }
-    bool inl = !(h.flags & PP__F_MEMFD) && status == 0;
-    h.rec_len = PP__ALIGN8(sizeof h + PP__ALIGN8(h.msg_len) + (inl ? h.data_len : 0));
+    bool arena = (h.flags & PP__F_ARENA) != 0;
+    bool inl = !(h.flags & PP__F_MEMFD) && !arena && status == 0;
+    h.rec_len = PP__ALIGN8(sizeof h + PP__ALIGN8(h.msg_len) + (inl ? h.data_len : arena ? 8 : 0));
 
     size_t off = (size_t)(W.res_head % PP__RES_RING);
     res_need = h.rec_len + (off + h.rec_len > PP__RES_RING ? PP__RES_RING - off : 0);
@@ -163,6 +175,8 @@ static void publish(uint64_t seq, int status, uint64_t run_ns) {
         memcpy(p + sizeof h, msg, h.msg_len);
     if (inl && h.data_len)
         memcpy(p + sizeof h + PP__ALIGN8(h.msg_len), b->data, h.data_len);
+    if (arena)
+        memcpy(p + sizeof h + PP__ALIGN8(h.msg_len), &arena_off, 8);
     W.res_head += h.rec_len;
     atomic_store_explicit(&W.ctrl->res_head, W.res_head, memory_order_release);
     wake_parent();
@@ -357,6 +371,9 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
     pp__buf_init(&W.buf);
     pp__buf_init(&W.ibuf);
     pp__buf_init(&W.fbuf);
+    pp__arena_init(&W.arena, b->arena, b->arena_size);
+    W.buf.arena_off_mark = &W.ctrl->arena_off;
+    W.buf.arena_pages_mark = &W.ctrl->arena_pages;
     W.stamp_items = b->task_timeout;
     if (b->initializer)
         b->initializer(b->initarg);
@@ -394,6 +411,8 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         else if (h.flags & PP__F_MEMFD)
             arg = map_arg((size_t)h.arg_len, &map, &map_len);
         pp__buf_reset(&W.buf);
+        /* a single task's large result goes straight to shared memory */
+        W.buf.arena = (W.arena.data && !(h.flags & PP__F_CHUNK)) ? &W.arena : NULL;
         int status;
         uint64_t t0 = pp__now_ns();
         /* spawn: the function is named by its object's build id and offset */

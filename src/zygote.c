@@ -104,7 +104,9 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
                                 .initializer = opt->initializer, .initarg = opt->initarg,
                                 .max_tasks = opt->max_tasks_per_child,
                                 .task_timeout = opt->task_timeout > 0,
-                                .max_memory = opt->max_memory_per_child};
+                                .max_memory = opt->max_memory_per_child,
+                                .arena = (void *)(uintptr_t)m.arena,
+                                .arena_size = (size_t)m.arena_size};
                 pp__worker_main(&b);
             }
             for (int i = 0; i < 4; i++)
@@ -159,7 +161,8 @@ int pp__zygote_start(pp_pool_t *pool) {
 int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w) {
     if (pool->zygote_sock < 0)
         return -ESRCH;
-    pp__zmsg_t m = {.type = PP__Z_SPAWN, .slot = w->index};
+    pp__zmsg_t m = {.type = PP__Z_SPAWN, .slot = w->index,
+                    .arena = (uint64_t)(uintptr_t)w->arena.base, .arena_size = w->arena.size};
     int fds[4] = {w->chan.ctrl_fd, w->chan.task_ro_fd, w->chan.peer_sock, w->chan.evfd};
     return pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
 }
