@@ -128,11 +128,21 @@ typedef struct {
     tmpl_t tmpl;
 } cli_opts_t;
 
-/* Parse argv into *o; on any error prints one line and exits 255. */
-void cli_parse(cli_opts_t *o, int argc, char **argv);
+/*
+ * Parse argv into *o (which it initialises; free with cli_opts_free, also
+ * after an error). Never exits and starts nothing: returns 0, CLI_PARSE_HELP
+ * or CLI_PARSE_VERSION (--help/--version seen), or -1 with a one-line
+ * message (no "procpool: " prefix, no newline) in err[0..errlen).
+ */
+enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_VERSION = 2 };
+int cli_parse_args(cli_opts_t *o, int argc, char **argv, char *err, size_t errlen);
+void cli_opts_free(cli_opts_t *o);
 
-/* Parse the template text (the command words joined by spaces). */
-void tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw);
+/* Parse the template text (the command words joined by spaces): 0, or -1
+ * with a message in err (t is then empty). Free with tmpl_free. */
+int tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw, char *err,
+               size_t errlen);
+void tmpl_free(tmpl_t *t);
 
 /* Shell-quote s the way GNU parallel does (backslashes; '' for empty). */
 void shell_quote(sbuf_t *out, const char *s, size_t len);
@@ -155,7 +165,10 @@ size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *words, char *const *args, size
 /* jobs: what travels to a worker and back                           */
 /* ---------------------------------------------------------------- */
 
-enum job_kind { JOB_ARGS = 0, JOB_BLOCK = 1, JOB_PART = 2 };
+/* JOB_RANGE: --pipe over a regular file on stdin: the block is the exact
+ * byte range [part_off, part_end) of that file (part_fd), cut by the parent
+ * on record boundaries and spliced into the job's stdin by the worker. */
+enum job_kind { JOB_ARGS = 0, JOB_BLOCK = 1, JOB_PART = 2, JOB_RANGE = 3 };
 
 /* A task's argument: this header, then nargs NUL-terminated strings, then
  * data_len bytes of stdin block (JOB_BLOCK). */
@@ -198,7 +211,7 @@ typedef struct {
     cli_shared_t *sh;
     int nslots;
     bool want_cmd;   /* return the command text (joblog, -v, errors) */
-    int part_fd;     /* --pipe-part: the -a file, opened in the parent */
+    int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file */
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;

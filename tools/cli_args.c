@@ -220,19 +220,36 @@ static bool shell_word(const char *w, size_t n) {
     return false;
 }
 
-/* Recognise a replacement string at p (which points at '{'); returns its
- * length and fills *s, or 0 for plain text. Dies on a malformed one. */
-static size_t parse_rs(const char *p, seg_t *s, const char *replace) {
-    if (replace && strncmp(p, replace, strlen(replace)) == 0 && *replace) {
-        *s = (seg_t){.kind = SEG_ARG, .pos = 0, .mod = MOD_NONE};
-        return strlen(replace);
+/* Parse errors: the entry points (cli_parse_args, tmpl_parse) never exit;
+ * the first error's one-line message goes to perr_buf and -1 comes back. */
+static char *perr_buf;
+static size_t perr_cap;
+
+__attribute__((format(printf, 1, 2))) static int perr(const char *fmt, ...) {
+    if (perr_buf && perr_cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(perr_buf, perr_cap, fmt, ap);
+        va_end(ap);
     }
+    return -1;
+}
+
+/* Recognise a replacement string at p; returns its length and fills *s, 0
+ * for plain text, -1 for a malformed one. */
+static long parse_rs(const char *p, seg_t *s, const char *replace) {
+    if (replace && *replace && strncmp(p, replace, strlen(replace)) == 0) {
+        *s = (seg_t){.kind = SEG_ARG, .pos = 0, .mod = MOD_NONE};
+        return (long)strlen(replace);
+    }
+    if (*p != '{')
+        return 0; /* the first character of -I's string, but not the whole */
     if (p[1] == '=') {
         const char *end = strstr(p + 2, "=}");
         if (!end)
-            die("malformed replacement string '%.20s': '{=' without '=}'", p);
-        die("replacement string '%.*s': Perl expressions {= ... =} are not supported",
-            (int)(end + 2 - p), p);
+            return perr("malformed replacement string '%.20s': '{=' without '=}'", p);
+        return perr("replacement string '%.*s': Perl expressions {= ... =} are not supported",
+                    (int)(end + 2 - p > 200 ? 200 : end + 2 - p), p);
     }
     if (p[1] == '#' && p[2] == '}') {
         *s = (seg_t){.kind = SEG_SEQ};
@@ -254,7 +271,7 @@ static size_t parse_rs(const char *p, seg_t *s, const char *replace) {
         while (isdigit((unsigned char)*q)) {
             v = v * 10 + (*q - '0');
             if (v > 1000000)
-                die("malformed replacement string '%.20s': position too large", p);
+                return perr("malformed replacement string '%.20s': position too large", p);
             q++;
         }
         have_pos = true;
@@ -275,21 +292,29 @@ static size_t parse_rs(const char *p, seg_t *s, const char *replace) {
     } else {
         return 0; /* {foo}: plain text, as in GNU parallel */
     }
-    if (!have_pos && mod == MOD_NONE && replace)
+    if (!have_pos && mod == MOD_NONE && replace && *replace)
         return 0; /* with -I the replacement string for {} is another one */
     if (have_pos && pos == 0)
-        die("malformed replacement string '%.*s': input positions start at 1",
-            (int)(q + ml + 1 - p), p);
+        return perr("malformed replacement string '%.*s': input positions start at 1",
+                    (int)(q + ml + 1 - p), p);
     *s = (seg_t){.kind = SEG_ARG, .pos = pos, .mod = mod};
-    return (size_t)(q + ml + 1 - p);
+    return (long)(q + ml + 1 - p);
 }
 
-void tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw) {
+void tmpl_free(tmpl_t *t) {
+    for (size_t i = 0; i < t->nseg; i++)
+        free(t->seg[i].lit);
+    free(t->seg);
     memset(t, 0, sizeof *t);
+}
+
+int tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw, char *err,
+               size_t errlen) {
+    memset(t, 0, sizeof *t);
+    perr_buf = err, perr_cap = errlen;
     t->raw = raw;
     sbuf_t lit = {0};
     bool first_word = true, in_first = false, first_lit_only = true;
-    size_t first_start = 0;
     sbuf_t first = {0};
     for (const char *p = text; *p;) {
         if (*p == ' ' || *p == '\t') {
@@ -304,8 +329,14 @@ void tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw) {
         }
         in_first = first_word;
         seg_t s;
-        size_t n = (*p == '{' || (replace && *replace && *p == *replace)) ? parse_rs(p, &s, replace)
-                                                                          : 0;
+        long n = (*p == '{' || (replace && *replace && *p == *replace)) ? parse_rs(p, &s, replace)
+                                                                        : 0;
+        if (n < 0) {
+            sb_free(&first);
+            sb_free(&lit);
+            tmpl_free(t);
+            return -1;
+        }
         if (n) {
             lit_push(t, &lit);
             seg_push(t, s);
@@ -331,13 +362,13 @@ void tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw) {
     lit_push(t, &lit);
     while (t->nseg && t->seg[t->nseg - 1].kind == SEG_SPACE)
         t->nseg--;
-    (void)first_start;
     if (first_lit_only && first.len && shell_word(first.p, first.len))
         t->needs_shell = true;
     if (raw)
         t->needs_shell = true;
     sb_free(&first);
     sb_free(&lit);
+    return 0;
 }
 
 static void put_num(sbuf_t *b, uint64_t v) {
@@ -516,56 +547,59 @@ static const struct {
     {'V', OPT_VERSION, false}, {'q', OPT_QUOTE, false}, {0, 0, false},
 };
 
-extern void cli_usage(void);
-extern void cli_version(void);
-
 static bool is_sep(const char *a) {
     return strcmp(a, ":::") == 0 || strcmp(a, "::::") == 0 || strcmp(a, ":::+") == 0 ||
            strcmp(a, "::::+") == 0;
 }
 
-static long parse_long(const char *opt, const char *v, long lo, long hi) {
+static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi)
-        die("%s: '%s' is not a whole number from %ld to %ld", opt, v, lo, hi);
-    return x;
+        return perr("%s: '%.100s' is not a whole number from %ld to %ld", opt, v, lo, hi);
+    *out = x;
+    return 0;
 }
 
-static int parse_jobs(const char *v) {
+static int clamp_slots(double n) {
+    return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
+}
+
+static int parse_jobs(const char *v, int *out) {
     int cpus = pp_cpu_count();
     char *end;
     errno = 0;
     if (!*v)
-        die("-j: empty value");
+        return perr("-j: empty value");
     if (v[0] == '+' || v[0] == '-') {
         long d = strtol(v, &end, 10);
         if (errno || *end || end == v + 1)
-            die("-j: '%s' is not N, N%%, +N or -N", v);
-        long n = cpus + d;
-        return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
+            return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
+        *out = clamp_slots((double)cpus + (double)d); /* no overflow for huge +N */
+        return 0;
     }
     double x = strtod(v, &end);
     if (errno || end == v || !(x >= 0) || x > 1e6)
-        die("-j: '%s' is not N, N%%, +N or -N", v);
+        return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
     if (*end == '%' && end[1] == 0) {
-        long n = lround(floor(cpus * x / 100.0));
-        return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
+        *out = clamp_slots(floor(cpus * x / 100.0));
+        return 0;
     }
     if (*end)
-        die("-j: '%s' is not N, N%%, +N or -N", v);
+        return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
     if (x != floor(x))
-        die("-j: '%s' is not a whole number", v);
-    return (int)(x > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : x);
+        return perr("-j: '%.100s' is not a whole number", v);
+    *out = (int)(x > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : x);
+    return 0;
 }
 
-static size_t parse_size(const char *opt, const char *v) {
+static int parse_size(const char *opt, const char *v, size_t *out) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
     if (errno || end == v || !(x > 0))
-        die("%s: '%s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
     double mul = 1;
     switch (*end) {
     case 0: break;
@@ -573,66 +607,77 @@ static size_t parse_size(const char *opt, const char *v) {
     case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
     case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
     case 'b': case 'B': end++; break;
-    default: die("%s: '%s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    default: return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
     }
     if (*end)
-        die("%s: '%s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
     x *= mul;
-    if (x < 1 || x > 1024.0 * 1024 * 1024)
-        die("%s: '%s' must be from 1 byte to 1G", opt, v);
-    return (size_t)x;
+    if (!(x >= 1) || x > 1024.0 * 1024 * 1024)
+        return perr("%s: '%.100s' must be from 1 byte to 1G", opt, v);
+    *out = (size_t)x;
+    return 0;
 }
 
-static void parse_halt(cli_opts_t *o, const char *v) {
+static int parse_halt(cli_opts_t *o, const char *v) {
     if (strcmp(v, "never") == 0 || strcmp(v, "0") == 0) {
         o->halt_when = HALT_NEVER;
-        return;
+        return 0;
     }
     if (strcmp(v, "1") == 0 || strcmp(v, "2") == 0) {
         o->halt_when = v[0] == '1' ? HALT_SOON : HALT_NOW;
         o->halt_what = HALT_FAIL;
         o->halt_n = 1;
-        return;
+        return 0;
     }
     const char *c = strchr(v, ',');
     size_t wl = c ? (size_t)(c - v) : 0;
+    int when;
     if (c && wl == 3 && strncmp(v, "now", 3) == 0)
-        o->halt_when = HALT_NOW;
+        when = HALT_NOW;
     else if (c && wl == 4 && strncmp(v, "soon", 4) == 0)
-        o->halt_when = HALT_SOON;
+        when = HALT_SOON;
     else
-        die("--halt: '%s' is not now|soon,fail|success|done=N[%%]", v);
+        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
     const char *w = c + 1;
     const char *eq = strchr(w, '=');
     if (!eq)
-        die("--halt: '%s' is not now|soon,fail|success|done=N[%%]", v);
+        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
     size_t kl = (size_t)(eq - w);
+    int what;
     if (kl == 4 && strncmp(w, "fail", 4) == 0)
-        o->halt_what = HALT_FAIL;
+        what = HALT_FAIL;
     else if (kl == 7 && strncmp(w, "success", 7) == 0)
-        o->halt_what = HALT_SUCCESS;
+        what = HALT_SUCCESS;
     else if (kl == 4 && strncmp(w, "done", 4) == 0)
-        o->halt_what = HALT_DONE;
+        what = HALT_DONE;
     else
-        die("--halt: '%s' is not now|soon,fail|success|done=N[%%]", v);
+        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
     char *end;
     errno = 0;
     double n = strtod(eq + 1, &end);
-    if (errno || end == eq + 1 || !(n > 0))
-        die("--halt: '%s': the count must be a positive number", v);
+    if (errno || end == eq + 1 || !(n > 0) || n > 1e15)
+        return perr("--halt: '%.100s': the count must be a positive number", v);
+    bool pct = false;
     if (*end == '%' && end[1] == 0) {
         if (n > 100)
-            die("--halt: '%s': a percentage must be at most 100%%", v);
-        o->halt_pct = true;
+            return perr("--halt: '%.100s': a percentage must be at most 100%%", v);
+        pct = true;
     } else if (*end || n != floor(n)) {
-        die("--halt: '%s': the count must be a whole number or a percentage", v);
+        return perr("--halt: '%.100s': the count must be a whole number or a percentage", v);
     }
+    o->halt_when = when;
+    o->halt_what = what;
+    o->halt_pct = pct;
     o->halt_n = n;
+    return 0;
 }
 
-static char *unescape(const char *s) {
-    /* --recend/--recstart/-d take C-style escapes: \n \t \0 \\ */
+/* --recend/--recstart/-d take C-style escapes: \n \t \r \0 \\ (any other
+ * backslash stays as it is). Returns the bytes (NUL-terminated; they may
+ * hold a \0 themselves) and their count in *len. */
+static char *unescape(const char *s, size_t *len) {
     sbuf_t b = {0};
+    sb_add(&b, "", 0);
     for (; *s; s++) {
         if (*s == '\\' && s[1]) {
             s++;
@@ -648,23 +693,20 @@ static char *unescape(const char *s) {
             sb_addc(&b, *s);
         }
     }
-    if (!b.p)
-        sb_add(&b, "", 0);
-    return b.p; /* length is strlen unless it holds \0: callers use b.len via unescape_len */
+    *len = b.len;
+    return b.p;
 }
 
-static size_t unescape_len(const char *s) {
-    size_t n = 0;
-    for (; *s; s++, n++)
-        if (*s == '\\' && s[1])
-            s++;
-    return n;
+static void set_str(char **dst, const char *v) {
+    free(*dst);
+    *dst = xstrdup(v);
 }
 
-static void set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
+static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     switch (id) {
     case OPT_JOBS:
-        o->jobs = parse_jobs(v);
+        if (parse_jobs(v, &o->jobs) < 0)
+            return -1;
         o->jobs_set = true;
         break;
     case OPT_KEEP: o->keep_order = true; break;
@@ -676,22 +718,25 @@ static void set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
         char *end;
         errno = 0;
         double t = strtod(v, &end);
-        if (errno || end == v || !(t > 0) || t > 1e8)
-            die("--timeout: '%s' is not a positive number of seconds%s", v,
-                (*end == '%') ? " (N%% timeouts are not supported)" : "");
-        if (*end)
-            die("--timeout: '%s' is not a positive number of seconds%s", v,
-                (*end == '%') ? " (N%% timeouts are not supported)" : "");
+        if (errno || end == v || !(t > 0) || t > 1e8 || *end)
+            return perr("--timeout: '%.100s' is not a positive number of seconds%s", v,
+                        (*end == '%') ? " (N% timeouts are not supported)" : "");
         o->timeout = t;
         break;
     }
-    case OPT_RETRIES: o->retries = (int)parse_long(name, v, 0, 1000000); break;
-    case OPT_HALT: parse_halt(o, v); break;
+    case OPT_RETRIES: {
+        long r;
+        if (parse_long(name, v, 0, 1000000, &r) < 0)
+            return -1;
+        o->retries = (int)r;
+        break;
+    }
+    case OPT_HALT: return parse_halt(o, v);
     case OPT_DRY: o->dry_run = true; break;
     case OPT_JOBLOG:
         if (!*v)
-            die("--joblog: empty file name");
-        o->joblog = xstrdup(v);
+            return perr("--joblog: empty file name");
+        set_str(&o->joblog, v);
         break;
     case OPT_RESUME: o->resume = true; break;
     case OPT_RESUME_FAILED: o->resume_failed = true; break;
@@ -699,51 +744,79 @@ static void set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     case OPT_NOSHELL: o->shell = SHELL_NEVER; break;
     case OPT_PIPE: o->pipe = true; break;
     case OPT_PIPEPART: o->pipe_part = true; break;
-    case OPT_BLOCK: o->block = parse_size(name, v); break;
+    case OPT_BLOCK: return parse_size(name, v, &o->block);
     case OPT_RECEND:
         free(o->recend);
-        o->recend = unescape(v);
-        o->recend_len = unescape_len(v);
+        o->recend = unescape(v, &o->recend_len);
         break;
     case OPT_RECSTART:
         free(o->recstart);
-        o->recstart = unescape(v);
-        o->recstart_len = unescape_len(v);
+        o->recstart = unescape(v, &o->recstart_len);
         break;
     case OPT_MAXREP:
-    case OPT_MAXARGS: o->max_args = parse_long(name, v, 1, 100000000); break;
+    case OPT_MAXARGS: return parse_long(name, v, 1, 100000000, &o->max_args);
     case OPT_BAR: o->bar = true; break;
     case OPT_ETA: o->eta = true; break;
     case OPT_REPLACE:
         if (!*v)
-            die("-I: empty replacement string");
-        o->replace = xstrdup(v);
+            return perr("-I: empty replacement string");
+        set_str(&o->replace, v);
         break;
     case OPT_NULL:
         o->delim = 0;
         o->delim_set = true;
         break;
     case OPT_DELIM: {
-        size_t n = unescape_len(v);
-        char *d = unescape(v);
-        if (n != 1)
-            die("-d: '%s' must be a single character (or \\n, \\t, \\0)", v);
-        o->delim = d[0];
-        o->delim_set = true;
+        size_t n;
+        char *d = unescape(v, &n);
+        char c = d[0];
         free(d);
+        if (n != 1)
+            return perr("-d: '%.100s' must be a single character (or \\n, \\t, \\0)", v);
+        o->delim = c;
+        o->delim_set = true;
         break;
     }
     case OPT_ARGFILE: sv_push(&o->arg_files, xstrdup(v)); break;
-    case OPT_HELP: cli_usage(); exit(0);
-    case OPT_VERSION: cli_version(); exit(0);
-    case OPT_QUOTE: die("-q/--quote is not supported; quote the command for the shell instead");
+    case OPT_HELP: return CLI_PARSE_HELP;
+    case OPT_VERSION: return CLI_PARSE_VERSION;
+    case OPT_QUOTE:
+        return perr("-q/--quote is not supported; quote the command for the shell instead");
     }
+    return 0;
 }
 
-void cli_parse(cli_opts_t *o, int argc, char **argv) {
+static void sv_free(strvec_t *v) {
+    for (size_t i = 0; i < v->n; i++)
+        free(v->v[i]);
+    free(v->v);
+    memset(v, 0, sizeof *v);
+}
+
+void cli_opts_free(cli_opts_t *o) {
+    free(o->joblog);
+    free(o->recend);
+    free(o->recstart);
+    free(o->replace);
+    for (size_t k = 0; k < o->nsrc; k++) {
+        sv_free(&o->src[k].args);
+        free(o->src[k].path);
+    }
+    free(o->src);
+    sv_free(&o->arg_files);
+    sv_free(&o->cmd);
+    tmpl_free(&o->tmpl);
     memset(o, 0, sizeof *o);
-    o->delim = '\n';
-    o->block = 1024 * 1024;
+}
+
+static input_src_t *add_src(cli_opts_t *o) {
+    o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
+    input_src_t *s = &o->src[o->nsrc++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static int parse_args(cli_opts_t *o, int argc, char **argv) {
     int i = 1;
     /* options */
     while (i < argc) {
@@ -763,7 +836,8 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
                 if (strlen(p->name) == nl && strncmp(p->name, name, nl) == 0)
                     op = p;
             if (!op)
-                die("unknown option '--%.*s' (see procpool --help)", (int)nl, name);
+                return perr("unknown option '--%.*s' (see procpool --help)",
+                            (int)(nl > 100 ? 100 : nl), name);
             const char *v = NULL;
             if (op->arg) {
                 if (eq)
@@ -771,13 +845,15 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
                 else if (i + 1 < argc)
                     v = argv[++i];
                 else
-                    die("option '--%s' needs a value", op->name);
+                    return perr("option '--%s' needs a value", op->name);
             } else if (eq) {
-                die("option '--%s' takes no value", op->name);
+                return perr("option '--%s' takes no value", op->name);
             }
             char oname[64];
             snprintf(oname, sizeof oname, "--%s", op->name);
-            set_opt(o, op->id, oname, v);
+            int rc = set_opt(o, op->id, oname, v);
+            if (rc != 0)
+                return rc;
             i++;
             continue;
         }
@@ -786,9 +862,14 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
             int k = 0;
             while (short_opts[k].c && short_opts[k].c != *c)
                 k++;
-            if (!short_opts[k].c)
-                die("unknown option '-%c' (see procpool --help)", *c);
+            if (!short_opts[k].c) {
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+                    return perr("unknown option '-\\x%02x' (see procpool --help)",
+                                (unsigned char)*c);
+                return perr("unknown option '-%c' (see procpool --help)", *c);
+            }
             char oname[4] = {'-', *c, 0, 0};
+            int rc;
             if (short_opts[k].arg) {
                 const char *v;
                 if (c[1])
@@ -796,11 +877,15 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
                 else if (i + 1 < argc)
                     v = argv[++i];
                 else
-                    die("option '-%c' needs a value", *c);
-                set_opt(o, short_opts[k].id, oname, v);
+                    return perr("option '-%c' needs a value", *c);
+                rc = set_opt(o, short_opts[k].id, oname, v);
+                if (rc != 0)
+                    return rc;
                 break;
             }
-            set_opt(o, short_opts[k].id, oname, NULL);
+            rc = set_opt(o, short_opts[k].id, oname, NULL);
+            if (rc != 0)
+                return rc;
         }
         i++;
     }
@@ -811,45 +896,44 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
     while (i < argc) {
         const char *sep = argv[i++];
         if (sep[strlen(sep) - 1] == '+')
-            die("'%s' (--link) is not supported", sep);
+            return perr("'%s' (--link) is not supported", sep);
         bool file = strcmp(sep, "::::") == 0;
         if (file) {
             if (i >= argc || is_sep(argv[i]))
-                die("'::::' needs at least one file name");
+                return perr("'::::' needs at least one file name");
             while (i < argc && !is_sep(argv[i])) {
-                o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
-                o->src[o->nsrc++] = (input_src_t){.kind = IN_FILE, .path = xstrdup(argv[i++])};
+                input_src_t *s = add_src(o);
+                s->kind = IN_FILE;
+                s->path = xstrdup(argv[i++]);
             }
         } else {
-            o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
-            input_src_t *s = &o->src[o->nsrc++];
-            *s = (input_src_t){.kind = IN_ARGS};
+            input_src_t *s = add_src(o);
+            s->kind = IN_ARGS;
             while (i < argc && !is_sep(argv[i]))
                 sv_push(&s->args, xstrdup(argv[i++]));
         }
     }
     /* consistency */
     if (o->pipe && o->pipe_part)
-        die("--pipe and --pipe-part exclude each other");
+        return perr("--pipe and --pipe-part exclude each other");
     if (o->pipe_part) {
         if (o->arg_files.n != 1)
-            die("--pipe-part needs exactly one -a FILE");
+            return perr("--pipe-part needs exactly one -a FILE");
         if (o->nsrc)
-            die("--pipe-part takes no ::: or :::: inputs");
+            return perr("--pipe-part takes no ::: or :::: inputs");
     } else {
         for (size_t k = 0; k < o->arg_files.n; k++) { /* -a FILE is :::: FILE, first */
-            o->src = xrealloc(o->src, (o->nsrc + 1) * sizeof *o->src);
-            memmove(o->src + k + 1, o->src + k, (o->nsrc - k) * sizeof *o->src);
+            add_src(o);
+            memmove(o->src + k + 1, o->src + k, (o->nsrc - 1 - k) * sizeof *o->src);
             o->src[k] = (input_src_t){.kind = IN_FILE, .path = xstrdup(o->arg_files.v[k])};
-            o->nsrc++;
         }
     }
     if (o->pipe && o->nsrc)
-        die("--pipe reads its data from stdin and takes no ::: or :::: inputs");
+        return perr("--pipe reads its data from stdin and takes no ::: or :::: inputs");
     if ((o->resume || o->resume_failed) && !o->joblog)
-        die("--resume and --resume-failed need --joblog FILE");
+        return perr("--resume and --resume-failed need --joblog FILE");
     if (o->ungroup && (o->tag || o->line_buffer))
-        die("-u/--ungroup cannot be combined with --tag or --line-buffer");
+        return perr("-u/--ungroup cannot be combined with --tag or --line-buffer");
     if (!o->recend && !o->recstart) {
         o->recend = xstrdup("\n");
         o->recend_len = 1;
@@ -859,11 +943,11 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
     if (!o->recstart)
         o->recstart = xstrdup("");
     if ((o->pipe || o->pipe_part) && !o->recend_len && !o->recstart_len)
-        die("--recend and --recstart cannot both be empty");
+        return perr("--recend and --recstart cannot both be empty");
     /* the template */
     bool raw = o->cmd.n == 0;
     if (raw && (o->pipe || o->pipe_part))
-        die("--pipe needs a command");
+        return perr("--pipe needs a command");
     sbuf_t text = {0};
     for (size_t k = 0; k < o->cmd.n; k++) {
         if (k)
@@ -872,23 +956,40 @@ void cli_parse(cli_opts_t *o, int argc, char **argv) {
     }
     if (raw)
         sb_adds(&text, o->replace ? o->replace : "{}");
-    else if (!text.len)
-        die("empty command");
-    tmpl_parse(&o->tmpl, text.p, o->replace, raw);
+    else if (!text.len) {
+        sb_free(&text);
+        return perr("empty command");
+    }
+    int rc = tmpl_parse(&o->tmpl, text.p, o->replace, raw, perr_buf, perr_cap);
     sb_free(&text);
+    if (rc < 0)
+        return -1;
     if (o->shell == SHELL_ALWAYS)
         o->tmpl.needs_shell = true;
     if (o->shell == SHELL_NEVER && o->tmpl.raw)
-        die("--no-shell needs a command (the inputs would be shell commands)");
+        return perr("--no-shell needs a command (the inputs would be shell commands)");
     if (o->shell == SHELL_NEVER)
         o->tmpl.needs_shell = false;
     /* {N} past the last input gives the empty string, as in GNU parallel */
     if (o->pipe || o->pipe_part) {
         for (size_t k = 0; k < o->tmpl.nseg; k++)
             if (o->tmpl.seg[k].kind == SEG_ARG)
-                die("--pipe: replacement strings for arguments ({}, {1}, ...) have no "
-                    "argument to take; use {#} or {%%}");
+                return perr("--pipe: replacement strings for arguments ({}, {1}, ...) have no "
+                            "argument to take; use {#} or {%%}");
     }
     if (!o->jobs_set)
         o->jobs = pp_cpu_count();
+    return 0;
+}
+
+int cli_parse_args(cli_opts_t *o, int argc, char **argv, char *err, size_t errlen) {
+    memset(o, 0, sizeof *o);
+    o->delim = '\n';
+    o->block = 1024 * 1024;
+    if (err && errlen)
+        err[0] = 0;
+    perr_buf = err, perr_cap = errlen;
+    int rc = parse_args(o, argc, argv);
+    perr_buf = NULL, perr_cap = 0;
+    return rc;
 }

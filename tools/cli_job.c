@@ -76,6 +76,26 @@ static void on_term(int sig) {
     _exit(128 + sig);
 }
 
+/* The jobs' environment: the worker's, with PARALLEL_SEQ and
+ * PARALLEL_JOBSLOT in two fixed entries rewritten for each job (no
+ * setenv, no allocation per job). */
+static char **job_env;
+static char env_seq[48] = "PARALLEL_SEQ=", env_slot[48] = "PARALLEL_JOBSLOT=";
+
+static void build_job_env(void) {
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    job_env = xmalloc((n + 3) * sizeof *job_env);
+    size_t k = 0;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "PARALLEL_SEQ=", 13) != 0 && strncmp(*e, "PARALLEL_JOBSLOT=", 17) != 0)
+            job_env[k++] = *e;
+    job_env[k++] = env_seq;
+    job_env[k++] = env_slot;
+    job_env[k] = NULL;
+}
+
 void cli_worker_init(void *arg) {
     (void)arg;
     struct sigaction sa;
@@ -106,6 +126,7 @@ void cli_worker_init(void *arg) {
     if (!my_slot)
         my_slot = (int)(me % (g_wcfg.nslots > 0 ? g_wcfg.nslots : 1)) + 1;
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    build_job_env();
 }
 
 /* ---------------------------------------------------------------- */
@@ -194,7 +215,7 @@ static pid_t start_child(const char *path, char *const *argv, int in, int out, i
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(path, argv, environ);
+        execve(path, argv, job_env ? job_env : environ);
         child_errno = errno ? errno : ENOEXEC;
         _exit(127);
     }
@@ -343,14 +364,24 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
             close(pi[1]);
         return (int)pid;
     }
-    int pidfd = open_pidfd(pid);
-    if (feeding)
+    /* The job ends when its stdout and stderr are at EOF and it has exited.
+     * Without a deadline that is: read to EOF, then one blocking waitpid;
+     * a pidfd (in the poll set) is only needed to enforce --timeout. */
+    int pidfd = deadline > 0 ? open_pidfd(pid) : -1;
+    if (feeding) {
         set_nonblock(pi[1]);
+        /* a bigger pipe: the block goes in a few writes, not 64k at a time
+         * (best effort: capped by /proc/sys/fs/pipe-max-size) */
+        size_t want = fd_in->part ? (size_t)(fd_in->end - fd_in->off) : fd_in->len;
+        if (want > 65536)
+            (void)fcntl(pi[1], F_SETPIPE_SZ, (int)(want < (1u << 20) ? want : (1u << 20)));
+    }
     bool out_open = true, err_open = true, alive = true, in_open = feeding;
     int status = 0;
     bool term_sent = false;
     double kill_at = 0;
     size_t lb_out = 0, lb_err = 0;
+    bool nosplice = false;
     while (out_open || err_open || alive) {
         struct pollfd pf[4];
         int n = 0, io = -1, ie = -1, ii = -1, ip = -1;
@@ -405,7 +436,33 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                 if (fd_in->pos >= fd_in->len)
                     in_open = false;
             } else {
-                if (fd_in->ppos >= fd_in->plen) {
+                /* a range of a file: spliced from the page cache into the
+                 * pipe, no copy here; pread + write where splice cannot */
+                while (fd_in->ppos >= fd_in->plen && !nosplice && in_open) {
+                    uint64_t left = fd_in->end - fd_in->off;
+                    if (!left) {
+                        in_open = false;
+                        break;
+                    }
+                    loff_t off = (loff_t)fd_in->off;
+                    ssize_t sp = splice(g_wcfg.part_fd, &off, pi[1], NULL,
+                                        left < (1u << 20) ? (size_t)left : (1u << 20),
+                                        SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                    if (sp > 0) {
+                        fd_in->off = (uint64_t)off;
+                        continue;
+                    }
+                    if (sp == 0)
+                        in_open = false; /* the file is shorter now */
+                    else if (errno == EINVAL || errno == ENOSYS)
+                        nosplice = true;
+                    else if (errno != EAGAIN && errno != EINTR)
+                        in_open = false;
+                    break;
+                }
+                if (in_open && !nosplice) {
+                    /* spliced what the pipe takes; wait for room */
+                } else if (in_open && fd_in->ppos >= fd_in->plen) {
                     uint64_t left = fd_in->end - fd_in->off;
                     size_t want = left < (1u << 18) ? (size_t)left : (1u << 18);
                     ssize_t got = want ? pread(g_wcfg.part_fd, fd_in->pbuf, want,
@@ -419,7 +476,7 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                         fd_in->ppos = 0;
                     }
                 }
-                if (in_open) {
+                if (in_open && nosplice) {
                     ssize_t w = write(pi[1], fd_in->pbuf + fd_in->ppos, fd_in->plen - fd_in->ppos);
                     if (w > 0)
                         fd_in->ppos += (size_t)w;
@@ -598,6 +655,14 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         feed.data = p;
         feed.len = (size_t)h.data_len;
         fin = &feed;
+    } else if (h.kind == JOB_RANGE) {
+        feed.part = true;
+        feed.off = h.part_off;
+        feed.end = h.part_end;
+        if (!pbuf)
+            pbuf = xmalloc(1u << 18);
+        feed.pbuf = pbuf;
+        fin = &feed;
     } else if (h.kind == JOB_PART) {
         struct stat st;
         fstat(g_wcfg.part_fd, &st);
@@ -612,8 +677,8 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     char seqs[32], slots[16];
     snprintf(seqs, sizeof seqs, "%llu", (unsigned long long)h.seq);
     snprintf(slots, sizeof slots, "%d", my_slot);
-    setenv("PARALLEL_SEQ", seqs, 1);
-    setenv("PARALLEL_JOBSLOT", slots, 1);
+    snprintf(env_seq + 13, sizeof env_seq - 13, "%s", seqs);
+    snprintf(env_slot + 17, sizeof env_slot - 17, "%s", slots);
 
     if (o->tag) {
         cur_tag.len = 0;
@@ -633,6 +698,10 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         r.exitval = r.sig = 0;
         r.timed_out = false;
         feed.pos = 0;
+        if (h.kind == JOB_RANGE && a > 0) {
+            feed.off = h.part_off;
+            feed.plen = feed.ppos = 0;
+        }
         if (h.kind == JOB_PART && a > 0) {
             struct stat st;
             fstat(g_wcfg.part_fd, &st);

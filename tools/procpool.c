@@ -38,14 +38,14 @@ static cli_opts_t O;
 /* help                                                              */
 /* ---------------------------------------------------------------- */
 
-void cli_version(void) {
+static void cli_version(void) {
     printf("procpool %s\n"
            "A job runner with GNU parallel's interface, built on the procpool library.\n"
            "Copyright (c) 2026 the procpool authors. MIT licence.\n",
            PROCPOOL_VERSION_STRING);
 }
 
-void cli_usage(void) {
+static void cli_usage(void) {
     fputs(
         "Usage: procpool [OPTIONS] COMMAND [ARG...] ::: A B C [::: X Y ...] [:::: FILE...]\n"
         "       procpool [OPTIONS] COMMAND [ARG...] < LINES\n"
@@ -94,6 +94,22 @@ void cli_usage(void) {
         "Exit status: the number of failed jobs (101 for more than 100), 255 on errors,\n"
         "130/143 when interrupted by SIGINT/SIGTERM.\n",
         stdout);
+}
+
+/* Parse argv into O; --help/--version print and exit 0, errors exit 255. */
+static void cli_parse(cli_opts_t *o, int argc, char **argv) {
+    char err[1024];
+    int rc = cli_parse_args(o, argc, argv, err, sizeof err);
+    if (rc == CLI_PARSE_HELP) {
+        cli_usage();
+        exit(0);
+    }
+    if (rc == CLI_PARSE_VERSION) {
+        cli_version();
+        exit(0);
+    }
+    if (rc < 0)
+        die("%s", err);
 }
 
 /* ---------------------------------------------------------------- */
@@ -220,6 +236,11 @@ typedef struct {
     sbuf_t buf; /* HDR bytes of room, then data */
     size_t consumed; /* bytes of the previous block still to drop */
     bool eof;
+    /* stdin is a regular file: it is mapped, blocks are cut in the map and
+     * sent as byte ranges (JOB_RANGE), and no data passes through here */
+    const char *map;
+    size_t msize, mpos, boff; /* boff: the last block's offset in the map */
+    uint64_t mbase;           /* the map's offset in the file */
 } piper_t;
 
 static piper_t PI;
@@ -277,6 +298,17 @@ static ssize_t find_cut(const char *d, size_t len) {
 
 /* The next block (data only, at PI.buf.p + HDR); 0 at the end. */
 static int next_block(size_t *blen) {
+    if (PI.map) {
+        if (PI.mpos >= PI.msize)
+            return 0;
+        ssize_t cut = find_cut(PI.map + PI.mpos, PI.msize - PI.mpos); /* PI.eof is set */
+        if (cut <= 0)
+            cut = (ssize_t)(PI.msize - PI.mpos);
+        *blen = (size_t)cut;
+        PI.boff = PI.mpos;
+        PI.mpos += (size_t)cut;
+        return 1;
+    }
     if (PI.consumed) {
         size_t rest = PI.buf.len - HDR - PI.consumed;
         memmove(PI.buf.p + HDR, PI.buf.p + HDR + PI.consumed, rest);
@@ -307,9 +339,14 @@ static int next_block(size_t *blen) {
             PI.consumed = have;
             return 1;
         }
-        size_t want = O.block > (1u << 16) ? O.block : (1u << 16);
+        /* Read up to the block size and no further (then only the last,
+         * partial record moves down for the next block); past it in 64k
+         * steps while a record is longer than the block. */
+        size_t want = O.max_args ? (O.block > (1u << 16) ? O.block : (1u << 16))
+                      : have < O.block ? O.block - have
+                                       : (1u << 16);
         sb_grow(&PI.buf, want);
-        ssize_t n = read(0, PI.buf.p + PI.buf.len, PI.buf.cap - PI.buf.len - 1);
+        ssize_t n = read(0, PI.buf.p + PI.buf.len, O.max_args ? PI.buf.cap - PI.buf.len - 1 : want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -318,6 +355,33 @@ static int next_block(size_t *blen) {
             PI.eof = true;
         PI.buf.len += (size_t)n;
     }
+}
+
+/* --pipe with a regular file on stdin: map it (from the current offset) and
+ * return a descriptor of it for the workers; -1 to read stdin as a stream. */
+static int pipe_map_stdin(void) {
+    struct stat st;
+    if (fstat(0, &st) < 0 || !S_ISREG(st.st_mode))
+        return -1;
+    off_t pos = lseek(0, 0, SEEK_CUR);
+    if (pos < 0 || pos >= st.st_size)
+        return -1;
+    size_t size = (size_t)(st.st_size - pos);
+    off_t base = pos & ~(off_t)(sysconf(_SC_PAGESIZE) - 1);
+    void *m = mmap(NULL, size + (size_t)(pos - base), PROT_READ, MAP_PRIVATE, 0, base);
+    if (m == MAP_FAILED)
+        return -1;
+    int fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) {
+        munmap(m, size + (size_t)(pos - base));
+        return -1;
+    }
+    madvise(m, size + (size_t)(pos - base), MADV_SEQUENTIAL);
+    PI.map = (const char *)m + (pos - base);
+    PI.msize = size;
+    PI.mbase = (uint64_t)pos;
+    PI.eof = true;
+    return fd;
 }
 
 /* ---------------------------------------------------------------- */
@@ -427,11 +491,21 @@ static int feed(void *ud, const void **out, size_t *len) {
                 return 0;
             if (resume_skip(h.seq))
                 continue;
-            h.kind = JOB_BLOCK;
-            h.data_len = blen;
-            memcpy(PI.buf.p, &h, sizeof h);
-            *out = PI.buf.p;
-            *len = HDR + blen;
+            if (PI.map) {
+                h.kind = JOB_RANGE;
+                h.part_off = PI.mbase + PI.boff;
+                h.part_end = h.part_off + blen;
+                item.len = 0;
+                sb_add(&item, &h, sizeof h);
+                *out = item.p;
+                *len = item.len;
+            } else {
+                h.kind = JOB_BLOCK;
+                h.data_len = blen;
+                memcpy(PI.buf.p, &h, sizeof h);
+                *out = PI.buf.p;
+                *len = HDR + blen;
+            }
         } else if (O.pipe_part) {
             if (part_off >= part_size)
                 return 0;
@@ -623,6 +697,8 @@ int main(int argc, char **argv) {
             die("--pipe-part: '%s' is not a regular (seekable) file", O.arg_files.v[0]);
         part_size = (uint64_t)st.st_size;
     }
+    if (O.pipe && !O.dry_run)
+        part_fd = pipe_map_stdin();
     inputs_open();
     if (!O.dry_run)
         joblog_open();
