@@ -845,8 +845,12 @@ int main(int argc, char **argv) {
             n_ok++;
         draw_progress(false);
         /* --halt: the workers apply the rule (cli_job.c); here its effects */
-        bool trig = r >= 0 && ((const job_res_t *)((const char *)data + len -
-                                                    sizeof(job_res_t)))->triggered;
+        bool trig = false;
+        if (r >= 0) { /* the trailer sits at any offset: copy it out, never cast */
+            job_res_t tr;
+            memcpy(&tr, (const char *)data + len - sizeof tr, sizeof tr);
+            trig = tr.triggered;
+        }
         if (r < 0 && O.halt_when != HALT_NEVER && !halting) {
             /* a job the library failed (worker died): count it here */
             bool hit = O.halt_what == HALT_FAIL ? (O.halt_pct ? (double)n_failed * 100.0 >= O.halt_n * (double)(is_known ? known : n_done) : (double)n_failed >= O.halt_n)
