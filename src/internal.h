@@ -46,7 +46,7 @@ int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds
 int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
 const char *pp__signame(int sig);
-void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status);
+void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, const char *when);
 void pp__close(int *fd);
 void pp__child_reset_signals(void);
 

@@ -219,7 +219,8 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                  "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
     else
         pp__describe_status(why, sizeof why, w->pid, w->have_status ? w->wait_code : 0,
-                            w->wait_status);
+                            w->wait_status,
+                            raw_started ? "while running the task" : "before it took any task");
     /* early: died before taking any work (a crashing initializer, say) */
     bool early = w->completed == 0 && raw_started == 0 && !w->timed_out &&
                  pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&

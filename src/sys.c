@@ -173,16 +173,16 @@ const char *pp__signame(int sig) {
     }
 }
 
-/* code/status as in siginfo (CLD_EXITED, CLD_KILLED, CLD_DUMPED); code 0: unknown. */
-void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status) {
+/* code/status as in siginfo (CLD_EXITED, CLD_KILLED, CLD_DUMPED); code 0:
+ * unknown. when: what it was doing ("while running the task", ...). */
+void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, const char *when) {
     if (code == CLD_EXITED)
-        snprintf(buf, n, "worker process %d exited with status %d while running the task", (int)pid,
-                 status);
+        snprintf(buf, n, "worker process %d exited with status %d %s", (int)pid, status, when);
     else if (code == CLD_KILLED || code == CLD_DUMPED)
-        snprintf(buf, n, "worker process %d was killed by signal %d (%s)%s while running the task",
-                 (int)pid, status, pp__signame(status), code == CLD_DUMPED ? ", core dumped" : "");
+        snprintf(buf, n, "worker process %d was killed by signal %d (%s)%s %s", (int)pid, status,
+                 pp__signame(status), code == CLD_DUMPED ? ", core dumped" : "", when);
     else
-        snprintf(buf, n, "worker process %d died while running the task (status unknown)", (int)pid);
+        snprintf(buf, n, "worker process %d died %s (status unknown)", (int)pid, when);
 }
 
 void pp__close(int *fd) {
