@@ -282,6 +282,7 @@ struct pp_pool {
     _Atomic uint32_t drainers;  /* threads spinning in pp_future_wait, draining results */
     _Atomic uint32_t sup_passive; /* supervisor left the channels unarmed for them */
     _Atomic uint32_t sup_unbounded; /* supervisor sleeps with no deadline to watch */
+    _Atomic uint64_t burst_ns;  /* a thread was submitting a burst (and draining) then */
     int death_pipe[2];         /* workers and zygote hold [0]; parent holds [1] */
     pid_t zygote_pid;
     int zygote_pidfd;

@@ -288,8 +288,14 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
     pool->inflight_total++;
     size_t backlog = pool->npending;
     pthread_mutex_unlock(&pool->lock);
-    if (backlog > 4096)
-        pp__drain(pool, false); /* help: collect results, refill rings */
+    /* A thread submitting a burst collects results itself now and then (and
+     * tells the supervisor, which then stays passive: no eventfd write and
+     * no wake-up per result, no fight for the lock). */
+    static __thread unsigned burst;
+    if (backlog > 4096 || (++burst & 63) == 0) {
+        atomic_store_explicit(&pool->burst_ns, pp__now_ns(), memory_order_relaxed);
+        pp__drain(pool, false);
+    }
     *future = f;
     return 0;
 }

@@ -595,7 +595,9 @@ void *pp__supervisor_main(void *arg) {
         /* While threads spin in pp_future_wait they drain the rings: stay
          * passive (no eventfd write per result) and look again shortly. */
         atomic_store_explicit(&pool->sup_passive, 1, memory_order_seq_cst);
-        bool passive = atomic_load_explicit(&pool->drainers, memory_order_seq_cst) > 0;
+        bool passive = atomic_load_explicit(&pool->drainers, memory_order_seq_cst) > 0 ||
+                       now - atomic_load_explicit(&pool->burst_ns, memory_order_relaxed) <
+                           (uint64_t)PASSIVE_MS * 1000000u;
         if (!passive)
             atomic_store_explicit(&pool->sup_passive, 0, memory_order_relaxed);
         else if (timeout_ms < 0 || timeout_ms > PASSIVE_MS)
