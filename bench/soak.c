@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "procpool.h"
+#include "../tests/proc_util.h"
 
 static double now(void) {
     struct timespec ts;
@@ -47,79 +48,7 @@ static void sleep_ms(long ms) {
 
 /* ---- finding and killing workers ------------------------------------------ */
 
-static int is_number(const char *s) {
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
-}
 
-/* state letter and parent of pid; -1 if it does not exist */
-static int proc_state(pid_t pid, char *state, pid_t *ppid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p || p[1] == '\0')
-        return -1;
-    char st;
-    int pp;
-    if (sscanf(p + 2, "%c %d", &st, &pp) != 2)
-        return -1;
-    if (state)
-        *state = st;
-    if (ppid)
-        *ppid = pp;
-    return 0;
-}
-
-static int children_of(pid_t pid, pid_t *out, int max) {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    int n = 0;
-    bool have_file = false;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_number(e->d_name))
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, atoi(e->d_name));
-        FILE *fp = fopen(path, "re");
-        if (!fp)
-            continue;
-        have_file = true;
-        int c;
-        while (n < max && fscanf(fp, "%d", &c) == 1)
-            out[n++] = c;
-        fclose(fp);
-    }
-    closedir(d);
-    if (have_file)
-        return n;
-    d = opendir("/proc"); /* no children files in this kernel: scan by ppid */
-    if (!d)
-        return 0;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (!is_number(e->d_name))
-            continue;
-        pid_t p = (pid_t)atoi(e->d_name), pp = 0;
-        if (proc_state(p, NULL, &pp) == 0 && pp == pid)
-            out[n++] = p;
-    }
-    closedir(d);
-    return n;
-}
 
 static bool is_live_worker(pid_t pid) {
     char path[64], comm[32];
@@ -135,16 +64,16 @@ static bool is_live_worker(pid_t pid) {
     if (strncmp(comm, "procpool-worker", 15) != 0)
         return false; /* never the zygote */
     char st = 0;
-    return proc_state(pid, &st, NULL) == 0 && st != 'Z' && st != 'X';
+    return ppt_proc_stat(pid, &st, NULL, NULL) == 0 && st != 'Z' && st != 'X';
 }
 
 /* the pool's live workers: our children and the zygote's */
 static int find_workers(pid_t *out, int max) {
     pid_t kids[256], all[1024];
-    int n = 0, nk = children_of(getpid(), kids, 256);
+    int n = 0, nk = ppt_children_of(getpid(), kids, 256);
     for (int i = 0; i < nk && n < 1024; i++) {
         all[n++] = kids[i];
-        n += children_of(kids[i], all + n, 1024 - n);
+        n += ppt_children_of(kids[i], all + n, 1024 - n);
     }
     int m = 0;
     for (int i = 0; i < n && m < max; i++)

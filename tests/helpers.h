@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "procpool.h"
+#include "proc_util.h"
 
 /* Compare two return codes and print their symbolic names on mismatch. */
 #define assert_rc(actual, expected)                                                      \
@@ -83,44 +84,6 @@ static inline long ppt_get_long(pp_future_t *f, double timeout) {
     long v;
     memcpy(&v, d, sizeof v);
     return v;
-}
-
-/* Read a process's state letter and start time (field 22) from
- * /proc/<pid>/stat. Returns 0, or -1 when the process does not exist. */
-static inline int ppt_proc_stat(pid_t pid, char *state, unsigned long long *starttime, pid_t *ppid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "re");
-    if (!fp)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    p += 2; /* field 3: state */
-    char st = *p;
-    int pp = 0;
-    unsigned long long start = 0;
-    /* fields after state: ppid(4) ... starttime(22) */
-    int field = 3;
-    char *save = NULL;
-    for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
-        if (field == 4)
-            pp = atoi(tok);
-        if (field == 22) {
-            start = strtoull(tok, NULL, 10);
-            break;
-        }
-    }
-    if (state)
-        *state = st;
-    if (starttime)
-        *starttime = start;
-    if (ppid)
-        *ppid = (pid_t)pp;
-    return 0;
 }
 
 #endif /* PP_TEST_HELPERS_H */

@@ -66,14 +66,6 @@ struct pid_id {
     unsigned long long start;
 };
 
-static int is_number(const char *s) {
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
-}
 
 static int read_comm(pid_t pid, char *buf, size_t n) {
     char path[64];
@@ -92,47 +84,6 @@ static int read_comm(pid_t pid, char *buf, size_t n) {
     return 0;
 }
 
-/* The children of pid: /proc/pid/task/ * /children, or a scan of /proc by
- * ppid where that file does not exist. */
-static int children_of(pid_t pid, pid_t *out, int max) {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    int n = 0;
-    bool have_children_file = false;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_number(e->d_name))
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, atoi(e->d_name));
-        FILE *fp = fopen(path, "re");
-        if (!fp)
-            continue;
-        have_children_file = true;
-        int c;
-        while (n < max && fscanf(fp, "%d", &c) == 1)
-            out[n++] = c;
-        fclose(fp);
-    }
-    closedir(d);
-    if (have_children_file)
-        return n;
-    d = opendir("/proc");
-    if (!d)
-        return 0;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (!is_number(e->d_name))
-            continue;
-        pid_t p = (pid_t)atoi(e->d_name), pp = 0;
-        if (ppt_proc_stat(p, NULL, NULL, &pp) == 0 && pp == pid)
-            out[n++] = p;
-    }
-    closedir(d);
-    return n;
-}
-
 /* Every descendant of root (children, grandchildren, ...), live or zombie. */
 static int descendants(pid_t root, pproc_t *out, int max) {
     pid_t queue[256];
@@ -140,7 +91,7 @@ static int descendants(pid_t root, pproc_t *out, int max) {
     queue[qt++] = root;
     while (qh < qt) {
         pid_t ch[128];
-        int k = children_of(queue[qh++], ch, 128);
+        int k = ppt_children_of(queue[qh++], ch, 128);
         for (int i = 0; i < k && n < max; i++) {
             out[n].pid = ch[i];
             out[n].start = 0;
@@ -184,7 +135,7 @@ static int count_fds(void) {
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (is_number(e->d_name))
+        if (ppt_is_number(e->d_name))
             n++;
     closedir(d);
     return n - 1; /* the directory's own fd */

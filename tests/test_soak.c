@@ -32,53 +32,7 @@
 
 /* ---- the killer ----------------------------------------------------------- */
 
-static int is_number(const char *s) {
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
-}
 
-static int children_of(pid_t pid, pid_t *out, int max) {
-    char path[96];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    int n = 0;
-    bool have_file = false;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_number(e->d_name))
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, atoi(e->d_name));
-        FILE *fp = fopen(path, "re");
-        if (!fp)
-            continue;
-        have_file = true;
-        int c;
-        while (n < max && fscanf(fp, "%d", &c) == 1)
-            out[n++] = c;
-        fclose(fp);
-    }
-    closedir(d);
-    if (have_file)
-        return n;
-    d = opendir("/proc"); /* no children files in this kernel: scan by ppid */
-    if (!d)
-        return 0;
-    while ((e = readdir(d)) != NULL && n < max) {
-        if (!is_number(e->d_name))
-            continue;
-        pid_t p = (pid_t)atoi(e->d_name), pp = 0;
-        if (ppt_proc_stat(p, NULL, NULL, &pp) == 0 && pp == pid)
-            out[n++] = p;
-    }
-    closedir(d);
-    return n;
-}
 
 static bool is_live_worker(pid_t pid) {
     char path[64], comm[32];
@@ -100,10 +54,10 @@ static bool is_live_worker(pid_t pid) {
 /* the pool's live workers: our children and the zygote's */
 static int find_workers(pid_t *out, int max) {
     pid_t kids[64], all[256];
-    int n = 0, nk = children_of(getpid(), kids, 64);
+    int n = 0, nk = ppt_children_of(getpid(), kids, 64);
     for (int i = 0; i < nk && n < 256; i++) {
         all[n++] = kids[i];
-        n += children_of(kids[i], all + n, 256 - n);
+        n += ppt_children_of(kids[i], all + n, 256 - n);
     }
     int m = 0;
     for (int i = 0; i < n && m < max; i++)
