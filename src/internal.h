@@ -40,6 +40,7 @@ static inline void pp__cpu_relax(void) {
 }
 int pp__memfd(const char *name, size_t size, bool sealable);
 int pp__reopen_rdonly(int fd);
+int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_signal(int pidfd, int sig);
 int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
@@ -395,6 +396,8 @@ bool pp__addr_encode(const void *addr, uint64_t *key, uint64_t *off);
 void *pp__addr_decode(uint64_t key, uint64_t off);
 int pp__spawn_check(const pp_options_t *opt);
 int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w);
+/* supervise.c: pid, a child of this process, is now slot w's worker. */
+void pp__worker_adopt(pp__worker_t *w, pid_t pid);
 bool pp__shm_has(const pp_pool_t *pool, const void *p, size_t len);
 
 /* arena.c */

@@ -250,27 +250,6 @@ static bool some_room(pp_pool_t *pool, size_t arg_len, bool memfd) {
     return false;
 }
 
-static int bytes_fd(const void *p, size_t len) {
-    int fd = pp__memfd("procpool-chunk", 0, true);
-    if (fd < 0)
-        return fd;
-    const char *c = p;
-    while (len) {
-        ssize_t w = write(fd, c, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        c += w;
-        len -= (size_t)w;
-    }
-    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
-    return fd;
-}
-
 /* Send one chunk of j if possible. */
 static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     pp__range_t *r = NULL;
@@ -314,7 +293,7 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
         }
     }
     if (memfd) {
-        t.argfd = bytes_fd(arg, len);
+        t.argfd = pp__sealed_copy("procpool-chunk", arg, len);
         if (t.argfd < 0)
             return false;
     }

@@ -215,32 +215,6 @@ int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries)
     return 0;
 }
 
-static int large_arg_fd(const void *arg, size_t len) {
-    int fd = pp__memfd("procpool-arg", 0, true);
-    if (fd < 0)
-        return fd;
-    const char *p = arg;
-    size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno == ENOSPC || errno == EFBIG ? ENOMEM : errno;
-            close(fd);
-            return -e;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
 int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
                    pp_future_t **future) {
     if (future)
@@ -255,7 +229,7 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
     /* inside the pool's shared memory: passed by reference, never copied */
     uint32_t flags = arg_len && pp__shm_has(pool, arg, arg_len) ? PP__F_REF : 0;
     if (!flags && arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
-        argfd = large_arg_fd(arg, arg_len);
+        argfd = pp__sealed_copy("procpool-arg", arg, arg_len);
         if (argfd < 0)
             return argfd;
     }

@@ -143,6 +143,19 @@ static int grow(ext_t **a, size_t *cap, size_t need) {
     return 0;
 }
 
+/* Where a block at off is (or would go) in the sorted live-block array. */
+static size_t used_index(const pp__shm_t *s, size_t off) {
+    size_t lo = 0, hi = s->nused;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->used[mid].off < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 void *pp_shm_alloc(pp_pool_t *pool, size_t size) {
     if (!pool || size == 0) {
         errno = EINVAL;
@@ -186,14 +199,7 @@ void *pp_shm_alloc(pp_pool_t *pool, size_t size) {
             s->nfree--;
         }
         /* record the block, sorted */
-        size_t lo = 0, hi = s->nused;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (s->used[mid].off < start)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
+        size_t lo = used_index(s, start);
         memmove(&s->used[lo + 1], &s->used[lo], (s->nused - lo) * sizeof *s->used);
         s->used[lo] = (ext_t){start, len};
         s->nused++;
@@ -240,14 +246,7 @@ int pp_shm_free(pp_pool_t *pool, void *p) {
     pp__shm_t *s = pool->shm;
     size_t off = (size_t)((unsigned char *)p - s->base);
     pthread_mutex_lock(&s->lock);
-    size_t lo = 0, hi = s->nused;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->used[mid].off < off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = used_index(s, off);
     if (lo == s->nused || s->used[lo].off != off) {
         pthread_mutex_unlock(&s->lock);
         return -EINVAL;

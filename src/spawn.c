@@ -247,12 +247,7 @@ int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w) {
         waitpid(pid, NULL, 0);
         goto out;
     }
-    w->pid = pid;
-    w->pidfd = pp__pidfd_open(pid);
-    if (w->pidfd < 0)
-        w->pidfd = -1;
-    w->from_zygote = false;
-    w->state = PP__W_READY;
+    pp__worker_adopt(w, pid);
 out:
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);

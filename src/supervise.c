@@ -107,6 +107,15 @@ static void finish_callbacks(pp_pool_t *pool) {
 /* starting workers                                                  */
 /* ---------------------------------------------------------------- */
 
+void pp__worker_adopt(pp__worker_t *w, pid_t pid) {
+    w->pid = pid;
+    w->pidfd = pp__pidfd_open(pid);
+    if (w->pidfd < 0)
+        w->pidfd = -1;
+    w->from_zygote = false;
+    w->state = PP__W_READY;
+}
+
 static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -126,12 +135,7 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
     }
     if (pid < 0)
         return -errno;
-    w->pid = pid;
-    w->pidfd = pp__pidfd_open(pid);
-    if (w->pidfd < 0)
-        w->pidfd = -1;
-    w->from_zygote = false;
-    w->state = PP__W_READY;
+    pp__worker_adopt(w, pid);
     return 0;
 }
 

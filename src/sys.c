@@ -70,6 +70,34 @@ int pp__memfd(const char *name, size_t size, bool sealable) {
     return fd;
 }
 
+/* A memfd holding a copy of data[0..len), sealed against every change, so
+ * a worker that receives it can neither alter nor truncate it. -errno on
+ * failure (a full memory is -ENOMEM). */
+int pp__sealed_copy(const char *name, const void *data, size_t len) {
+    int fd = pp__memfd(name, 0, true);
+    if (fd < 0)
+        return fd;
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno == ENOSPC || errno == EFBIG ? ENOMEM : errno;
+            close(fd);
+            return -e;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 /* A second, read-only open file description of fd: a mapping made from it
  * can never be made writable (no VM_MAYWRITE). */
 int pp__reopen_rdonly(int fd) {
