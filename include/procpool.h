@@ -57,7 +57,9 @@ extern "C" {
     XX(EWORKER, -20003, "the worker process died while running the task")         \
     XX(ETASKTIMEOUT, -20004, "the task ran past the pool's task timeout")        \
     XX(ECANCELED, -20005, "the task was cancelled before it ran")                 \
-    XX(EPROTO, -20006, "a worker broke the shared-memory protocol and was killed")
+    XX(EPROTO, -20006, "a worker broke the shared-memory protocol and was killed") \
+    XX(ENOAGENTS, -20007, "no MPI agents: not started by mpirun with PROCPOOL_BACKEND=mpi, " \
+                          "or procpool was built without MPI")
 
 typedef enum {
 #define PP__ERR_ENUM(name, val, msg) PP_##name = (val),
@@ -128,6 +130,14 @@ typedef struct pp_pool pp_pool_t;
 
 typedef enum { PP_START_FORK = 0, PP_START_FORKSERVER, PP_START_SPAWN } pp_start_t;
 
+/*
+ * Where the workers run. LOCAL: processes on this machine. MPI: on the node
+ * agents of an Open MPI job (see pp_pool_create and docs/distributed.md).
+ * DEFAULT: MPI when the environment variable PROCPOOL_BACKEND is "mpi",
+ * else LOCAL.
+ */
+typedef enum { PP_BACKEND_DEFAULT = 0, PP_BACKEND_LOCAL, PP_BACKEND_MPI } pp_backend_t;
+
 typedef struct pp_options {
     int processes;                  /* 0: pp_cpu_count() */
     void (*initializer)(void *arg); /* run once in each worker when it starts; may be NULL */
@@ -143,6 +153,7 @@ typedef struct pp_options {
                                        (the task succeeds); 0: no limit */
     unsigned retries;               /* times a task whose worker died is run again before it fails
                                        PP_EWORKER (not after a timeout); 0: fail at once */
+    pp_backend_t backend;           /* PP_BACKEND_DEFAULT: PROCPOOL_BACKEND decides (local unless "mpi") */
 } pp_options_t;
 
 /*
@@ -189,11 +200,29 @@ PP_EXTERN int pp_cpu_count(void);
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
  * pp_pool_destroy only releases the child's copies of its fds and mappings.
  * A task may create a pool of its own.
+ *
+ * The MPI backend: a program started as
+ *     PROCPOOL_BACKEND=mpi mpirun -n N ./prog
+ * runs main() on rank 0 only; every other rank becomes a node agent before
+ * main() would run and never returns into it. A pool with backend MPI (the
+ * default under that variable) runs its tasks on the agents: each agent
+ * runs a local forked pool with the pool's options, and pp_pool_size counts
+ * the workers of all agents (processes 0: each agent starts pp_cpu_count()
+ * workers; N > 0: N in all, spread evenly over the agents). Functions,
+ * initializer and initarg are named as under SPAWN (same binary on every
+ * node). start_method and shm_size apply on the agents; pp_shm_alloc on an
+ * MPI pool fails (memory cannot be shared across machines). The program
+ * must not call MPI itself under PROCPOOL_BACKEND=mpi (the library owns
+ * MPI_Init/MPI_Finalize). Extra error: PP_ENOAGENTS (backend MPI, but the
+ * process is not rank 0 of such a job, it has no other ranks, or the
+ * library was built without MPI); -EINVAL also covers an initializer or
+ * initarg that cannot be named across processes.
  */
 PP_EXTERN int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt);
 
 /*
- * pp_pool_size - the number of worker processes, or -EINVAL for NULL.
+ * pp_pool_size - the number of worker processes (for an MPI pool: on all
+ * agents together), or -EINVAL for NULL.
  */
 PP_EXTERN int pp_pool_size(const pp_pool_t *pool);
 
@@ -474,7 +503,8 @@ PP_EXTERN void pp_iter_free(pp_iter_t *it);
  *
  * Returns NULL with errno set: EINVAL (pool NULL or size 0), ENOMEM (the
  * reserved range has no free extent that large; see shm_size), ECHILD (in a
- * child of fork(): the pool is not ours).
+ * child of fork(): the pool is not ours), ENOTSUP (an MPI pool: its workers
+ * are on other machines, so no memory is shared with them).
  */
 PP_EXTERN void *pp_shm_alloc(pp_pool_t *pool, size_t size);
 

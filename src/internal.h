@@ -195,6 +195,10 @@ struct pp_future {
     pp_pool_t *pool;          /* kept alive by pool->refs until freed */
     pp__job_t *job;           /* map_async: the job feeding this future (pool lock) */
     bool is_map;              /* set at creation: free must cancel the job */
+    uint64_t run_ns;          /* how long the worker ran the task (0: unknown) */
+    int64_t lost_k;           /* a raw chunk whose worker died: the item it was running, */
+    uint64_t lost_fails;      /* and how many items before it had failed (MPI agents) */
+    uint64_t remote_id;       /* MPI agent: the id rank 0 gave the task */
     _Atomic size_t prog_done, prog_total;
     pp_future_t *next;        /* callback queue link */
     unsigned char small[PP__SMALL_RESULT];
@@ -262,9 +266,13 @@ typedef struct pp__worker {
     uint64_t respawn_at;   /* throttle: not before this time */
 } pp__worker_t;
 
+typedef struct pp__remote pp__remote_t;
+
 struct pp_pool {
     pp_options_t opt;
-    int nworkers;
+    int nworkers;              /* local worker slots (0 for an MPI pool) */
+    int size;                  /* workers in all: pp_pool_size */
+    pp__remote_t *remote;      /* MPI pools: the backend (src/mpi/remote.c); else NULL */
     pp__worker_t *workers;
 
     pthread_mutex_t lock;      /* everything below, and consuming the result rings */
@@ -310,6 +318,10 @@ struct pp_pool {
 
 /* pool.c */
 void pp__pool_unref(pp_pool_t *pool);
+void pp__smooth(pp_pool_t *pool, uint64_t ns);
+/* Submit a task (t: fn, flags, n, item_size, res_size) with a fresh future;
+ * the MPI agent submits raw chunks this way. */
+int pp__submit(pp_pool_t *pool, const pp__task_t *t, const void *arg, pp_future_t **future);
 int pp__pool_dispatch_locked(pp_pool_t *pool);
 void pp__pool_wake_supervisor(pp_pool_t *pool);
 bool pp__fn_ok(const pp_pool_t *pool, pp_task_fn fn);
@@ -437,5 +449,18 @@ enum { PP__Z_SPAWN = 1, PP__Z_SPAWNED, PP__Z_FAILED, PP__Z_DIED };
 int pp__zygote_start(pp_pool_t *pool);
 int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w);
 void pp__zygote_stop(pp_pool_t *pool);
+
+/* ------------------------------------------------------------------ */
+/* The MPI backend (src/mpi/; stubs in src/mpi/off.c without MPI).      */
+/* Rank 0 side, called by the pool with the meaning given.             */
+/* ------------------------------------------------------------------ */
+bool pp__mpi_default(void);                 /* PROCPOOL_BACKEND=mpi at start-up */
+int pp__remote_open(pp_pool_t *pool);       /* attach agents; sets pool->remote, pool->size */
+bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg); /* lock held */
+bool pp__remote_room(pp_pool_t *pool);      /* lock held: could a record be placed now? */
+void pp__remote_cancel(pp_pool_t *pool);    /* lock held: fail everything in flight */
+void pp__remote_close(pp_pool_t *pool, bool terminate); /* pool finished; no lock */
+void pp__remote_free(pp_pool_t *pool);
+
 
 #endif

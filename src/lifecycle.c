@@ -28,6 +28,7 @@
 
 static void free_pool(pp_pool_t *p) {
     pp__shm_destroy(p); /* if futures kept it mapped past teardown */
+    pp__remote_free(p);
     if (p->workers) {
         for (int i = 0; i < p->nworkers; i++)
             free(p->workers[i].inflight);
@@ -48,6 +49,8 @@ void pp__pool_unref(pp_pool_t *pool) {
 /* Release every fd and mapping. The supervisor has exited. */
 static void teardown(pp_pool_t *p) {
     pp__registry_remove(p);
+    if (p->remote)
+        pp__remote_close(p, true); /* no-op if the supervisor already did */
     pthread_mutex_lock(&p->lock);
     p->torn_down = true;
     for (int i = 0; i < p->nworkers; i++) {
@@ -114,14 +117,22 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
         (opt->start_method != PP_START_FORK && opt->start_method != PP_START_FORKSERVER &&
          opt->start_method != PP_START_SPAWN))
         return -EINVAL;
-    if (opt->start_method == PP_START_SPAWN && pp__spawn_check(opt) < 0)
+    pp_backend_t backend = opt->backend;
+    if (backend == PP_BACKEND_DEFAULT)
+        backend = pp__mpi_default() ? PP_BACKEND_MPI : PP_BACKEND_LOCAL;
+    if (backend != PP_BACKEND_LOCAL && backend != PP_BACKEND_MPI)
+        return -EINVAL;
+    bool remote = backend == PP_BACKEND_MPI;
+    if ((opt->start_method == PP_START_SPAWN || remote) && pp__spawn_check(opt) < 0)
         return -EINVAL; /* an initializer or initarg that cannot cross an exec */
 
     pp_pool_t *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     p->opt = *opt;
-    p->nworkers = opt->processes ? opt->processes : pp_cpu_count();
+    p->opt.backend = backend;
+    p->nworkers = remote ? 0 : opt->processes ? opt->processes : pp_cpu_count();
+    p->size = p->nworkers;
     p->ctl_evfd = p->death_pipe[0] = p->death_pipe[1] = -1;
     p->zygote_sock = p->zygote_pidfd = -1;
     p->parent_pid = getpid();
@@ -131,7 +142,7 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     pthread_mutex_init(&p->cb_lock, NULL);
     pthread_cond_init(&p->cb_cond, NULL);
     pthread_cond_init(&p->cond, NULL);
-    p->workers = calloc((size_t)p->nworkers, sizeof *p->workers);
+    p->workers = calloc((size_t)p->nworkers + 1, sizeof *p->workers);
     if (!p->workers) {
         free_pool(p);
         return -ENOMEM;
@@ -151,15 +162,17 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
         free_pool(p);
         return err;
     }
-    /* the shared range must exist before the zygote and workers are forked */
-    if ((err = pp__shm_create(p)) < 0) {
+    /* the shared range must exist before the zygote and workers are forked;
+     * an MPI pool has none, it attaches its agents instead */
+    if ((err = remote ? pp__remote_open(p) : pp__shm_create(p)) < 0) {
         pp__close(&p->ctl_evfd);
         pp__close(&p->death_pipe[0]);
         pp__close(&p->death_pipe[1]);
         free_pool(p);
         return err;
     }
-    pp__arenas_create(p); /* large results land in shared memory (none if it is small) */
+    if (!remote)
+        pp__arenas_create(p); /* large results land in shared memory (none if it is small) */
     pp__registry_add(p);
 
     sigset_t all, old;
@@ -198,7 +211,7 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
 }
 
 int pp_pool_size(const pp_pool_t *pool) {
-    return pool ? pool->nworkers : -EINVAL;
+    return pool ? pool->size : -EINVAL;
 }
 
 int pp_pool_close(pp_pool_t *pool) {

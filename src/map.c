@@ -203,7 +203,7 @@ static size_t chunk_len(pp_pool_t *pool, pp__job_t *j) {
     size_t n = j->chunk;
     if (j->autochunk) {
         n = j->item_ns ? (size_t)(AUTO_TARGET_NS / j->item_ns) : 1;
-        size_t share = (left + 2 * (size_t)pool->nworkers - 1) / (2 * (size_t)pool->nworkers);
+        size_t share = (left + 2 * (size_t)pool->size - 1) / (2 * (size_t)pool->size);
         if (n > share)
             n = share;
     }
@@ -235,6 +235,8 @@ static bool window_open(pp_pool_t *pool, pp__job_t *j) {
 
 /* Is there a worker that could take a record now? */
 static bool some_room(pp_pool_t *pool, size_t arg_len, bool memfd) {
+    if (pool->remote)
+        return pp__remote_room(pool);
     int depth = pp__worker_depth(pool);
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
@@ -279,7 +281,7 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     }
     arg = blob ? blob : (const void *)(j->items ? j->items + lo * j->item_size : NULL);
     bool ref = !blob && j->items_ref && len;
-    bool memfd = !ref && len > CHUNK_BYTES;
+    bool memfd = !ref && len > CHUNK_BYTES && !pool->remote; /* MPI: in the message */
     if (!some_room(pool, len, memfd || ref))
         return false;
     pp__task_t t = {.job = j, .fn = j->fn, .lo = lo, .n = n, .arg_len = len, .argfd = -1,
@@ -667,7 +669,7 @@ int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, siz
     j->refs = 1;
     j->autochunk = chunksize == PP_CHUNK_AUTO;
     if (chunksize == 0 || j->autochunk) {
-        size_t d = 4 * (size_t)pool->nworkers;
+        size_t d = 4 * (size_t)pool->size;
         j->chunk = count / d + (count % d ? 1 : 0);
         if (j->chunk == 0)
             j->chunk = 1;
@@ -675,7 +677,7 @@ int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, siz
         j->chunk = chunksize;
     }
     j->items_ref = item_size && count && pp__shm_has(pool, items, count * item_size);
-    j->window = (size_t)pool->nworkers *
+    j->window = (size_t)pool->size *
                 (kind == PP__JOB_ITER ? WINDOW_PER_WORKER : MAP_WINDOW_PER_WORKER);
     *out = j;
     return 0;

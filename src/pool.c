@@ -60,7 +60,7 @@ int pp__worker_depth(const pp_pool_t *pool) {
 /* Under spawn a function must lie in an object the worker loads too. */
 bool pp__fn_ok(const pp_pool_t *pool, pp_task_fn fn) {
     uint64_t k, o;
-    return pool->opt.start_method != PP_START_SPAWN ||
+    return (pool->opt.start_method != PP_START_SPAWN && !pool->remote) ||
            pp__addr_encode((const void *)(uintptr_t)fn, &k, &o);
 }
 
@@ -87,6 +87,8 @@ static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
 /* Put task t (a single task or a chunk) on some worker's ring; false when
  * none has room. Lock held. */
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
+    if (pool->remote)
+        return pp__remote_place(pool, t, arg);
     int depth = pp__worker_depth(pool);
     bool memfd = t->argfd >= 0;
     bool byref = memfd || (t->flags & PP__F_REF);
@@ -181,20 +183,25 @@ static void pend_push(pp_pool_t *pool, pp__task_t *t, bool front) {
     pool->npending++;
 }
 
-/* A pending node with its own copy of the argument (or of its memfd). */
-static pp__task_t *pend_new(pp_future_t *f, pp_task_fn fn, const void *arg, size_t len, int argfd,
-                            uint32_t flags) {
-    size_t extra = (argfd >= 0 || (flags & PP__F_REF)) ? 0 : len;
+/* A pending node for single task (or raw chunk) like tmpl, with its own
+ * copy of the argument (or of its memfd). */
+static pp__task_t *pend_new(const pp__task_t *tmpl, const void *arg) {
+    size_t len = tmpl->arg_len;
+    uint32_t flags = tmpl->flags;
+    size_t extra = (tmpl->argfd >= 0 || (flags & PP__F_REF)) ? 0 : len;
     pp__task_t *t = malloc(sizeof *t + extra);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
-    t->f = f;
-    t->fn = fn;
+    t->f = tmpl->f;
+    t->fn = tmpl->fn;
     t->arg_len = len;
-    t->argfd = argfd;
+    t->argfd = tmpl->argfd;
     t->flags = flags;
-    t->arg = (flags & PP__F_REF) ? (void *)arg : argfd >= 0 ? NULL : (void *)(t + 1);
+    t->n = tmpl->n;
+    t->item_size = tmpl->item_size;
+    t->res_size = tmpl->res_size;
+    t->arg = (flags & PP__F_REF) ? (void *)arg : tmpl->argfd >= 0 ? NULL : (void *)(t + 1);
     if (extra)
         memcpy(t->arg, arg, len);
     return t;
@@ -207,7 +214,7 @@ int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries)
         arg = s->arg;
     else if (s->argfd < 0)
         arg = w->chan.task + (s->rec_off % PP__TASK_RING) + sizeof(pp__task_hdr_t);
-    pp__task_t *t = pend_new(s->f, s->fn, arg, s->arg_len, s->argfd, s->flags);
+    pp__task_t *t = pend_new(s, arg);
     if (!t)
         return -ENOMEM;
     t->tries = tries;
@@ -221,14 +228,25 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         *future = NULL;
     if (!pool || !fn || !future || (!arg && arg_len))
         return -EINVAL;
+    pp__task_t t = {.fn = fn, .arg_len = arg_len, .argfd = -1};
+    return pp__submit(pool, &t, arg, future);
+}
+
+int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_future_t **future) {
+    *future = NULL;
+    pp_task_fn fn = tmpl->fn;
+    size_t arg_len = tmpl->arg_len;
     if (pp__pool_foreign(pool))
         return PP_ECLOSED; /* a child of fork(): the pool is our parent's */
     if (!pp__fn_ok(pool, fn))
         return -EINVAL;
     int argfd = -1;
     /* inside the pool's shared memory: passed by reference, never copied */
-    uint32_t flags = arg_len && pp__shm_has(pool, arg, arg_len) ? PP__F_REF : 0;
-    if (!flags && arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
+    uint32_t flags = tmpl->flags;
+    if (arg_len && pp__shm_has(pool, arg, arg_len))
+        flags |= PP__F_REF;
+    /* an MPI pool copies every argument into its messages */
+    if (!(flags & PP__F_REF) && !pool->remote && arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
         argfd = pp__sealed_copy("procpool-arg", arg, arg_len);
         if (argfd < 0)
             return argfd;
@@ -246,9 +264,12 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         pp__future_unref(f);
         return PP_ECLOSED;
     }
-    pp__task_t t = {.f = f, .fn = fn, .arg_len = arg_len, .argfd = argfd, .flags = flags};
+    pp__task_t t = *tmpl;
+    t.f = f;
+    t.argfd = argfd;
+    t.flags = flags;
     if (pool->pend_head || !pp__place(pool, &t, arg)) {
-        pp__task_t *n = pend_new(f, fn, arg, arg_len, argfd, flags);
+        pp__task_t *n = pend_new(&t, arg);
         if (!n) {
             pthread_mutex_unlock(&pool->lock);
             pp__close(&argfd);
@@ -410,7 +431,7 @@ static char *copy_msg(const unsigned char *body, uint32_t len) {
     return m;
 }
 
-static void smooth(pp_pool_t *pool, uint64_t ns) {
+void pp__smooth(pp_pool_t *pool, uint64_t ns) {
     uint64_t a = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
     if (ns == 0)
         ns = 1;
@@ -455,7 +476,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         w->seq_done++;
         w->completed++;
         w->early_deaths = 0;
-        smooth(pool, h.run_ns);
+        pp__smooth(pool, h.run_ns);
         if (s->job) {
             pp__task_t done = *s;
             if (h.status != 0) { /* the chunk as a whole failed: v holds its message */
@@ -493,6 +514,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         }
         s->f = NULL;
         pool->inflight_total--;
+        f->run_ns = h.run_ns;
         pp__future_complete(f, err, h.status, msg);
         n++;
     }

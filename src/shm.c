@@ -165,6 +165,10 @@ void *pp_shm_alloc(pp_pool_t *pool, size_t size) {
         errno = ECHILD;
         return NULL;
     }
+    if (pool->remote) {
+        errno = ENOTSUP; /* the workers are on other machines */
+        return NULL;
+    }
     pp__shm_t *s = pool->shm;
     if (!s || size > s->size) {
         errno = ENOMEM;

@@ -258,7 +258,22 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
             }
             continue;
         }
-        if (pool->terminating) {
+        if (!pool->terminating && (s->flags & PP__F_CHUNK) && seq < started && seq == w->seq_done) {
+            /* a raw chunk (an MPI agent's): rank 0's map job decides what to
+             * rerun, so it learns the item that was running; no retry here */
+            uint64_t k = atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed);
+            s->f->lost_k = k < s->n ? (int64_t)k : (int64_t)s->n - 1;
+            s->f->lost_fails = atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed);
+            pp__close(&s->argfd);
+            pool->inflight_total--;
+            if (w->timed_out)
+                pp__future_set_fail(s->f, PP_ETASKTIMEOUT,
+                                    "the task ran past the pool's task_timeout of %g s; "
+                                    "worker process %d was killed",
+                                    pool->opt.task_timeout, (int)w->pid);
+            else
+                pp__future_set_fail(s->f, w->broken ? PP_EPROTO : PP_EWORKER, "%s", why);
+        } else if (pool->terminating) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             pp__future_set_fail(s->f, PP_ECANCELED, "the pool was terminated before the task finished");
@@ -436,7 +451,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
         int64_t wait_ms = TIMEOUT_TICK_MS;
         if (started > w->seq_done && started <= w->seq_next) {
             pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
-            if (s->job) { /* a chunk: every item has its own deadline */
+            if (s->job || (s->flags & PP__F_CHUNK)) { /* a chunk: every item has its own deadline */
                 uint64_t item = atomic_load_explicit(&w->chan.ctrl->item_index,
                                                      memory_order_relaxed) + 1;
                 if (item != s->item_seen) {
@@ -505,7 +520,7 @@ void *pp__supervisor_main(void *arg) {
     pp_pool_t *pool = arg;
     current_pool = pool;
     prctl(PR_SET_NAME, "procpool-sup");
-    int err = pool->opt.start_method == PP_START_SPAWN ? 0 : pp__zygote_start(pool);
+    int err = pool->opt.start_method == PP_START_SPAWN || pool->remote ? 0 : pp__zygote_start(pool);
     bool direct = pool->opt.start_method == PP_START_FORK;
     pthread_mutex_lock(&pool->lock);
     for (int i = 0; err == 0 && i < pool->nworkers; i++)
@@ -560,6 +575,8 @@ void *pp__supervisor_main(void *arg) {
         if (pool->terminating && !killed) {
             killed = true;
             cancel_pending(pool);
+            if (pool->remote)
+                pp__remote_cancel(pool);
             signal_all(pool, SIGTERM);
             term_at = now + TERM_GRACE_NS;
         }
@@ -579,6 +596,8 @@ void *pp__supervisor_main(void *arg) {
         if ((killed || stopping) && all_empty(pool) && pool->inflight_total == 0) {
             pthread_mutex_unlock(&pool->lock);
             pp__zygote_stop(pool);
+            if (pool->remote)
+                pp__remote_close(pool, killed);
             finish_callbacks(pool);
             pthread_mutex_lock(&pool->lock);
             pool->finished = true;

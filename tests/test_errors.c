@@ -28,13 +28,14 @@ static void test_pp_codes_values(void **state) {
     (void)state;
     /* The enum must match the documented values and all lie in the reserved
      * range, far from errno values. */
-    assert_int_equal(N_PP_CODES, 6);
+    assert_int_equal(N_PP_CODES, 7);
     assert_rc(PP_ECLOSED, -20001);
     assert_rc(PP_ETASK, -20002);
     assert_rc(PP_EWORKER, -20003);
     assert_rc(PP_ETASKTIMEOUT, -20004);
     assert_rc(PP_ECANCELED, -20005);
     assert_rc(PP_EPROTO, -20006);
+    assert_rc(PP_ENOAGENTS, -20007);
 }
 
 static void test_pp_codes_names(void **state) {
@@ -112,7 +113,7 @@ static void test_zero(void **state) {
 
 static void test_unknown(void **state) {
     (void)state;
-    const int unknown[] = {-20000, -20007, -29999, -123456, -99999999};
+    const int unknown[] = {-20000, -20008, -29999, -123456, -99999999};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *name = pp_err_name(unknown[i]);
         assert_non_null(name);

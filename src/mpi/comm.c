@@ -1,0 +1,262 @@
+/*
+ * comm.c - the MPI backend's start-up, shutdown and message plumbing.
+ *
+ * DESIGN: the library owns MPI. Under PROCPOOL_BACKEND=mpi, in a process
+ * that mpirun (or srun) started, the constructor below runs before main():
+ * it calls MPI_Init_thread (MPI_THREAD_SERIALIZED: from then on exactly one
+ * thread per process calls MPI at a time) and then either returns to let
+ * rank 0 run main(), or turns the process into a node agent (agent.c) that
+ * never returns. Rank 0 calls MPI only from its hub thread (remote.c) and,
+ * after that thread has stopped, from the atexit handler that tells the
+ * agents to shut down and calls MPI_Finalize. A process forked by rank 0 or
+ * by an agent (a worker, a user's child) never calls MPI: the atexit
+ * handler checks the pid.
+ *
+ * MPI offers no file descriptor to sleep on, so a communication thread
+ * polls: while messages flow it loops; when a round finds nothing it spins
+ * a few tens of microseconds, then sleeps on a futex word ("kick") with a
+ * timeout that doubles up to a bound while a message may arrive, and with
+ * no timeout when none can (rank 0 with no work out). Producers (a thread
+ * placing tasks, a callback finishing one) bump the word and wake the
+ * thread only when it sleeps. The word is read before each round looks for
+ * work, so a kick that lands after the look makes the sleep return at once.
+ */
+#include "mpi_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SPIN_NS 30000u
+#define BACKOFF_MIN_NS 20000u
+#define BACKOFF_MAX_NS 250000u      /* work is out: look this often at least */
+#define BACKOFF_LONG_NS 2000000u    /* an idle agent */
+
+pp__comm_t pp__mpi = {.comm = MPI_COMM_NULL};
+bool pp__mpi_on;
+static bool default_mpi;
+
+bool pp__mpi_default(void) { return default_mpi; }
+
+/* ---------------------------------------------------------------- */
+/* message buffers                                                   */
+/* ---------------------------------------------------------------- */
+
+unsigned char *pp__wbuf_grow(pp__wbuf_t *b, uint32_t type, uint32_t pool, size_t n) {
+    size_t need = (b->len ? b->len : sizeof(pp__mhdr_t)) + n;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p)
+            return NULL;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (!b->len) {
+        pp__mhdr_t h = {.type = type, .pool = pool, .count = 0};
+        memcpy(b->p, &h, sizeof h);
+        b->len = sizeof h;
+        b->count = 0;
+    }
+    return b->p + b->len;
+}
+
+bool pp__wbuf_record(pp__wbuf_t *b, uint32_t type, uint32_t pool, const void *head, size_t head_len,
+                     const void *a, size_t a_len, const void *c, size_t c_len) {
+    size_t n = PP__ALIGN8(head_len) + PP__ALIGN8(a_len) + PP__ALIGN8(c_len);
+    unsigned char *p = pp__wbuf_grow(b, type, pool, n);
+    if (!p)
+        return false;
+    memset(p, 0, n);
+    memcpy(p, head, head_len);
+    p += PP__ALIGN8(head_len);
+    if (a_len)
+        memcpy(p, a, a_len);
+    p += PP__ALIGN8(a_len);
+    if (c_len)
+        memcpy(p, c, c_len);
+    b->len += n;
+    b->count++;
+    return true;
+}
+
+void *pp__wbuf_take(pp__wbuf_t *b, size_t *len) {
+    pp__mhdr_t h;
+    memcpy(&h, b->p, sizeof h);
+    h.count = b->count;
+    memcpy(b->p, &h, sizeof h);
+    void *p = b->p;
+    *len = b->len;
+    memset(b, 0, sizeof *b);
+    return p;
+}
+
+void pp__wbuf_free(pp__wbuf_t *b) {
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---------------------------------------------------------------- */
+/* sending and receiving (the communication thread only)             */
+/* ---------------------------------------------------------------- */
+
+int pp__comm_send(int dest, void *buf, size_t len) {
+    pp__comm_t *c = &pp__mpi;
+    if (len > PP__MPI_MAX_MSG) {
+        free(buf);
+        return -EOVERFLOW;
+    }
+    if (c->nsends == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        struct pp__send *s = realloc(c->sends, cap * sizeof *s);
+        if (!s) {
+            free(buf);
+            return -ENOMEM;
+        }
+        c->sends = s;
+        c->cap = cap;
+    }
+    struct pp__send *s = &c->sends[c->nsends];
+    if (MPI_Isend(buf, (int)len, MPI_BYTE, dest, PP__MPI_TAG, c->comm, &s->req) != MPI_SUCCESS) {
+        free(buf);
+        return -EIO;
+    }
+    s->buf = buf;
+    c->nsends++;
+    return 0;
+}
+
+void pp__comm_send_now(int dest, const void *buf, size_t len) {
+    MPI_Send(buf, (int)len, MPI_BYTE, dest, PP__MPI_TAG, pp__mpi.comm);
+}
+
+int pp__comm_test_sends(void) {
+    pp__comm_t *c = &pp__mpi;
+    int done = 0;
+    for (size_t i = 0; i < c->nsends;) {
+        int flag = 0;
+        MPI_Test(&c->sends[i].req, &flag, MPI_STATUS_IGNORE);
+        if (!flag) {
+            i++;
+            continue;
+        }
+        free(c->sends[i].buf);
+        c->sends[i] = c->sends[--c->nsends];
+        done++;
+    }
+    return done;
+}
+
+int pp__comm_recv(void **buf, size_t *len, int *src) {
+    int flag = 0, n = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, PP__MPI_TAG, pp__mpi.comm, &flag, &st);
+    if (!flag)
+        return 0;
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    void *p = malloc(n > 0 ? (size_t)n : 1);
+    if (!p) {
+        /* cannot hold it: take it off the wire into nothing and say so */
+        char sink[64];
+        MPI_Recv(sink, 0, MPI_BYTE, st.MPI_SOURCE, PP__MPI_TAG, pp__mpi.comm, MPI_STATUS_IGNORE);
+        fprintf(stderr, "procpool: out of memory receiving a %d-byte MPI message\n", n);
+        return 0;
+    }
+    MPI_Recv(p, n, MPI_BYTE, st.MPI_SOURCE, PP__MPI_TAG, pp__mpi.comm, MPI_STATUS_IGNORE);
+    *buf = p;
+    *len = (size_t)n;
+    *src = st.MPI_SOURCE;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- */
+/* waiting                                                           */
+/* ---------------------------------------------------------------- */
+
+void pp__comm_kick(void) {
+    atomic_fetch_add_explicit(&pp__mpi.kick, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&pp__mpi.sleeping, memory_order_seq_cst))
+        pp__futex_wake(&pp__mpi.kick, 1, false);
+}
+
+void pp__comm_busy(void) {
+    pp__mpi.idle_since = 0;
+    pp__mpi.backoff_ns = 0;
+}
+
+/* seen: the kick word as read before this round looked for work. */
+static void comm_sleep(uint32_t seen, int64_t timeout_ns) {
+    atomic_store_explicit(&pp__mpi.sleeping, 1, memory_order_seq_cst);
+    pp__futex_wait(&pp__mpi.kick, seen, timeout_ns, false);
+    atomic_store_explicit(&pp__mpi.sleeping, 0, memory_order_relaxed);
+}
+
+static _Thread_local uint32_t round_seen;
+
+void pp__comm_idle(int mode) {
+    pp__comm_t *c = &pp__mpi;
+    uint64_t now = pp__now_ns();
+    if (!c->idle_since)
+        c->idle_since = now;
+    if (now - c->idle_since < SPIN_NS) {
+        for (int i = 0; i < 64; i++)
+            pp__cpu_relax();
+    } else if (mode == PP__IDLE_DEEP) {
+        comm_sleep(round_seen, -1);
+        pp__comm_busy();
+    } else {
+        uint64_t max = mode == PP__IDLE_SHORT ? BACKOFF_MAX_NS : BACKOFF_LONG_NS;
+        c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : BACKOFF_MIN_NS;
+        if (c->backoff_ns > max)
+            c->backoff_ns = max;
+        comm_sleep(round_seen, (int64_t)c->backoff_ns);
+    }
+    round_seen = atomic_load_explicit(&c->kick, memory_order_seq_cst);
+}
+
+/* ---------------------------------------------------------------- */
+/* start-up and shutdown                                             */
+/* ---------------------------------------------------------------- */
+
+static void finalize_rank0(void) {
+    if (!pp__mpi_on || getpid() != pp__mpi.pid)
+        return; /* a forked child: MPI belongs to its parent */
+    pp__hub_stop();
+    pp__mhdr_t h = {.type = PP__M_SHUTDOWN};
+    for (int r = 1; r < pp__mpi.size; r++)
+        pp__comm_send_now(r, &h, sizeof h);
+    MPI_Comm_free(&pp__mpi.comm);
+    MPI_Finalize();
+    pp__mpi_on = false;
+}
+
+static bool launched_by_mpi(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
+           getenv("PMI_SIZE");
+}
+
+__attribute__((constructor)) static void pp__mpi_ctor(void) {
+    const char *b = getenv("PROCPOOL_BACKEND");
+    if (!b || strcmp(b, "mpi") != 0 || getenv("PROCPOOL_WORKER_FD"))
+        return; /* not asked for, or a spawn worker (spawn.c takes it) */
+    default_mpi = true;
+    if (!launched_by_mpi())
+        return; /* MPI pools will fail PP_ENOAGENTS */
+    /* programs the tasks start must not take part in this MPI job */
+    unsetenv("PROCPOOL_BACKEND");
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
+        return;
+    pp__mpi_on = true;
+    pp__mpi.pid = getpid();
+    MPI_Comm_dup(MPI_COMM_WORLD, &pp__mpi.comm);
+    MPI_Comm_rank(pp__mpi.comm, &pp__mpi.rank);
+    MPI_Comm_size(pp__mpi.comm, &pp__mpi.size);
+    if (pp__mpi.rank != 0)
+        pp__agent_main();
+    atexit(finalize_rank0);
+}

@@ -1,0 +1,135 @@
+/*
+ * mpi_int.h - the MPI backend's private declarations: the wire format
+ * between rank 0 and the node agents, and the per-process communication
+ * state (comm.c) that rank 0's hub (remote.c) and the agent (agent.c)
+ * share.
+ *
+ * Every message is one MPI_BYTE buffer on a duplicate of MPI_COMM_WORLD
+ * with one tag, received with MPI_ANY_TAG from a given source, so the
+ * messages between two ranks arrive in the order they were sent (MPI's
+ * non-overtaking rule): an END never passes the TASKS before it.
+ * A message is a pp__mhdr_t followed by `count` records, each padded to 8
+ * bytes. Both ends run the same binary (checked by build id when functions
+ * are named), so the structs are sent as they are.
+ */
+#ifndef PP_MPI_INT_H
+#define PP_MPI_INT_H
+
+#include "../internal.h"
+
+#include <mpi.h>
+
+#define PP__MPI_TAG 0x7070
+#define PP__MPI_MAX_MSG ((size_t)1 << 30) /* one message's bytes (MPI counts are int) */
+
+enum {
+    PP__M_OPEN = 1, /* rank 0 -> agent: start a local pool (pp__mopen_t) */
+    PP__M_OPENED,   /* agent -> rank 0: its worker count or an error (pp__mopened_t) */
+    PP__M_TASKS,    /* rank 0 -> agent: pp__mtask_t records, each followed by its argument */
+    PP__M_RESULTS,  /* agent -> rank 0: pp__mres_t records, each + message + data */
+    PP__M_END,      /* rank 0 -> agent: the pool is finished (count 1: terminate it) */
+    PP__M_SHUTDOWN  /* rank 0 -> agent: the program is exiting */
+};
+
+typedef struct pp__mhdr {
+    uint32_t type;
+    uint32_t pool; /* rank 0's id of the pool */
+    uint64_t count;
+} pp__mhdr_t;
+
+typedef struct pp__mopen {
+    int32_t processes; /* workers on this agent; 0: its pp_cpu_count() */
+    uint32_t start_method;
+    uint32_t max_tasks;
+    uint32_t retries;
+    double task_timeout;
+    uint64_t max_memory, shm_size;
+    uint64_t init_key, init_off; /* key 0: no initializer */
+    uint64_t arg_key, arg_off;   /* key 0: initarg NULL */
+} pp__mopen_t;
+
+typedef struct pp__mopened {
+    int32_t workers;
+    int32_t err;
+} pp__mopened_t;
+
+typedef struct pp__mtask {
+    uint64_t id;
+    uint32_t flags; /* PP__F_CHUNK, PP__F_VAR */
+    uint32_t pad;
+    uint64_t fn_key, fn_off;
+    uint64_t arg_len, nitems, item_size, res_size;
+} pp__mtask_t;
+
+typedef struct pp__mres {
+    uint64_t id;
+    int32_t err;    /* 0, or the PP_E* / -errno the task failed with */
+    int32_t status; /* the task's own status (PP_ETASK) */
+    uint32_t msg_len;
+    uint32_t pad;
+    uint64_t data_len;
+    uint64_t run_ns;
+    int64_t lost_k;      /* a chunk whose worker died: the item it was running */
+    uint64_t lost_fails; /* items before it that had failed */
+} pp__mres_t;
+
+/* An outgoing message being built: header first, then records. */
+typedef struct pp__wbuf {
+    unsigned char *p;
+    size_t len, cap;
+    uint64_t count;
+} pp__wbuf_t;
+
+/* Room for n more bytes (a header is written first when empty); NULL on ENOMEM. */
+unsigned char *pp__wbuf_grow(pp__wbuf_t *b, uint32_t type, uint32_t pool, size_t n);
+/* Append a record: head then the (padded) parts; false on ENOMEM. */
+bool pp__wbuf_record(pp__wbuf_t *b, uint32_t type, uint32_t pool, const void *head, size_t head_len,
+                     const void *a, size_t a_len, const void *c, size_t c_len);
+/* Take the buffer (count written into its header) for sending; b is empty after. */
+void *pp__wbuf_take(pp__wbuf_t *b, size_t *len);
+void pp__wbuf_free(pp__wbuf_t *b);
+
+/* comm.c: the one thread of this process that calls MPI. */
+typedef struct pp__comm {
+    MPI_Comm comm;
+    int rank, size;
+    pid_t pid;                 /* the process that called MPI_Init */
+    _Atomic uint32_t kick;     /* futex word: something to send */
+    _Atomic uint32_t sleeping; /* the comm thread waits on kick */
+    struct pp__send {
+        MPI_Request req;
+        void *buf;
+    } *sends;
+    size_t nsends, cap;
+    uint64_t idle_since;
+    uint64_t backoff_ns;
+} pp__comm_t;
+
+extern pp__comm_t pp__mpi;
+extern bool pp__mpi_on;        /* MPI_Init done by the library (rank 0 or agent) */
+
+void pp__comm_kick(void);
+/* Isend buf (malloc'd; freed once sent). 0 or -errno/PP error. */
+int pp__comm_send(int dest, void *buf, size_t len);
+/* Blocking send of a small message (control, shutdown). */
+void pp__comm_send_now(int dest, const void *buf, size_t len);
+/* Retire finished sends; returns how many finished. */
+int pp__comm_test_sends(void);
+/* One waiting message, malloc'd: 1 got it, 0 none. */
+int pp__comm_recv(void **buf, size_t *len, int *src);
+/* Nothing happened this round: spin briefly, then sleep on the kick word:
+ * with no limit (PP__IDLE_DEEP: no message can come), or for a growing
+ * while up to a short (PP__IDLE_SHORT: work is out) or a longer bound
+ * (PP__IDLE_LONG: a message may come, nothing is out). Any work resets it
+ * (pp__comm_busy). */
+enum { PP__IDLE_DEEP, PP__IDLE_SHORT, PP__IDLE_LONG };
+void pp__comm_idle(int mode);
+void pp__comm_busy(void);
+
+/* agent.c */
+__attribute__((noreturn)) void pp__agent_main(void);
+
+/* remote.c: rank 0's hub thread */
+void pp__hub_stop(void);
+
+#endif
