@@ -29,6 +29,7 @@ OPT_FLAGS  := -O2 -g
 ASAN_FLAGS := -O1 -g
 
 DEPS_PKGS  := libcmocka-dev pkg-config
+DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2
 
 # configure DIR, then the extra cmake arguments. A change of $(CC) starts the
 # directory afresh, since CMake fixes the compiler on first configure.
@@ -54,28 +55,32 @@ build: configure
 demo: build
 	$(CMAKE) --build "$(BUILD)" --target demo
 
-# Install libcmocka-dev and pkg-config when missing (Debian/Ubuntu).
+# Install the test dependencies when missing (Debian/Ubuntu): cmocka,
+# pkg-config, Open MPI (the MPI backend and its tests) and iproute2 (the
+# multi-host MPI test makes network namespaces).
 # As root: apt-get install, running apt-get update first when the package
 # lists are empty or the first install attempt fails. Not root: say how.
 deps:
 	@if ! command -v dpkg >/dev/null 2>&1; then \
 		echo "deps: no dpkg here; make sure cmocka and pkg-config are installed"; exit 0; \
 	fi; \
-	missing=""; \
-	for p in $(DEPS_PKGS); do \
+	missing=""; optional=""; \
+	for p in $(DEPS_PKGS) $(DEPS_OPT); do \
 		if ! dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed'; then \
 			if [ "$$p" = pkg-config ] && command -v pkg-config >/dev/null 2>&1; then continue; fi; \
-			missing="$$missing $$p"; \
+			case " $(DEPS_OPT) " in *" $$p "*) optional="$$optional $$p";; *) missing="$$missing $$p";; esac; \
 		fi; \
 	done; \
 	if ! command -v $(CMAKE) >/dev/null 2>&1; then missing="$$missing cmake"; fi; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	echo "deps: missing:$$missing"; \
+	if [ -z "$$missing$$optional" ]; then exit 0; fi; \
+	echo "deps: missing:$$missing$$optional"; \
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "deps: not root; install them with:"; \
-		echo "    sudo apt-get install -y libcmocka-dev pkg-config"; \
+		echo "    sudo apt-get install -y $(DEPS_PKGS) $(DEPS_OPT)"; \
+		if [ -z "$$missing" ]; then echo "deps: (optional: without Open MPI the MPI backend and its tests are left out)"; exit 0; fi; \
 		exit 1; \
 	fi; \
+	missing="$$missing$$optional"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	lists=$$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e '^lock$$' -e '^partial$$' -e '^auxfiles$$' | wc -l); \
 	if [ "$$lists" -lt 2 ]; then apt-get update; fi; \

@@ -270,7 +270,8 @@ typedef void (*pp_done_fn)(pp_future_t *f, void *userdata);
  * non-NULL even for 0 bytes) and *result_len to its size. On failure
  * *result is NULL and *result_len 0, and the return value is:
  * -EINVAL (pool, fn, result or result_len NULL; arg NULL with arg_len > 0),
- * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM.
+ * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM
+ * (and on an MPI pool -EOVERFLOW, -EIO: see pp_apply_async).
  * The task's message is lost with pp_apply; use pp_apply_async to read it.
  */
 PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
@@ -280,8 +281,12 @@ PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t a
  * pp_apply_async - submit fn(arg) and return at once with a future.
  * arg[0..arg_len) is copied before the call returns (any size). Returns 0 and
  * sets *future, which the caller frees with pp_future_free; or -EINVAL (pool,
- * fn or future NULL; arg NULL with arg_len > 0; under SPAWN, fn outside the
- * program's loaded objects), PP_ECLOSED or -ENOMEM, and sets *future to NULL.
+ * fn or future NULL; arg NULL with arg_len > 0; under SPAWN or MPI, fn outside
+ * the program's loaded objects), PP_ECLOSED, -ENOMEM, or -EOVERFLOW (an MPI
+ * pool and an argument over 1 GiB - 64 KiB, more than one message carries),
+ * and sets *future to NULL. On an MPI pool a result over that size fails
+ * the task with -EOVERFLOW, and a task also fails -EIO when its message
+ * could not be sent.
  */
 PP_EXTERN int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
                              pp_future_t **future);

@@ -240,6 +240,8 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
         return PP_ECLOSED; /* a child of fork(): the pool is our parent's */
     if (!pp__fn_ok(pool, fn))
         return -EINVAL;
+    if (pool->remote && arg_len > PP__REMOTE_MAX_ARG)
+        return -EOVERFLOW; /* more than one MPI message can carry */
     int argfd = -1;
     /* inside the pool's shared memory: passed by reference, never copied */
     uint32_t flags = tmpl->flags;

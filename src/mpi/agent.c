@@ -122,7 +122,8 @@ static void reply_opened(uint32_t id, int workers, int err) {
         return; /* rank 0 times out */
     msg->h = (pp__mhdr_t){.type = PP__M_OPENED, .pool = id, .count = 1};
     msg->o = (pp__mopened_t){.workers = workers, .err = err};
-    pp__comm_send(0, msg, sizeof *msg);
+    if (pp__comm_send(0, msg, sizeof *msg) < 0)
+        free(msg); /* rank 0 times out */
 }
 
 static void do_open(uint32_t id, const unsigned char *p, const unsigned char *end) {
@@ -243,7 +244,11 @@ static int send_results(void) {
             continue;
         size_t len;
         void *buf = pp__wbuf_take(&ap->out, &len);
-        pp__comm_send(0, buf, len);
+        if (pp__comm_send(0, buf, len) < 0) {
+            fprintf(stderr, "procpool agent %d: could not send %zu bytes of results to rank 0\n",
+                    pp__mpi.rank, len);
+            free(buf);
+        }
         n++;
     }
     pthread_mutex_unlock(&ag.lock);

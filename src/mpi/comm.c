@@ -106,25 +106,19 @@ void pp__wbuf_free(pp__wbuf_t *b) {
 
 int pp__comm_send(int dest, void *buf, size_t len) {
     pp__comm_t *c = &pp__mpi;
-    if (len > PP__MPI_MAX_MSG) {
-        free(buf);
+    if (len > PP__MPI_MAX_MSG)
         return -EOVERFLOW;
-    }
     if (c->nsends == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 16;
         struct pp__send *s = realloc(c->sends, cap * sizeof *s);
-        if (!s) {
-            free(buf);
+        if (!s)
             return -ENOMEM;
-        }
         c->sends = s;
         c->cap = cap;
     }
     struct pp__send *s = &c->sends[c->nsends];
-    if (MPI_Isend(buf, (int)len, MPI_BYTE, dest, PP__MPI_TAG, c->comm, &s->req) != MPI_SUCCESS) {
-        free(buf);
+    if (MPI_Isend(buf, (int)len, MPI_BYTE, dest, PP__MPI_TAG, c->comm, &s->req) != MPI_SUCCESS)
         return -EIO;
-    }
     s->buf = buf;
     c->nsends++;
     return 0;

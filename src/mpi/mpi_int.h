@@ -109,7 +109,7 @@ extern pp__comm_t pp__mpi;
 extern bool pp__mpi_on;        /* MPI_Init done by the library (rank 0 or agent) */
 
 void pp__comm_kick(void);
-/* Isend buf (malloc'd; freed once sent). 0 or -errno/PP error. */
+/* Isend buf (malloc'd; freed once sent). 0, or -errno with buf still the caller's. */
 int pp__comm_send(int dest, void *buf, size_t len);
 /* Blocking send of a small message (control, shutdown). */
 void pp__comm_send_now(int dest, const void *buf, size_t len);

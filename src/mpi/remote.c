@@ -281,6 +281,27 @@ static void take_result(pp_pool_t *pool, pp__remote_t *r, int agent, const pp__m
     pp__future_complete(f, err, err ? m->status : 0, text);
 }
 
+/* A batch that could not be sent: its records fail with err. */
+static void fail_batch(pp_pool_t *pool, pp__remote_t *r, int agent, const unsigned char *buf,
+                       size_t len, int err) {
+    const unsigned char *p = buf + sizeof(pp__mhdr_t), *end = buf + len;
+    while ((size_t)(end - p) >= sizeof(pp__mtask_t)) {
+        pp__mtask_t m;
+        memcpy(&m, p, sizeof m);
+        p += PP__ALIGN8(sizeof m) + PP__ALIGN8(m.arg_len);
+        char why[120];
+        snprintf(why, sizeof why, "could not send the task to MPI rank %d: %s", r->ag[agent].rank,
+                 pp_strerror(err));
+        pp__mres_t res = {.id = m.id, .err = err, .status = err, .msg_len = (uint32_t)strlen(why),
+                          .lost_k = -1};
+        take_result(pool, r, agent, &res, (const unsigned char *)why, NULL);
+    }
+    if (pool->inflight_total == 0) {
+        pthread_cond_broadcast(&pool->cond);
+        pp__pool_wake_supervisor(pool);
+    }
+}
+
 static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p, const unsigned char *end) {
     pp__remote_t *r = hub.pools;
     while (r && r->id != h->pool)
@@ -349,7 +370,8 @@ static void *hub_main(void *arg) {
         bool expecting = false;
         while (c) {
             ctl_t *next = c->next;
-            pp__comm_send(c->dest, c->buf, c->len);
+            if (pp__comm_send(c->dest, c->buf, c->len) < 0)
+                free(c->buf); /* OPEN: its pool times out; END: the agent keeps an idle pool */
             free(c);
             c = next;
             work++;
@@ -362,7 +384,11 @@ static void *hub_main(void *arg) {
                     continue;
                 size_t len;
                 void *buf = pp__wbuf_take(&a->batch, &len);
-                pp__comm_send(a->rank, buf, len);
+                int e = pp__comm_send(a->rank, buf, len);
+                if (e < 0) {
+                    fail_batch(r->pool, r, i, buf, len, e);
+                    free(buf);
+                }
                 work++;
             }
             if (r->out || r->replies_wanted)
