@@ -14,9 +14,10 @@
  *
  * MPI offers no file descriptor to sleep on, so a communication thread
  * polls: while messages flow it loops; when a round finds nothing it spins
- * a few tens of microseconds, then sleeps on a futex word ("kick") with a
- * timeout that doubles up to a bound while a message may arrive, and with
- * no timeout when none can (rank 0 with no work out). Producers (a thread
+ * 50 microseconds, then sleeps on a futex word ("kick") with a timeout
+ * that doubles up to a bound while a message may arrive (200 us while work
+ * is out or was lately, 2 ms on an agent idle for 100 ms), and with no
+ * timeout when none can (rank 0 with no work out). Producers (a thread
  * placing tasks, a callback finishing one) bump the word and wake the
  * thread only when it sleeps. The word is read before each round looks for
  * work, so a kick that lands after the look makes the sleep return at once.
@@ -29,10 +30,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SPIN_NS 30000u
-#define BACKOFF_MIN_NS 20000u
-#define BACKOFF_MAX_NS 250000u      /* work is out: look this often at least */
-#define BACKOFF_LONG_NS 2000000u    /* an idle agent */
+#define SPIN_NS 50000u
+#define BACKOFF_MIN_NS 10000u
+#define BACKOFF_MAX_NS 200000u      /* work is out, or was lately: look this often at least */
+#define BACKOFF_LONG_NS 2000000u    /* an agent idle for a while */
+#define LATELY_NS 100000000u        /* "lately": within this long */
 
 pp__comm_t pp__mpi = {.comm = MPI_COMM_NULL};
 bool pp__mpi_on;
@@ -203,7 +205,8 @@ void pp__comm_idle(int mode) {
         comm_sleep(round_seen, -1);
         pp__comm_busy();
     } else {
-        uint64_t max = mode == PP__IDLE_SHORT ? BACKOFF_MAX_NS : BACKOFF_LONG_NS;
+        uint64_t max = mode == PP__IDLE_SHORT || now - c->idle_since < LATELY_NS ? BACKOFF_MAX_NS
+                                                                                 : BACKOFF_LONG_NS;
         c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : BACKOFF_MIN_NS;
         if (c->backoff_ns > max)
             c->backoff_ns = max;

@@ -526,6 +526,40 @@ static void test_local_beside(void **state) {
     assert_rc(pp_pool_create(&local, &opt), -EINVAL);
 }
 
+/* items: ints; rank 2 is five times slower than rank 1 */
+static int t_uneven(const void *a, size_t n, pp_buf_t *out) {
+    (void)a;
+    (void)n;
+    int rank = my_rank();
+    ppt_sleep_ms(rank == 2 ? 5 : 1);
+    return pp_buf_append(out, &rank, sizeof rank);
+}
+
+/* Work spreads by speed: the agent that returns its chunks sooner is sent
+ * more of them (automatic chunks and chunks of one alike). */
+static void test_faster_agent_gets_more(void **state) {
+    (void)state;
+    pp_pool_t *p = mpi_pool(2); /* one worker per agent */
+    enum { N = 600 };
+    int in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    size_t chunks[] = {1, PP_CHUNK_AUTO};
+    for (int c = 0; c < 2; c++) {
+        assert_rc(pp_map(p, t_uneven, in, sizeof *in, N, out, sizeof *out, chunks[c]), 0);
+        int per_rank[3] = {0};
+        for (int i = 0; i < N; i++) {
+            assert_true(out[i] == 1 || out[i] == 2);
+            per_rank[out[i]]++;
+        }
+        print_message("    chunksize %s: rank 1 (1 ms/item) ran %d items, rank 2 (5 ms/item) %d\n",
+                      c ? "AUTO" : "1", per_rank[1], per_rank[2]);
+        assert_true(per_rank[1] > 2 * per_rank[2]);
+        assert_true(per_rank[2] > 0);
+    }
+    finish(p);
+}
+
 /* Started without mpirun (PROCPOOL_BACKEND=mpi still set): there are no
  * agents, which MPI pools report clearly; local pools still work. */
 static void test_no_agents(void **state) {
@@ -561,6 +595,7 @@ int main(void) {
         cmocka_unit_test(test_crash),
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_map_auto),
+        cmocka_unit_test(test_faster_agent_gets_more),
         cmocka_unit_test(test_map_failures),
         cmocka_unit_test(test_imap_ordered),
         cmocka_unit_test(test_callbacks),
