@@ -8,7 +8,8 @@
 #   make asan       build into build-asan with ASan+UBSan and run its tests
 #   make tsan       build into build-tsan with clang's ThreadSanitizer and run the
 #                   concurrency core's tests (TSan cannot follow the tests that
-#                   start threads in forked children or count threads)
+#                   start threads in forked children or count threads), the
+#                   MPI backend included
 #   make clean      remove the build directories
 #
 # Variables: CC (e.g. make CC=clang), BUILD (build dir), PREFIX, JOBS,
@@ -19,7 +20,7 @@ CTEST      ?= ctest
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
-TSAN_TESTS ?= test_apply|test_future|test_pool|test_crash|test_map
+TSAN_TESTS ?= test_apply|test_future|test_pool|test_crash|test_map|test_mpi
 PREFIX     ?= /usr/local
 JOBS       ?= 2
 CMAKE_ARGS ?=
