@@ -213,7 +213,8 @@ PP_EXTERN int pp_cpu_count(void);
  * node). start_method and shm_size apply on the agents; pp_shm_alloc on an
  * MPI pool fails (memory cannot be shared across machines). The program
  * must not call MPI itself under PROCPOOL_BACKEND=mpi (the library owns
- * MPI_Init/MPI_Finalize). Extra error: PP_ENOAGENTS (backend MPI, but the
+ * MPI_Init/MPI_Finalize). On an agent, main() and the program's own
+ * constructors never run (as under SPAWN); a pool a task creates is local. Extra error: PP_ENOAGENTS (backend MPI, but the
  * process is not rank 0 of such a job, it has no other ranks, or the
  * library was built without MPI); -EINVAL also covers an initializer or
  * initarg that cannot be named across processes.

@@ -40,7 +40,15 @@ pp__comm_t pp__mpi = {.comm = MPI_COMM_NULL};
 bool pp__mpi_on;
 static bool default_mpi;
 
-bool pp__mpi_default(void) { return default_mpi; }
+/* MPI by default only in the process that owns MPI: rank 0 itself, not an
+ * agent, and not a worker or other child forked from either (a task that
+ * makes a pool of its own gets a local one). Without a launch, MPI pools
+ * fail PP_ENOAGENTS, which says why. */
+bool pp__mpi_default(void) {
+    if (!default_mpi)
+        return false;
+    return !pp__mpi_on || (pp__mpi.rank == 0 && getpid() == pp__mpi.pid);
+}
 
 /* ---------------------------------------------------------------- */
 /* message buffers                                                   */

@@ -526,6 +526,45 @@ static void test_local_beside(void **state) {
     assert_rc(pp_pool_create(&local, &opt), -EINVAL);
 }
 
+/* A task that makes a pool of its own gets a local one (on its agent). */
+static int t_nested(const void *a, size_t n, pp_buf_t *out) {
+    (void)a;
+    (void)n;
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.processes = 1;
+    pp_pool_t *p = NULL;
+    int rc = pp_pool_create(&p, &opt);
+    if (rc)
+        return pp_buf_fail(out, "nested pool: %s", pp_err_name(rc));
+    void *r;
+    size_t len;
+    rc = pp_apply(p, t_where, NULL, 0, &r, &len);
+    pp_pool_destroy(p);
+    if (rc)
+        return pp_buf_fail(out, "nested apply: %s", pp_err_name(rc));
+    rc = pp_buf_append(out, r, len);
+    free(r);
+    return rc;
+}
+
+static void test_nested_pool_is_local(void **state) {
+    (void)state;
+    pp_pool_t *p = mpi_pool(0);
+    pp_future_t *f;
+    assert_rc(pp_apply_async(p, t_nested, NULL, 0, &f), 0);
+    const void *d;
+    size_t len;
+    int rc = pp_future_get(f, 30, &d, &len);
+    if (rc)
+        fail_msg("%s: %s", pp_err_name(rc), pp_future_error(f));
+    where_t w;
+    memcpy(&w, d, sizeof w);
+    assert_true(w.rank == 1 || w.rank == 2); /* its workers are on the agent too */
+    pp_future_free(f);
+    finish(p);
+}
+
 /* items: ints; rank 2 is five times slower than rank 1 */
 static int t_uneven(const void *a, size_t n, pp_buf_t *out) {
     (void)a;
@@ -603,6 +642,7 @@ int main(void) {
         cmocka_unit_test(test_initializer),
         cmocka_unit_test(test_shm_unsupported),
         cmocka_unit_test(test_terminate),
+        cmocka_unit_test(test_nested_pool_is_local),
         cmocka_unit_test(test_local_beside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
