@@ -526,6 +526,50 @@ static void test_local_beside(void **state) {
     assert_rc(pp_pool_create(&local, &opt), -EINVAL);
 }
 
+/* item: a string; result: its length and the rank, as text */
+static int t_strlen(const void *a, size_t n, pp_buf_t *out) {
+    (void)a;
+    char b[64];
+    int k = snprintf(b, sizeof b, "%zu@%d", n, my_rank());
+    return pp_buf_append(out, b, (size_t)k + 1);
+}
+
+static int feed_words(void *ud, const void **item, size_t *len) {
+    static char buf[4096];
+    int *next = ud;
+    if (*next >= 5000)
+        return 0;
+    size_t n = (size_t)(*next % 3000) + 1; /* items of 1..3000 bytes */
+    memset(buf, 'a' + *next % 26, n);
+    *item = buf;
+    *len = n;
+    (*next)++;
+    return 1;
+}
+
+/* Streaming input of variable-size items crosses to the agents in chunks. */
+static void test_imap_feed(void **state) {
+    (void)state;
+    pp_pool_t *p = mpi_pool(0);
+    int next = 0;
+    pp_iter_t *it;
+    assert_rc(pp_imap_feed(p, t_strlen, feed_words, &next, 0, PP_ORDERED, &it), 0);
+    for (int i = 0; i < 5000; i++) {
+        size_t idx, len;
+        const void *d;
+        assert_rc(pp_iter_next(it, 30, &idx, &d, &len), 1);
+        assert_int_equal(idx, i);
+        size_t n;
+        int rank;
+        assert_int_equal(sscanf(d, "%zu@%d", &n, &rank), 2);
+        assert_int_equal(n, (size_t)(i % 3000) + 1);
+        assert_true(rank == 1 || rank == 2);
+    }
+    assert_rc(pp_iter_next(it, 30, NULL, NULL, NULL), 0);
+    pp_iter_free(it);
+    finish(p);
+}
+
 /* A task that makes a pool of its own gets a local one (on its agent). */
 static int t_nested(const void *a, size_t n, pp_buf_t *out) {
     (void)a;
@@ -637,6 +681,7 @@ int main(void) {
         cmocka_unit_test(test_faster_agent_gets_more),
         cmocka_unit_test(test_map_failures),
         cmocka_unit_test(test_imap_ordered),
+        cmocka_unit_test(test_imap_feed),
         cmocka_unit_test(test_callbacks),
         cmocka_unit_test(test_max_tasks_per_child),
         cmocka_unit_test(test_initializer),
