@@ -284,7 +284,7 @@ PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t a
  * sets *future, which the caller frees with pp_future_free; or -EINVAL (pool,
  * fn or future NULL; arg NULL with arg_len > 0; under SPAWN or MPI, fn outside
  * the program's loaded objects), PP_ECLOSED, -ENOMEM, or -EOVERFLOW (an MPI
- * pool and an argument over 1 GiB - 64 KiB, more than one message carries),
+ * pool and an argument over 1 GiB - 8 MiB, more than one message carries),
  * and sets *future to NULL. On an MPI pool a result over that size fails
  * the task with -EOVERFLOW, and a task also fails -EIO when its message
  * could not be sent.

@@ -454,7 +454,7 @@ void pp__zygote_stop(pp_pool_t *pool);
 /* The MPI backend (src/mpi/; stubs in src/mpi/off.c without MPI).      */
 /* Rank 0 side, called by the pool with the meaning given.             */
 /* ------------------------------------------------------------------ */
-#define PP__REMOTE_MAX_ARG (((size_t)1 << 30) - 65536) /* an MPI pool's largest argument */
+#define PP__REMOTE_MAX_ARG (((size_t)1 << 30) - ((size_t)8 << 20)) /* an MPI pool's largest argument */
 bool pp__mpi_default(void);                 /* PROCPOOL_BACKEND=mpi at start-up */
 int pp__remote_open(pp_pool_t *pool);       /* attach agents; sets pool->remote, pool->size */
 bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg); /* lock held */

@@ -32,10 +32,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#define RESULTS_MAX ((size_t)64 << 20) /* a batch of results this big is closed */
+
+typedef struct ready {
+    void *buf;
+    size_t len;
+    struct ready *next;
+} ready_t;
+
 typedef struct apool {
     uint32_t id;
     pp_pool_t *pool;
     pp__wbuf_t out;     /* results not yet sent (ag.lock) */
+    ready_t *full;      /* closed batches, oldest first (ag.lock) */
     size_t busy;        /* tasks submitted, result not yet queued (ag.lock) */
     struct apool *next;
 } apool_t;
@@ -60,6 +69,18 @@ static void queue_result(apool_t *ap, pp__mres_t *m, const char *msg, const void
         m->msg_len = (uint32_t)strlen(msg);
     }
     pthread_mutex_lock(&ag.lock);
+    size_t need = PP__ALIGN8(sizeof *m) + PP__ALIGN8(m->msg_len) + PP__ALIGN8(m->data_len);
+    if (ap->out.len && ap->out.len + need > RESULTS_MAX) {
+        /* close this batch: messages stay far below MPI's int count */
+        ready_t *r = malloc(sizeof *r), **tail = &ap->full;
+        if (r) {
+            r->buf = pp__wbuf_take(&ap->out, &r->len);
+            r->next = NULL;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = r;
+        }
+    }
     bool was_empty = ap->out.len == 0;
     if (!pp__wbuf_record(&ap->out, PP__M_RESULTS, ap->id, m, sizeof *m, msg, m->msg_len, data,
                          (size_t)m->data_len)) {
@@ -229,6 +250,12 @@ static void do_end(uint32_t id, bool terminate) {
     }
     pp_pool_destroy(ap->pool); /* terminates if still running; callbacks have all run after */
     pp__wbuf_free(&ap->out);   /* rank 0 no longer wants these */
+    while (ap->full) {
+        ready_t *r = ap->full;
+        ap->full = r->next;
+        free(r->buf);
+        free(r);
+    }
     free(ap);
 }
 
@@ -236,19 +263,30 @@ static void do_end(uint32_t id, bool terminate) {
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
+static void send_batch(void *buf, size_t len) {
+    if (pp__comm_send(0, buf, len) < 0) {
+        fprintf(stderr, "procpool agent %d: could not send %zu bytes of results to rank 0\n",
+                pp__mpi.rank, len);
+        free(buf);
+    }
+}
+
 static int send_results(void) {
     int n = 0;
     pthread_mutex_lock(&ag.lock);
     for (apool_t *ap = ag.pools; ap; ap = ap->next) {
+        while (ap->full) {
+            ready_t *r = ap->full;
+            ap->full = r->next;
+            send_batch(r->buf, r->len);
+            free(r);
+            n++;
+        }
         if (!ap->out.len)
             continue;
         size_t len;
         void *buf = pp__wbuf_take(&ap->out, &len);
-        if (pp__comm_send(0, buf, len) < 0) {
-            fprintf(stderr, "procpool agent %d: could not send %zu bytes of results to rank 0\n",
-                    pp__mpi.rank, len);
-            free(buf);
-        }
+        send_batch(buf, len);
         n++;
     }
     pthread_mutex_unlock(&ag.lock);

@@ -207,6 +207,20 @@ static void test_apply_results(void **state) {
     assert_int_equal(((unsigned char *)r)[0], 0xab);
     assert_int_equal(((unsigned char *)r)[len - 1], 0xab);
     free(r);
+    /* many large results at once (results are batched per agent) */
+    enum { NB = 24 };
+    pp_future_t *fb[NB];
+    for (int i = 0; i < NB; i++) {
+        int spec[2] = {8, i};
+        assert_rc(pp_apply_async(p, t_big, spec, sizeof spec, &fb[i]), 0);
+    }
+    for (int i = 0; i < NB; i++) {
+        const void *d;
+        assert_rc(pp_future_get(fb[i], 60, &d, &len), 0);
+        assert_int_equal(len, (size_t)8 << 20);
+        assert_int_equal(((const unsigned char *)d)[len / 2], i);
+        pp_future_free(fb[i]);
+    }
     size_t an = (size_t)5 << 20;
     unsigned char *arg = malloc(an);
     memset(arg, 1, an);
