@@ -528,57 +528,12 @@ static int run_python(const char *argv0, struct py_figures *py)
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
 
-struct row {
-    const char *figure;
-    char value[32], anchor[48], ratio[16];
-    const char *goal;
-    const char *met; /* "yes", "MISSED", "n/a", "-" */
-};
-
-static struct row rows[16];
-static int nrows, nmissed;
-
-/* ratio_ok < 0: a reference row with no goal. */
-static void add_row(const char *figure, const char *value, const char *anchor, double ratio,
-                    const char *goal, int ratio_ok)
-{
-    struct row *r = &rows[nrows++];
-    r->figure = figure;
-    snprintf(r->value, sizeof r->value, "%s", value);
-    snprintf(r->anchor, sizeof r->anchor, "%s", anchor);
-    if (ratio > 0)
-        snprintf(r->ratio, sizeof r->ratio, "%.2fx", ratio);
-    else
-        snprintf(r->ratio, sizeof r->ratio, "n/a");
-    r->goal = goal;
-    if (ratio <= 0)
-        r->met = "n/a";
-    else if (ratio_ok < 0)
-        r->met = "-";
-    else if (ratio_ok)
-        r->met = "yes";
-    else {
-        r->met = "MISSED";
-        nmissed++;
-    }
-}
-
 static void fmt_us(char *buf, size_t size, double us)
 {
     if (us > 0)
         snprintf(buf, size, "%.2f us", us);
     else
         snprintf(buf, size, "n/a");
-}
-
-static void fmt_rate(char *buf, size_t size, double per_s)
-{
-    if (per_s <= 0)
-        snprintf(buf, size, "n/a");
-    else if (per_s >= 1e6)
-        snprintf(buf, size, "%.2f M/s", per_s / 1e6);
-    else
-        snprintf(buf, size, "%.1f k/s", per_s / 1e3);
 }
 
 int main(int argc, char **argv)
@@ -728,28 +683,10 @@ int main(int argc, char **argv)
     printf("summary (ratios are procpool against the anchor measured above; for round\n"
            "trips procpool/anchor, lower is better; for throughput and Python, higher is "
            "better)\n\n");
-    printf("| %-38s | %-10s | %-30s | %-8s | %-6s | %-6s |\n", "figure", "procpool", "anchor",
-           "ratio", "goal", "met?");
-    printf("|-%.38s-|-%.10s-|-%.30s-|-%.8s-|-%.6s-|-%.6s-|\n",
-           "----------------------------------------", "----------",
-           "------------------------------", "--------", "------", "------");
-    int na = 0;
-    for (int i = 0; i < nrows; i++) {
-        printf("| %-38s | %-10s | %-30s | %-8s | %-6s | %-6s |\n", rows[i].figure, rows[i].value,
-               rows[i].anchor, rows[i].ratio, rows[i].goal, rows[i].met);
-        na += strcmp(rows[i].met, "n/a") == 0;
-    }
     if (py_rc == -1)
-        printf("| %-38s | %-10s | %-30s | %-8s | %-6s | %-6s |\n", "vs Python multiprocessing",
-               "-", "skipped (see c. above)", "-", ">= 20x", "n/a");
-    printf("\n");
-    if (nmissed)
-        printf("MISSED: %d goal%s not met.\n", nmissed, nmissed == 1 ? "" : "s");
-    else if (na)
-        printf("%d figure%s could not be measured (n/a); no measured goal was missed.\n", na,
-               na == 1 ? "" : "s");
-    else
-        printf("all goals met.\n");
+        add_row_met("vs Python multiprocessing", "-", "skipped (see c. above)", -1, ">= 20x",
+                    BENCH_NA);
+    print_summary();
     printf("bench_core took %.1f s\n", now() - t_start);
     return 0; /* a benchmark never fails */
 }

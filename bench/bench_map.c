@@ -93,27 +93,7 @@ static int task_lin(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &v, sizeof v);
 }
 
-/* c: arithmetic the compiler cannot fold: an LCG chain of `iters` steps */
-static uint64_t spin_work(uint64_t seed, uint64_t iters)
-{
-    uint64_t x = seed | 1;
-    for (uint64_t i = 0; i < iters; i++)
-        x = x * 6364136223846793005ull + 1442695040888963407ull + (x >> 29);
-    return x;
-}
-
-struct cpu_item {
-    uint64_t seed, iters;
-};
-
-static int task_cpu(const void *arg, size_t len, pp_buf_t *out)
-{
-    (void)len;
-    struct cpu_item it;
-    memcpy(&it, arg, sizeof it);
-    uint64_t r = spin_work(it.seed, it.iters);
-    return pp_buf_append(out, &r, sizeof r);
-}
+/* c: task_cpu over struct cpu_item, from bench_util.h */
 
 /* d: busy for the given number of microseconds (on the clock, so the item
  * costs are exact whatever the CPU) */
@@ -235,59 +215,6 @@ static int run_python(const char *argv0, struct py_figures *py)
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
 
-struct row {
-    const char *figure;
-    char value[32], anchor[64], ratio[16];
-    const char *goal;
-    const char *met;
-};
-
-static struct row rows[16];
-static int nrows, nmissed;
-
-/* ratio <= 0: n/a; ok < 0: a reference row without a goal */
-static void add_row(const char *figure, const char *value, const char *anchor, double ratio,
-                    const char *goal, int ok)
-{
-    struct row *r = &rows[nrows++];
-    r->figure = figure;
-    snprintf(r->value, sizeof r->value, "%s", value);
-    snprintf(r->anchor, sizeof r->anchor, "%s", anchor);
-    if (ratio > 0)
-        snprintf(r->ratio, sizeof r->ratio, "%.2fx", ratio);
-    else
-        snprintf(r->ratio, sizeof r->ratio, "n/a");
-    r->goal = goal;
-    if (ratio <= 0)
-        r->met = "n/a";
-    else if (ok < 0)
-        r->met = "-";
-    else if (ok)
-        r->met = "yes";
-    else {
-        r->met = "MISSED";
-        nmissed++;
-    }
-}
-
-static void fmt_rate(char *buf, size_t size, double per_s)
-{
-    if (per_s <= 0)
-        snprintf(buf, size, "n/a");
-    else if (per_s >= 1e6)
-        snprintf(buf, size, "%.2f M/s", per_s / 1e6);
-    else
-        snprintf(buf, size, "%.1f k/s", per_s / 1e3);
-}
-
-static void fmt_ms(char *buf, size_t size, double s)
-{
-    if (s <= 0)
-        snprintf(buf, size, "n/a");
-    else
-        snprintf(buf, size, "%.1f ms", s * 1e3);
-}
-
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -316,25 +243,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < A_ITEMS; i++)
         items[i] = (int32_t)(i & 0x0fffffff);
 
-    /* c: calibrate the per-item loop to ~C_ITEM_MS in this process: grow the
-     * loop until one timing (best of 3) takes >= 20 ms, then scale */
-    uint64_t c_iters = 1000000;
-    for (int k = 0; k < 12; k++) {
-        double best = -1;
-        for (int rep = 0; rep < 3; rep++) {
-            double t0 = now();
-            volatile uint64_t sink = spin_work(12345 + (uint64_t)rep, c_iters);
-            (void)sink;
-            double dt = now() - t0;
-            if (best < 0 || dt < best)
-                best = dt;
-        }
-        if (best >= 0.02 || k == 11) {
-            c_iters = (uint64_t)((double)c_iters * (C_ITEM_MS * 1e-3) / best);
-            break;
-        }
-        c_iters *= 2;
-    }
+    /* c: the per-item loop, calibrated to ~C_ITEM_MS in this process */
+    uint64_t c_iters = spin_calibrate(C_ITEM_MS);
 
     pp_pool_t *pool = make_pool(WORKERS);
 
@@ -508,21 +418,7 @@ int main(int argc, char **argv)
     add_row("skewed, AUTO vs ideal split", v, a, ratio, "(ref.)", -1);
 
     printf("summary (ratio: procpool over anchor, higher is better)\n");
-    printf("%-34s | %-12s | %-30s | %-8s | %-8s | %s\n", "figure", "procpool", "anchor", "ratio",
-           "goal", "met?");
-    printf("%.34s-+-%.12s-+-%.30s-+-%.8s-+-%.8s-+-%s\n",
-           "----------------------------------------", "----------------------------------------",
-           "----------------------------------------", "----------------------------------------",
-           "----------------------------------------", "------");
-    for (int i = 0; i < nrows; i++)
-        printf("%-34s | %-12s | %-30s | %-8s | %-8s | %s\n", rows[i].figure, rows[i].value,
-               rows[i].anchor, rows[i].ratio, rows[i].goal, rows[i].met);
-    printf("\n");
-    if (nmissed)
-        printf("MISSED: %d goal%s not met (see the rows marked MISSED)\n", nmissed,
-               nmissed == 1 ? "" : "s");
-    else
-        printf("all measured goals met\n");
+    print_summary();
     if (py_rc != 0)
         printf("(the Python rows are n/a: %s)\n",
                py_rc == -1 ? "python3 or bench/py_map.py not found" : "py_map.py failed");

@@ -95,28 +95,6 @@ static int task_inc(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &v, sizeof v);
 }
 
-/* arithmetic the compiler cannot fold: an LCG chain of `iters` steps */
-static uint64_t spin_work(uint64_t seed, uint64_t iters)
-{
-    uint64_t x = seed | 1;
-    for (uint64_t i = 0; i < iters; i++)
-        x = x * 6364136223846793005ull + 1442695040888963407ull + (x >> 29);
-    return x;
-}
-
-struct cpu_item {
-    uint64_t seed, iters;
-};
-
-static int task_cpu(const void *arg, size_t len, pp_buf_t *out)
-{
-    (void)len;
-    struct cpu_item it;
-    memcpy(&it, arg, sizeof it);
-    uint64_t r = spin_work(it.seed, it.iters);
-    return pp_buf_append(out, &r, sizeof r);
-}
-
 static void cpu_items_fill(struct cpu_item *it, int n, uint64_t iters)
 {
     for (int i = 0; i < n; i++) {
@@ -500,61 +478,6 @@ static int find_python_mpi(char *py, size_t size)
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
 
-struct row {
-    const char *figure;
-    char value[32], anchor[128], ratio[16];
-    const char *goal;
-    const char *met;
-};
-
-static struct row rows[16];
-static int nrows, nmissed, nmet;
-
-/* ratio <= 0: n/a; ok < 0: a reference row without a goal */
-static void add_row(const char *figure, const char *value, const char *anchor, double ratio,
-                    const char *goal, int ok)
-{
-    struct row *r = &rows[nrows++];
-    r->figure = figure;
-    snprintf(r->value, sizeof r->value, "%s", value);
-    snprintf(r->anchor, sizeof r->anchor, "%s", anchor);
-    if (ratio > 0)
-        snprintf(r->ratio, sizeof r->ratio, ratio >= 0.1 ? "%.2fx" : "%.2gx", ratio);
-    else
-        snprintf(r->ratio, sizeof r->ratio, "n/a");
-    r->goal = goal;
-    if (ratio <= 0)
-        r->met = "n/a";
-    else if (ok < 0)
-        r->met = "-";
-    else if (ok) {
-        r->met = "yes";
-        nmet++;
-    }
-    else {
-        r->met = "MISSED";
-        nmissed++;
-    }
-}
-
-static void fmt_rate(char *buf, size_t size, double per_s)
-{
-    if (per_s <= 0)
-        snprintf(buf, size, "n/a");
-    else if (per_s >= 1e6)
-        snprintf(buf, size, "%.2f M/s", per_s / 1e6);
-    else
-        snprintf(buf, size, "%.1f k/s", per_s / 1e3);
-}
-
-static void fmt_ms(char *buf, size_t size, double s)
-{
-    if (s <= 0)
-        snprintf(buf, size, "n/a");
-    else
-        snprintf(buf, size, "%.1f ms", s * 1e3);
-}
-
 /* ------------------------------------------------------------------------ */
 
 static int driver(const char *argv0)
@@ -682,25 +605,8 @@ static int driver(const char *argv0)
     printf("\n");
 
     /* ---- 2: CPU-bound ---- */
-    /* calibrate the per-item loop to ~CPU_ITEM_MS here: grow it until one
-     * timing (best of 3) takes >= 20 ms, then scale */
-    uint64_t iters = 1000000;
-    for (int k = 0; k < 12; k++) {
-        double best = -1;
-        for (int rep = 0; rep < 3; rep++) {
-            double t0 = now();
-            volatile uint64_t sink = spin_work(12345 + (uint64_t)rep, iters);
-            (void)sink;
-            double dt = now() - t0;
-            if (best < 0 || dt < best)
-                best = dt;
-        }
-        if (best >= 0.02 || k == 11) {
-            iters = (uint64_t)((double)iters * (CPU_ITEM_MS * 1e-3) / best);
-            break;
-        }
-        iters *= 2;
-    }
+    /* the per-item loop, calibrated to ~CPU_ITEM_MS here */
+    uint64_t iters = spin_calibrate(CPU_ITEM_MS);
     printf("2. CPU-bound: %d items of ~%.0f ms (%llu LCG steps each): serial here (no MPI job "
            "running) vs pp_map chunksize 1 on the MPI pool, default processes (median of %d)\n",
            CPU_ITEMS, CPU_ITEM_MS, (unsigned long long)iters, RUNS);
@@ -788,23 +694,7 @@ static int driver(const char *argv0)
     add_row("CPU-bound, share of ideal", v, a, efficiency, ">= 0.90x", efficiency >= 0.9);
 
     printf("summary (ratio: procpool over anchor, higher is better)\n");
-    printf("%-34s | %-12s | %-34s | %-8s | %-8s | %s\n", "figure", "procpool", "anchor", "ratio",
-           "goal", "met?");
-    printf("%.34s-+-%.12s-+-%.34s-+-%.8s-+-%.8s-+-%s\n",
-           "----------------------------------------", "----------------------------------------",
-           "----------------------------------------", "----------------------------------------",
-           "----------------------------------------", "------");
-    for (int i = 0; i < nrows; i++)
-        printf("%-34s | %-12s | %-34s | %-8s | %-8s | %s\n", rows[i].figure, rows[i].value,
-               rows[i].anchor, rows[i].ratio, rows[i].goal, rows[i].met);
-    printf("\n");
-    if (nmissed)
-        printf("MISSED: %d goal%s not met (see the rows marked MISSED)\n", nmissed,
-               nmissed == 1 ? "" : "s");
-    else if (nmet)
-        printf("all measured goals met\n");
-    else
-        printf("no goal could be measured (every goal row is n/a)\n");
+    print_summary();
     if (py_rc != 0)
         printf("(the mpi4py rows are n/a: %s)\n",
                py_rc == -1 ? "mpi4py, python3 or bench/py_mpi.py not found" : "py_mpi.py failed");

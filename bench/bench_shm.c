@@ -214,48 +214,6 @@ static int task_fill(const void *arg, size_t len, pp_buf_t *out)
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
 
-struct row {
-    const char *figure;
-    char value[32], anchor[64], ratio[16];
-    const char *goal;
-    const char *met;
-};
-
-static struct row rows[16];
-static int nrows, nmissed;
-
-enum { MET_NO = 0, MET_YES = 1, MET_REF = -1, MET_NA = -2 };
-
-/* ratio <= 0 prints n/a; ok: MET_YES, MET_NO (MISSED), MET_REF (a reference
- * row without a goal) or MET_NA (could not be measured) */
-static void add_row(const char *figure, const char *value, const char *anchor, double ratio,
-                    const char *goal, int ok)
-{
-    struct row *r = &rows[nrows++];
-    r->figure = figure;
-    snprintf(r->value, sizeof r->value, "%s", value);
-    snprintf(r->anchor, sizeof r->anchor, "%s", anchor);
-    if (ratio > 0)
-        snprintf(r->ratio, sizeof r->ratio, ratio >= 1e5 ? "%.1ex" : "%.2fx", ratio);
-    else
-        snprintf(r->ratio, sizeof r->ratio, "n/a");
-    r->goal = goal;
-    switch (ok) {
-    case MET_YES:
-        r->met = "yes";
-        break;
-    case MET_REF:
-        r->met = "-";
-        break;
-    case MET_NA:
-        r->met = "n/a";
-        break;
-    default:
-        r->met = "MISSED";
-        nmissed++;
-    }
-}
-
 int main(void)
 {
     double t_start = now();
@@ -496,67 +454,54 @@ int main(void)
         snprintf(v, sizeof v, "%.2f GB/s", A_BYTES / a_pool / 1e9);
         snprintf(a, sizeof a, "1 core: %.2f GB/s", A_BYTES / a_serial / 1e9);
         ratio = a_serial / a_pool;
-        add_row("1 GiB in place, 2 workers", v, a, ratio, ">= 1.5x",
-                ratio >= 1.5 && a_ok ? MET_YES : MET_NO);
+        add_row_met("1 GiB in place, 2 workers", v, a, ratio, ">= 1.5x",
+                    ratio >= 1.5 && a_ok ? BENCH_MET : BENCH_MISSED);
         snprintf(v, sizeof v, "%zu B/pass", a_transport);
         snprintf(a, sizeof a, "copying pool: %.1f GiB/pass", 2.0 * A_BYTES / (1 << 30));
-        add_row("  bytes through the transport", v, a, 2.0 * A_BYTES / (double)a_transport,
-                "~0", a_transport < 65536 && a_ok ? MET_YES : MET_NO);
+        add_row_met("  bytes through the transport", v, a, 2.0 * A_BYTES / (double)a_transport,
+                    "~0", a_transport < 65536 && a_ok ? BENCH_MET : BENCH_MISSED);
     } else {
-        add_row("1 GiB in place, 2 workers", "n/a", "n/a", -1, ">= 1.5x", MET_NO);
+        add_row_met("1 GiB in place, 2 workers", "n/a", "n/a", -1, ">= 1.5x", BENCH_MISSED);
     }
     if (a_threads > 0 && a_serial > 0) {
         snprintf(v, sizeof v, "%.2f GB/s", A_BYTES / a_threads / 1e9);
         snprintf(a, sizeof a, "1 core: %.2f GB/s", A_BYTES / a_serial / 1e9);
-        add_row("  2 threads, no pool (ref.)", v, a, a_serial / a_threads, "(ref.)",
-                MET_REF);
+        add_row_met("  2 threads, no pool (ref.)", v, a, a_serial / a_threads, "(ref.)",
+                    BENCH_REF);
     }
     if (a_threads > 0 && a_pool > 0) {
         snprintf(v, sizeof v, "%.2f GB/s", A_BYTES / a_pool / 1e9);
         snprintf(a, sizeof a, "2 threads: %.2f GB/s", A_BYTES / a_threads / 1e9);
-        add_row("  pool vs the ceiling (ref.)", v, a, a_threads / a_pool, "(ref.)", MET_REF);
+        add_row_met("  pool vs the ceiling (ref.)", v, a, a_threads / a_pool, "(ref.)", BENCH_REF);
     }
     if (probe_in_place >= 0) {
         snprintf(v, sizeof v, "%d/1000", probe_in_place);
-        add_row("  shm items read in place (probe)", v, "-", -1, "1000/1000",
-                probe_in_place == 1000 ? MET_YES : MET_NO);
+        add_row_met("  shm items read in place (probe)", v, "-", -1, "1000/1000",
+                    probe_in_place == 1000 ? BENCH_MET : BENCH_MISSED);
     }
     if (a2_pool > 0 && a_serial > 0) {
         snprintf(v, sizeof v, "%.2f GB/s", A2_N * sizeof(double) / a2_pool / 1e9);
         snprintf(a, sizeof a, "1 core: %.2f GB/s", A_BYTES / a_serial / 1e9);
-        add_row("  a2: doubles as items (ref.)", v, a,
-                (A2_N * sizeof(double) / a2_pool) / (A_BYTES / a_serial), "(ref.)",
-                a2_ok ? MET_REF : MET_NO);
+        add_row_met("  a2: doubles as items (ref.)", v, a,
+                    (A2_N * sizeof(double) / a2_pool) / (A_BYTES / a_serial), "(ref.)",
+                    a2_ok ? BENCH_REF : BENCH_MISSED);
     }
 
     if (b_mbs > 0 && memcpy_mbs > 0) {
         snprintf(v, sizeof v, "%.0f MB/s", b_mbs);
         snprintf(a, sizeof a, "memcpy 1 MiB: %.0f MB/s", memcpy_mbs);
         ratio = b_mbs / memcpy_mbs;
-        add_row(b_zero_copy == 1 ? "1 MiB results (zero-copy)" : "1 MiB results (copied)", v, a,
-                ratio, ">=0.5x|0cp", ratio >= 0.5 || b_zero_copy == 1 ? MET_YES : MET_NO);
+        add_row_met(b_zero_copy == 1 ? "1 MiB results (zero-copy)" : "1 MiB results (copied)", v,
+                    a, ratio, ">=0.5x|0cp",
+                    ratio >= 0.5 || b_zero_copy == 1 ? BENCH_MET : BENCH_MISSED);
         snprintf(a, sizeof a, "Python: %.0f-%.0f MB/s", PY_LOW_MBS, PY_HIGH_MBS);
-        add_row("  vs Python (anchor, ref.)", v, a, b_mbs / PY_HIGH_MBS, "(ref.)", MET_REF);
+        add_row_met("  vs Python (anchor, ref.)", v, a, b_mbs / PY_HIGH_MBS, "(ref.)", BENCH_REF);
     } else {
-        add_row("1 MiB results", "n/a", "n/a", -1, ">=0.5x|0cp", MET_NO);
+        add_row_met("1 MiB results", "n/a", "n/a", -1, ">=0.5x|0cp", BENCH_MISSED);
     }
 
     printf("\nsummary (ratio: procpool over anchor, higher is better)\n");
-    printf("%-34s | %-12s | %-30s | %-8s | %-10s | %s\n", "figure", "procpool", "anchor", "ratio",
-           "goal", "met?");
-    printf("%.34s-+-%.12s-+-%.30s-+-%.8s-+-%.10s-+-%s\n",
-           "----------------------------------------", "----------------------------------------",
-           "----------------------------------------", "----------------------------------------",
-           "----------------------------------------", "------");
-    for (int i = 0; i < nrows; i++)
-        printf("%-34s | %-12s | %-30s | %-8s | %-10s | %s\n", rows[i].figure, rows[i].value,
-               rows[i].anchor, rows[i].ratio, rows[i].goal, rows[i].met);
-    printf("\n");
-    if (nmissed)
-        printf("MISSED: %d goal%s not met (see the rows marked MISSED)\n", nmissed,
-               nmissed == 1 ? "" : "s");
-    else
-        printf("all measured goals met\n");
+    print_summary();
     printf("bench_shm took %.1f s\n", now() - t_start);
     return 0;
 }

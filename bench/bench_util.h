@@ -1,10 +1,16 @@
 /*
- * bench_util.h - small helpers shared by the benchmarks (static inline only).
+ * bench_util.h - small helpers shared by the benchmarks (static inline only):
+ * timing, the anchor scripts, the CPU-bound task and the summary table that
+ * every benchmark ends with. Each benchmark gets its own copy of all of it,
+ * the task included (a task must live in the program that runs it).
  */
 #ifndef PP_BENCH_UTIL_H
 #define PP_BENCH_UTIL_H
 
+#include <procpool.h>
+
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +66,201 @@ static inline int bench_find_script(const char *argv0, const char *env, const ch
             return 0;
     }
     return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* a CPU-bound task                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Arithmetic the compiler cannot fold: an LCG chain of `iters` steps. */
+static inline uint64_t spin_work(uint64_t seed, uint64_t iters) {
+    uint64_t x = seed | 1;
+    for (uint64_t i = 0; i < iters; i++)
+        x = x * 6364136223846793005ull + 1442695040888963407ull + (x >> 29);
+    return x;
+}
+
+/* spin_work steps that take about ms milliseconds here: grow the loop until
+ * one timing (best of 3) takes >= 20 ms, then scale. */
+static inline uint64_t spin_calibrate(double ms)
+{
+    uint64_t iters = 1000000;
+    for (int k = 0; k < 12; k++) {
+        double best = -1;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = now();
+            volatile uint64_t sink = spin_work(12345 + (uint64_t)rep, iters);
+            (void)sink;
+            double dt = now() - t0;
+            if (best < 0 || dt < best)
+                best = dt;
+        }
+        if (best >= 0.02 || k == 11)
+            return (uint64_t)((double)iters * (ms * 1e-3) / best);
+        iters *= 2;
+    }
+    return iters;
+}
+
+struct cpu_item {
+    uint64_t seed, iters;
+};
+
+/* Runs in a worker: spin_work over one struct cpu_item; the result is the
+ * uint64_t it ends on. */
+static inline int task_cpu(const void *arg, size_t len, pp_buf_t *out) {
+    (void)len;
+    struct cpu_item it;
+    memcpy(&it, arg, sizeof it);
+    uint64_t r = spin_work(it.seed, it.iters);
+    return pp_buf_append(out, &r, sizeof r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the summary table                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* What a row's "met?" column says. */
+enum bench_met {
+    BENCH_MISSED = 0, /* "MISSED": a goal not met (counted) */
+    BENCH_MET = 1,    /* "yes" */
+    BENCH_REF = -1,   /* "-": a reference row without a goal */
+    BENCH_NA = -2     /* "n/a": could not be measured */
+};
+
+struct bench_row {
+    const char *figure, *goal, *met;
+    char value[32], anchor[128], ratio[16];
+};
+
+struct bench_table {
+    struct bench_row rows[24];
+    int nrows, nmet, nmissed, nna;
+};
+
+/* The program's one table. */
+static inline struct bench_table *bench_table(void) {
+    static struct bench_table table;
+    return &table;
+}
+
+/* ratio <= 0: "n/a"; huge ones in e-notation, small ones with 2 significant
+ * digits, the rest with 2 decimals. */
+static inline void bench_fmt_ratio(char *buf, size_t size, double ratio) {
+    if (ratio <= 0)
+        snprintf(buf, size, "n/a");
+    else if (ratio >= 1e5)
+        snprintf(buf, size, "%.1ex", ratio);
+    else if (ratio < 0.1)
+        snprintf(buf, size, "%.2gx", ratio);
+    else
+        snprintf(buf, size, "%.2fx", ratio);
+}
+
+/* A row whose met? column is `met` whatever the ratio (ratio <= 0 shows n/a
+ * in the ratio column only). figure and goal are kept, not copied. */
+static inline void add_row_met(const char *figure, const char *value, const char *anchor,
+                               double ratio, const char *goal, enum bench_met met) {
+    struct bench_table *t = bench_table();
+    if (t->nrows == (int)(sizeof t->rows / sizeof t->rows[0])) {
+        fprintf(stderr, "bench: summary table full, row \"%s\" left out\n", figure);
+        return;
+    }
+    struct bench_row *r = &t->rows[t->nrows++];
+    r->figure = figure;
+    r->goal = goal;
+    snprintf(r->value, sizeof r->value, "%s", value);
+    snprintf(r->anchor, sizeof r->anchor, "%s", anchor);
+    bench_fmt_ratio(r->ratio, sizeof r->ratio, ratio);
+    switch (met) {
+    case BENCH_MET:
+        r->met = "yes";
+        t->nmet++;
+        break;
+    case BENCH_REF:
+        r->met = "-";
+        break;
+    case BENCH_NA:
+        r->met = "n/a";
+        t->nna++;
+        break;
+    default:
+        r->met = "MISSED";
+        t->nmissed++;
+    }
+}
+
+/* A row judged by its ratio: ratio <= 0: n/a (could not be measured); else
+ * ok < 0: a reference row without a goal; ok: met; else MISSED. */
+static inline void add_row(const char *figure, const char *value, const char *anchor,
+                           double ratio, const char *goal, int ok) {
+    add_row_met(figure, value, anchor, ratio, goal,
+                ratio <= 0 ? BENCH_NA : ok < 0 ? BENCH_REF : ok ? BENCH_MET : BENCH_MISSED);
+}
+
+static inline int bench_max(int a, int b) {
+    return a > b ? a : b;
+}
+
+/* Prints the table (figure | procpool | anchor | ratio | goal | met?, each
+ * column as wide as its widest cell), a blank line, and the verdict: how
+ * many goals were MISSED, or that all measured goals were met. */
+static inline void print_summary(void) {
+    const struct bench_table *t = bench_table();
+    const char *head[6] = {"figure", "procpool", "anchor", "ratio", "goal", "met?"};
+    int w[6];
+    for (int c = 0; c < 6; c++)
+        w[c] = (int)strlen(head[c]);
+    for (int i = 0; i < t->nrows; i++) {
+        const struct bench_row *r = &t->rows[i];
+        const char *cell[6] = {r->figure, r->value, r->anchor, r->ratio, r->goal, r->met};
+        for (int c = 0; c < 6; c++)
+            w[c] = bench_max(w[c], (int)strlen(cell[c]));
+    }
+    printf("%-*s | %-*s | %-*s | %-*s | %-*s | %s\n", w[0], head[0], w[1], head[1], w[2],
+           head[2], w[3], head[3], w[4], head[4], head[5]);
+    for (int c = 0; c < 6; c++) {
+        for (int k = 0; k < w[c]; k++)
+            putchar('-');
+        if (c < 5)
+            fputs("-+-", stdout);
+    }
+    putchar('\n');
+    for (int i = 0; i < t->nrows; i++) {
+        const struct bench_row *r = &t->rows[i];
+        printf("%-*s | %-*s | %-*s | %-*s | %-*s | %s\n", w[0], r->figure, w[1], r->value, w[2],
+               r->anchor, w[3], r->ratio, w[4], r->goal, r->met);
+    }
+    printf("\n");
+    if (t->nmissed)
+        printf("MISSED: %d goal%s not met (see the rows marked MISSED)\n", t->nmissed,
+               t->nmissed == 1 ? "" : "s");
+    else if (t->nna && !t->nmet)
+        printf("no goal could be measured (every goal row is n/a)\n");
+    else if (t->nna)
+        printf("all measured goals met (%d figure%s could not be measured: n/a)\n", t->nna,
+               t->nna == 1 ? "" : "s");
+    else
+        printf("all measured goals met\n");
+}
+
+/* A rate ("1.23 M/s", "4.5 k/s") or a duration ("12.3 ms"); n/a when <= 0. */
+static inline void fmt_rate(char *buf, size_t size, double per_s)
+{
+    if (per_s <= 0)
+        snprintf(buf, size, "n/a");
+    else if (per_s >= 1e6)
+        snprintf(buf, size, "%.2f M/s", per_s / 1e6);
+    else
+        snprintf(buf, size, "%.1f k/s", per_s / 1e3);
+}
+
+static inline void fmt_ms(char *buf, size_t size, double s)
+{
+    if (s <= 0)
+        snprintf(buf, size, "n/a");
+    else
+        snprintf(buf, size, "%.1f ms", s * 1e3);
 }
 
 #endif

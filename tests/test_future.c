@@ -283,13 +283,14 @@ struct cb_state {
     atomic_int failures;
     atomic_int bad;       /* inconsistencies seen inside the callback */
     atomic_long sum;
-    pthread_t thread;     /* the thread of the last call */
+    _Atomic(pthread_t) thread; /* the thread of the last call (calls may race: the
+                                  callback thread, or the caller when already done) */
     atomic_int was_ready; /* pp_future_ready() inside the callback */
 };
 
 static void cb_count(pp_future_t *f, void *ud) {
     struct cb_state *s = ud;
-    s->thread = pthread_self();
+    atomic_store(&s->thread, pthread_self());
     if (pp_future_ready(f) != 1)
         atomic_fetch_add(&s->bad, 1);
     else
@@ -357,11 +358,11 @@ static void test_on_done_after_completion_runs_now(void **state) {
     pp_future_t *f = NULL;
     assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, &f), 0);
     assert_rc(pp_future_wait(f, 30), 0);
-    s.thread = (pthread_t)0;
+    atomic_store(&s.thread, (pthread_t)0);
     assert_rc(pp_future_on_done(f, cb_count, &s), 0);
     /* ran at once, in this thread, before on_done returned */
     assert_int_equal(atomic_load(&s.calls), 1);
-    assert_true(pthread_equal(s.thread, pthread_self()));
+    assert_true(pthread_equal(atomic_load(&s.thread), pthread_self()));
     assert_int_equal(atomic_load(&s.sum), 49);
     assert_int_equal(atomic_load(&s.bad), 0);
     assert_rc(pp_future_on_done(f, cb_count, &s), -EBUSY);
@@ -375,7 +376,7 @@ static void test_on_done_after_completion_runs_now(void **state) {
     assert_rc(pp_future_on_done(f, cb_count, &s2), 0);
     assert_int_equal(atomic_load(&s2.calls), 1);
     assert_int_equal(atomic_load(&s2.failures), 1);
-    assert_true(pthread_equal(s2.thread, pthread_self()));
+    assert_true(pthread_equal(atomic_load(&s2.thread), pthread_self()));
     pp_future_free(f);
     ppt_finish(pool);
 }
@@ -394,7 +395,7 @@ static void test_on_done_pending_runs_on_other_thread(void **state) {
     for (int i = 0; i < 3000 && atomic_load(&s.calls) == 0; i++)
         ppt_sleep_ms(10);
     assert_int_equal(atomic_load(&s.calls), 1);
-    assert_false(pthread_equal(s.thread, pthread_self()));
+    assert_false(pthread_equal(atomic_load(&s.thread), pthread_self()));
     assert_int_equal(atomic_load(&s.was_ready), 1);
     assert_int_equal(atomic_load(&s.sum), 200);
     pp_future_free(f);
