@@ -115,10 +115,8 @@ static void on_done(pp_future_t *f, void *ud) {
     pp_future_free(f);
 }
 
+/* A record that could not be submitted (already counted busy). */
 static void fail_now(apool_t *ap, uint64_t id, int err, const char *msg) {
-    pthread_mutex_lock(&ag.lock);
-    ap->busy++;
-    pthread_mutex_unlock(&ag.lock);
     pp__mres_t m = {.id = id, .err = err, .status = err == PP_ETASK ? -1 : err, .lost_k = -1};
     queue_result(ap, &m, msg, NULL);
 }
@@ -199,6 +197,9 @@ static void do_tasks(uint32_t id, uint64_t count, const unsigned char *p, const 
             return;
         const unsigned char *arg = p + PP__ALIGN8(sizeof m);
         p += need;
+        pthread_mutex_lock(&ag.lock);
+        ap->busy++; /* until its result is queued, whichever way below */
+        pthread_mutex_unlock(&ag.lock);
         pp_task_fn fn = (pp_task_fn)(uintptr_t)pp__addr_decode(m.fn_key, m.fn_off);
         if (!fn) {
             char why[160];
@@ -216,15 +217,9 @@ static void do_tasks(uint32_t id, uint64_t count, const unsigned char *p, const 
                         .n = (size_t)m.nitems,
                         .item_size = (size_t)m.item_size,
                         .res_size = (size_t)m.res_size};
-        pthread_mutex_lock(&ag.lock);
-        ap->busy++;
-        pthread_mutex_unlock(&ag.lock);
         pp_future_t *f;
         int err = pp__submit(ap->pool, &t, m.arg_len ? arg : NULL, &f);
         if (err) {
-            pthread_mutex_lock(&ag.lock);
-            ap->busy--;
-            pthread_mutex_unlock(&ag.lock);
             fail_now(ap, m.id, err, NULL);
             continue;
         }

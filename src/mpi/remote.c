@@ -281,6 +281,15 @@ static void take_result(pp_pool_t *pool, pp__remote_t *r, int agent, const pp__m
     pp__future_complete(f, err, err ? m->status : 0, text);
 }
 
+/* Nothing left in flight: wake waiters, and the supervisor (a join may be
+ * waiting for this). Pool lock held. */
+static void settled(pp_pool_t *pool) {
+    if (pool->inflight_total == 0) {
+        pthread_cond_broadcast(&pool->cond);
+        pp__pool_wake_supervisor(pool);
+    }
+}
+
 /* A batch that could not be sent: its records fail with err. */
 static void fail_batch(pp_pool_t *pool, pp__remote_t *r, int agent, const unsigned char *buf,
                        size_t len, int err) {
@@ -296,10 +305,7 @@ static void fail_batch(pp_pool_t *pool, pp__remote_t *r, int agent, const unsign
                           .lost_k = -1};
         take_result(pool, r, agent, &res, (const unsigned char *)why, NULL);
     }
-    if (pool->inflight_total == 0) {
-        pthread_cond_broadcast(&pool->cond);
-        pp__pool_wake_supervisor(pool);
-    }
+    settled(pool);
 }
 
 static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p, const unsigned char *end) {
@@ -327,10 +333,7 @@ static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p, c
     }
     if (pool->pend_head || pool->jobs)
         pp__pool_dispatch_locked(pool);
-    if (pool->inflight_total == 0) {
-        pthread_cond_broadcast(&pool->cond);
-        pp__pool_wake_supervisor(pool); /* a join may be waiting for this */
-    }
+    settled(pool);
     pthread_mutex_unlock(&pool->lock);
 }
 
