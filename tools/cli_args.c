@@ -552,8 +552,10 @@ static bool is_sep(const char *a) {
            strcmp(a, "::::+") == 0;
 }
 
+/* *out is lo when v is not a number in [lo, hi]. */
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
     char *end;
+    *out = lo;
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi)
