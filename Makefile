@@ -1,10 +1,12 @@
 # procpool - a thin wrapper around CMake. The real build is CMakeLists.txt.
 #
 #   make            configure into build/ (-O2 -g) and build everything
+#                   (the tests too when cmocka is installed)
 #   make demo       build and run the lecture example
 #   make test       install test deps if needed (root), build, run ctest
 #   make bench      build and run every benchmark
-#   make install    install into $(PREFIX) (default /usr/local)
+#   make install    install into $(PREFIX) (default /usr/local; ldconfig as root)
+#   make deb        Debian packages (cpack -G DEB) into build-deb/packages/
 #   make asan       build into build-asan with ASan+UBSan and run its tests
 #   make tsan       build into build-tsan with clang's ThreadSanitizer and run the
 #                   concurrency core's tests (TSan cannot follow the tests that
@@ -13,6 +15,7 @@
 #   make clean      remove the build directories
 #
 # Variables: CC (e.g. make CC=clang), BUILD (build dir), PREFIX, JOBS,
+# WERROR (ON: warnings are errors, as in CI; default OFF),
 # SANITIZE (for asan; default address,undefined), CMAKE_ARGS (extra -D options for the configure step).
 
 CMAKE      ?= cmake
@@ -20,10 +23,12 @@ CTEST      ?= ctest
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+DEB_BUILD  ?= build-deb
 TSAN_TESTS ?= test_apply|test_future|test_pool|test_crash|test_map|test_mpi
 PREFIX     ?= /usr/local
 JOBS       ?= 2
 CMAKE_ARGS ?=
+WERROR     ?= OFF
 SANITIZE   ?= address,undefined
 
 OPT_FLAGS  := -O2 -g
@@ -39,16 +44,18 @@ define configure
 		echo "make: CC changed to '$(CC)'; reconfiguring $(1) from scratch"; \
 		rm -rf "$(1)"; \
 	fi
-	CC="$(CC)" $(CMAKE) -S . -B "$(1)" $(2) $(CMAKE_ARGS)
+	CC="$(CC)" $(CMAKE) -S . -B "$(1)" -DPROCPOOL_WERROR=$(WERROR) $(2) $(CMAKE_ARGS)
 	@echo "$(CC)" > "$(1)/.procpool-cc"
 endef
 
-.PHONY: all build configure demo test check deps bench install asan tsan tsan-run clean help
+.PHONY: all build configure demo test test-build check deps bench install deb asan tsan tsan-run clean help
 
 all: build
 
+BUILD_ARGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$(OPT_FLAGS)"
+
 configure:
-	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS_RELWITHDEBINFO=$(OPT_FLAGS)")
+	$(call configure,$(BUILD),$(BUILD_ARGS))
 
 build: configure
 	$(CMAKE) --build "$(BUILD)" -j$(JOBS)
@@ -90,9 +97,14 @@ deps:
 
 # deps must finish before the build configures (and looks for cmocka), even
 # under make -j, hence the sub-make.
+# and the tests are required (PROCPOOL_TESTS=ON), not skipped.
 test: deps
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory test-build
 	$(CTEST) --test-dir "$(BUILD)" --output-on-failure
+
+test-build:
+	$(call configure,$(BUILD),$(BUILD_ARGS) -DPROCPOOL_TESTS=ON)
+	$(CMAKE) --build "$(BUILD)" -j$(JOBS)
 
 check: test
 
@@ -102,8 +114,15 @@ bench: build
 install: build
 	$(CMAKE) --install "$(BUILD)" --prefix "$(PREFIX)"
 
+# Packages are built apart, in $(DEB_BUILD), configured for /usr (Debian's
+# multiarch library directory), the library and the command only.
+deb:
+	$(call configure,$(DEB_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DPROCPOOL_TESTS=OFF -DPROCPOOL_EXAMPLES=OFF -DPROCPOOL_BENCH=OFF)
+	$(CMAKE) --build "$(DEB_BUILD)" -j$(JOBS)
+	cd "$(DEB_BUILD)" && cpack -G DEB
+
 asan: deps
-	$(call configure,$(ASAN_BUILD),-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=$(ASAN_FLAGS)" -DPROCPOOL_SANITIZE=$(SANITIZE))
+	$(call configure,$(ASAN_BUILD),-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=$(ASAN_FLAGS)" -DPROCPOOL_SANITIZE=$(SANITIZE) -DPROCPOOL_TESTS=ON)
 	$(CMAKE) --build "$(ASAN_BUILD)" -j$(JOBS)
 	ASAN_OPTIONS=$${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:strict_string_checks=1} \
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
@@ -113,13 +132,13 @@ tsan: deps
 	$(MAKE) --no-print-directory tsan-run CC=clang
 
 tsan-run:
-	$(call configure,$(TSAN_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROCPOOL_SANITIZE=thread)
+	$(call configure,$(TSAN_BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROCPOOL_SANITIZE=thread -DPROCPOOL_TESTS=ON)
 	$(CMAKE) --build "$(TSAN_BUILD)" -j$(JOBS)
 	TSAN_OPTIONS=$${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
 	$(CTEST) --test-dir "$(TSAN_BUILD)" --output-on-failure -R '^($(TSAN_TESTS))$$'
 
 clean:
-	rm -rf "$(BUILD)" "$(ASAN_BUILD)" "$(TSAN_BUILD)" build-clang
+	rm -rf "$(BUILD)" "$(ASAN_BUILD)" "$(TSAN_BUILD)" "$(DEB_BUILD)" build-clang
 
 help:
-	@sed -n '1,16p' Makefile
+	@sed -n '1,19p' Makefile

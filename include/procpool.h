@@ -37,10 +37,34 @@ extern "C" {
 #define PP_PRINTF(f, a)
 #endif
 
+/*
+ * The version of this header. pp_version() and pp_version_string() give the
+ * version of the library actually loaded, which may differ (an older
+ * libprocpool.so.0 found at run time):
+ *     if (pp_version() >> 8 != (PROCPOOL_VERSION_MAJOR << 8 | PROCPOOL_VERSION_MINOR))
+ *         fprintf(stderr, "built with procpool %s, running %s\n",
+ *                 PROCPOOL_VERSION_STRING, pp_version_string());
+ * Before 1.0 a minor release may change the API; patch releases do not.
+ */
 #define PROCPOOL_VERSION_MAJOR 0
-#define PROCPOOL_VERSION_MINOR 1
+#define PROCPOOL_VERSION_MINOR 2
 #define PROCPOOL_VERSION_PATCH 0
-#define PROCPOOL_VERSION_STRING "0.1.0"
+#define PROCPOOL_VERSION_STRING "0.2.0"
+#define PROCPOOL_VERSION_NUMBER \
+    (PROCPOOL_VERSION_MAJOR << 16 | PROCPOOL_VERSION_MINOR << 8 | PROCPOOL_VERSION_PATCH)
+
+/*
+ * pp_version - the loaded library's version as MAJOR << 16 | MINOR << 8 |
+ * PATCH (0.2.0 is 0x000200), to compare with PROCPOOL_VERSION_NUMBER.
+ * Never fails.
+ */
+PP_EXTERN unsigned pp_version(void);
+
+/*
+ * pp_version_string - the loaded library's version as text, e.g. "0.2.0".
+ * Never returns NULL; the string is static.
+ */
+PP_EXTERN const char *pp_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */

@@ -178,7 +178,7 @@ ls "${TMPDIR:-/tmp}" > /dev/null
 
 # ---- 6. help, version ------------------------------------------------------
 $P --help | grep -q '^Usage: procpool' && ok || bad "--help"
-check "--version" "procpool 0.1.0" "$($P --version | head -1)"
+check "--version" "procpool 0.2.0" "$($P --version | head -1)"
 
 # ---- 7. blocks -------------------------------------------------------------
 check "--pipe -N3" "3${nl}3${nl}3${nl}1" "$(seq 1 10 | $P --pipe -N3 -k wc -l)"

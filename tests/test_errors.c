@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "procpool.h"
@@ -142,6 +143,20 @@ static void test_static_strings_stable(void **state) {
     assert_string_equal(pp_err_name(PP_ETASK), "PP_ETASK");
 }
 
+/* The loaded library's version is the header's, as number and as text. */
+static void test_version(void **state) {
+    (void)state;
+    assert_int_equal(pp_version(), PROCPOOL_VERSION_NUMBER);
+    assert_int_equal(pp_version() >> 16, PROCPOOL_VERSION_MAJOR);
+    assert_int_equal((pp_version() >> 8) & 0xff, PROCPOOL_VERSION_MINOR);
+    assert_int_equal(pp_version() & 0xff, PROCPOOL_VERSION_PATCH);
+    assert_string_equal(pp_version_string(), PROCPOOL_VERSION_STRING);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", PROCPOOL_VERSION_MAJOR, PROCPOOL_VERSION_MINOR,
+             PROCPOOL_VERSION_PATCH);
+    assert_string_equal(pp_version_string(), want);
+}
+
 int main(void) {
     ppt_hang_guard(60);
     const struct CMUnitTest tests[] = {
@@ -149,6 +164,7 @@ int main(void) {
         cmocka_unit_test(test_pp_codes_sentences), cmocka_unit_test(test_errno_names),
         cmocka_unit_test(test_errno_sentences),   cmocka_unit_test(test_zero),
         cmocka_unit_test(test_unknown),           cmocka_unit_test(test_static_strings_stable),
+        cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ static void cli_version(void) {
     printf("procpool %s\n"
            "A job runner with GNU parallel's interface, built on the procpool library.\n"
            "Copyright (c) 2026 the procpool authors. MIT licence.\n",
-           PROCPOOL_VERSION_STRING);
+           pp_version_string());
 }
 
 static void cli_usage(void) {

@@ -30,7 +30,14 @@ int main(void)
         pp_pool_destroy(pool);
         return 1;
     }
-    printf("consumer: procpool %s, %d cpus, twice(%d) = %d\n", PROCPOOL_VERSION_STRING,
+    if (pp_version() != PROCPOOL_VERSION_NUMBER) {
+        fprintf(stderr, "consumer: built with procpool %s, loaded %s\n", PROCPOOL_VERSION_STRING,
+                pp_version_string());
+        free(res);
+        pp_pool_destroy(pool);
+        return 1;
+    }
+    printf("consumer: procpool %s, %d cpus, twice(%d) = %d\n", pp_version_string(),
            pp_cpu_count(), x, *(int *)res);
     free(res);
     pp_pool_close(pool);

@@ -1,6 +1,7 @@
 /*
- * agent.c - a node agent: every MPI rank but 0, from the library's
- * constructor (comm.c) to _exit; main() never runs here.
+ * agent.c - a node agent: every MPI rank but 0, from the core's
+ * constructor (src/backend.c, then pp__mpi_start in comm.c) to _exit;
+ * main() never runs here.
  *
  * DESIGN: the agent is a thin relay in front of ordinary local pools. For
  * each OPEN from rank 0 it creates a local pool (backend LOCAL) with the

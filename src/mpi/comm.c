@@ -2,8 +2,9 @@
  * comm.c - the MPI backend's start-up, shutdown and message plumbing.
  *
  * DESIGN: the library owns MPI. Under PROCPOOL_BACKEND=mpi, in a process
- * that mpirun (or srun) started, the constructor below runs before main():
- * it calls MPI_Init_thread (MPI_THREAD_SERIALIZED: from then on exactly one
+ * that mpirun (or srun) started, the core's constructor (src/backend.c)
+ * loads this library before main() and calls pp__mpi_start: it calls
+ * MPI_Init_thread (MPI_THREAD_SERIALIZED: from then on exactly one
  * thread per process calls MPI at a time) and then either returns to let
  * rank 0 run main(), or turns the process into a node agent (agent.c) that
  * never returns. Rank 0 calls MPI only from its hub thread (remote.c) and,
@@ -37,15 +38,11 @@
 
 pp__comm_t pp__mpi = {.comm = MPI_COMM_NULL};
 bool pp__mpi_on;
-static bool default_mpi;
 
 /* MPI by default only in the process that owns MPI: rank 0 itself, not an
  * agent, and not a worker or other child forked from either (a task that
- * makes a pool of its own gets a local one). Without a launch, MPI pools
- * fail PP_ENOAGENTS, which says why. */
-bool pp__mpi_default(void) {
-    if (!default_mpi)
-        return false;
+ * makes a pool of its own gets a local one). */
+bool pp__mpi_is_default(void) {
     return !pp__mpi_on || (pp__mpi.rank == 0 && getpid() == pp__mpi.pid);
 }
 
@@ -233,23 +230,12 @@ static void finalize_rank0(void) {
     pp__mpi_on = false;
 }
 
-static bool launched_by_mpi(void) {
-    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
-           getenv("PMI_SIZE");
-}
-
-__attribute__((constructor)) static void pp__mpi_ctor(void) {
-    const char *b = getenv("PROCPOOL_BACKEND");
-    if (!b || strcmp(b, "mpi") != 0 || getenv("PROCPOOL_WORKER_FD"))
-        return; /* not asked for, or a spawn worker (spawn.c takes it) */
-    default_mpi = true;
-    if (!launched_by_mpi())
-        return; /* MPI pools will fail PP_ENOAGENTS */
-    /* programs the tasks start must not take part in this MPI job */
-    unsetenv("PROCPOOL_BACKEND");
+/* The core's loader (backend.c) calls this before main(), once it has
+ * checked PROCPOOL_BACKEND=mpi and a launcher. */
+int pp__mpi_start(void) {
     int provided = 0;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
-        return;
+        return -1;
     pp__mpi_on = true;
     pp__mpi.pid = getpid();
     MPI_Comm_dup(MPI_COMM_WORLD, &pp__mpi.comm);
@@ -258,4 +244,5 @@ __attribute__((constructor)) static void pp__mpi_ctor(void) {
     if (pp__mpi.rank != 0)
         pp__agent_main();
     atexit(finalize_rank0);
+    return 0;
 }

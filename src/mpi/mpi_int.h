@@ -15,9 +15,36 @@
 #ifndef PP_MPI_INT_H
 #define PP_MPI_INT_H
 
-#include "../internal.h"
+#include "../backend.h"
 
 #include <mpi.h>
+
+/* The core's functions, reached through the table the core handed over
+ * (entry.c): this library never calls the core by name (backend.h). */
+extern const pp__core_api_t *pp__core PP__HIDDEN;
+#define pp_options_init (pp__core->options_init)
+#define pp_pool_create (pp__core->pool_create)
+#define pp_pool_size (pp__core->pool_size)
+#define pp_pool_close (pp__core->pool_close)
+#define pp_pool_join (pp__core->pool_join)
+#define pp_pool_destroy (pp__core->pool_destroy)
+#define pp_future_on_done (pp__core->future_on_done)
+#define pp_future_free (pp__core->future_free)
+#define pp_future_error (pp__core->future_error)
+#define pp_strerror (pp__core->strerror)
+#define pp__now_ns (pp__core->now_ns)
+#define pp__futex_wait (pp__core->futex_wait)
+#define pp__futex_wake (pp__core->futex_wake)
+#define pp__addr_encode (pp__core->addr_encode)
+#define pp__addr_decode (pp__core->addr_decode)
+#define pp__future_complete (pp__core->future_complete)
+#define pp__future_set_fail (pp__core->future_set_fail)
+#define pp__submit (pp__core->submit)
+#define pp__pool_dispatch_locked (pp__core->pool_dispatch_locked)
+#define pp__pool_wake_supervisor (pp__core->pool_wake_supervisor)
+#define pp__smooth (pp__core->smooth)
+#define pp__job_chunk_done (pp__core->job_chunk_done)
+#define pp__job_chunk_lost (pp__core->job_chunk_lost)
 
 #define PP__MPI_TAG 0x7070
 #define PP__MPI_MAX_MSG ((size_t)1 << 30) /* one message's bytes (MPI counts are int) */
@@ -125,6 +152,18 @@ int pp__comm_recv(void **buf, size_t *len, int *src);
 enum { PP__IDLE_DEEP, PP__IDLE_SHORT, PP__IDLE_LONG };
 void pp__comm_idle(int mode);
 void pp__comm_busy(void);
+
+/* comm.c: MPI_Init; on ranks other than 0 never returns (the agent). */
+int pp__mpi_start(void);
+bool pp__mpi_is_default(void);
+
+/* remote.c: rank 0's side of an MPI pool (pp__mpi_ops_t) */
+int pp__mpi_remote_open(pp_pool_t *pool);
+bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg);
+bool pp__mpi_remote_room(pp_pool_t *pool);
+void pp__mpi_remote_cancel(pp_pool_t *pool);
+void pp__mpi_remote_close(pp_pool_t *pool, bool terminate);
+void pp__mpi_remote_free(pp_pool_t *pool);
 
 /* agent.c */
 __attribute__((noreturn)) void pp__agent_main(void);

@@ -5,7 +5,7 @@
  * DESIGN: an MPI pool keeps all of the pool logic (pending queue, map jobs
  * and their chunks, futures, callbacks, lifecycle); only the transport
  * differs. It has no local worker slots; pp__place hands each record to
- * pp__remote_place, which picks the agent with the fewest records per
+ * pp__mpi_remote_place, which picks the agent with the fewest records per
  * worker still out (so a faster agent, which returns its records sooner,
  * is given more), gives the record an id (slot index | generation << 32)
  * in the pool's table of records out, and appends it, argument included, to
@@ -17,7 +17,7 @@
  * The hub thread is the only thread of rank 0 that calls MPI. Each round it
  * sends queued control messages (OPEN, END), takes every non-empty batch
  * (under the pool's lock) and sends it with MPI_Isend, retires finished
- * sends, and receives: OPENED replies wake pp__remote_open; RESULTS records
+ * sends, and receives: OPENED replies wake pp__mpi_remote_open; RESULTS records
  * complete futures or map chunks exactly as a drained result ring does
  * (pp__job_chunk_done / pp__job_chunk_lost with the item a dead worker was
  * running), then refill the batches from the pending queue. It sleeps on
@@ -25,8 +25,8 @@
  *
  * Locks: hub.lock (registry, control queue) is taken before a pool's lock,
  * never after; the hub holds hub.lock while it works on a pool, and a pool
- * leaves the registry (pp__remote_close) under hub.lock, so the hub never
- * touches a pool that is being torn down. pp__remote_place runs under the
+ * leaves the registry (pp__mpi_remote_close) under hub.lock, so the hub never
+ * touches a pool that is being torn down. pp__mpi_remote_place runs under the
  * pool's lock and only bumps the kick word.
  *
  * Faults: task_timeout, max_tasks_per_child, retries and worker deaths are
@@ -152,12 +152,12 @@ static ragent_t *pick_agent(pp__remote_t *r, uint64_t d) {
     return best;
 }
 
-bool pp__remote_room(pp_pool_t *pool) {
+bool pp__mpi_remote_room(pp_pool_t *pool) {
     pp__remote_t *r = pool->remote;
     return !r->closed && pick_agent(r, depth(pool)) != NULL;
 }
 
-bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
+bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     pp__remote_t *r = pool->remote;
     if (r->closed)
         return false;
@@ -194,7 +194,7 @@ bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     return true;
 }
 
-void pp__remote_cancel(pp_pool_t *pool) {
+void pp__mpi_remote_cancel(pp_pool_t *pool) {
     pp__remote_t *r = pool->remote;
     for (uint32_t i = 0; i < r->nslots; i++) {
         if (!r->slot[i].used)
@@ -262,10 +262,11 @@ static void take_result(pp_pool_t *pool, pp__remote_t *r, int agent, const pp__m
     int err = m->err;
     f->run_ns = m->run_ns;
     if (err == 0) {
-        size_t len = (size_t)m->data_len;
+        size_t len = data ? (size_t)m->data_len : 0; /* no data: an empty result */
         f->len = len;
         if (len <= PP__SMALL_RESULT) {
-            memcpy(f->small, data, len);
+            if (len)
+                memcpy(f->small, data, len);
             f->data = f->small;
             f->data_kind = PP__DATA_INLINE;
         } else if ((f->data = malloc(len)) != NULL) {
@@ -294,6 +295,8 @@ static void settled(pp_pool_t *pool) {
 static void fail_batch(pp_pool_t *pool, pp__remote_t *r, int agent, const unsigned char *buf,
                        size_t len, int err) {
     const unsigned char *p = buf + sizeof(pp__mhdr_t), *end = buf + len;
+    if (err == 0)
+        err = -EIO; /* a failure always fails its records */
     while ((size_t)(end - p) >= sizeof(pp__mtask_t)) {
         pp__mtask_t m;
         memcpy(&m, p, sizeof m);
@@ -489,7 +492,7 @@ static void unregister_locked(pp__remote_t *r, bool terminate) {
 /* the pool's hooks                                                  */
 /* ---------------------------------------------------------------- */
 
-int pp__remote_open(pp_pool_t *pool) {
+int pp__mpi_remote_open(pp_pool_t *pool) {
     if (!pp__mpi_on || pp__mpi.rank != 0 || pp__mpi.size < 2 || getpid() != pp__mpi.pid)
         return PP_ENOAGENTS;
     const pp_options_t *opt = &pool->opt;
@@ -573,7 +576,7 @@ int pp__remote_open(pp_pool_t *pool) {
     return 0;
 }
 
-void pp__remote_close(pp_pool_t *pool, bool terminate) {
+void pp__mpi_remote_close(pp_pool_t *pool, bool terminate) {
     pp__remote_t *r = pool->remote;
     if (!r)
         return;
@@ -585,7 +588,7 @@ void pp__remote_close(pp_pool_t *pool, bool terminate) {
     pthread_mutex_unlock(&hub.lock);
 }
 
-void pp__remote_free(pp_pool_t *pool) {
+void pp__mpi_remote_free(pp_pool_t *pool) {
     pp__remote_t *r = pool->remote;
     if (!r)
         return;
