@@ -27,6 +27,19 @@ check() {
         printf '  expected: [%s]\n  actual:   [%s]\n' "$2" "$3"
     fi
 }
+# GNU parallel, when installed: the checks of section 8 run each command under
+# it too and expect the same (procpool's own check runs either way).
+G=$(command -v parallel 2>/dev/null)
+if [ -n "$G" ] && "$G" --version 2>/dev/null | head -1 | grep -q '^GNU parallel'; then :; else
+    G=
+    echo "cli_test: notice: GNU parallel is not installed; comparisons with it are skipped"
+fi
+# same NAME EXPECTED SNIPPET: the shell snippet, in which $X is the command
+# (procpool, then GNU parallel), prints EXPECTED on stdout under both.
+same() {
+    check "$1" "$2" "$(X=$P; eval "$3")"
+    if [ -n "$G" ]; then check "$1 [GNU parallel]" "$2" "$(X="$G"; eval "$3")"; fi
+}
 # no_proc PATTERN: no process whose command line contains PATTERN
 no_proc() {
     for p in /proc/[0-9]*; do
@@ -195,6 +208,21 @@ check "--pipe-part" "100000" "$($P --pipe-part -a nums --block 100k wc -l | awk 
 check "--pipe-part keeps every byte" "same" \
     "$($P --pipe-part -a nums --block 64k -k cat | cmp -s - nums && echo same)"
 check "--pipe {#}" "1${nl}2" "$(printf 'a\nb\n' | $P --pipe -N1 -k echo {#})"
+
+# ---- 8. the same as GNU parallel (issue 16), side by side when installed ---
+# the user's shell: $PARALLEL_SHELL, else the nearest shell process above,
+# else $SHELL, else /bin/sh
+if command -v bash > /dev/null 2>&1; then
+    same "bash: export -f f; then f runs" "f:x${nl}f:y" \
+        'bash -c "f() { echo f:\$1; }; export -f f; $X -k f ::: x y; true"'
+    same "bash syntax <(...) with PARALLEL_SHELL=bash" "a" \
+        'PARALLEL_SHELL=$(command -v bash) $X "cat <(echo {})" ::: a'
+    same "a shell above wins over \$SHELL" "$(command -v sh) a" \
+        'SHELL=$(command -v bash) sh -c "$X '"'"'echo \$0'"'"' ::: a; true"'
+fi
+same "PARALLEL_SHELL runs the commands (\$0)" "/bin/sh a" 'PARALLEL_SHELL=/bin/sh $X "echo \$0" ::: a'
+same "PARALLEL_SHELL that does not exist: 255" "255" \
+    'PARALLEL_SHELL=/no/such/shell $X echo ::: a 2>/dev/null; echo $?'
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

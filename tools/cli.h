@@ -152,7 +152,7 @@ void apply_mod(sbuf_t *out, const char *s, int mod);
 
 /*
  * Expand the template for one job: args[0..nargs) are its arguments.
- * Shell form: appended to *cmd (a string for /bin/sh -c, values quoted).
+ * Shell form: appended to *cmd (a string for the shell's -c, values quoted).
  * Word form (when words != NULL): NUL-terminated words are appended to
  * *words and their count returned (values verbatim, for direct exec).
  */
@@ -212,9 +212,18 @@ typedef struct {
     int nslots;
     bool want_cmd;   /* return the command text (joblog, -v, errors) */
     int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file */
+    const char *shell; /* the shell that runs commands: a path (cli_find_shell) */
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;
+
+/*
+ * The shell jobs run with, as GNU parallel picks it: $PARALLEL_SHELL, else
+ * the nearest ancestor process that is a shell, else $SHELL, else /bin/sh.
+ * Returns its path (looked up in PATH when it has no '/'), or NULL with a
+ * message in err when that shell cannot be found.
+ */
+const char *cli_find_shell(char *err, size_t errlen);
 
 void cli_worker_init(void *arg);                             /* pool initializer */
 int cli_job_task(const void *arg, size_t len, pp_buf_t *out); /* the task */

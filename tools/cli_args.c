@@ -5,7 +5,7 @@
  * The template is the command words joined by single spaces, as GNU
  * parallel does; replacement strings in it are recognised once, at start-up,
  * into a list of segments. A job's command is then either a string for
- * /bin/sh -c (each inserted value shell-quoted) or, when the literal text has
+ * the user's shell -c (each inserted value shell-quoted) or, when the literal text has
  * no shell syntax, an argv for direct exec (values verbatim): the two give
  * the same words, the second without a shell per job.
  */

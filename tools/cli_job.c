@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +80,8 @@ static void on_term(int sig) {
 /* The jobs' environment: the worker's, with PARALLEL_SEQ and
  * PARALLEL_JOBSLOT in two fixed entries rewritten for each job (no
  * setenv, no allocation per job). */
+static void find_bash_funcs(void);
+
 static char **job_env;
 static char env_seq[48] = "PARALLEL_SEQ=", env_slot[48] = "PARALLEL_JOBSLOT=";
 
@@ -127,6 +130,7 @@ void cli_worker_init(void *arg) {
         my_slot = (int)(me % (g_wcfg.nslots > 0 ? g_wcfg.nslots : 1)) + 1;
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     build_job_env();
+    find_bash_funcs();
 }
 
 /* ---------------------------------------------------------------- */
@@ -173,6 +177,196 @@ static const char *find_program(const char *name) {
     cache_name = xstrdup(name);
     cache_path = b.p;
     return cache_path;
+}
+
+/* ---------------------------------------------------------------- */
+/* the user's shell                                                  */
+/* ---------------------------------------------------------------- */
+
+/* An executable regular file named name in PATH (or name itself when it has
+ * a '/'): a malloc'd path, or NULL. */
+static char *which(const char *name) {
+    struct stat st;
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0 && stat(name, &st) == 0 && !S_ISDIR(st.st_mode)
+                   ? xstrdup(name)
+                   : NULL;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    sbuf_t b = {0};
+    for (const char *p = path;; p++) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        b.len = 0;
+        sb_add(&b, n ? p : ".", n ? n : 1);
+        sb_addc(&b, '/');
+        sb_adds(&b, name);
+        if (access(b.p, X_OK) == 0 && stat(b.p, &st) == 0 && !S_ISDIR(st.st_mode))
+            return b.p;
+        if (!e)
+            break;
+        p = e;
+    }
+    sb_free(&b);
+    return NULL;
+}
+
+/* GNU parallel's list of the shells it recognises in a process's argv[0]. */
+static const char *const known_shells[] = {
+    "ash", "bash", "bsd-csh", "csh", "dash", "fdsh", "fish", "fizsh", "ksh", "ksh93", "lksh",
+    "mksh", "pdksh", "posh", "rbash", "rc", "rush", "rzsh", "sash", "sh", "static-sh", "tcsh",
+    "yash", "zsh", NULL,
+};
+
+/* What may follow a shell's name in argv[0]: nothing (but blanks), or a
+ * blank and anything but '(' ("bash -x" yes, "sh (deleted)" no). */
+static bool shell_tail_ok(const char *t, char close) {
+    if (close) {
+        if (*t != close)
+            return false;
+        t++;
+    }
+    if (t[0] == ' ' && t[1] && t[1] != '(' && t[1] != ' ')
+        return true;
+    while (*t == ' ')
+        t++;
+    return *t == 0;
+}
+
+/* The shell argv[0] a0 names (GNU parallel's parent_shell pattern:
+ * "bash", "/bin/bash", "-bash", "[bash]", "busybox sh", "-sh (sh)"), or
+ * NULL; *dash: it was a login shell's "-name". */
+static const char *shell_in_argv0(const char *a0, bool *dash) {
+    if (strcmp(a0, "-sh (sh)") == 0) { /* FreeBSD's login sh */
+        *dash = false;
+        return "sh";
+    }
+    const char *p = a0;
+    char close = 0;
+    if (*p == '[') {
+        p++;
+        close = ']';
+    } else if (strncmp(p, "busybox ", 8) == 0) {
+        p += 8;
+    } else {
+        const char *sp = strchr(p, ' ');
+        size_t lead = sp ? (size_t)(sp - p) : strlen(p);
+        for (size_t i = lead; i-- > 0;)
+            if (p[i] == '/') {
+                p += i + 1;
+                break;
+            }
+    }
+    *dash = *p == '-';
+    if (*dash)
+        p++;
+    for (const char *const *s = known_shells; *s; s++) {
+        size_t n = strlen(*s);
+        if (strncmp(p, *s, n) == 0 && shell_tail_ok(p + n, close))
+            return *s;
+    }
+    return NULL;
+}
+
+/* The nearest process from this one up that is a shell, as a path; NULL
+ * when none is, or when the one found is not in PATH (as GNU parallel). */
+static char *parent_shell(void) {
+    pid_t pid = getpid();
+    char file[64], buf[4096];
+    for (int depth = 0; pid > 0 && depth < 64; depth++) {
+        snprintf(file, sizeof file, "/proc/%d/cmdline", (int)pid);
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            buf[n > 0 ? n : 0] = 0; /* argv[0]: up to the first NUL */
+            bool dash;
+            const char *name = n > 0 ? shell_in_argv0(buf, &dash) : NULL;
+            if (name) {
+                if (dash && strcmp(name, "sh") == 0) { /* -sh: which shell is it? */
+                    char exe[PATH_MAX];
+                    snprintf(file, sizeof file, "/proc/%d/exe", (int)pid);
+                    ssize_t m = readlink(file, exe, sizeof exe - 1);
+                    if (m > 0) {
+                        exe[m] = 0;
+                        const char *base = strrchr(exe, '/');
+                        for (const char *const *s = known_shells; base && *s; s++)
+                            if (strcmp(base + 1, *s) == 0)
+                                return xstrdup(exe);
+                    }
+                }
+                char *path = which(name);
+                if (!path && strcmp(name, "csh") == 0 && dash)
+                    path = which("tcsh");
+                return path;
+            }
+        }
+        /* the parent: field 4 of /proc/PID/stat, after the ")" of the name */
+        snprintf(file, sizeof file, "/proc/%d/stat", (int)pid);
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        const char *rp = strrchr(buf, ')');
+        int ppid = 0;
+        if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid == (int)pid)
+            break;
+        pid = (pid_t)ppid;
+    }
+    return NULL;
+}
+
+const char *cli_find_shell(char *err, size_t errlen) {
+    const char *ps = getenv("PARALLEL_SHELL"), *sh = getenv("SHELL");
+    char *found = NULL;
+    const char *want = NULL;
+    if (ps && *ps)
+        want = ps;
+    else if ((found = parent_shell()))
+        return found;
+    else if (sh && *sh)
+        want = sh;
+    else
+        want = "/bin/sh";
+    found = which(want);
+    if (!found)
+        snprintf(err, errlen, "shell '%.200s' not found (from %s)", want,
+                 want == ps ? "$PARALLEL_SHELL" : want == sh ? "$SHELL" : "the default");
+    return found;
+}
+
+/* With bash, a command word may name a function exported with `export -f`
+ * (BASH_FUNC_name%%=... in the environment), and $BASH_ENV runs first: such
+ * commands go through the shell, never straight to exec. */
+static strvec_t bash_funcs;
+static bool bash_env;
+
+static void find_bash_funcs(void) {
+    const char *sh = g_wcfg.shell ? g_wcfg.shell : "/bin/sh";
+    const char *base = strrchr(sh, '/');
+    base = base ? base + 1 : sh;
+    bool is_bash = strcmp(base, "bash") == 0 || strcmp(base, "rbash") == 0;
+    const char *be = getenv("BASH_ENV");
+    bash_env = is_bash && be && *be;
+    for (char **e = environ; is_bash && e && *e; e++) {
+        if (strncmp(*e, "BASH_FUNC_", 10) != 0)
+            continue;
+        const char *name = *e + 10, *end = strstr(name, "%%=");
+        if (!end)
+            end = strstr(name, "()="); /* bash before 4.3 */
+        if (end && end > name)
+            sv_push(&bash_funcs, xstrndup(name, (size_t)(end - name)));
+    }
+}
+
+static bool is_bash_func(const char *word) {
+    for (size_t i = 0; i < bash_funcs.n; i++)
+        if (strcmp(bash_funcs.v[i], word) == 0)
+            return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------- */
@@ -611,7 +805,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     static sbuf_t cmd, words;
     cmd.len = 0;
     words.len = 0;
-    bool shell = o->tmpl.needs_shell;
+    bool shell = o->tmpl.needs_shell || (bash_env && o->shell != SHELL_NEVER);
     char *argv_stack[64];
     char **argv = argv_stack;
     const char *path = NULL;
@@ -628,7 +822,8 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
                 w += strlen(w) + 1;
             }
             argv[nw] = NULL;
-            path = find_program(argv[0]);
+            path = o->shell != SHELL_NEVER && is_bash_func(argv[0]) ? NULL
+                                                                     : find_program(argv[0]);
             if (!path && o->shell != SHELL_NEVER)
                 shell = true; /* let the shell report it, as it would */
             else if (!path)
@@ -641,11 +836,11 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         if (argv != argv_stack)
             free(argv);
         argv = argv_stack;
-        argv[0] = "sh";
+        path = g_wcfg.shell ? g_wcfg.shell : "/bin/sh";
+        argv[0] = (char *)path; /* $0 is the shell's path, as in GNU parallel */
         argv[1] = "-c";
         argv[2] = cmd.p;
         argv[3] = NULL;
-        path = "/bin/sh";
     }
     /* stdin */
     feed_t feed, *fin = NULL;

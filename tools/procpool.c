@@ -67,8 +67,9 @@ static void cli_usage(void) {
         "Running:\n"
         "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
         "                      0 as many as possible (default: the CPU count)\n"
-        "  --shell, --no-shell always / never run through /bin/sh (default: only when the\n"
-        "                      command has shell syntax)\n"
+        "  --shell, --no-shell always / never run through the shell (default: only when\n"
+        "                      the command has shell syntax). The shell: $PARALLEL_SHELL,\n"
+        "                      else the shell procpool runs under, else $SHELL, else /bin/sh\n"
         "  --timeout SECS      TERM, then KILL, a job's process group after SECS seconds\n"
         "  --retries N         run a failing job up to N times\n"
         "  --halt WHEN,WHAT=N  WHEN: now|soon; WHAT: fail|success|done; N or N%\n"
@@ -735,6 +736,9 @@ int main(int argc, char **argv) {
     g_wcfg.nslots = workers;
     g_wcfg.want_cmd = O.joblog || O.verbose || O.timeout > 0 || O.halt_when != HALT_NEVER;
     g_wcfg.part_fd = part_fd;
+    char serr[300];
+    if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
+        die("%s", serr);
     SH->total = is_known ? known : 0;
 
     /* signals go to one thread; SIGPIPE is an error on write */
