@@ -223,6 +223,25 @@ fi
 same "PARALLEL_SHELL runs the commands (\$0)" "/bin/sh a" 'PARALLEL_SHELL=/bin/sh $X "echo \$0" ::: a'
 same "PARALLEL_SHELL that does not exist: 255" "255" \
     'PARALLEL_SHELL=/no/such/shell $X echo ::: a 2>/dev/null; echo $?'
+# GNU's other spellings, and abbreviations of long options
+same "--jl FILE" "2" '$X --jl jl.b echo ::: a > /dev/null; wc -l < jl.b | tr -d " "'
+same "--linebuffer, --line-buffered" "a${nl}b" '$X --linebuffer echo ::: a; $X --line-buffered echo ::: b'
+same "--blocksize" "3" 'seq 3 | $X --pipe --blocksize 1k wc -l | tr -d " "'
+same "--dr, --dryrun" "echo a${nl}echo b" '$X --dr echo ::: a; $X --dryrun echo ::: b'
+same "--keeporder" "0.3${nl}0.1${nl}0.2" '$X --keeporder -j3 "sleep {}; echo {}" ::: 0.3 0.1 0.2'
+same "--group, --will-cite, --no-notice" "a${nl}b" '$X --group --will-cite -k echo ::: a; $X --no-notice echo ::: b'
+same "--no-keep-order undoes -k" "0.1${nl}0.3" '$X -k --no-k -j2 "sleep {}; echo {}" ::: 0.3 0.1'
+same "abbreviations: --kee, --verb, --j" "echo a${nl}a" '$X --kee --verb --j 2 echo ::: a 2>&1'
+same "long options in any case" "echo a" '$X --DRY-Run echo ::: a'
+same "--jo is ambiguous: 255, nothing run" "255" '$X --jo 2 touch amb ::: 1 >/dev/null 2>&1; echo $?; ls amb 2>/dev/null'
+same "--lin is ambiguous (GNU's --link counts)" "255" '$X --lin echo ::: a >/dev/null 2>&1; echo $?'
+same "-g has been retired: 255" "255" '$X -g echo ::: a 2>/dev/null; echo $?'
+same "--group with --ungroup: 255" "255" '$X --group -u echo ::: a 2>/dev/null; echo $?'
+check "the ambiguity error lists the candidates" \
+    "procpool: option '--ve' is ambiguous (verbose, version)" "$($P --ve echo ::: a 2>&1)"
+check "an option of GNU parallel that procpool lacks says so" \
+    "procpool: option '--colsep' of GNU parallel is not supported by procpool (see procpool --help)" \
+    "$($P --colsep , echo ::: a 2>&1)"
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

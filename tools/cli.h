@@ -98,6 +98,7 @@ typedef struct {
     bool tag;              /* --tag */
     bool line_buffer;      /* --line-buffer */
     bool ungroup;          /* -u */
+    bool group;            /* --group (the default, said explicitly) */
     bool verbose;          /* -v */
     double timeout;        /* --timeout, 0 = none */
     int retries;           /* --retries; attempts = max(1, retries) */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -503,201 +504,223 @@ size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t n
 /* ---------------------------------------------------------------- */
 
 enum {
-    OPT_JOBS = 1, OPT_KEEP, OPT_TAG, OPT_LB, OPT_UNGROUP, OPT_VERBOSE, OPT_TIMEOUT, OPT_RETRIES,
-    OPT_HALT, OPT_DRY, OPT_JOBLOG, OPT_RESUME, OPT_RESUME_FAILED, OPT_SHELL, OPT_NOSHELL,
-    OPT_PIPE, OPT_PIPEPART, OPT_BLOCK, OPT_RECEND, OPT_RECSTART, OPT_MAXREP, OPT_MAXARGS,
-    OPT_BAR, OPT_ETA, OPT_REPLACE, OPT_NULL, OPT_DELIM, OPT_ARGFILE, OPT_HELP, OPT_VERSION,
-    OPT_QUOTE,
+    OPT_JOBS = 1, OPT_KEEP, OPT_NOKEEP, OPT_TAG, OPT_LB, OPT_UNGROUP, OPT_GROUP, OPT_VERBOSE,
+    OPT_TIMEOUT, OPT_RETRIES, OPT_HALT, OPT_DRY, OPT_JOBLOG, OPT_RESUME, OPT_RESUME_FAILED,
+    OPT_SHELL, OPT_NOSHELL, OPT_PIPE, OPT_PIPEPART, OPT_BLOCK, OPT_RECEND, OPT_RECSTART,
+    OPT_MAXREP, OPT_MAXARGS, OPT_BAR, OPT_ETA, OPT_REPLACE, OPT_NULL, OPT_DELIM, OPT_ARGFILE,
+    OPT_HELP, OPT_VERSION, OPT_QUOTE, OPT_WILLCITE, OPT_RETIRED_G,
 };
+
+enum { ARG_NONE, ARG_NEEDED };
 
 typedef struct {
     const char *name;
     int id;
-    bool arg;
+    int arg; /* ARG_NONE, ARG_NEEDED */
 } opt_t;
 
+/* The options procpool takes, under every name GNU parallel 20221122 gives
+ * them ("name|alias|..."; one letter: also -X), and procpool's own
+ * --shell/--no-shell. */
 static const opt_t long_opts[] = {
-    {"jobs", OPT_JOBS, true}, {"max-procs", OPT_JOBS, true}, {"keep-order", OPT_KEEP, false},
-    {"tag", OPT_TAG, false}, {"line-buffer", OPT_LB, false}, {"lb", OPT_LB, false},
-    {"ungroup", OPT_UNGROUP, false}, {"verbose", OPT_VERBOSE, false},
-    {"timeout", OPT_TIMEOUT, true}, {"retries", OPT_RETRIES, true}, {"halt", OPT_HALT, true},
-    {"halt-on-error", OPT_HALT, true}, {"dry-run", OPT_DRY, false},
-    {"joblog", OPT_JOBLOG, true}, {"resume", OPT_RESUME, false},
-    {"resume-failed", OPT_RESUME_FAILED, false}, {"shell", OPT_SHELL, false},
-    {"no-shell", OPT_NOSHELL, false}, {"pipe", OPT_PIPE, false},
-    {"spreadstdin", OPT_PIPE, false}, {"pipe-part", OPT_PIPEPART, false},
-    {"pipepart", OPT_PIPEPART, false}, {"block", OPT_BLOCK, true},
-    {"block-size", OPT_BLOCK, true}, {"recend", OPT_RECEND, true},
-    {"recstart", OPT_RECSTART, true}, {"max-replace-args", OPT_MAXREP, true},
-    {"max-args", OPT_MAXARGS, true}, {"bar", OPT_BAR, false}, {"eta", OPT_ETA, false},
-    {"replace", OPT_REPLACE, true}, {"null", OPT_NULL, false}, {"delimiter", OPT_DELIM, true},
-    {"arg-file", OPT_ARGFILE, true}, {"help", OPT_HELP, false}, {"version", OPT_VERSION, false},
-    {"quote", OPT_QUOTE, false}, {NULL, 0, false},
+    {"I", OPT_REPLACE, ARG_NEEDED}, {"arg-file|argfile|a", OPT_ARGFILE, ARG_NEEDED},
+    {"bar", OPT_BAR, ARG_NONE}, {"block-size|blocksize|block", OPT_BLOCK, ARG_NEEDED},
+    {"delimiter|d", OPT_DELIM, ARG_NEEDED}, {"dry-run|dryrun|dr", OPT_DRY, ARG_NONE},
+    {"eta", OPT_ETA, ARG_NONE}, {"g", OPT_RETIRED_G, ARG_NONE}, {"group", OPT_GROUP, ARG_NONE},
+    {"halt-on-error|haltonerror|halt", OPT_HALT, ARG_NEEDED}, {"help|h", OPT_HELP, ARG_NONE},
+    {"joblog|jl", OPT_JOBLOG, ARG_NEEDED}, {"jobs|j", OPT_JOBS, ARG_NEEDED},
+    {"keep-order|keeporder|k", OPT_KEEP, ARG_NONE},
+    {"line-buffer|line-buffered|linebuffer|linebuffered|lb", OPT_LB, ARG_NONE},
+    {"max-args|maxargs|n", OPT_MAXARGS, ARG_NEEDED},
+    {"max-procs|maxprocs|P", OPT_JOBS, ARG_NEEDED},
+    {"max-replace-args|maxreplaceargs|N", OPT_MAXREP, ARG_NEEDED},
+    {"no-keep-order|nokeeporder|nok|no-k", OPT_NOKEEP, ARG_NONE}, {"null|0", OPT_NULL, ARG_NONE},
+    {"pipe-part|pipepart", OPT_PIPEPART, ARG_NONE}, {"pipe|spreadstdin", OPT_PIPE, ARG_NONE},
+    {"quote|q", OPT_QUOTE, ARG_NONE}, {"recend", OPT_RECEND, ARG_NEEDED},
+    {"recstart", OPT_RECSTART, ARG_NEEDED}, {"replace|i", OPT_REPLACE, ARG_NEEDED},
+    {"resume-failed|resumefailed", OPT_RESUME_FAILED, ARG_NONE}, {"resume", OPT_RESUME, ARG_NONE},
+    {"retries", OPT_RETRIES, ARG_NEEDED}, {"tag", OPT_TAG, ARG_NONE},
+    {"timeout", OPT_TIMEOUT, ARG_NEEDED}, {"ungroup|u", OPT_UNGROUP, ARG_NONE},
+    {"v", OPT_VERBOSE, ARG_NONE}, {"verbose|t", OPT_VERBOSE, ARG_NONE},
+    {"version|V", OPT_VERSION, ARG_NONE},
+    {"will-cite|willcite|nn|nonotice|no-notice", OPT_WILLCITE, ARG_NONE},
+    {"shell", OPT_SHELL, ARG_NONE}, {"no-shell", OPT_NOSHELL, ARG_NONE},
+    {NULL, 0, ARG_NONE},
+};
+
+/* GNU parallel's other options: procpool does not take them, but they count
+ * when an abbreviation is matched, so that one GNU parallel refuses as
+ * ambiguous is refused here too, and one procpool takes today never changes
+ * meaning when procpool takes more options. */
+static const char *const gnu_only_opts[] = {
+    "B", "E", "H", "L", "T", "U", "W", "X", "Y", "arg-file-sep|argfilesep", "arg-sep|argsep",
+    "basefile|bf", "basenameextensionreplace|bner", "basenamereplace|bnr", "bg", "bin",
+    "block-timeout|blocktimeout|bt", "bug", "cat", "cleanup", "col-sep|colsep|C",
+    "color-failed|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf",
+    "color|colour", "compress", "controlmaster|M", "csv", "ctag-string|ctagstring", "ctag",
+    "ctrl-c|ctrlc", "debug|D", "delay", "dirnamereplace|dnr", "embed", "env", "eof|e", "exit|x",
+    "extensionreplace|er", "fg", "fifo", "filter-hosts|filterhosts|filter-host", "filter", "gnu",
+    "group-by|groupby", "header", "hgrp|hostgrp|hostgroup|hostgroups", "interactive|p",
+    "latest-line|latestline|ll", "limit", "linkinputsource|xapplyinputsource", "link|xapply",
+    "load", "m", "max-chars|maxchars|s", "max-line-length-allowed|maxlinelengthallowed",
+    "max-lines|maxlines|l", "memfree", "memsuspend", "min-version|minversion", "nice",
+    "no-ctrl-c|no-ctrlc|noctrlc", "no-run-if-empty|norunifempty|r", "nonall", "noswap",
+    "number-of-cores|numberofcores", "number-of-cpus|numberofcpus",
+    "number-of-sockets|numberofsockets", "number-of-threads|numberofthreads", "onall",
+    "open-tty|o", "output-as-files|outputasfiles|files", "parens", "plain", "plus",
+    "process-slot-var|processslotvar", "profile|J", "progress", "recordenv|record-env",
+    "regexp|regex", "remove-rec-sep|removerecsep|rrs", "results|result|res",
+    "retry-failed|retryfailed", "return", "round-robin|roundrobin|round", "rpl",
+    "rsync-opts|rsyncopts", "semaphore-name|semaphorename|id",
+    "semaphore-timeout|semaphoretimeout|st", "semaphore", "seqreplace", "session", "shard",
+    "shebang|hashbang", "shell-completion|shellcompletion", "shell-quote|shellquote|shell_quote",
+    "show-limits|showlimits", "shuf", "silent", "skip-first-line|skipfirstline", "slotreplace",
+    "sql-and-worker|sqlandworker", "sql-master|sqlmaster", "sql-worker|sqlworker", "sql",
+    "ssh-delay|sshdelay", "ssh", "sshloginfile|slf", "sshlogin|S", "tag-string|tagstring", "tee",
+    "template|tmpl", "term-seq|termseq", "tmpdir|tempdir", "tmux-pane|tmuxpane", "tmux", "tollef",
+    "total-jobs|totaljobs|total", "transfer-file|transferfile|transfer-files|transferfiles|tf",
+    "transfer", "trc", "trim", "tty",
+    "use-compress-program|compress-program|usecompressprogram|compressprogram",
+    "use-cores-instead-of-threads|usecoresinsteadofthreads",
+    "use-cpus-instead-of-cores|usecpusinsteadofcores",
+    "use-decompress-program|decompress-program|usedecompressprogram|decompressprogram",
+    "use-sockets-instead-of-threads|usesocketsinsteadofthreads", "wait", "work-dir|workdir|wd",
+    "xargs",
+    NULL,
 };
 
 static const struct {
     char c;
     int id;
-    bool arg;
+    int arg;
 } short_opts[] = {
-    {'j', OPT_JOBS, true}, {'P', OPT_JOBS, true}, {'k', OPT_KEEP, false},
-    {'u', OPT_UNGROUP, false}, {'v', OPT_VERBOSE, false}, {'N', OPT_MAXREP, true},
-    {'n', OPT_MAXARGS, true}, {'I', OPT_REPLACE, true}, {'0', OPT_NULL, false},
-    {'d', OPT_DELIM, true}, {'a', OPT_ARGFILE, true}, {'h', OPT_HELP, false},
-    {'V', OPT_VERSION, false}, {'q', OPT_QUOTE, false}, {0, 0, false},
+    {'j', OPT_JOBS, ARG_NEEDED}, {'P', OPT_JOBS, ARG_NEEDED}, {'k', OPT_KEEP, ARG_NONE},
+    {'u', OPT_UNGROUP, ARG_NONE}, {'v', OPT_VERBOSE, ARG_NONE},
+    {'N', OPT_MAXREP, ARG_NEEDED}, {'n', OPT_MAXARGS, ARG_NEEDED},
+    {'I', OPT_REPLACE, ARG_NEEDED}, {'0', OPT_NULL, ARG_NONE}, {'d', OPT_DELIM, ARG_NEEDED},
+    {'a', OPT_ARGFILE, ARG_NEEDED}, {'h', OPT_HELP, ARG_NONE}, {'V', OPT_VERSION, ARG_NONE},
+    {'q', OPT_QUOTE, ARG_NONE}, {'g', OPT_RETIRED_G, ARG_NONE}, {0, 0, ARG_NONE},
 };
+
+/* Does the spec "name|alias|..." have a name that is nl bytes long and
+ * equals name (exact) or begins with it (prefix)? Case does not matter,
+ * but for one-letter names (-k and -K differ). */
+static int spec_match(const char *spec, const char *name, size_t nl, const char **hit) {
+    int best = 0;
+    for (const char *p = spec; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        bool same = len == 1 ? nl == 1 && *p == *name : strncasecmp(p, name, nl) == 0;
+        if (nl <= len && same) {
+            if (len == nl) {
+                *hit = p;
+                return 2;
+            }
+            if (!best)
+                *hit = p;
+            best = 1;
+        }
+        p += len + (bar != NULL);
+    }
+    return best;
+}
+
+/* The first name of a spec, for messages: "joblog" of "joblog|jl". */
+static void spec_name(char *out, size_t cap, const char *spec) {
+    size_t len = strcspn(spec, "|");
+    snprintf(out, cap, "%.*s", (int)(len < 60 ? len : 60), spec);
+}
+
+/* Collect the names of spec that begin with name[0..nl) into hits. */
+static void spec_hits(const char *spec, const char *name, size_t nl, const char **hits,
+                      size_t *nh, size_t cap) {
+    for (const char *p = spec; *p && *nh < cap;) {
+        size_t len = strcspn(p, "|");
+        if (nl <= len && (len == 1 ? *p == *name : strncasecmp(p, name, nl) == 0))
+            hits[(*nh)++] = p;
+        p += len + (p[len] == '|');
+    }
+}
+
+static int cmp_names(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t lx = strcspn(x, "|"), ly = strcspn(y, "|");
+    int c = strncmp(x, y, lx < ly ? lx : ly);
+    return c ? c : (lx > ly) - (lx < ly);
+}
+
+/* The long option name[0..nl) names, as Getopt::Long finds it among all of
+ * GNU parallel's: an exact name, else the one option that every name it
+ * begins belongs to. NULL with a message when that is none, several, or an
+ * option of GNU parallel's that procpool does not take. */
+static const opt_t *find_long(const char *name, size_t nl) {
+    const opt_t *found = NULL;
+    const char *gnu = NULL, *h;
+    size_t nopts = 0;
+    int shown = (int)(nl > 100 ? 100 : nl);
+    char what[64];
+    for (int pass = 0; pass < 2 && nl; pass++) { /* 0: exact names, 1: prefixes */
+        for (const opt_t *p = long_opts; p->name; p++) {
+            int m = spec_match(p->name, name, nl, &h);
+            if (m == 2 || (pass == 1 && m == 1)) {
+                if (pass == 0)
+                    return p;
+                if (!found || found->id != p->id)
+                    nopts++;
+                found = p;
+            }
+        }
+        for (const char *const *g = gnu_only_opts; *g; g++) {
+            int m = spec_match(*g, name, nl, &h);
+            if (m == 2 || (pass == 1 && m == 1)) {
+                if (pass == 0) {
+                    perr("option '--%.*s' of GNU parallel is not supported by procpool "
+                         "(see procpool --help)", shown, name);
+                    return NULL;
+                }
+                nopts++;
+                gnu = *g;
+            }
+        }
+    }
+    if (nopts == 0) {
+        perr("unknown option '--%.*s' (see procpool --help)", shown, name);
+        return NULL;
+    }
+    if (nopts == 1 && found)
+        return found;
+    if (nopts == 1) {
+        spec_name(what, sizeof what, gnu);
+        perr("option '--%s' of GNU parallel is not supported by procpool (see procpool --help)",
+             what);
+        return NULL;
+    }
+    const char *hits[512];
+    size_t nh = 0;
+    for (const opt_t *p = long_opts; p->name; p++)
+        spec_hits(p->name, name, nl, hits, &nh, 512);
+    for (const char *const *g = gnu_only_opts; *g; g++)
+        spec_hits(*g, name, nl, hits, &nh, 512);
+    qsort(hits, nh, sizeof *hits, cmp_names);
+    char list[700];
+    size_t at = 0;
+    for (size_t i = 0; i < nh && at < sizeof list - 1; i++) {
+        int w = snprintf(list + at, sizeof list - at, "%s%.*s", i ? ", " : "",
+                         (int)strcspn(hits[i], "|"), hits[i]);
+        if (w < 0 || (size_t)w >= sizeof list - at)
+            break;
+        at += (size_t)w;
+    }
+    perr("option '--%.*s' is ambiguous (%s)", shown, name, list);
+    return NULL;
+}
 
 static bool is_sep(const char *a) {
     return strcmp(a, ":::") == 0 || strcmp(a, "::::") == 0 || strcmp(a, ":::+") == 0 ||
            strcmp(a, "::::+") == 0;
 }
 
-/* *out is lo when v is not a number in [lo, hi]. */
-static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    *out = lo;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return perr("%s: '%.100s' is not a whole number from %ld to %ld", opt, v, lo, hi);
-    *out = x;
-    return 0;
-}
-
-static int clamp_slots(double n) {
-    return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
-}
-
-static int parse_jobs(const char *v, int *out) {
-    int cpus = pp_cpu_count();
-    char *end;
-    errno = 0;
-    if (!*v)
-        return perr("-j: empty value");
-    if (v[0] == '+' || v[0] == '-') {
-        long d = strtol(v, &end, 10);
-        if (errno || *end || end == v + 1)
-            return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
-        *out = clamp_slots((double)cpus + (double)d); /* no overflow for huge +N */
-        return 0;
-    }
-    double x = strtod(v, &end);
-    if (errno || end == v || !(x >= 0) || x > 1e6)
-        return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
-    if (*end == '%' && end[1] == 0) {
-        *out = clamp_slots(floor(cpus * x / 100.0));
-        return 0;
-    }
-    if (*end)
-        return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
-    if (x != floor(x))
-        return perr("-j: '%.100s' is not a whole number", v);
-    *out = (int)(x > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : x);
-    return 0;
-}
-
-static int parse_size(const char *opt, const char *v, size_t *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || !(x > 0))
-        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
-    double mul = 1;
-    switch (*end) {
-    case 0: break;
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    case 'b': case 'B': end++; break;
-    default: return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
-    }
-    if (*end)
-        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
-    x *= mul;
-    if (!(x >= 1) || x > 1024.0 * 1024 * 1024)
-        return perr("%s: '%.100s' must be from 1 byte to 1G", opt, v);
-    *out = (size_t)x;
-    return 0;
-}
-
-static int parse_halt(cli_opts_t *o, const char *v) {
-    if (strcmp(v, "never") == 0 || strcmp(v, "0") == 0) {
-        o->halt_when = HALT_NEVER;
-        return 0;
-    }
-    if (strcmp(v, "1") == 0 || strcmp(v, "2") == 0) {
-        o->halt_when = v[0] == '1' ? HALT_SOON : HALT_NOW;
-        o->halt_what = HALT_FAIL;
-        o->halt_n = 1;
-        return 0;
-    }
-    const char *c = strchr(v, ',');
-    size_t wl = c ? (size_t)(c - v) : 0;
-    int when;
-    if (c && wl == 3 && strncmp(v, "now", 3) == 0)
-        when = HALT_NOW;
-    else if (c && wl == 4 && strncmp(v, "soon", 4) == 0)
-        when = HALT_SOON;
-    else
-        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
-    const char *w = c + 1;
-    const char *eq = strchr(w, '=');
-    if (!eq)
-        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
-    size_t kl = (size_t)(eq - w);
-    int what;
-    if (kl == 4 && strncmp(w, "fail", 4) == 0)
-        what = HALT_FAIL;
-    else if (kl == 7 && strncmp(w, "success", 7) == 0)
-        what = HALT_SUCCESS;
-    else if (kl == 4 && strncmp(w, "done", 4) == 0)
-        what = HALT_DONE;
-    else
-        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
-    char *end;
-    errno = 0;
-    double n = strtod(eq + 1, &end);
-    if (errno || end == eq + 1 || !(n > 0) || n > 1e15)
-        return perr("--halt: '%.100s': the count must be a positive number", v);
-    bool pct = false;
-    if (*end == '%' && end[1] == 0) {
-        if (n > 100)
-            return perr("--halt: '%.100s': a percentage must be at most 100%%", v);
-        pct = true;
-    } else if (*end || n != floor(n)) {
-        return perr("--halt: '%.100s': the count must be a whole number or a percentage", v);
-    }
-    o->halt_when = when;
-    o->halt_what = what;
-    o->halt_pct = pct;
-    o->halt_n = n;
-    return 0;
-}
-
-/* --recend/--recstart/-d take C-style escapes: \n \t \r \0 \\ (any other
- * backslash stays as it is). Returns the bytes (NUL-terminated; they may
- * hold a \0 themselves) and their count in *len. */
-static char *unescape(const char *s, size_t *len) {
-    sbuf_t b = {0};
-    sb_add(&b, "", 0);
-    for (; *s; s++) {
-        if (*s == '\\' && s[1]) {
-            s++;
-            switch (*s) {
-            case 'n': sb_addc(&b, '\n'); break;
-            case 't': sb_addc(&b, '\t'); break;
-            case 'r': sb_addc(&b, '\r'); break;
-            case '0': sb_addc(&b, 0); break;
-            case '\\': sb_addc(&b, '\\'); break;
-            default: sb_addc(&b, '\\'); sb_addc(&b, *s);
-            }
-        } else {
-            sb_addc(&b, *s);
-        }
-    }
-    *len = b.len;
-    return b.p;
-}
+#include "cli_values.h" /* parse_long, parse_jobs, parse_size, parse_halt, unescape */
 
 static void set_str(char **dst, const char *v) {
     free(*dst);
@@ -712,6 +735,10 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
         o->jobs_set = true;
         break;
     case OPT_KEEP: o->keep_order = true; break;
+    case OPT_NOKEEP: o->keep_order = false; break;
+    case OPT_GROUP: o->group = true; break;
+    case OPT_WILLCITE: break; /* GNU parallel's citation notice: procpool has none */
+    case OPT_RETIRED_G: return perr("-g has been retired; use --group");
     case OPT_TAG: o->tag = true; break;
     case OPT_LB: o->line_buffer = true; break;
     case OPT_UNGROUP: o->ungroup = true; break;
@@ -833,13 +860,9 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
             const char *name = a + 2;
             const char *eq = strchr(name, '=');
             size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-            const opt_t *op = NULL;
-            for (const opt_t *p = long_opts; p->name; p++)
-                if (strlen(p->name) == nl && strncmp(p->name, name, nl) == 0)
-                    op = p;
+            const opt_t *op = find_long(name, nl);
             if (!op)
-                return perr("unknown option '--%.*s' (see procpool --help)",
-                            (int)(nl > 100 ? 100 : nl), name);
+                return -1;
             const char *v = NULL;
             if (op->arg) {
                 if (eq)
@@ -847,12 +870,14 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
                 else if (i + 1 < argc)
                     v = argv[++i];
                 else
-                    return perr("option '--%s' needs a value", op->name);
+                    return perr("option '--%.*s' needs a value", (int)strcspn(op->name, "|"),
+                                op->name);
             } else if (eq) {
-                return perr("option '--%s' takes no value", op->name);
+                return perr("option '--%.*s' takes no value", (int)strcspn(op->name, "|"),
+                            op->name);
             }
-            char oname[64];
-            snprintf(oname, sizeof oname, "--%s", op->name);
+            char oname[64] = "--";
+            spec_name(oname + 2, sizeof oname - 2, op->name);
             int rc = set_opt(o, op->id, oname, v);
             if (rc != 0)
                 return rc;
@@ -934,6 +959,8 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
         return perr("--pipe reads its data from stdin and takes no ::: or :::: inputs");
     if ((o->resume || o->resume_failed) && !o->joblog)
         return perr("--resume and --resume-failed need --joblog FILE");
+    if (o->group && (o->ungroup || o->line_buffer))
+        return perr("--group cannot be combined with %s", o->ungroup ? "--ungroup" : "--line-buffer");
     if (o->ungroup && (o->tag || o->line_buffer))
         return perr("-u/--ungroup cannot be combined with --tag or --line-buffer");
     if (!o->recend && !o->recstart) {

@@ -91,7 +91,11 @@ static void cli_usage(void) {
         "  --block SIZE        block size (default 1M; k, M, G suffixes)\n"
         "  --recend STR        record end (default \\n); --recstart STR record start\n"
         "  --pipe-part -a FILE like --pipe over FILE, read by the jobs' workers\n"
-        "Other: -h, --help; -V, --version\n"
+        "Other: -h, --help; -V, --version; --group (the default); --no-keep-order;\n"
+        "       --will-cite (accepted, no effect)\n"
+        "Long options: any of GNU parallel's names (--jl, --linebuffer, --blocksize, --dr,\n"
+        "  --keeporder, ...), any case, abbreviated to any prefix that is not ambiguous\n"
+        "  among all of GNU parallel's options\n"
         "Exit status: the number of failed jobs (101 for more than 100), 255 on errors,\n"
         "130/143 when interrupted by SIGINT/SIGTERM.\n",
         stdout);

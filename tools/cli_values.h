@@ -1,0 +1,159 @@
+/*
+ * cli_values.h - the value parsers of the `procpool` command's options:
+ * whole numbers, -j, sizes, --halt rules and C-style escapes.
+ *
+ * Static functions, included once by cli_args.c (which defines perr()
+ * before it): the parser stays in one translation unit, which the fuzzing
+ * harness links alone. Each returns 0, or -1 with a message set by perr().
+ */
+#ifndef PROCPOOL_CLI_VALUES_H
+#define PROCPOOL_CLI_VALUES_H
+
+/* *out is lo when v is not a number in [lo, hi]. */
+static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
+    char *end;
+    *out = lo;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return perr("%s: '%.100s' is not a whole number from %ld to %ld", opt, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+static int clamp_slots(double n) {
+    return (int)(n < 1 ? 1 : n > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : n);
+}
+
+static int parse_jobs(const char *v, int *out) {
+    int cpus = pp_cpu_count();
+    char *end;
+    errno = 0;
+    if (!*v)
+        return perr("-j: empty value");
+    if (v[0] == '+' || v[0] == '-') {
+        long d = strtol(v, &end, 10);
+        if (errno || *end || end == v + 1)
+            return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
+        *out = clamp_slots((double)cpus + (double)d); /* no overflow for huge +N */
+        return 0;
+    }
+    double x = strtod(v, &end);
+    if (errno || end == v || !(x >= 0) || x > 1e6)
+        return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
+    if (*end == '%' && end[1] == 0) {
+        *out = clamp_slots(floor(cpus * x / 100.0));
+        return 0;
+    }
+    if (*end)
+        return perr("-j: '%.100s' is not N, N%%, +N or -N", v);
+    if (x != floor(x))
+        return perr("-j: '%.100s' is not a whole number", v);
+    *out = (int)(x > CLI_MAX_SLOTS ? CLI_MAX_SLOTS : x);
+    return 0;
+}
+
+static int parse_size(const char *opt, const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || !(x > 0))
+        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    double mul = 1;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 'b': case 'B': end++; break;
+    default: return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    }
+    if (*end)
+        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    x *= mul;
+    if (!(x >= 1) || x > 1024.0 * 1024 * 1024)
+        return perr("%s: '%.100s' must be from 1 byte to 1G", opt, v);
+    *out = (size_t)x;
+    return 0;
+}
+
+static int parse_halt(cli_opts_t *o, const char *v) {
+    if (strcmp(v, "never") == 0 || strcmp(v, "0") == 0) {
+        o->halt_when = HALT_NEVER;
+        return 0;
+    }
+    if (strcmp(v, "1") == 0 || strcmp(v, "2") == 0) {
+        o->halt_when = v[0] == '1' ? HALT_SOON : HALT_NOW;
+        o->halt_what = HALT_FAIL;
+        o->halt_n = 1;
+        return 0;
+    }
+    const char *c = strchr(v, ',');
+    size_t wl = c ? (size_t)(c - v) : 0;
+    int when;
+    if (c && wl == 3 && strncmp(v, "now", 3) == 0)
+        when = HALT_NOW;
+    else if (c && wl == 4 && strncmp(v, "soon", 4) == 0)
+        when = HALT_SOON;
+    else
+        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
+    const char *w = c + 1;
+    const char *eq = strchr(w, '=');
+    if (!eq)
+        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
+    size_t kl = (size_t)(eq - w);
+    int what;
+    if (kl == 4 && strncmp(w, "fail", 4) == 0)
+        what = HALT_FAIL;
+    else if (kl == 7 && strncmp(w, "success", 7) == 0)
+        what = HALT_SUCCESS;
+    else if (kl == 4 && strncmp(w, "done", 4) == 0)
+        what = HALT_DONE;
+    else
+        return perr("--halt: '%.100s' is not now|soon,fail|success|done=N[%%]", v);
+    char *end;
+    errno = 0;
+    double n = strtod(eq + 1, &end);
+    if (errno || end == eq + 1 || !(n > 0) || n > 1e15)
+        return perr("--halt: '%.100s': the count must be a positive number", v);
+    bool pct = false;
+    if (*end == '%' && end[1] == 0) {
+        if (n > 100)
+            return perr("--halt: '%.100s': a percentage must be at most 100%%", v);
+        pct = true;
+    } else if (*end || n != floor(n)) {
+        return perr("--halt: '%.100s': the count must be a whole number or a percentage", v);
+    }
+    o->halt_when = when;
+    o->halt_what = what;
+    o->halt_pct = pct;
+    o->halt_n = n;
+    return 0;
+}
+
+/* --recend/--recstart/-d take C-style escapes: \n \t \r \0 \\ (any other
+ * backslash stays as it is). Returns the bytes (NUL-terminated; they may
+ * hold a \0 themselves) and their count in *len. */
+static char *unescape(const char *s, size_t *len) {
+    sbuf_t b = {0};
+    sb_add(&b, "", 0);
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            switch (*s) {
+            case 'n': sb_addc(&b, '\n'); break;
+            case 't': sb_addc(&b, '\t'); break;
+            case 'r': sb_addc(&b, '\r'); break;
+            case '0': sb_addc(&b, 0); break;
+            case '\\': sb_addc(&b, '\\'); break;
+            default: sb_addc(&b, '\\'); sb_addc(&b, *s);
+            }
+        } else {
+            sb_addc(&b, *s);
+        }
+    }
+    *len = b.len;
+    return b.p;
+}
+
+#endif /* PROCPOOL_CLI_VALUES_H */
