@@ -5,7 +5,8 @@
  * and links the library. Nothing here reaches into src/.
  *
  * Parts:
- *   cli_args.c  option parsing, the command template (replacement strings),
+ *   cli_args.c  option parsing (with cli_optable.h: option names, and
+ *               cli_values.h: value parsers), the command template (replacement strings),
  *               shell quoting, command expansion
  *   cli_job.c   the worker side: a task that spawns one job, captures its
  *               stdout/stderr, enforces the timeout, kills its process group
