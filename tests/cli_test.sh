@@ -242,6 +242,14 @@ check "the ambiguity error lists the candidates" \
 check "an option of GNU parallel that procpool lacks says so" \
     "procpool: option '--colsep' of GNU parallel is not supported by procpool (see procpool --help)" \
     "$($P --colsep , echo ::: a 2>&1)"
+# durations with GNU's time units
+same "--timeout 1m30s, 1.4m, 1h, 2d, 5S, 1M" "1m30s 1.4m 1h 2d 5S 1M" \
+    'for t in 1m30s 1.4m 1h 2d 5S 1M; do $X --timeout $t echo ::: $t; done | paste -sd" " -' 
+same "--timeout 1s stops a job" "1" '$X --timeout 1s "sleep 9; echo never" ::: 1 2>/dev/null; echo $?'
+same "--timeout 0 is no timeout" "x 1" '$X --timeout 0 "sleep 0.2; echo x" ::: 1'
+for t in 1m30 1e3 .5 -1 1s2; do
+    same "--timeout $t is refused: 255" "255" '$X --timeout '"$t"' echo ::: a 2>/dev/null; echo $?'
+done
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

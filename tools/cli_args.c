@@ -533,16 +533,7 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     case OPT_LB: o->line_buffer = true; break;
     case OPT_UNGROUP: o->ungroup = true; break;
     case OPT_VERBOSE: o->verbose = true; break;
-    case OPT_TIMEOUT: {
-        char *end;
-        errno = 0;
-        double t = strtod(v, &end);
-        if (errno || end == v || !(t > 0) || t > 1e8 || *end)
-            return perr("--timeout: '%.100s' is not a positive number of seconds%s", v,
-                        (*end == '%') ? " (N% timeouts are not supported)" : "");
-        o->timeout = t;
-        break;
-    }
+    case OPT_TIMEOUT: return parse_time(name, v, &o->timeout); /* 0: none, as in GNU */
     case OPT_RETRIES: {
         long r;
         if (parse_long(name, v, 0, 1000000, &r) < 0)

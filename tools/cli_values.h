@@ -1,6 +1,6 @@
 /*
  * cli_values.h - the value parsers of the `procpool` command's options:
- * whole numbers, -j, sizes, --halt rules and C-style escapes.
+ * whole numbers, -j, sizes, durations, --halt rules and C-style escapes.
  *
  * Static functions, included once by cli_args.c (which defines perr()
  * before it): the parser stays in one translation unit, which the fuzzing
@@ -154,6 +154,49 @@ static char *unescape(const char *s, size_t *len) {
     }
     *len = b.len;
     return b.p;
+}
+
+/* A duration as GNU parallel writes it: seconds (12, 0.5), or a number and
+ * a unit, repeated: s, m, h, d in either case (1m30s, 1.4m, 2h, 1d12h); no
+ * sign, no exponent, a digit before any '.'. */
+static int parse_time(const char *opt, const char *v, double *out) {
+    double total = 0;
+    const char *p = v;
+    bool units = false;
+    while (*p) {
+        if (!isdigit((unsigned char)*p))
+            goto bad;
+        double x = 0;
+        while (isdigit((unsigned char)*p))
+            x = x * 10 + (*p++ - '0');
+        if (*p == '.') {
+            p++;
+            if (!isdigit((unsigned char)*p))
+                goto bad;
+            for (double f = 0.1; isdigit((unsigned char)*p); f /= 10)
+                x += (*p++ - '0') * f;
+        }
+        int u = tolower((unsigned char)*p);
+        double mul = u == 's' ? 1 : u == 'm' ? 60 : u == 'h' ? 3600 : u == 'd' ? 86400 : 0;
+        if (mul)
+            p++;
+        else if (!*p && !units) /* plain seconds; but 1m30: a number after a unit needs one */
+            mul = 1;
+        else
+            goto bad;
+        units = true;
+        total += x * mul;
+        if (total > 1e8)
+            return perr("%s: '%.100s' is too long (at most 1e8 seconds)", opt, v);
+    }
+    if (p == v)
+        goto bad;
+    *out = total;
+    return 0;
+bad:
+    return perr("%s: '%.100s' is not a duration: seconds, or with units s, m, h, d "
+                "(30, 1.5, 1m30s, 1.4m, 2h)%s",
+                opt, v, strchr(v, '%') ? " (N% timeouts are not supported)" : "");
 }
 
 #endif /* PROCPOOL_CLI_VALUES_H */
