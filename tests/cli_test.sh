@@ -250,6 +250,17 @@ same "--timeout 0 is no timeout" "x 1" '$X --timeout 0 "sleep 0.2; echo x" ::: 1
 for t in 1m30 1e3 .5 -1 1s2; do
     same "--timeout $t is refused: 255" "255" '$X --timeout '"$t"' echo ::: a 2>/dev/null; echo $?'
 done
+# --joblog - (standard output) and +FILE (append)
+same "--joblog -: the log on stdout, after each job's output" \
+    "Seq	Host	Exitval	Signal	Command${nl}a${nl}1	:	0	0	echo a${nl}b${nl}2	:	0	0	echo b" \
+    '$X -j1 -k --joblog - echo ::: a b | cut -f1,2,7,8,9'
+same "--joblog - --dry-run: no log" "echo a" '$X --joblog - --dry-run echo ::: a'
+same "--joblog +FILE appends" "1	echo a${nl}1	echo b${nl}1	echo c" \
+    'rm -f jlp; $X --joblog jlp echo ::: a > /dev/null; for v in b c; do $X --joblog +jlp echo ::: $v > /dev/null; done; cut -f1,9 jlp | grep -v ^Seq'
+rm -f jln; $P --joblog +jln echo ::: a > /dev/null; $P --joblog +jln echo ::: b > /dev/null
+check "--joblog +FILE: one header, on a new file too" "1 1" \
+    "$(grep -c ^Seq jln) $(head -1 jln | grep -c ^Seq)"
+check "--joblog +FILE: two runs, two lines" "3" "$(wc -l < jln | tr -d ' ')"
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -76,7 +76,8 @@ static void cli_usage(void) {
         "  --halt WHEN,WHAT=N  WHEN: now|soon; WHAT: fail|success|done; N or N%\n"
         "  --dry-run           print the commands, run nothing\n"
         "  --joblog FILE       log every job (Seq Host Starttime JobRuntime Send Receive\n"
-        "                      Exitval Signal Command, tab-separated)\n"
+        "                      Exitval Signal Command, tab-separated); +FILE appends,\n"
+        "                      - writes to stdout\n"
         "  --resume            skip the jobs already in the joblog\n"
         "  --resume-failed     also run again the jobs the joblog has as failed\n"
         "Output:\n"
@@ -398,12 +399,21 @@ static FILE *joblog;
 static uint8_t *resume_done; /* by seq */
 static size_t resume_n;
 
+/* --joblog FILE (written anew), +FILE (appended to), - (standard output,
+ * between the jobs' output, as GNU parallel does). */
 static void joblog_open(void) {
     if (!O.joblog)
         return;
-    bool append = O.resume || O.resume_failed;
-    if (append) {
-        FILE *f = fopen(O.joblog, "re");
+    const char *path = O.joblog;
+    bool plus = path[0] == '+';
+    if (plus)
+        path++;
+    if (!*path)
+        die("--joblog: '+' needs a file name");
+    bool to_stdout = !plus && strcmp(path, "-") == 0;
+    bool append = plus || O.resume || O.resume_failed;
+    if ((O.resume || O.resume_failed) && !to_stdout) {
+        FILE *f = fopen(path, "re");
         if (f) {
             char *line = NULL;
             size_t cap = 0;
@@ -440,10 +450,14 @@ static void joblog_open(void) {
             fclose(f);
         }
     }
-    joblog = fopen(O.joblog, append ? "ae" : "we");
+    if (O.dry_run)
+        return; /* --dry-run reads the log for --resume, writes nothing to it */
+    joblog = to_stdout ? stdout : fopen(path, append ? "ae" : "we");
     if (!joblog)
-        die("cannot open joblog '%s': %s", O.joblog, strerror(errno));
-    if (ftell(joblog) == 0) {
+        die("cannot open joblog '%s': %s", path, strerror(errno));
+    /* the header, unless appending to a log that has lines (GNU parallel
+     * writes none with +FILE even to a new file: a deliberate difference) */
+    if (to_stdout || ftell(joblog) == 0) {
         fputs("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n", joblog);
         fflush(joblog);
     }
@@ -897,7 +911,7 @@ int main(int argc, char **argv) {
     pp_pool_destroy(pool);
     the_pool = NULL;
     pthread_mutex_unlock(&pool_lock);
-    if (joblog)
+    if (joblog && joblog != stdout)
         fclose(joblog);
     if (halt_status >= 0)
         return halt_status > 255 ? 255 : halt_status;
