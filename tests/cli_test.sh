@@ -261,6 +261,15 @@ rm -f jln; $P --joblog +jln echo ::: a > /dev/null; $P --joblog +jln echo ::: b 
 check "--joblog +FILE: one header, on a new file too" "1 1" \
     "$(grep -c ^Seq jln) $(head -1 jln | grep -c ^Seq)"
 check "--joblog +FILE: two runs, two lines" "3" "$(wc -l < jln | tr -d ' ')"
+# -N0: a job per input, given none of it
+same "-N0: one job per input, no arguments" "foo${nl}foo${nl}foo" '$X -k -N0 echo foo ::: 1 2 3'
+same "-n0 too" "foo${nl}foo" '$X -k -n0 echo foo ::: 1 2'
+same "-N0: a job per combination" "4" '$X -N0 echo foo ::: 1 2 ::: a b | wc -l | tr -d " "'
+same "-N0: a job per stdin line" "bar${nl}bar" 'printf "x\ny\n" | $X -k -N0 echo bar'
+same "-N0: {} is nothing at all, {#} the job number" "[a][b][1][a][b][2]" \
+    '$X -k -N0 printf "[%s]" a {} b {#} ::: x y'
+same "-N0 --tag: an empty tag" "	foo" '$X -N0 --tag echo foo ::: 1'
+check "-N0 --dry-run" "echo foo${nl}echo foo" "$($P -k -N0 --dry-run echo foo ::: 1 2)"
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -117,6 +117,7 @@ typedef struct {
     char *recend, *recstart;
     size_t recend_len, recstart_len;
     long max_args;         /* -N / -n: arguments (or --pipe records) per job; 0 = unset */
+    bool zero_args;        /* -N0: one input per job, which it is not given */
     bool bar, eta;
     char *replace;         /* -I */
     char delim;            /* input record separator: '\n', or '\0' with -0 */

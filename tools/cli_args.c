@@ -414,9 +414,7 @@ void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t n
             put_num(cmd, (uint64_t)slot);
             break;
         case SEG_ARG:
-            if (s->pos == 0) {
-                if (nargs == 0 && !t->raw)
-                    sb_add(cmd, "''", 2);
+            if (s->pos == 0) { /* no arguments (-N0): nothing, as in GNU parallel */
                 for (size_t k = 0; k < nargs; k++) {
                     if (k)
                         sb_addc(cmd, ' ');
@@ -474,7 +472,7 @@ size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t n
             break;
         case SEG_ARG:
             if (s->pos == 0) {
-                in_word = true;
+                in_word = in_word || nargs > 0; /* no arguments: no word of its own */
                 for (size_t k = 0; k < nargs; k++) {
                     if (k) {
                         END_WORD();
@@ -564,7 +562,16 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
         o->recstart = unescape(v, &o->recstart_len);
         break;
     case OPT_MAXREP:
-    case OPT_MAXARGS: return parse_long(name, v, 1, 100000000, &o->max_args);
+    case OPT_MAXARGS: {
+        /* -N0: a job per input, given none of it (GNU parallel); with
+         * --pipe it is no -N at all, as there */
+        long n;
+        if (parse_long(name, v, 0, 100000000, &n) < 0)
+            return -1;
+        o->zero_args = n == 0;
+        o->max_args = n;
+        return 0;
+    }
     case OPT_BAR: o->bar = true; break;
     case OPT_ETA: o->eta = true; break;
     case OPT_REPLACE:

@@ -58,7 +58,8 @@ static void cli_usage(void) {
         "  -a, --arg-file FILE the same as :::: FILE\n"
         "  (none)              one argument per line of stdin\n"
         "  -0, --null          inputs end with NUL instead of newline; -d C: with C\n"
-        "  -N, -n N            N arguments per job ({1}..{N}); with --pipe: N records per job\n"
+        "  -N, -n N            N arguments per job ({1}..{N}); with --pipe: N records per job;\n"
+        "                      -N0: a job per input, given none of it\n"
         "Replacement strings (no replacement string: the arguments are appended):\n"
         "  {}  argument        {.}  without extension     {/}  basename     {//} dirname\n"
         "  {/.} basename without extension    {#} job number    {%} job slot\n"
@@ -545,10 +546,10 @@ static int feed(void *ud, const void **out, size_t *len) {
             if (resume_skip(h.seq))
                 continue;
             h.kind = JOB_ARGS;
-            h.nargs = (uint32_t)cur_args.n;
+            h.nargs = O.zero_args ? 0 : (uint32_t)cur_args.n;
             item.len = 0;
             sb_add(&item, &h, sizeof h);
-            for (size_t i = 0; i < cur_args.n; i++)
+            for (size_t i = 0; i < h.nargs; i++)
                 sb_add(&item, cur_args.v[i], strlen(cur_args.v[i]) + 1);
             *out = item.p;
             *len = item.len;
@@ -695,7 +696,8 @@ static int dry_run(void) {
         if (resume_skip(seq))
             continue;
         cmd.len = 0;
-        tmpl_expand_shell(&O.tmpl, &cmd, cur_args.v, (O.pipe || O.pipe_part) ? 0 : cur_args.n,
+        tmpl_expand_shell(&O.tmpl, &cmd, cur_args.v,
+                          (O.pipe || O.pipe_part || O.zero_args) ? 0 : cur_args.n,
                           seq, (int)((seq - 1) % (uint64_t)nslots) + 1);
         sb_addc(&cmd, '\n');
         write_all(1, cmd.p, cmd.len);
