@@ -270,6 +270,16 @@ same "-N0: {} is nothing at all, {#} the job number" "[a][b][1][a][b][2]" \
     '$X -k -N0 printf "[%s]" a {} b {#} ::: x y'
 same "-N0 --tag: an empty tag" "	foo" '$X -N0 --tag echo foo ::: 1'
 check "-N0 --dry-run" "echo foo${nl}echo foo" "$($P -k -N0 --dry-run echo foo ::: 1 2)"
+# an argument a job does not have ({3} of -N3 with two left) is nothing
+same "-N3 {1} {2} {3} with two left: no trailing space" "1 2 3|${nl}4 5|" \
+    '$X -k -N3 echo {1} {2} {3} ::: 1 2 3 4 5 | sed "s/\$/|/"'
+same "-N3 appended, two left: no trailing space" "1 2 3|${nl}4 5|" \
+    '$X -k -N3 echo ::: 1 2 3 4 5 | sed "s/\$/|/"'
+same "a missing {N} is no argument at all" "[1][x3y][3][4][xy]" \
+    '$X -k -N3 printf "[%s]" {1} x{3}y {3} ::: 1 2 3 4 5'
+same "an empty argument stays an argument" "[][x]" '$X printf "[%s]" {1} {2} ::: "" ::: x'
+check "{-3} of two arguments is nothing (GNU parallel wraps around)" "echo 1 2 3${nl}echo  4 5" \
+    "$($P -k -N3 --dry-run echo {-3} {-2} {-1} ::: 1 2 3 4 5)"
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -378,11 +378,15 @@ static void put_num(sbuf_t *b, uint64_t v) {
     sb_add(b, tmp, (size_t)n);
 }
 
+/* The argument {pos} stands for; NULL when the job has no such argument
+ * (-N3 with two left: {3}), which expands to nothing at all, as in GNU
+ * parallel: not to '', so that 'echo {1} {2} {3}' prints "4 5", with no
+ * trailing space. */
 static const char *arg_at(char *const *args, size_t nargs, int pos) {
     if (pos > 0)
-        return (size_t)pos <= nargs ? args[pos - 1] : "";
+        return (size_t)pos <= nargs ? args[pos - 1] : NULL;
     size_t back = (size_t)(-(long)pos);
-    return back <= nargs ? args[nargs - back] : "";
+    return back <= nargs ? args[nargs - back] : NULL;
 }
 
 static void put_value(const tmpl_t *t, sbuf_t *cmd, sbuf_t *tmp, const char *v, int mod) {
@@ -421,7 +425,9 @@ void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t n
                     put_value(t, cmd, &tmp, args[k], s->mod);
                 }
             } else {
-                put_value(t, cmd, &tmp, arg_at(args, nargs, s->pos), s->mod);
+                const char *v = arg_at(args, nargs, s->pos);
+                if (v)
+                    put_value(t, cmd, &tmp, v, s->mod);
             }
             break;
         }
@@ -481,8 +487,11 @@ size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t n
                     apply_mod(w, args[k], s->mod);
                 }
             } else {
-                apply_mod(w, arg_at(args, nargs, s->pos), s->mod);
-                in_word = true;
+                const char *v = arg_at(args, nargs, s->pos);
+                if (v) { /* none: no word of its own */
+                    apply_mod(w, v, s->mod);
+                    in_word = true;
+                }
             }
             break;
         }
