@@ -280,6 +280,19 @@ same "a missing {N} is no argument at all" "[1][x3y][3][4][xy]" \
 same "an empty argument stays an argument" "[][x]" '$X printf "[%s]" {1} {2} ::: "" ::: x'
 check "{-3} of two arguments is nothing (GNU parallel wraps around)" "echo 1 2 3${nl}echo  4 5" \
     "$($P -k -N3 --dry-run echo {-3} {-2} {-1} ::: 1 2 3 4 5)"
+# -t/--verbose on stderr (-v on stdout); --replace/-i take an optional value
+same "-t: the command on stderr" "echo a" '$X -t echo ::: a 2>&1 >/dev/null'
+same "--verbose: the command on stderr, not stdout" "a" '$X --verbose echo ::: a 2>/dev/null'
+same "-v: the command on stdout" "echo a${nl}a" '$X -v echo ::: a 2>/dev/null'
+same "--dry-run -t: on stdout and stderr" "echo a|echo a" \
+    'o=$($X --dry-run -t echo ::: a 2>e.t); echo "$o|$(cat e.t)"'
+same "--replace before an option has no value: {}" "a" '$X --replace -k echo {} ::: a'
+same "-i before --: {}" "a" '$X -i -- echo {} ::: a'
+same "--replace=XX, -iXX, --replace=" "x${nl}y${nl}z" \
+    '$X --replace=XX echo XX ::: x; $X -iYY echo YY ::: y; $X --replace= echo {} ::: z'
+same "-i takes the next word when it is no option" "x" '$X -i - echo - ::: x'
+check "--bar: nothing when stderr is not a terminal (GNU: zenity format)" "" \
+    "$($P --bar echo ::: a 2>&1 >/dev/null)"
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -100,7 +100,8 @@ typedef struct {
     bool line_buffer;      /* --line-buffer */
     bool ungroup;          /* -u */
     bool group;            /* --group (the default, said explicitly) */
-    bool verbose;          /* -v */
+    bool verbose;          /* -v: each command on stdout, before its output */
+    bool verbose_err;      /* -t, --verbose: each command on stderr, as it starts */
     double timeout;        /* --timeout, 0 = none */
     int retries;           /* --retries; attempts = max(1, retries) */
     int halt_when;         /* enum halt_when */

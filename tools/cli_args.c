@@ -540,6 +540,11 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     case OPT_LB: o->line_buffer = true; break;
     case OPT_UNGROUP: o->ungroup = true; break;
     case OPT_VERBOSE: o->verbose = true; break;
+    case OPT_VERBOSE_ERR: o->verbose_err = true; break;
+    case OPT_REPLACE_OPT: /* --replace, -i: no value (or an empty one) is {} */
+        free(o->replace);
+        o->replace = *v ? xstrdup(v) : NULL;
+        break;
     case OPT_TIMEOUT: return parse_time(name, v, &o->timeout); /* 0: none, as in GNU */
     case OPT_RETRIES: {
         long r;
@@ -642,6 +647,9 @@ static input_src_t *add_src(cli_opts_t *o) {
     return s;
 }
 
+/* A word an optional value does not take: "--", or "-" and more. */
+static bool option_like(const char *a) { return strcmp(a, "--") == 0 || (a[0] == '-' && a[1]); }
+
 static int parse_args(cli_opts_t *o, int argc, char **argv) {
     int i = 1;
     /* options */
@@ -661,7 +669,9 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
             if (!op)
                 return -1;
             const char *v = NULL;
-            if (op->arg) {
+            if (op->arg == ARG_OPTIONAL) {
+                v = eq ? eq + 1 : i + 1 < argc && !option_like(argv[i + 1]) ? argv[++i] : "";
+            } else if (op->arg) {
                 if (eq)
                     v = eq + 1;
                 else if (i + 1 < argc)
@@ -698,6 +708,8 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
                 const char *v;
                 if (c[1])
                     v = c + 1;
+                else if (short_opts[k].arg == ARG_OPTIONAL)
+                    v = i + 1 < argc && !option_like(argv[i + 1]) ? argv[++i] : "";
                 else if (i + 1 < argc)
                     v = argv[++i];
                 else

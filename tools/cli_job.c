@@ -903,6 +903,11 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             feed.off = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
             feed.plen = feed.ppos = 0;
         }
+        if (o->verbose_err) { /* -t: the command on stderr as the job starts */
+            cmd.p[cmd.len] = '\n';
+            write_fd(2, cmd.p, cmd.len + 1);
+            cmd.p[cmd.len] = 0;
+        }
         res.start = now_real();
         double t0 = now_mono();
         rc = run_once(argv, path, fin, &r, o->timeout > 0 ? t0 + o->timeout : 0);

@@ -16,15 +16,17 @@ enum {
     OPT_TIMEOUT, OPT_RETRIES, OPT_HALT, OPT_DRY, OPT_JOBLOG, OPT_RESUME, OPT_RESUME_FAILED,
     OPT_SHELL, OPT_NOSHELL, OPT_PIPE, OPT_PIPEPART, OPT_BLOCK, OPT_RECEND, OPT_RECSTART,
     OPT_MAXREP, OPT_MAXARGS, OPT_BAR, OPT_ETA, OPT_REPLACE, OPT_NULL, OPT_DELIM, OPT_ARGFILE,
-    OPT_HELP, OPT_VERSION, OPT_QUOTE, OPT_WILLCITE, OPT_RETIRED_G,
+    OPT_HELP, OPT_VERSION, OPT_QUOTE, OPT_WILLCITE, OPT_RETIRED_G, OPT_VERBOSE_ERR, OPT_REPLACE_OPT,
 };
 
-enum { ARG_NONE, ARG_NEEDED };
+/* ARG_OPTIONAL: Getopt::Long's ":s": --opt=V, -oV, or the next word unless
+ * that looks like an option ("-x", "--x", "--"); else no value. */
+enum { ARG_NONE, ARG_NEEDED, ARG_OPTIONAL };
 
 typedef struct {
     const char *name;
     int id;
-    int arg; /* ARG_NONE, ARG_NEEDED */
+    int arg; /* ARG_NONE, ARG_NEEDED, ARG_OPTIONAL */
 } opt_t;
 
 /* The options procpool takes, under every name GNU parallel 20221122 gives
@@ -45,11 +47,11 @@ static const opt_t long_opts[] = {
     {"no-keep-order|nokeeporder|nok|no-k", OPT_NOKEEP, ARG_NONE}, {"null|0", OPT_NULL, ARG_NONE},
     {"pipe-part|pipepart", OPT_PIPEPART, ARG_NONE}, {"pipe|spreadstdin", OPT_PIPE, ARG_NONE},
     {"quote|q", OPT_QUOTE, ARG_NONE}, {"recend", OPT_RECEND, ARG_NEEDED},
-    {"recstart", OPT_RECSTART, ARG_NEEDED}, {"replace|i", OPT_REPLACE, ARG_NEEDED},
+    {"recstart", OPT_RECSTART, ARG_NEEDED}, {"replace|i", OPT_REPLACE_OPT, ARG_OPTIONAL},
     {"resume-failed|resumefailed", OPT_RESUME_FAILED, ARG_NONE}, {"resume", OPT_RESUME, ARG_NONE},
     {"retries", OPT_RETRIES, ARG_NEEDED}, {"tag", OPT_TAG, ARG_NONE},
     {"timeout", OPT_TIMEOUT, ARG_NEEDED}, {"ungroup|u", OPT_UNGROUP, ARG_NONE},
-    {"v", OPT_VERBOSE, ARG_NONE}, {"verbose|t", OPT_VERBOSE, ARG_NONE},
+    {"v", OPT_VERBOSE, ARG_NONE}, {"verbose|t", OPT_VERBOSE_ERR, ARG_NONE},
     {"version|V", OPT_VERSION, ARG_NONE},
     {"will-cite|willcite|nn|nonotice|no-notice", OPT_WILLCITE, ARG_NONE},
     {"shell", OPT_SHELL, ARG_NONE}, {"no-shell", OPT_NOSHELL, ARG_NONE},
@@ -107,7 +109,8 @@ static const struct {
     {'N', OPT_MAXREP, ARG_NEEDED}, {'n', OPT_MAXARGS, ARG_NEEDED},
     {'I', OPT_REPLACE, ARG_NEEDED}, {'0', OPT_NULL, ARG_NONE}, {'d', OPT_DELIM, ARG_NEEDED},
     {'a', OPT_ARGFILE, ARG_NEEDED}, {'h', OPT_HELP, ARG_NONE}, {'V', OPT_VERSION, ARG_NONE},
-    {'q', OPT_QUOTE, ARG_NONE}, {'g', OPT_RETIRED_G, ARG_NONE}, {0, 0, ARG_NONE},
+    {'q', OPT_QUOTE, ARG_NONE}, {'g', OPT_RETIRED_G, ARG_NONE},
+    {'t', OPT_VERBOSE_ERR, ARG_NONE}, {'i', OPT_REPLACE_OPT, ARG_OPTIONAL}, {0, 0, ARG_NONE},
 };
 
 /* Does the spec "name|alias|..." have a name that is nl bytes long and

@@ -65,6 +65,7 @@ static void cli_usage(void) {
         "  {/.} basename without extension    {#} job number    {%} job slot\n"
         "  {N} {N.} {N/} {N//} {N/.}  the N-th input source (or argument with -N)\n"
         "  -I STR              use STR instead of {}\n"
+        "  --replace, -i [STR] the same; the value is optional (none: {})\n"
         "Running:\n"
         "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
         "                      0 as many as possible (default: the CPU count)\n"
@@ -87,8 +88,9 @@ static void cli_usage(void) {
         "  --tag               prefix each line with the arguments and a TAB\n"
         "  --line-buffer       print whole lines as they come\n"
         "  -u, --ungroup       no capture: jobs write straight to stdout/stderr\n"
-        "  -v, --verbose       print each command before its output\n"
-        "  --bar, --eta        progress on stderr\n"
+        "  -v                  print each command on stdout, before its output\n"
+        "  -t, --verbose       print each command on stderr as it starts\n"
+        "  --bar, --eta        progress on stderr (--bar: only when it is a terminal)\n"
         "Blocks:\n"
         "  --pipe              cut stdin into blocks, one per job's stdin\n"
         "  --block SIZE        block size (default 1M; k, M, G suffixes)\n"
@@ -631,8 +633,8 @@ static void draw_progress(bool final) {
         snprintf(line, sizeof line, "\r%llu done, %.1f jobs/s ", (unsigned long long)n_done,
                  rate);
     }
-    if (O.bar && !isatty(2) && !final)
-        return;
+    if (O.bar && !isatty(2))
+        return; /* no bar at all for a file or a pipe (GNU's zenity format: not here) */
     fputs(line, stderr);
     if (final)
         fputc('\n', stderr);
@@ -700,6 +702,8 @@ static int dry_run(void) {
                           (O.pipe || O.pipe_part || O.zero_args) ? 0 : cur_args.n,
                           seq, (int)((seq - 1) % (uint64_t)nslots) + 1);
         sb_addc(&cmd, '\n');
+        if (O.verbose_err) /* as GNU parallel: -t prints it on stderr too */
+            write_all(2, cmd.p, cmd.len);
         write_all(1, cmd.p, cmd.len);
     }
     return 0;
@@ -755,7 +759,8 @@ int main(int argc, char **argv) {
     g_wcfg.o = &O;
     g_wcfg.sh = SH;
     g_wcfg.nslots = workers;
-    g_wcfg.want_cmd = O.joblog || O.verbose || O.timeout > 0 || O.halt_when != HALT_NEVER;
+    g_wcfg.want_cmd =
+        O.joblog || O.verbose || O.verbose_err || O.timeout > 0 || O.halt_when != HALT_NEVER;
     g_wcfg.part_fd = part_fd;
     char serr[300];
     if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
