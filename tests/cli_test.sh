@@ -293,6 +293,17 @@ same "--replace=XX, -iXX, --replace=" "x${nl}y${nl}z" \
 same "-i takes the next word when it is no option" "x" '$X -i - echo - ::: x'
 check "--bar: nothing when stderr is not a terminal (GNU: zenity format)" "" \
     "$($P --bar echo ::: a 2>&1 >/dev/null)"
+# --block: k = 1000, K = 1024 (m/M, g/G likewise); -N: N parts per job slot
+same "--block 1k is 1000 bytes" "1000 1000 1000" \
+    'seq 1000 | $X --pipe --block 1k -k wc -c | head -3 | tr -d " " | paste -sd" " -'
+same "--block 1K and 1ki are 1024 bytes" "1024 1024${nl}1024 1024" \
+    'for b in 1K 1ki; do seq 1000 | $X --pipe --block $b -k wc -c | head -2 | tr -d " " | paste -sd" " -; done'
+same "--block 0.001m is 1000 bytes" "1000" 'seq 1000 | $X --pipe --block 0.001m -k wc -c | head -1 | tr -d " "'
+same "--pipe-part --block -3 -j2: 6 parts, every byte" "6 588895" \
+    '$X --pipe-part -a nums --block -3 -j2 wc -c | awk "{s += \$1; n++} END {print n, s}"'
+same "--pipe-part: 10 parts per job slot by default" "20 588895" \
+    '$X --pipe-part -a nums -j2 wc -c | awk "{s += \$1; n++} END {print n, s}"'
+same "--block -2 without --pipe-part: 255" "255" 'seq 10 | $X --pipe --block -2 wc -c 2>/dev/null; echo $?'
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

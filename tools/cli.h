@@ -114,7 +114,10 @@ typedef struct {
     int shell;             /* enum shell_mode */
     bool pipe;             /* --pipe */
     bool pipe_part;        /* --pipe-part */
-    size_t block;          /* --block */
+    size_t block;          /* --block: bytes */
+    long block_parts;      /* --block -N (and --pipe-part's default, 10): N parts per job
+                              slot, block is set from the file's size */
+    bool block_set;
     char *recend, *recstart;
     size_t recend_len, recstart_len;
     long max_args;         /* -N / -n: arguments (or --pipe records) per job; 0 = unset */

@@ -517,7 +517,7 @@ static bool is_sep(const char *a) {
            strcmp(a, "::::+") == 0;
 }
 
-#include "cli_values.h" /* parse_long, parse_jobs, parse_size, parse_halt, unescape */
+#include "cli_values.h" /* parse_long, parse_jobs, parse_block, parse_halt, parse_time, unescape */
 
 static void set_str(char **dst, const char *v) {
     free(*dst);
@@ -566,7 +566,9 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     case OPT_NOSHELL: o->shell = SHELL_NEVER; break;
     case OPT_PIPE: o->pipe = true; break;
     case OPT_PIPEPART: o->pipe_part = true; break;
-    case OPT_BLOCK: return parse_size(name, v, &o->block);
+    case OPT_BLOCK:
+        o->block_set = true;
+        return parse_block(name, v, &o->block, &o->block_parts);
     case OPT_RECEND:
         free(o->recend);
         o->recend = unescape(v, &o->recend_len);
@@ -683,8 +685,8 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
                 return perr("option '--%.*s' takes no value", (int)strcspn(op->name, "|"),
                             op->name);
             }
-            char oname[64] = "--";
-            spec_name(oname + 2, sizeof oname - 2, op->name);
+            char oname[64]; /* as typed, for messages */
+            snprintf(oname, sizeof oname, "--%.*s", (int)(nl > 60 ? 60 : nl), name);
             int rc = set_opt(o, op->id, oname, v);
             if (rc != 0)
                 return rc;
@@ -764,6 +766,10 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
             o->src[k] = (input_src_t){.kind = IN_FILE, .path = xstrdup(o->arg_files.v[k])};
         }
     }
+    if (o->block_parts && !o->pipe_part)
+        return perr("--block -%ld (parts per job slot) needs --pipe-part", o->block_parts);
+    if (o->pipe_part && !o->block_set)
+        o->block_parts = 10; /* GNU parallel's default: 10 parts per job slot */
     if (o->pipe && o->nsrc)
         return perr("--pipe reads its data from stdin and takes no ::: or :::: inputs");
     if ((o->resume || o->resume_failed) && !o->joblog)

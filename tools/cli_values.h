@@ -53,27 +53,42 @@ static int parse_jobs(const char *v, int *out) {
     return 0;
 }
 
-static int parse_size(const char *opt, const char *v, size_t *out) {
+/* --block: a size with GNU parallel's prefixes (k, m, g: powers of 1000;
+ * K, M, G and ki, mi, gi in any case: powers of 1024; b: bytes), from 1
+ * byte to 1G; or -N, N parts per job slot (*parts, for --pipe-part). */
+static int parse_block(const char *opt, const char *v, size_t *out, long *parts) {
+    if (v[0] == '-') {
+        long n;
+        if (parse_long(opt, v + 1, 1, 1000000, &n) < 0)
+            return perr("%s: '%.100s' is not a size, or -N (N parts per job slot)", opt, v);
+        *parts = n;
+        return 0;
+    }
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || !(x > 0))
-        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    if (errno || end == v || !(x > 0) || !isdigit((unsigned char)v[0]))
+        return perr("%s: '%.100s' is not a size (e.g. 512K, 1M, 10m, 1.5G)", opt, v);
     double mul = 1;
-    switch (*end) {
+    int c = *end;
+    bool binary = end[0] && (end[1] == 'i' || end[1] == 'I');
+    switch (c) {
     case 0: break;
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    case 'b': case 'B': end++; break;
-    default: return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+    case 'k': case 'K': mul = (binary || c == 'K') ? 1024.0 : 1e3; break;
+    case 'm': case 'M': mul = (binary || c == 'M') ? 1024.0 * 1024 : 1e6; break;
+    case 'g': case 'G': mul = (binary || c == 'G') ? 1024.0 * 1024 * 1024 : 1e9; break;
+    case 'b': case 'B': binary = false; break;
+    default: return perr("%s: '%.100s' is not a size (e.g. 512K, 1M, 10m, 1.5G)", opt, v);
     }
+    if (c)
+        end += binary ? 2 : 1;
     if (*end)
-        return perr("%s: '%.100s' is not a size (e.g. 512k, 1M, 10M)", opt, v);
+        return perr("%s: '%.100s' is not a size (e.g. 512K, 1M, 10m, 1.5G)", opt, v);
     x *= mul;
     if (!(x >= 1) || x > 1024.0 * 1024 * 1024)
         return perr("%s: '%.100s' must be from 1 byte to 1G", opt, v);
     *out = (size_t)x;
+    *parts = 0;
     return 0;
 }
 

@@ -93,7 +93,9 @@ static void cli_usage(void) {
         "  --bar, --eta        progress on stderr (--bar: only when it is a terminal)\n"
         "Blocks:\n"
         "  --pipe              cut stdin into blocks, one per job's stdin\n"
-        "  --block SIZE        block size (default 1M; k, M, G suffixes)\n"
+        "  --block SIZE        block size (default 1M): k, m, g are 1000, 1000^2, 1000^3;\n"
+        "                      K, M, G (or ki, mi, gi) 1024, 1024^2, 1024^3. --pipe-part:\n"
+        "                      -N: N parts per job slot (default -10)\n"
         "  --recend STR        record end (default \\n); --recstart STR record start\n"
         "  --pipe-part -a FILE like --pipe over FILE, read by the jobs' workers\n"
         "Other: -h, --help; -V, --version; --group (the default); --no-keep-order;\n"
@@ -722,6 +724,11 @@ int main(int argc, char **argv) {
         if (!S_ISREG(st.st_mode))
             die("--pipe-part: '%s' is not a regular (seekable) file", O.arg_files.v[0]);
         part_size = (uint64_t)st.st_size;
+        if (O.block_parts) { /* N parts per job slot, as GNU parallel: 1 + size/slots/N */
+            uint64_t slots = O.jobs > 0 ? (uint64_t)O.jobs : 256;
+            uint64_t b = 1 + part_size / slots / (uint64_t)O.block_parts;
+            O.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
+        }
     }
     if (O.pipe && !O.dry_run)
         part_fd = pipe_map_stdin();
