@@ -304,6 +304,19 @@ same "--pipe-part --block -3 -j2: 6 parts, every byte" "6 588895" \
 same "--pipe-part: 10 parts per job slot by default" "20 588895" \
     '$X --pipe-part -a nums -j2 wc -c | awk "{s += \$1; n++} END {print n, s}"'
 same "--block -2 without --pipe-part: 255" "255" 'seq 10 | $X --pipe --block -2 wc -c 2>/dev/null; echo $?'
+# -k --line-buffer: job order; only the oldest running job streams
+same "-k --line-buffer: output in job order" "31 32 11 12 21 22" \
+    '$X -k --lb -j3 "echo {}1; sleep 0.{}; echo {}2" ::: 3 1 2 | paste -sd" " -'
+# the oldest job's first line must be out while it runs: it waits (10 s at
+# most) for the reader to see that line, and says "late" if it never comes
+same "-k --line-buffer: the oldest job streams" "a1 a2 b1" \
+    'rm -f go; $X -k --lb -j2 "if [ {} = a ]; then echo a1; i=0; while [ ! -e go ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done; [ -e go ] && echo a2 || echo late; else echo b1; fi" ::: a b |
+     while read -r l; do echo "$l"; [ "$l" = a1 ] && touch go; done | paste -sd" " -'
+same "-k --line-buffer: the next job streams once it is the oldest" "a1 a2 b1 b2" \
+    'rm -f go; $X -k --lb -j2 "if [ {} = a ]; then echo a1; sleep 0.3; echo a2; else echo b1; i=0; while [ ! -e go ] && [ \$i -lt 200 ]; do sleep 0.05; i=\$((i + 1)); done; [ -e go ] && echo b2 || echo late; fi" ::: a b |
+     while read -r l; do echo "$l"; [ "$l" = b1 ] && touch go; done | paste -sd" " -'
+same "-k --line-buffer --tag" "a	x1 a	x2 b	y" \
+    '$X -k --lb --tag -j2 "if [ {} = a ]; then echo x1; sleep 0.2; echo x2; else echo y; fi" ::: a b | paste -sd" " -'
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -183,6 +183,7 @@ typedef struct {
     uint64_t seq;
     uint64_t data_len;
     uint64_t part_off, part_end; /* JOB_PART: the byte range of the -a file */
+    uint64_t idx; /* the job's place in the feed (the iterator's index) */
     uint32_t nargs;
     uint32_t kind;
 } job_hdr_t;
@@ -209,6 +210,8 @@ typedef struct {
     int halt_status;           /* the exit status the --halt condition decided */
     uint64_t done, failed, ok; /* jobs ended, counted by the workers for --halt */
     uint64_t total;            /* jobs in all, when known (for N%); else 0 */
+    volatile uint64_t lb_head; /* -k --line-buffer: the index of the job that may stream
+                                  (the oldest not yet printed); set by the parent */
     volatile pid_t slots[CLI_MAX_SLOTS];
 } cli_shared_t;
 

@@ -462,6 +462,17 @@ static void write_fd(int fd, const char *p, size_t n) {
     }
 }
 
+/* --line-buffer: may this job's lines go out now? Always, but with -k:
+ * only the oldest job not yet printed streams; the others keep their lines
+ * until they become it (or return them with their result), as in GNU
+ * parallel. */
+static uint64_t cur_idx;
+
+static bool lb_streaming(void) {
+    return !g_wcfg.o->keep_order ||
+           __atomic_load_n(&g_wcfg.sh->lb_head, __ATOMIC_ACQUIRE) == cur_idx;
+}
+
 /* --line-buffer: write the complete lines of buf (from *done on) to fd,
  * in one write() so that lines of different jobs do not mix. */
 static void flush_lines(int fd, sbuf_t *b, size_t *done, bool all) {
@@ -604,6 +615,9 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
             double next = !term_sent ? deadline : kill_at > 0 ? kill_at : now + 0.05;
             wait_ms = (int)((next - now) * 1000) + 1;
         }
+        bool lb_held = o->line_buffer && !lb_streaming();
+        if (lb_held && (wait_ms < 0 || wait_ms > 50))
+            wait_ms = 50; /* look again soon whether this job may stream */
         if (alive && pidfd < 0 && !out_open && !err_open) {
             /* no pidfd: wait for the exit directly */
             if (waitpid(pid, &status, 0) == pid)
@@ -693,14 +707,16 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
             ssize_t got = read(fd, b->p + b->len, b->cap - b->len - 1);
             if (got > 0) {
                 b->len += (size_t)got;
-                if (o->line_buffer)
-                    flush_lines(k == 0 ? 1 : 2, b, k == 0 ? &lb_out : &lb_err, false);
             } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
                 if (k == 0)
                     out_open = false;
                 else
                     err_open = false;
             }
+        }
+        if (o->line_buffer && (!lb_held || lb_streaming())) {
+            flush_lines(1, &r->out, &lb_out, false);
+            flush_lines(2, &r->err, &lb_err, false);
         }
         if (ip >= 0 && pf[ip].revents) {
             if (waitpid(pid, &status, WNOHANG) == pid)
@@ -718,11 +734,11 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
     if (r->timed_out || term_sent)
         kill(-pid, SIGKILL); /* whatever of the group is left */
     cur_pid = 0;
-    if (o->line_buffer) {
+    if (o->line_buffer && lb_streaming()) {
         flush_lines(1, &r->out, &lb_out, true);
         flush_lines(2, &r->err, &lb_err, true);
         r->out.len = r->err.len = 0; /* already written */
-    }
+    } /* else (-k, not the oldest): nothing went out; the result carries it all */
     if (WIFSIGNALED(status)) {
         r->exitval = 0;
         r->sig = WTERMSIG(status);
@@ -783,6 +799,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     if (len < sizeof h)
         return pp_buf_fail(out, "short job record");
     memcpy(&h, arg, sizeof h);
+    cur_idx = h.idx;
     job_res_t res;
     memset(&res, 0, sizeof res);
     res.slot = my_slot;

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,8 @@ static void cli_usage(void) {
         "  (default)           each job's stdout, then its stderr, printed when it ends\n"
         "  -k, --keep-order    print in input order\n"
         "  --tag               prefix each line with the arguments and a TAB\n"
-        "  --line-buffer       print whole lines as they come\n"
+        "  --line-buffer       print whole lines as they come (with -k: in job order, only\n"
+        "                      the oldest job streaming)\n"
         "  -u, --ungroup       no capture: jobs write straight to stdout/stderr\n"
         "  -v                  print each command on stdout, before its output\n"
         "  -t, --verbose       print each command on stderr as it starts\n"
@@ -510,6 +512,7 @@ static int feed(void *ud, const void **out, size_t *len) {
         job_hdr_t h;
         memset(&h, 0, sizeof h);
         h.seq = next_seq++;
+        h.idx = fed_n;
         if (O.pipe) {
             size_t blen;
             if (!next_block(&blen))
@@ -809,7 +812,15 @@ int main(int argc, char **argv) {
     int halt_status = -1; /* the exit status --halt decided */
     bool halting = false, halt_killed = false;
     double wait = (O.bar || O.eta || O.halt_when == HALT_NOW) ? 0.1 : -1;
+    bool lb_order = O.keep_order && O.line_buffer;
+    size_t printed = SIZE_MAX; /* the index of the result last handled, if any */
     for (;;) {
+        /* -k --line-buffer: everything up to the last result is out; the
+         * next job may stream now (cli_job.c holds the others' lines back) */
+        if (lb_order && printed != SIZE_MAX) {
+            __atomic_store_n(&SH->lb_head, (uint64_t)printed + 1, __ATOMIC_RELEASE);
+            printed = SIZE_MAX;
+        }
         size_t idx;
         const void *data;
         size_t len;
@@ -825,6 +836,7 @@ int main(int argc, char **argv) {
             break;
         while (signalled) /* the signal thread is ending the run: say nothing more */
             pause();
+        printed = idx;
         uint64_t seq = idx < fed_n ? fed_seq[idx] : 0;
         int exitval, sig;
         double start = 0, runtime = 0;
