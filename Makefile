@@ -35,7 +35,7 @@ OPT_FLAGS  := -O2 -g
 ASAN_FLAGS := -O1 -g
 
 DEPS_PKGS  := libcmocka-dev pkg-config
-DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2
+DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel
 
 # configure DIR, then the extra cmake arguments. A change of $(CC) starts the
 # directory afresh, since CMake fixes the compiler on first configure.
@@ -64,8 +64,9 @@ demo: build
 	$(CMAKE) --build "$(BUILD)" --target demo
 
 # Install the test dependencies when missing (Debian/Ubuntu): cmocka,
-# pkg-config, Open MPI (the MPI backend and its tests) and iproute2 (the
-# multi-host MPI test makes network namespaces).
+# pkg-config, Open MPI (the MPI backend and its tests), iproute2 (the
+# multi-host MPI test makes network namespaces) and GNU parallel (the
+# command's tests compare with it side by side).
 # As root: apt-get install, running apt-get update first when the package
 # lists are empty or the first install attempt fails. Not root: say how.
 deps:

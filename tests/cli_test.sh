@@ -213,7 +213,7 @@ check "--pipe-part keeps every byte" "same" \
     "$($P --pipe-part -a nums --block 64k -k cat | cmp -s - nums && echo same)"
 check "--pipe {#}" "1${nl}2" "$(printf 'a\nb\n' | $P --pipe -N1 -k echo {#})"
 
-# ---- 8. the same as GNU parallel (issue 16), side by side when installed ---
+# ---- 8. the same as GNU parallel, side by side when it is installed ---
 # the user's shell: $PARALLEL_SHELL, else the nearest shell process above,
 # else $SHELL, else /bin/sh
 if command -v bash > /dev/null 2>&1; then
