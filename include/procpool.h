@@ -172,7 +172,9 @@ typedef struct pp_options {
                                        fork server made at pool creation (so it sees the parent as it was
                                        then); SPAWN: a fresh exec of the program, main() never runs */
     size_t shm_size;                /* address range reserved for pp_shm_alloc (virtual; pages cost
-                                       memory only once written); 0: twice the physical memory */
+                                       memory only once written); 0: twice the physical memory, or
+                                       under RLIMIT_AS half the address space it leaves free if
+                                       that is less */
     size_t max_memory_per_child;    /* resident bytes: a worker past this after a task is replaced
                                        (the task succeeds); 0: no limit */
     unsigned retries;               /* times a task whose worker died is run again before it fails
