@@ -38,7 +38,9 @@ static inline void pp__cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
-int pp__memfd(const char *name, size_t size, bool sealable);
+uint64_t pp__fsize_max(void); /* RLIMIT_FSIZE in bytes; UINT64_MAX: none */
+void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size);
+int pp__memfd(const char *name, size_t size, bool sealable); /* -EFBIG over RLIMIT_FSIZE */
 int pp__reopen_rdonly(int fd);
 int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
@@ -385,6 +387,8 @@ struct pp_buf {
     size_t run, run_pages; /* the arena run data is, when in_arena */
     bool in_arena;
     size_t msg_len;
+    int grow_err;          /* the first failure to grow the result in this task, or 0 */
+    size_t grow_want;      /* the size it failed to grow to */
     char msg[1024];
 };
 void pp__buf_init(pp_buf_t *b);

@@ -10,7 +10,9 @@
  * [u64 len][bytes]) and comes back as one result record holding, per item,
  * a status, a message or the data (worker.c: run_chunk). Chunks are capped
  * so that their items and (for pp_map) their results fit inline in the
- * rings: a large map streams through the rings with no system call.
+ * rings: a large map streams through the rings with no system call. A
+ * chunk too large for the rings travels in a memfd; one that no memfd may
+ * hold (over RLIMIT_FSIZE) fails its items -EFBIG instead of waiting.
  *
  * Sizes: chunksize 0 is Python's rule; PP_CHUNK_AUTO starts with one item
  * per chunk, then aims at AUTO_TARGET_NS of work per chunk from the smoothed
@@ -252,6 +254,10 @@ static bool some_room(pp_pool_t *pool, size_t arg_len, bool memfd) {
     return false;
 }
 
+static void take_range(pp__job_t *j, pp__range_t *r, size_t n);
+static void fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int err,
+                       const char *why);
+
 /* Send one chunk of j if possible. */
 static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     pp__range_t *r = NULL;
@@ -296,6 +302,16 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     }
     if (memfd) {
         t.argfd = pp__sealed_copy("procpool-chunk", arg, len);
+        if (t.argfd == -EFBIG) { /* no memfd may hold it (RLIMIT_FSIZE): it can never be sent */
+            char why[200], m[300];
+            pp__describe_fsize(why, sizeof why, t.argfd, len);
+            snprintf(m, sizeof m, "the items could not be passed to a worker: %s", why);
+            take_range(j, r, n);
+            free(blob);
+            fail_items(pool, j, lo, n, -EFBIG, m);
+            maybe_finish(pool, j);
+            return true;
+        }
         if (t.argfd < 0)
             return false;
     }
@@ -304,6 +320,16 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
         return false;
     }
     /* placed: the slot owns the blob and the fd now */
+    take_range(j, r, n);
+    j->sent++;
+    j->refs++;
+    pool->inflight_total++;
+    return true;
+}
+
+/* The range r of j (or, r NULL, the next n items of the array) has been
+ * handed on: take it off the job (not its blob). */
+static void take_range(pp__job_t *j, pp__range_t *r, size_t n) {
     if (r) {
         if (r == j->retry)
             j->retry = r->next;
@@ -317,10 +343,6 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     } else {
         j->next += n;
     }
-    j->sent++;
-    j->refs++;
-    pool->inflight_total++;
-    return true;
 }
 
 int pp__jobs_dispatch_locked(pp_pool_t *pool) {

@@ -3,8 +3,8 @@
  * worker, and a robust process-shared mutex.
  *
  * DESIGN: pp_pool_create reserves one large range (opt.shm_size, default
- * twice the physical memory, or half the address space RLIMIT_AS leaves
- * free if that is less) backed by an anonymous memfd, mapped
+ * twice the physical memory, or less under RLIMIT_AS or RLIMIT_FSIZE)
+ * backed by an anonymous memfd, mapped
  * MAP_SHARED|MAP_NORESERVE before the zygote and any worker is forked, so
  * every process of the pool inherits it at the same address; pages cost
  * memory only once written. Nothing has a name in /dev/shm, so nothing can
@@ -72,7 +72,7 @@ static size_t mapped_now(void) {
  * Under RLIMIT_AS (which MAP_NORESERVE does not escape) it takes half of
  * the address space still free, leaving the rest to the program, thread
  * stacks and malloc arenas. RLIMIT_DATA does not apply: the mapping is
- * shared. */
+ * shared. RLIMIT_FSIZE caps it: the memfd behind it is a file. */
 static size_t default_reserve(void) {
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     size_t r = (pages > 0 && psz > 0) ? (size_t)pages * (size_t)psz * 2 : ((size_t)16 << 30);
@@ -85,6 +85,8 @@ static size_t default_reserve(void) {
         if (r > spare)
             r = spare;
     }
+    if (r > pp__fsize_max()) /* the memfd is a file: RLIMIT_FSIZE bounds it */
+        r = (size_t)pp__fsize_max();
     r &= ~(size_t)(PAGE - 1);
     return r ? r : PAGE;
 }

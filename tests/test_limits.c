@@ -135,6 +135,44 @@ static int task_double(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &v, sizeof v);
 }
 
+static int task_pid(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg;
+    (void)len;
+    long pid = (long)getpid();
+    return pp_buf_append(out, &pid, sizeof pid);
+}
+
+/* A result of *(size_t *)arg bytes; ignores a failure to grow it, as
+ * careless tasks do (the library must not hand back a short result). */
+static int task_result_careless(const void *arg, size_t len, pp_buf_t *out) {
+    size_t n;
+    if (len != sizeof n)
+        return pp_buf_fail(out, "bad length %zu", len);
+    memcpy(&n, arg, sizeof n);
+    unsigned char *p = pp_buf_reserve(out, n);
+    if (p)
+        memset(p, 0x5a, n);
+    return 0;
+}
+
+/* The same, but checking, as the documentation asks. */
+static int task_result_careful(const void *arg, size_t len, pp_buf_t *out) {
+    size_t n;
+    if (len != sizeof n)
+        return pp_buf_fail(out, "bad length %zu", len);
+    memcpy(&n, arg, sizeof n);
+    unsigned char *p = pp_buf_reserve(out, n);
+    if (!p)
+        return pp_buf_fail(out, "pp_buf_reserve(%zu): %s", n, strerror(errno));
+    memset(p, 0x5a, n);
+    return 0;
+}
+
+/* A map item's result as large as the item says (a size_t). */
+static int task_item_result(const void *arg, size_t len, pp_buf_t *out) {
+    return task_result_careless(arg, len, out);
+}
+
 /* Apply task_sum to len bytes of value c; checks the answer. */
 static int apply_sum(pp_pool_t *pool, size_t len, unsigned char c) {
     unsigned char *a = malloc(len ? len : 1);
@@ -218,10 +256,130 @@ static void test_as_default_range(void **state) {
 #endif
 }
 
+/* ---- item 7: RLIMIT_FSIZE (memfds are files) ---------------------------------- */
+
+#define FSIZE_LIMIT ((size_t)1 << 20) /* ulimit -f 1024 */
+
+static long worker_pid(pp_pool_t *pool) {
+    void *res = NULL;
+    size_t n = 0;
+    CHECK_RC(pp_apply(pool, task_pid, NULL, 0, &res, &n), 0);
+    long pid;
+    CHECK(n == sizeof pid, "%zu bytes", n);
+    memcpy(&pid, res, sizeof pid);
+    free(res);
+    return pid;
+}
+
+/* A task whose result needs n bytes; returns its future (done). */
+static pp_future_t *result_of(pp_pool_t *pool, pp_task_fn fn, size_t n) {
+    pp_future_t *f = NULL;
+    CHECK_RC(pp_apply_async(pool, fn, &n, sizeof n, &f), 0);
+    CHECK_RC(pp_future_wait(f, 30), 0);
+    return f;
+}
+
+static void fsize_pool(pp_start_t method) {
+    pp_pool_t *pool = child_pool(1, method, 0); /* the default range, clamped to the limit */
+    long pid = worker_pid(pool);
+    CHECK_RC(apply_sum(pool, 100, 1), 0);
+    CHECK_RC(apply_sum(pool, 512 * 1024, 2), 0); /* a memfd argument under the limit */
+    /* an argument that no memfd may hold: an error, not SIGXFSZ */
+    CHECK_RC(apply_sum(pool, 4 * FSIZE_LIMIT, 3), -EFBIG);
+    unsigned char *big = calloc(1, 4 * FSIZE_LIMIT);
+    CHECK(big, "calloc");
+    pp_future_t *f = (pp_future_t *)big;
+    CHECK_RC(pp_apply_async(pool, task_sum, big, 4 * FSIZE_LIMIT, &f), -EFBIG);
+    CHECK(f == NULL, "*future not NULL after an error");
+    /* results: under the limit they arrive; over it the task fails, the
+     * worker lives */
+    f = result_of(pool, task_result_careful, 512 * 1024);
+    const void *d = NULL;
+    size_t n = 0;
+    CHECK_RC(pp_future_get(f, 0, &d, &n), 0);
+    CHECK(n == 512 * 1024 && ((const unsigned char *)d)[n - 1] == 0x5a, "a 512 KiB result: %zu", n);
+    pp_future_free(f);
+    f = result_of(pool, task_result_careful, 8 * FSIZE_LIMIT);
+    CHECK_RC(pp_future_get(f, 0, &d, &n), PP_ETASK);
+    CHECK(pp_future_error(f) && strstr(pp_future_error(f), strerror(EFBIG)),
+          "careful task's message: %s", pp_future_error(f) ? pp_future_error(f) : "(none)");
+    pp_future_free(f);
+    f = result_of(pool, task_result_careless, 8 * FSIZE_LIMIT);
+    CHECK_RC(pp_future_get(f, 0, &d, &n), PP_ETASK);
+    CHECK_RC(pp_future_task_status(f), -EFBIG);
+    CHECK(pp_future_error(f) && strstr(pp_future_error(f), "RLIMIT_FSIZE"),
+          "careless task's message: %s", pp_future_error(f) ? pp_future_error(f) : "(none)");
+    pp_future_free(f);
+    CHECK(worker_pid(pool) == pid, "the worker was replaced: it died");
+    /* maps: items no memfd can carry fail, the map ends */
+    size_t *items = (size_t *)big;
+    CHECK_RC(pp_map(pool, task_sum, big, 2 * FSIZE_LIMIT, 2, NULL, 0, 1), -EFBIG);
+    pp_iter_t *it = NULL;
+    CHECK_RC(pp_imap(pool, task_sum, big, 2 * FSIZE_LIMIT, 2, 1, &it), 0);
+    size_t idx = 99;
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_RC(pp_iter_next(it, 30, &idx, &d, &n), -EFBIG);
+        CHECK(idx == i, "item %zu reported as %zu", i, idx);
+    }
+    CHECK_RC(pp_iter_next(it, 30, &idx, &d, &n), 0);
+    pp_iter_free(it);
+    /* ... and so do items whose results no memfd can carry */
+    items[0] = 100;
+    items[1] = 8 * FSIZE_LIMIT;
+    items[2] = 200;
+    CHECK_RC(pp_imap(pool, task_item_result, items, sizeof(size_t), 3, 3, &it), 0);
+    for (size_t i = 0; i < 3; i++) {
+        int rc = pp_iter_next(it, 30, &idx, &d, &n);
+        CHECK(idx == i, "item %zu reported as %zu", i, idx);
+        if (i == 1) {
+            CHECK_RC(rc, PP_ETASK);
+            CHECK(pp_iter_error(it) && strstr(pp_iter_error(it), "RLIMIT_FSIZE"),
+                  "item 1's message: %s", pp_iter_error(it) ? pp_iter_error(it) : "(none)");
+        } else {
+            CHECK_RC(rc, 1);
+            CHECK(n == items[i], "item %zu: %zu bytes", i, n);
+        }
+    }
+    CHECK_RC(pp_iter_next(it, 30, &idx, &d, &n), 0);
+    pp_iter_free(it);
+    free(big);
+    CHECK(worker_pid(pool) == pid, "the worker was replaced: it died");
+    child_finish(pool);
+}
+
+static void body_fsize(void) {
+    int fds0 = ppt_fd_count();
+    set_limit(RLIMIT_FSIZE, (rlim_t)FSIZE_LIMIT);
+    fsize_pool(PP_START_FORK);
+    fsize_pool(PP_START_FORKSERVER);
+    fsize_pool(PP_START_SPAWN);
+    /* an explicit range over the limit: refused */
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = 1;
+    o.shm_size = 64 * FSIZE_LIMIT;
+    pp_pool_t *pool = (pp_pool_t *)&o;
+    CHECK_RC(pp_pool_create(&pool, &o), -EFBIG);
+    CHECK(pool == NULL, "pool not NULL after a failed create");
+    /* a limit so low that a worker's rings cannot be made */
+    set_limit(RLIMIT_FSIZE, 64 * 1024);
+    o.shm_size = 0;
+    pool = (pp_pool_t *)&o;
+    CHECK_RC(pp_pool_create(&pool, &o), -EFBIG);
+    CHECK(pool == NULL, "pool not NULL after a failed create");
+    CHECK(ppt_fd_count() == fds0, "%d fds before, %d after", fds0, ppt_fd_count());
+}
+
+static void test_fsize(void **state) {
+    (void)state;
+    run_in_child(body_fsize);
+}
+
 int main(void) {
     ppt_hang_guard(100);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_as_default_range),
+        cmocka_unit_test(test_fsize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
