@@ -310,8 +310,8 @@ typedef void (*pp_done_fn)(pp_future_t *f, void *userdata);
  * *result is NULL and *result_len 0, and the return value is:
  * -EINVAL (pool, fn, result or result_len NULL; arg NULL with arg_len > 0),
  * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM,
- * -EFBIG (see pp_apply_async) (and on an MPI pool -EOVERFLOW, -EIO: see
- * pp_apply_async).
+ * -EFBIG, -EMFILE, -ENFILE (see pp_apply_async) (and on an MPI pool
+ * -EOVERFLOW, -EIO: see pp_apply_async).
  * The task's message is lost with pp_apply; use pp_apply_async to read it.
  */
 PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
@@ -326,7 +326,14 @@ PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t a
  * over 64 KiB travels to the worker in a memfd, a file: one larger than
  * the RLIMIT_FSIZE limit cannot), or -EOVERFLOW (an MPI pool and an
  * argument over 1 GiB - 8 MiB, more than one message carries), and sets
- * *future to NULL. On an MPI pool a result over that size fails
+ * *future to NULL.
+ * A large argument holds a descriptor (its memfd) only from when it is
+ * sent to a worker until its task is done, a few per worker: work queued
+ * behind busy workers waits in memory, so a backlog of any length leaves
+ * the program's descriptors alone. If its memfd cannot be made when it is
+ * to be sent (no descriptor left: -EMFILE, -ENFILE; no memory: -ENOMEM)
+ * and none of the pool's memfds is out to come back, the task fails with
+ * that error (reported by its future). On an MPI pool a result over that size fails
  * the task with -EOVERFLOW, and a task also fails -EIO when its message
  * could not be sent.
  */
@@ -355,8 +362,9 @@ PP_EXTERN int pp_future_successful(const pp_future_t *f);
  * until pp_future_free; never NULL on success, even for 0 bytes). Otherwise
  * sets *data NULL and *len 0 and returns -ETIMEDOUT (still pending), -EINVAL
  * (f NULL) or the task's error: PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
- * PP_ECANCELED, PP_EPROTO, -ENOMEM, for a map -EFBIG (see pp_map). data and
- * len may be NULL when not wanted.
+ * PP_ECANCELED, PP_EPROTO, -ENOMEM, -EMFILE, -ENFILE (a large argument
+ * could not be sent: see pp_apply_async), for a map -EFBIG (see pp_map).
+ * data and len may be NULL when not wanted.
  */
 PP_EXTERN int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len);
 
@@ -421,7 +429,8 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * lowest-index item that failed (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
  * PP_ECANCELED, PP_EPROTO, or -EFBIG: a chunk's items over 64 KiB travel
  * in a memfd, a file, and items that need one larger than the RLIMIT_FSIZE
- * limit fail); the other items' results are still stored.
+ * limit fail; -EMFILE, -ENFILE, -ENOMEM: that memfd could not be made, as
+ * in pp_apply_async); the other items' results are still stored.
  * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
  * function outside the program's loaded objects, items NULL with
  * count > 0 and item_size > 0, results NULL with count > 0 and
@@ -504,7 +513,7 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * 0 when every item has been reported; -ETIMEDOUT when nothing arrived
  * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
  * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
- * -ENOMEM, -EFBIG as in pp_map) with *index set and pp_iter_error() giving its message -- the
+ * -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map) with *index set and pp_iter_error() giving its message -- the
  * iteration goes on with the next call. A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.

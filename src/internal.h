@@ -233,6 +233,7 @@ typedef struct pp__task {
                            address in shared memory (not owned), pending or in flight */
     size_t arg_len;
     int argfd;          /* memfd holding a large arg, or -1 */
+    bool big;           /* the arg travels as a memfd: argfd, or one made when it is sent */
     uint64_t seq;       /* in flight: per-worker sequence number */
     uint64_t rec_off;   /* in flight: record start in the task ring */
     uint64_t rec_end;   /* in flight: record end */
@@ -353,7 +354,8 @@ void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
 void pp__future_cancel_job(pp_future_t *f);
 /* place() from pool.c, for chunks */
-bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg);
+/* *err < 0: the argument cannot be put in a memfd, the task must fail */
+bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);
 
 /* supervise.c */
 bool pp__on_supervisor(const pp_pool_t *pool); /* is the caller pool's supervisor or callback thread? */

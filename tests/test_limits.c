@@ -375,11 +375,106 @@ static void test_fsize(void **state) {
     run_in_child(body_fsize);
 }
 
+/* ---- item 9: a backlog costs memory, not descriptors ------------------------ */
+
+#define NOFILE_LIMIT 256
+#define BACKLOG 600             /* large arguments queued: more than the fd limit */
+#define ARG_BYTES (100 * 1024) /* over the 64 KiB that travel inline */
+
+/* task_sum, but the first task (its argument starts with 1) takes a second,
+ * so that the rest queue up behind it */
+static int task_sum_slow_first(const void *arg, size_t len, pp_buf_t *out) {
+    if (len && ((const unsigned char *)arg)[0] == 1)
+        ppt_sleep_ms(1000);
+    return task_sum(arg, len, out);
+}
+
+static void body_nofile(void) {
+    int fds0 = ppt_fd_count();
+    set_limit(RLIMIT_NOFILE, NOFILE_LIMIT);
+    pp_pool_t *pool = child_pool(1, PP_START_FORK, 0);
+    int fds_pool = ppt_fd_count();
+    unsigned char *a = malloc(ARG_BYTES);
+    pp_future_t **f = calloc(BACKLOG, sizeof *f);
+    CHECK(a && f, "malloc");
+    for (int i = 0; i < BACKLOG; i++) {
+        memset(a, i == 0 ? 1 : 2 + i % 200, ARG_BYTES);
+        int rc = pp_apply_async(pool, task_sum_slow_first, a, ARG_BYTES, &f[i]);
+        CHECK(rc == 0, "submission %d of %d returned %d (%s)", i, BACKLOG, rc, pp_err_name(rc));
+    }
+    /* while the backlog waits, it holds no descriptor of the program's */
+    int held = ppt_fd_count() - fds_pool;
+    CHECK(held <= 40, "%d fds held while %d large arguments wait", held, BACKLOG);
+    int extra[64];
+    for (int i = 0; i < 64; i++) {
+        extra[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(extra[i] >= 0, "open #%d with a backlog queued: %s", i, strerror(errno));
+    }
+    for (int i = 0; i < 64; i++)
+        close(extra[i]);
+    for (int i = 0; i < BACKLOG; i++) {
+        const void *d = NULL;
+        size_t n = 0;
+        int rc = pp_future_get(f[i], 30, &d, &n);
+        CHECK(rc == 0, "task %d: %d (%s) %s", i, rc, pp_err_name(rc),
+              pp_future_error(f[i]) ? pp_future_error(f[i]) : "");
+        long r[2];
+        CHECK(n == sizeof r, "task %d: %zu bytes", i, n);
+        memcpy(r, d, sizeof r);
+        long c = i == 0 ? 1 : 2 + i % 200;
+        CHECK(r[0] == ARG_BYTES && r[1] == c * ARG_BYTES, "task %d: %ld %ld", i, r[0], r[1]);
+        pp_future_free(f[i]);
+    }
+    free(f);
+    free(a);
+
+    /* descriptors used up by the program itself: a large argument fails
+     * with -EMFILE (documented), at submission or through its future; small
+     * ones still run; nothing hangs */
+    int *mine = malloc(sizeof(int) * NOFILE_LIMIT);
+    int nmine = 0;
+    CHECK(mine, "malloc");
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            CHECK(errno == EMFILE, "open: %s", strerror(errno));
+            break;
+        }
+        mine[nmine++] = fd;
+    }
+    CHECK_RC(apply_sum(pool, 100, 4), 0);
+    CHECK_RC(apply_sum(pool, ARG_BYTES, 4), -EMFILE);
+    pp_future_t *g = NULL;
+    unsigned char *b = calloc(1, ARG_BYTES);
+    CHECK(b, "calloc");
+    int rc = pp_apply_async(pool, task_sum, b, ARG_BYTES, &g);
+    if (rc == 0) {
+        CHECK_RC(pp_future_get(g, 30, NULL, NULL), -EMFILE);
+        CHECK(pp_future_error(g) != NULL, "no message");
+        pp_future_free(g);
+    } else {
+        CHECK_RC(rc, -EMFILE);
+    }
+    free(b);
+    while (nmine)
+        close(mine[--nmine]);
+    free(mine);
+    CHECK_RC(apply_sum(pool, ARG_BYTES, 5), 0);
+    child_finish(pool);
+    CHECK(ppt_fd_count() == fds0, "%d fds before, %d after", fds0, ppt_fd_count());
+}
+
+static void test_nofile_backlog(void **state) {
+    (void)state;
+    run_in_child(body_nofile);
+}
+
 int main(void) {
     ppt_hang_guard(100);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_as_default_range),
         cmocka_unit_test(test_fsize),
+        cmocka_unit_test(test_nofile_backlog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
