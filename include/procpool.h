@@ -363,7 +363,9 @@ PP_EXTERN int pp_future_successful(const pp_future_t *f);
  * sets *data NULL and *len 0 and returns -ETIMEDOUT (still pending), -EINVAL
  * (f NULL) or the task's error: PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
  * PP_ECANCELED, PP_EPROTO, -ENOMEM, -EMFILE, -ENFILE (a large argument
- * could not be sent: see pp_apply_async), for a map -EFBIG (see pp_map).
+ * could not be sent: see pp_apply_async; or, -EMFILE, a result over 64 KiB
+ * that came back as a memfd could not be received, no descriptor being
+ * free), for a map -EFBIG (see pp_map).
  * data and len may be NULL when not wanted.
  */
 PP_EXTERN int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len);
@@ -430,7 +432,8 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * PP_ECANCELED, PP_EPROTO, or -EFBIG: a chunk's items over 64 KiB travel
  * in a memfd, a file, and items that need one larger than the RLIMIT_FSIZE
  * limit fail; -EMFILE, -ENFILE, -ENOMEM: that memfd could not be made, as
- * in pp_apply_async); the other items' results are still stored.
+ * in pp_apply_async, or the chunk's results could not be received, as in
+ * pp_future_get); the other items' results are still stored.
  * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
  * function outside the program's loaded objects, items NULL with
  * count > 0 and item_size > 0, results NULL with count > 0 and

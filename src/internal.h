@@ -48,6 +48,8 @@ int pp__pidfd_signal(int pidfd, int sig);
 int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
 int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
+ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds,
+                          int flags, bool *lost); /* *lost: fds dropped for want of a descriptor */
 const char *pp__signame(int sig);
 void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, const char *when);
 void pp__close(int *fd);

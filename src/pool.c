@@ -452,7 +452,10 @@ static int result_view(pp__worker_t *w, const pp__res_hdr_t *h, const unsigned c
     }
     int fd = -1, n = 0;
     char c;
-    ssize_t r = pp__recv_fds(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT);
+    bool lost = false;
+    ssize_t r = pp__recv_fds_lost(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT, &lost);
+    if (r > 0 && n == 0 && lost)
+        return -EMFILE; /* sent, but this process has no descriptor free: not the worker's fault */
     if (r <= 0 || n != 1)
         return -EPROTO;
     struct stat st;
@@ -575,7 +578,11 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
             s->job = NULL;
             s->blob = NULL;
             if (h.status == 0 && err)
-                pp__job_chunk_lost(pool, &done, -2, err, "out of memory while receiving the results", 0);
+                pp__job_chunk_lost(pool, &done, -2, err,
+                                   err == -EMFILE ? "the results could not be received: no file "
+                                                    "descriptor was free for their memfd"
+                                                  : "out of memory while receiving the results",
+                                   0);
             else
                 pp__job_chunk_done(pool, &done, &v, h.status, h.run_ns);
             if (v.map)
@@ -595,7 +602,9 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
                 pp__arena_free(v.arena, (size_t)(v.p - v.arena->data) / 4096u,
                                pp__arena_pages(v.len));
             if (err)
-                msg = strdup("out of memory while receiving the task's result");
+                msg = strdup(err == -EMFILE ? "the task's result could not be received: no file "
+                                              "descriptor was free for its memfd"
+                                            : "out of memory while receiving the task's result");
         } else {
             err = PP_ETASK;
             if (h.msg_len)

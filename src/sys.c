@@ -182,8 +182,15 @@ int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds
     return pp__send_fds_flags(sock, msg, len, fds, nfds, MSG_DONTWAIT);
 }
 
-/* Receives one message and up to maxfds fds (CLOEXEC). Extra fds are closed. */
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags) {
+    return pp__recv_fds_lost(sock, msg, len, fds, maxfds, nfds, flags, NULL);
+}
+
+/* Receives one message and up to maxfds fds (CLOEXEC). Extra fds are
+ * closed. *lost (if not NULL): fds came with it that the kernel could not
+ * install here (MSG_CTRUNC: no free descriptor) and has closed. */
+ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds,
+                          int flags, bool *lost) {
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * 8)];
@@ -198,6 +205,8 @@ ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int 
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
+    if (lost)
+        *lost = (mh.msg_flags & MSG_CTRUNC) != 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;

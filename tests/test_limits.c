@@ -456,6 +456,20 @@ static void body_nofile(void) {
         CHECK_RC(rc, -EMFILE);
     }
     free(b);
+    /* a result that comes back as a memfd (a chunk's results over 64 KiB)
+     * cannot be received either: the item fails -EMFILE; the worker broke
+     * no rule and is not killed */
+    long pid = worker_pid(pool);
+    size_t rsize = ARG_BYTES;
+    pp_iter_t *it = NULL;
+    CHECK_RC(pp_imap(pool, task_result_careful, &rsize, sizeof rsize, 1, 1, &it), 0);
+    size_t idx = 99;
+    CHECK_RC(pp_iter_next(it, 30, &idx, NULL, NULL), -EMFILE);
+    CHECK(idx == 0 && pp_iter_error(it), "index %zu, message %s", idx,
+          pp_iter_error(it) ? pp_iter_error(it) : "(none)");
+    CHECK_RC(pp_iter_next(it, 30, &idx, NULL, NULL), 0);
+    pp_iter_free(it);
+    CHECK(worker_pid(pool) == pid, "the worker was killed for the parent's lack of descriptors");
     while (nmine)
         close(mine[--nmine]);
     free(mine);
