@@ -250,6 +250,7 @@ static void body_as(void) {
 static void test_as_default_range(void **state) {
     (void)state;
 #ifdef PPT_SANITIZER
+    (void)body_as;
     skip(); /* the sanitizers reserve terabytes of shadow address space */
 #else
     run_in_child(body_as);
