@@ -123,8 +123,14 @@ typedef int (*pp_task_fn)(const void *arg, size_t arg_len, pp_buf_t *out);
 
 /*
  * pp_buf_append - append len bytes to the task's result.
- * Returns 0, -EINVAL (out NULL, or data NULL with len > 0), or -ENOMEM.
+ * Returns 0, -EINVAL (out NULL, or data NULL with len > 0), -ENOMEM, or
+ * -EFBIG (a result over 64 KiB that does not fit the worker's arena in
+ * shared memory travels in a memfd, a file: it cannot grow past the
+ * RLIMIT_FSIZE limit).
  * A result may be any size from 0 bytes up to what memory allows.
+ * When the result could not grow (-ENOMEM, -EFBIG) the task fails even if
+ * it returns 0, since its result would be incomplete: PP_ETASK, with that
+ * error as pp_future_task_status() and a message saying so.
  */
 PP_EXTERN int pp_buf_append(pp_buf_t *out, const void *data, size_t len);
 
@@ -132,7 +138,8 @@ PP_EXTERN int pp_buf_append(pp_buf_t *out, const void *data, size_t len);
  * pp_buf_reserve - make room for len more bytes at the end of the result and
  * return a pointer to them, to be written in place; the result grows by len.
  * The pointer is valid until the next pp_buf_* call on out.
- * Returns NULL (errno set to EINVAL or ENOMEM) on failure.
+ * Returns NULL (errno set to EINVAL, ENOMEM or EFBIG, as for pp_buf_append)
+ * on failure; a failure to grow fails the task as with pp_buf_append.
  */
 PP_EXTERN void *pp_buf_reserve(pp_buf_t *out, size_t len);
 
@@ -172,7 +179,10 @@ typedef struct pp_options {
                                        fork server made at pool creation (so it sees the parent as it was
                                        then); SPAWN: a fresh exec of the program, main() never runs */
     size_t shm_size;                /* address range reserved for pp_shm_alloc (virtual; pages cost
-                                       memory only once written); 0: twice the physical memory */
+                                       memory only once written); 0: twice the physical memory, or
+                                       under RLIMIT_AS half the address space it leaves free if
+                                       that is less, and at most RLIMIT_FSIZE (the range is a
+                                       memfd, a file) */
     size_t max_memory_per_child;    /* resident bytes: a worker past this after a task is replaced
                                        (the task succeeds); 0: no limit */
     unsigned retries;               /* times a task whose worker died is run again before it fails
@@ -217,8 +227,12 @@ PP_EXTERN int pp_cpu_count(void);
  * at program start). Shared memory is mapped at the same address.
  * Errors: -EINVAL (pool NULL, processes < 0 or > 4096, task_timeout < 0 or
  * NaN, unknown start method, under SPAWN an initializer or initarg that
- * cannot be named across an exec), -ENOMEM, or -errno from
- * fork/memfd_create/mmap/pthread_create/posix_spawn.
+ * cannot be named across an exec), -ENOMEM, -EFBIG (shm_size over the
+ * RLIMIT_FSIZE limit, or a limit under 260 KiB, too small for a worker's
+ * rings: shared memory is made of memfds, which are files), or -errno
+ * from fork/memfd_create/mmap/pthread_create/posix_spawn. A resource limit
+ * never kills the calling process (no SIGXFSZ: memfds are never grown past
+ * RLIMIT_FSIZE).
  * On failure *pool is set to NULL and nothing is left behind.
  * A pool belongs to the process that created it: in a child made by fork()
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
@@ -295,8 +309,9 @@ typedef void (*pp_done_fn)(pp_future_t *f, void *userdata);
  * non-NULL even for 0 bytes) and *result_len to its size. On failure
  * *result is NULL and *result_len 0, and the return value is:
  * -EINVAL (pool, fn, result or result_len NULL; arg NULL with arg_len > 0),
- * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM
- * (and on an MPI pool -EOVERFLOW, -EIO: see pp_apply_async).
+ * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM,
+ * -EFBIG, -EMFILE, -ENFILE (see pp_apply_async) (and on an MPI pool
+ * -EOVERFLOW, -EIO: see pp_apply_async).
  * The task's message is lost with pp_apply; use pp_apply_async to read it.
  */
 PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
@@ -307,9 +322,18 @@ PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t a
  * arg[0..arg_len) is copied before the call returns (any size). Returns 0 and
  * sets *future, which the caller frees with pp_future_free; or -EINVAL (pool,
  * fn or future NULL; arg NULL with arg_len > 0; under SPAWN or MPI, fn outside
- * the program's loaded objects), PP_ECLOSED, -ENOMEM, or -EOVERFLOW (an MPI
- * pool and an argument over 1 GiB - 8 MiB, more than one message carries),
- * and sets *future to NULL. On an MPI pool a result over that size fails
+ * the program's loaded objects), PP_ECLOSED, -ENOMEM, -EFBIG (an argument
+ * over 64 KiB travels to the worker in a memfd, a file: one larger than
+ * the RLIMIT_FSIZE limit cannot), or -EOVERFLOW (an MPI pool and an
+ * argument over 1 GiB - 8 MiB, more than one message carries), and sets
+ * *future to NULL.
+ * A large argument holds a descriptor (its memfd) only from when it is
+ * sent to a worker until its task is done, a few per worker: work queued
+ * behind busy workers waits in memory, so a backlog of any length leaves
+ * the program's descriptors alone. If its memfd cannot be made when it is
+ * to be sent (no descriptor left: -EMFILE, -ENFILE; no memory: -ENOMEM)
+ * and none of the pool's memfds is out to come back, the task fails with
+ * that error (reported by its future). On an MPI pool a result over that size fails
  * the task with -EOVERFLOW, and a task also fails -EIO when its message
  * could not be sent.
  */
@@ -338,7 +362,11 @@ PP_EXTERN int pp_future_successful(const pp_future_t *f);
  * until pp_future_free; never NULL on success, even for 0 bytes). Otherwise
  * sets *data NULL and *len 0 and returns -ETIMEDOUT (still pending), -EINVAL
  * (f NULL) or the task's error: PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
- * PP_ECANCELED, PP_EPROTO, -ENOMEM. data and len may be NULL when not wanted.
+ * PP_ECANCELED, PP_EPROTO, -ENOMEM, -EMFILE, -ENFILE (a large argument
+ * could not be sent: see pp_apply_async; or, -EMFILE, a result over 64 KiB
+ * that came back as a memfd could not be received, no descriptor being
+ * free), for a map -EFBIG (see pp_map).
+ * data and len may be NULL when not wanted.
  */
 PP_EXTERN int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len);
 
@@ -401,7 +429,11 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * count is.
  * Returns 0 when every item succeeded; otherwise the error of the
  * lowest-index item that failed (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
- * PP_ECANCELED, PP_EPROTO); the other items' results are still stored.
+ * PP_ECANCELED, PP_EPROTO, or -EFBIG: a chunk's items over 64 KiB travel
+ * in a memfd, a file, and items that need one larger than the RLIMIT_FSIZE
+ * limit fail; -EMFILE, -ENFILE, -ENOMEM: that memfd could not be made, as
+ * in pp_apply_async, or the chunk's results could not be received, as in
+ * pp_future_get); the other items' results are still stored.
  * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
  * function outside the program's loaded objects, items NULL with
  * count > 0 and item_size > 0, results NULL with count > 0 and
@@ -484,7 +516,7 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * 0 when every item has been reported; -ETIMEDOUT when nothing arrived
  * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
  * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
- * -ENOMEM) with *index set and pp_iter_error() giving its message -- the
+ * -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map) with *index set and pp_iter_error() giving its message -- the
  * iteration goes on with the next call. A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.

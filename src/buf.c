@@ -3,7 +3,10 @@
  *
  * DESIGN: a result starts in a heap buffer that the worker keeps between
  * tasks (no malloc per task). When it grows past PP__INLINE_MAX it moves to
- * a memfd mapping that grows with ftruncate+mremap; at the end of the task
+ * a memfd mapping that grows with ftruncate+mremap (never past
+ * RLIMIT_FSIZE: growing a file past it raises SIGXFSZ, so the append fails
+ * -EFBIG instead, and the task fails even if it ignores that and returns
+ * 0, since its result would be incomplete); at the end of the task
  * the memfd is trimmed to size, unmapped and sealed against every change,
  * and travels to the parent by SCM_RIGHTS, where it is mapped read-only and
  * handed out without another copy. Small results are copied once, into the
@@ -96,6 +99,8 @@ void pp__buf_reset(pp_buf_t *b) {
     b->cap = b->heap_cap;
     b->len = 0;
     b->msg_len = 0;
+    b->grow_err = 0;
+    b->grow_want = 0;
 }
 
 static size_t page_round(size_t n) {
@@ -104,6 +109,9 @@ static size_t page_round(size_t n) {
 }
 
 static int grow_memfd(pp_buf_t *b, size_t need) {
+    uint64_t lim = pp__fsize_max(); /* a memfd is a file: never past RLIMIT_FSIZE (SIGXFSZ) */
+    if (need > lim)
+        return -EFBIG;
     size_t ncap = b->cap * 2;
     if (ncap < need)
         ncap = need;
@@ -112,6 +120,8 @@ static int grow_memfd(pp_buf_t *b, size_t need) {
     ncap = page_round(ncap);
     if (ncap < need)
         return -ENOMEM;
+    if (ncap > lim)
+        ncap = (size_t)lim;
     if (b->memfd < 0) {
         int fd = pp__memfd("procpool-result", ncap, true);
         if (fd < 0)
@@ -129,10 +139,8 @@ static int grow_memfd(pp_buf_t *b, size_t need) {
         b->cap = ncap;
         return 0;
     }
-    if (ftruncate(b->memfd, (off_t)ncap) < 0) {
-        int e = errno;
-        return e == EFBIG ? -ENOMEM : -e;
-    }
+    if (ftruncate(b->memfd, (off_t)ncap) < 0)
+        return -errno;
     void *p = mremap(b->data, b->cap, ncap, MREMAP_MAYMOVE);
     if (p == MAP_FAILED)
         return -ENOMEM;
@@ -141,7 +149,9 @@ static int grow_memfd(pp_buf_t *b, size_t need) {
     return 0;
 }
 
-static int ensure(pp_buf_t *b, size_t add) {
+static int ensure(pp_buf_t *b, size_t add);
+
+static int ensure_(pp_buf_t *b, size_t add) {
     if (add > SIZE_MAX - b->len)
         return -ENOMEM;
     size_t need = b->len + add;
@@ -184,6 +194,18 @@ static int ensure(pp_buf_t *b, size_t add) {
         return 0;
     }
     return grow_memfd(b, need);
+}
+
+/* Make room for add more bytes. The first failure of a task is kept
+ * (grow_err): a task that returns 0 after it would hand back a short
+ * result, so the worker fails it instead. */
+static int ensure(pp_buf_t *b, size_t add) {
+    int r = ensure_(b, add);
+    if (r < 0 && !b->grow_err) {
+        b->grow_err = r;
+        b->grow_want = add > SIZE_MAX - b->len ? SIZE_MAX : b->len + add;
+    }
+    return r;
 }
 
 int pp_buf_append(pp_buf_t *out, const void *data, size_t len) {

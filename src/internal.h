@@ -38,7 +38,9 @@ static inline void pp__cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
-int pp__memfd(const char *name, size_t size, bool sealable);
+uint64_t pp__fsize_max(void); /* RLIMIT_FSIZE in bytes; UINT64_MAX: none */
+void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size);
+int pp__memfd(const char *name, size_t size, bool sealable); /* -EFBIG over RLIMIT_FSIZE */
 int pp__reopen_rdonly(int fd);
 int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
@@ -46,6 +48,8 @@ int pp__pidfd_signal(int pidfd, int sig);
 int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
 int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
+ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds,
+                          int flags, bool *lost); /* *lost: fds dropped for want of a descriptor */
 const char *pp__signame(int sig);
 void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, const char *when);
 void pp__close(int *fd);
@@ -231,6 +235,7 @@ typedef struct pp__task {
                            address in shared memory (not owned), pending or in flight */
     size_t arg_len;
     int argfd;          /* memfd holding a large arg, or -1 */
+    bool big;           /* the arg travels as a memfd: argfd, or one made when it is sent */
     uint64_t seq;       /* in flight: per-worker sequence number */
     uint64_t rec_off;   /* in flight: record start in the task ring */
     uint64_t rec_end;   /* in flight: record end */
@@ -351,7 +356,8 @@ void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
 void pp__future_cancel_job(pp_future_t *f);
 /* place() from pool.c, for chunks */
-bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg);
+/* *err < 0: the argument cannot be put in a memfd, the task must fail */
+bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);
 
 /* supervise.c */
 bool pp__on_supervisor(const pp_pool_t *pool); /* is the caller pool's supervisor or callback thread? */
@@ -385,6 +391,8 @@ struct pp_buf {
     size_t run, run_pages; /* the arena run data is, when in_arena */
     bool in_arena;
     size_t msg_len;
+    int grow_err;          /* the first failure to grow the result in this task, or 0 */
+    size_t grow_want;      /* the size it failed to grow to */
     char msg[1024];
 };
 void pp__buf_init(pp_buf_t *b);

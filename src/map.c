@@ -10,7 +10,11 @@
  * [u64 len][bytes]) and comes back as one result record holding, per item,
  * a status, a message or the data (worker.c: run_chunk). Chunks are capped
  * so that their items and (for pp_map) their results fit inline in the
- * rings: a large map streams through the rings with no system call.
+ * rings: a large map streams through the rings with no system call. A
+ * chunk too large for the rings travels in a memfd (made when it is sent);
+ * one that cannot be put in a memfd (over RLIMIT_FSIZE; no descriptor or
+ * memory left while none of the pool's memfds is out) fails its items
+ * with that error instead of waiting forever.
  *
  * Sizes: chunksize 0 is Python's rule; PP_CHUNK_AUTO starts with one item
  * per chunk, then aims at AUTO_TARGET_NS of work per chunk from the smoothed
@@ -252,6 +256,10 @@ static bool some_room(pp_pool_t *pool, size_t arg_len, bool memfd) {
     return false;
 }
 
+static void take_range(pp__job_t *j, pp__range_t *r, size_t n);
+static void fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int err,
+                       const char *why);
+
 /* Send one chunk of j if possible. */
 static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     pp__range_t *r = NULL;
@@ -285,6 +293,7 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     if (!some_room(pool, len, memfd || ref))
         return false;
     pp__task_t t = {.job = j, .fn = j->fn, .lo = lo, .n = n, .arg_len = len, .argfd = -1,
+                    .big = memfd,
                     .flags = PP__F_CHUNK | (j->feed_src ? PP__F_VAR : 0) | (ref ? PP__F_REF : 0),
                     .item_size = j->feed_src ? 0 : j->item_size, .blob = blob};
     if (j->kind == PP__JOB_MAP) {
@@ -294,16 +303,32 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
             t.res_addr = j->results + lo * j->result_size;
         }
     }
-    if (memfd) {
-        t.argfd = pp__sealed_copy("procpool-chunk", arg, len);
-        if (t.argfd < 0)
+    int err;
+    if (!pp__place(pool, &t, arg, &err)) {
+        if (!err)
             return false;
-    }
-    if (!pp__place(pool, &t, arg)) {
-        pp__close(&t.argfd);
-        return false;
+        /* its items cannot be put in a memfd (over RLIMIT_FSIZE, or no
+         * descriptor or memory left): they fail rather than wait forever */
+        char why[200], m[300];
+        pp__describe_fsize(why, sizeof why, err, len);
+        snprintf(m, sizeof m, "the items could not be passed to a worker: %s", why);
+        take_range(j, r, n);
+        free(blob);
+        fail_items(pool, j, lo, n, err, m);
+        maybe_finish(pool, j);
+        return true;
     }
     /* placed: the slot owns the blob and the fd now */
+    take_range(j, r, n);
+    j->sent++;
+    j->refs++;
+    pool->inflight_total++;
+    return true;
+}
+
+/* The range r of j (or, r NULL, the next n items of the array) has been
+ * handed on: take it off the job (not its blob). */
+static void take_range(pp__job_t *j, pp__range_t *r, size_t n) {
     if (r) {
         if (r == j->retry)
             j->retry = r->next;
@@ -317,10 +342,6 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     } else {
         j->next += n;
     }
-    j->sent++;
-    j->refs++;
-    pool->inflight_total++;
-    return true;
 }
 
 int pp__jobs_dispatch_locked(pp_pool_t *pool) {

@@ -17,7 +17,10 @@
  * pp_future_wait, a submitter short of room, the supervisor after an
  * eventfd wake) takes the lock, copies out each validated result record,
  * completes its future, and frees ring space. Large args and results travel
- * as sealed memfds over the worker's socket.
+ * as sealed memfds over the worker's socket. A large argument that has to
+ * wait in the pending queue waits in memory: its memfd is made only when
+ * it is sent (at most MEMFD_MAX out per worker), so a backlog costs memory,
+ * never the program's descriptors.
  *
  * Lifecycle requests (close, join, terminate) are carried out by the
  * supervisor thread (supervise.c); callers wait on pool->cond.
@@ -37,6 +40,7 @@
 #include <unistd.h>
 
 #define DEPTH_TARGET_NS 1000000u
+#define MEMFD_MAX 32u /* large arguments out per worker (their fds sit in its socket) */
 
 void pp_options_init(pp_options_t *opt) {
     if (!opt)
@@ -84,19 +88,47 @@ static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
     return true;
 }
 
-/* Put task t (a single task or a chunk) on some worker's ring; false when
- * none has room. Lock held. */
-bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
+/* Large arguments of this pool whose memfds are out (sent, not done). */
+static unsigned memfds_out(const pp_pool_t *pool) {
+    unsigned n = 0;
+    for (int i = 0; i < pool->nworkers; i++)
+        n += pool->workers[i].memfd_inflight;
+    return n;
+}
+
+/* Could a large argument be sent now? Lock held. */
+static bool memfd_room(const pp_pool_t *pool) {
+    int depth = pp__worker_depth(pool);
+    for (int i = 0; i < pool->nworkers; i++) {
+        const pp__worker_t *w = &pool->workers[i];
+        if (can_take(pool, w, depth) && w->memfd_inflight < MEMFD_MAX &&
+            pp__chan_task_room(&w->chan, 0, true))
+            return true;
+    }
+    return false;
+}
+
+/* Put task t (a single task or a chunk) on some worker's ring. Lock held.
+ * A large argument (t->big) travels as a memfd: t->argfd when it has one,
+ * else one made here from arg, only now that it is sent, so that a queued
+ * argument costs memory, not one of the program's descriptors. Returns
+ * true when placed; false with *err 0 when no worker has room now, or
+ * false with *err < 0 (-EFBIG, -EMFILE, -ENFILE, -ENOMEM) when the
+ * argument cannot be put in a memfd: the caller fails the task. A memfd
+ * that cannot be made for lack of descriptors or memory while others of
+ * this pool are out is only waited for: they come back. */
+bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
+    *err = 0;
     if (pool->remote)
         return pp__remote_place(pool, t, arg);
     int depth = pp__worker_depth(pool);
-    bool memfd = t->argfd >= 0;
+    bool memfd = t->argfd >= 0 || t->big;
     bool byref = memfd || (t->flags & PP__F_REF);
     pp__worker_t *best = NULL;
     uint64_t best_n = UINT64_MAX;
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
-        if (!can_take(pool, w, depth))
+        if (!can_take(pool, w, depth) || (memfd && w->memfd_inflight >= MEMFD_MAX))
             continue;
         uint64_t n = w->seq_next - w->seq_done;
         if (n < best_n && pp__chan_task_room(&w->chan, t->arg_len, byref)) {
@@ -109,9 +141,22 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     if (!best)
         return false;
     if (memfd) {
-        if (best->memfd_inflight >= 32 ||
-            pp__send_fds(best->chan.sock, "a", 1, &t->argfd, 1) < 0)
+        int fd = t->argfd;
+        if (fd < 0) {
+            fd = pp__sealed_copy((t->flags & PP__F_CHUNK) ? "procpool-chunk" : "procpool-arg", arg,
+                                 t->arg_len);
+            if (fd < 0) {
+                if (fd == -EFBIG || memfds_out(pool) == 0)
+                    *err = fd;
+                return false;
+            }
+        }
+        if (pp__send_fds(best->chan.sock, "a", 1, &fd, 1) < 0) {
+            if (fd != t->argfd)
+                close(fd);
             return false;
+        }
+        t->argfd = fd; /* the slot owns it from here */
         best->memfd_inflight++;
     }
     pp__task_t *s = &best->inflight[best->seq_next % PP__INFLIGHT_MAX];
@@ -147,17 +192,32 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     return true;
 }
 
+/* A pending task whose argument cannot be put in a memfd fails. Lock held. */
+static void fail_unsendable(pp_pool_t *pool, pp__task_t *t, int err) {
+    char why[200];
+    pp__describe_fsize(why, sizeof why, err, t->arg_len);
+    pool->inflight_total--;
+    pp__future_set_fail(t->f, err, "the task's %zu-byte argument could not be passed to a worker: %s",
+                        t->arg_len, why);
+    if (pool->inflight_total == 0)
+        pthread_cond_broadcast(&pool->cond);
+}
+
 /* Move pending tasks onto rings while there is room. Lock held. */
 int pp__pool_dispatch_locked(pp_pool_t *pool) {
     int n = 0;
     while (pool->pend_head) {
         pp__task_t *t = pool->pend_head;
-        if (!pp__place(pool, t, t->arg))
+        int err;
+        bool placed = pp__place(pool, t, t->arg, &err);
+        if (!placed && !err)
             break;
         pool->pend_head = t->next;
         if (!pool->pend_head)
             pool->pend_tail = NULL;
         pool->npending--;
+        if (!placed)
+            fail_unsendable(pool, t, err);
         free(t);
         n++;
     }
@@ -184,7 +244,8 @@ static void pend_push(pp_pool_t *pool, pp__task_t *t, bool front) {
 }
 
 /* A pending node for single task (or raw chunk) like tmpl, with its own
- * copy of the argument (or of its memfd). */
+ * copy of the argument in memory (or, requeued from a dead worker, its
+ * memfd). */
 static pp__task_t *pend_new(const pp__task_t *tmpl, const void *arg) {
     size_t len = tmpl->arg_len;
     uint32_t flags = tmpl->flags;
@@ -197,6 +258,7 @@ static pp__task_t *pend_new(const pp__task_t *tmpl, const void *arg) {
     t->fn = tmpl->fn;
     t->arg_len = len;
     t->argfd = tmpl->argfd;
+    t->big = tmpl->big;
     t->flags = flags;
     t->n = tmpl->n;
     t->item_size = tmpl->item_size;
@@ -242,47 +304,66 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
         return -EINVAL;
     if (pool->remote && arg_len > PP__REMOTE_MAX_ARG)
         return -EOVERFLOW; /* more than one MPI message can carry */
-    int argfd = -1;
     /* inside the pool's shared memory: passed by reference, never copied */
     uint32_t flags = tmpl->flags;
     if (arg_len && pp__shm_has(pool, arg, arg_len))
         flags |= PP__F_REF;
-    /* an MPI pool copies every argument into its messages */
-    if (!(flags & PP__F_REF) && !pool->remote && arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t)) {
-        argfd = pp__sealed_copy("procpool-arg", arg, arg_len);
-        if (argfd < 0)
-            return argfd;
-    }
+    /* a large argument travels as a memfd (an MPI pool copies every
+     * argument into its messages) */
+    bool big = !(flags & PP__F_REF) && !pool->remote &&
+               arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t);
+    if (big && arg_len > pp__fsize_max())
+        return -EFBIG; /* no memfd may hold it: it is a file (RLIMIT_FSIZE) */
     pp_future_t *f = pp__future_new(pool);
-    if (!f) {
-        pp__close(&argfd);
+    if (!f)
         return -ENOMEM;
+    pp__task_t t = *tmpl;
+    t.f = f;
+    t.argfd = -1;
+    t.flags = flags;
+    t.big = big;
+    pp__task_t *node = NULL;
+    int err = 0;
+    if (big) {
+        /* copy it outside the lock: straight into a memfd when it can be
+         * sent now, else into a queue node, where it waits in memory and
+         * holds no descriptor (a backlog must not use up the program's
+         * fds); pp__place makes its memfd once it is sent */
+        pthread_mutex_lock(&pool->lock);
+        bool now = !pool->pend_head && memfd_room(pool);
+        pthread_mutex_unlock(&pool->lock);
+        if (now)
+            t.argfd = pp__sealed_copy("procpool-arg", arg, arg_len); /* if not, queue it */
+        if (t.argfd < 0 && !(node = pend_new(&t, arg))) {
+            err = -ENOMEM;
+            goto fail;
+        }
     }
     pthread_mutex_lock(&pool->lock);
     if (pool->closed) {
         pthread_mutex_unlock(&pool->lock);
-        pp__close(&argfd);
-        atomic_store(&f->refs, 1);
-        pp__future_unref(f);
-        return PP_ECLOSED;
-    }
-    pp__task_t t = *tmpl;
-    t.f = f;
-    t.argfd = argfd;
-    t.flags = flags;
-    if (pool->pend_head || !pp__place(pool, &t, arg)) {
-        pp__task_t *n = pend_new(&t, arg);
-        if (!n) {
-            pthread_mutex_unlock(&pool->lock);
-            pp__close(&argfd);
-            atomic_store(&f->refs, 1);
-            pp__future_unref(f);
-            return -ENOMEM;
-        }
-        pend_push(pool, n, false);
-        pp__pool_dispatch_locked(pool);
+        err = PP_ECLOSED;
+        goto fail;
     }
     pool->inflight_total++;
+    if (!node && (pool->pend_head || !pp__place(pool, &t, arg, &err))) {
+        if (err == 0) {
+            /* it waits: its argument in memory, not in a descriptor */
+            pp__close(&t.argfd);
+            node = pend_new(&t, arg);
+            if (!node)
+                err = -ENOMEM;
+        }
+        if (err < 0) {
+            pool->inflight_total--;
+            pthread_mutex_unlock(&pool->lock);
+            goto fail;
+        }
+    }
+    if (node) {
+        pend_push(pool, node, false);
+        pp__pool_dispatch_locked(pool);
+    }
     size_t backlog = pool->npending;
     pthread_mutex_unlock(&pool->lock);
     /* A thread submitting a burst collects results itself now and then (and
@@ -295,6 +376,12 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
     }
     *future = f;
     return 0;
+fail:
+    pp__close(&t.argfd);
+    free(node);
+    atomic_store(&f->refs, 1);
+    pp__future_unref(f);
+    return err;
 }
 
 int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len, void **result,
@@ -365,7 +452,10 @@ static int result_view(pp__worker_t *w, const pp__res_hdr_t *h, const unsigned c
     }
     int fd = -1, n = 0;
     char c;
-    ssize_t r = pp__recv_fds(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT);
+    bool lost = false;
+    ssize_t r = pp__recv_fds_lost(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT, &lost);
+    if (r > 0 && n == 0 && lost)
+        return -EMFILE; /* sent, but this process has no descriptor free: not the worker's fault */
     if (r <= 0 || n != 1)
         return -EPROTO;
     struct stat st;
@@ -488,7 +578,11 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
             s->job = NULL;
             s->blob = NULL;
             if (h.status == 0 && err)
-                pp__job_chunk_lost(pool, &done, -2, err, "out of memory while receiving the results", 0);
+                pp__job_chunk_lost(pool, &done, -2, err,
+                                   err == -EMFILE ? "the results could not be received: no file "
+                                                    "descriptor was free for their memfd"
+                                                  : "out of memory while receiving the results",
+                                   0);
             else
                 pp__job_chunk_done(pool, &done, &v, h.status, h.run_ns);
             if (v.map)
@@ -508,7 +602,9 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
                 pp__arena_free(v.arena, (size_t)(v.p - v.arena->data) / 4096u,
                                pp__arena_pages(v.len));
             if (err)
-                msg = strdup("out of memory while receiving the task's result");
+                msg = strdup(err == -EMFILE ? "the task's result could not be received: no file "
+                                              "descriptor was free for its memfd"
+                                            : "out of memory while receiving the task's result");
         } else {
             err = PP_ETASK;
             if (h.msg_len)

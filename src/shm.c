@@ -3,7 +3,8 @@
  * worker, and a robust process-shared mutex.
  *
  * DESIGN: pp_pool_create reserves one large range (opt.shm_size, default
- * twice the physical memory) backed by an anonymous memfd, mapped
+ * twice the physical memory, or less under RLIMIT_AS or RLIMIT_FSIZE)
+ * backed by an anonymous memfd, mapped
  * MAP_SHARED|MAP_NORESERVE before the zygote and any worker is forked, so
  * every process of the pool inherits it at the same address; pages cost
  * memory only once written. Nothing has a name in /dev/shm, so nothing can
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define GRANULE 64u
@@ -48,12 +50,45 @@ struct pp__shm {
     size_t nused, capused;
 };
 
+/* Bytes of address space this process maps now (VmSize), or 0. */
+static size_t mapped_now(void) {
+    int saved = errno;
+    size_t r = 0;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[128];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            buf[n] = 0;
+            r = (size_t)strtoull(buf, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
+        }
+    }
+    errno = saved;
+    return r;
+}
+
+/* The default range: twice the RAM, but never more than the limits allow.
+ * Under RLIMIT_AS (which MAP_NORESERVE does not escape) it takes half of
+ * the address space still free, leaving the rest to the program, thread
+ * stacks and malloc arenas. RLIMIT_DATA does not apply: the mapping is
+ * shared. RLIMIT_FSIZE caps it: the memfd behind it is a file. */
 static size_t default_reserve(void) {
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     size_t r = (pages > 0 && psz > 0) ? (size_t)pages * (size_t)psz * 2 : ((size_t)16 << 30);
     if (r > MAX_RESERVE)
         r = MAX_RESERVE;
-    return r;
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+        size_t used = mapped_now();
+        size_t spare = (size_t)as.rlim_cur > used ? ((size_t)as.rlim_cur - used) / 2 : 0;
+        if (r > spare)
+            r = spare;
+    }
+    if (r > pp__fsize_max()) /* the memfd is a file: RLIMIT_FSIZE bounds it */
+        r = (size_t)pp__fsize_max();
+    r &= ~(size_t)(PAGE - 1);
+    return r ? r : PAGE;
 }
 
 int pp__shm_create(pp_pool_t *pool) {

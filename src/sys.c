@@ -2,7 +2,9 @@
  * sys.c - thin wrappers over the Linux primitives the pool is built on.
  *
  * DESIGN: futexes (shared ones for the rings, private ones for futures),
- * memfds, pidfds and SCM_RIGHTS fd passing. Every fd is created CLOEXEC
+ * memfds, pidfds and SCM_RIGHTS fd passing. A memfd is a file: it is never
+ * grown past RLIMIT_FSIZE (that would raise SIGXFSZ and kill the process);
+ * the helpers fail -EFBIG instead. Every fd is created CLOEXEC
  * atomically, so a concurrent fork+exec elsewhere in the program never
  * inherits one. Helpers preserve errno for their callers where they return
  * a status, and never allocate, so the worker and zygote may use them right
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -57,8 +60,34 @@ void pp__futex_wake(_Atomic uint32_t *addr, int n, bool shared) {
     errno = saved;
 }
 
+/* The file size limit (RLIMIT_FSIZE) in bytes, UINT64_MAX for none. It
+ * applies to memfds too, and growing a file past it (ftruncate, write,
+ * fallocate) raises SIGXFSZ, whose default action kills the process: the
+ * library checks first and fails -EFBIG instead. */
+uint64_t pp__fsize_max(void) {
+    struct rlimit rl;
+    int saved = errno;
+    uint64_t r = UINT64_MAX;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        r = (uint64_t)rl.rlim_cur;
+    errno = saved;
+    return r;
+}
+
+/* "a memfd of N bytes is over the file size limit (RLIMIT_FSIZE, M bytes)"
+ * for -EFBIG, else the error's sentence. */
+void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size) {
+    if (err == -EFBIG)
+        snprintf(buf, n, "a memfd of %llu bytes is over the file size limit (RLIMIT_FSIZE, %llu bytes)",
+                 (unsigned long long)size, (unsigned long long)pp__fsize_max());
+    else
+        snprintf(buf, n, "%s", pp_strerror(err));
+}
+
 int pp__memfd(const char *name, size_t size, bool sealable) {
     unsigned flags = MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0u);
+    if (size > pp__fsize_max())
+        return -EFBIG;
     int fd = (int)syscall(SYS_memfd_create, name, flags);
     if (fd < 0)
         return -errno;
@@ -72,8 +101,10 @@ int pp__memfd(const char *name, size_t size, bool sealable) {
 
 /* A memfd holding a copy of data[0..len), sealed against every change, so
  * a worker that receives it can neither alter nor truncate it. -errno on
- * failure (a full memory is -ENOMEM). */
+ * failure (a full memory is -ENOMEM; over RLIMIT_FSIZE, -EFBIG). */
 int pp__sealed_copy(const char *name, const void *data, size_t len) {
+    if (len > pp__fsize_max())
+        return -EFBIG;
     int fd = pp__memfd(name, 0, true);
     if (fd < 0)
         return fd;
@@ -83,7 +114,7 @@ int pp__sealed_copy(const char *name, const void *data, size_t len) {
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno == ENOSPC || errno == EFBIG ? ENOMEM : errno;
+            int e = errno == ENOSPC ? ENOMEM : errno;
             close(fd);
             return -e;
         }
@@ -151,8 +182,15 @@ int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds
     return pp__send_fds_flags(sock, msg, len, fds, nfds, MSG_DONTWAIT);
 }
 
-/* Receives one message and up to maxfds fds (CLOEXEC). Extra fds are closed. */
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags) {
+    return pp__recv_fds_lost(sock, msg, len, fds, maxfds, nfds, flags, NULL);
+}
+
+/* Receives one message and up to maxfds fds (CLOEXEC). Extra fds are
+ * closed. *lost (if not NULL): fds came with it that the kernel could not
+ * install here (MSG_CTRUNC: no free descriptor) and has closed. */
+ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds,
+                          int flags, bool *lost) {
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int) * 8)];
@@ -167,6 +205,8 @@ ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int 
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return -errno;
+    if (lost)
+        *lost = (mh.msg_flags & MSG_CTRUNC) != 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;

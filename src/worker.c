@@ -232,6 +232,18 @@ static const void *map_arg(size_t len, void **map, size_t *map_len) {
 
 static const unsigned char zero_arg[8];
 
+/* The task returned 0, but its result could not grow (a pp_buf_append or
+ * pp_buf_reserve failed, past RLIMIT_FSIZE say): the result would be
+ * incomplete, so the task fails, with the errno as its status. */
+static int result_lost(pp_buf_t *b) {
+    char why[200];
+    int st = b->grow_err;
+    pp__describe_fsize(why, sizeof why, b->grow_err, b->grow_want);
+    pp_buf_fail(b, "the task's result could not grow to %zu bytes: %s", b->grow_want, why);
+    b->grow_err = 0;
+    return st;
+}
+
 /* Resident set size, from a /proc/self/statm kept open (one pread). */
 static size_t resident_bytes(void) {
     static int fd = -2;
@@ -336,7 +348,11 @@ static int run_chunk(const pp__task_hdr_t *h, const unsigned char *arg, pp_task_
             return pp_buf_fail(b, "out of memory building a chunk's results");
         size_t dpos = b->len;
         b->msg_len = 0;
+        b->grow_err = 0;
         int st = fn(item, len, b);
+        if (st == 0 && b->grow_err)
+            st = result_lost(b);
+        b->grow_err = 0;
         pp__item_hdr_t ih = {.status = st};
         if (st != 0) {
             b->len = dpos;
@@ -430,6 +446,8 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
             status = run_chunk(&h, arg, fn);
         } else {
             status = fn(arg, (size_t)h.arg_len, &W.buf);
+            if (status == 0 && W.buf.grow_err)
+                status = result_lost(&W.buf);
         }
         uint64_t run = pp__now_ns() - t0;
         if (map)

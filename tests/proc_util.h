@@ -101,4 +101,18 @@ static inline int ppt_children_of(pid_t pid, pid_t *out, int max) {
     return n;
 }
 
+/* How many fds this process has open (not counting the directory's own). */
+static inline int ppt_fd_count(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (ppt_is_number(e->d_name))
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
 #endif /* PP_TEST_PROC_UTIL_H */

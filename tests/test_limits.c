@@ -1,0 +1,495 @@
+/* test_limits.c - resource limits: a pool under RLIMIT_AS, RLIMIT_FSIZE
+ * and RLIMIT_NOFILE works, or its calls fail with documented errors; a
+ * limit never kills the calling process or a worker (issue 12, items 7-9).
+ *
+ * Every limit is applied with setrlimit in a forked child, never in the
+ * test process itself. The child runs the scenario, checks each outcome
+ * with CHECK (a message on stderr and a non-zero exit: cmocka's asserts
+ * belong to the parent), destroys its pools, checks that its fd count is
+ * back where it started, and exits 0. The parent asserts exactly that: exit
+ * status 0, no death by a signal (SIGXFSZ, or SIGALRM from the child's own
+ * hang guard). Nothing in the child blocks or ignores SIGXFSZ. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procpool.h"
+#include "helpers.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PPT_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PPT_SANITIZER 1
+#endif
+#endif
+
+#define CHILD_LIMIT_S 40 /* the child's own hang guard */
+
+/* ---- the child's checks ----------------------------------------------------- */
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "test_limits child, line %d: ", __LINE__);          \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fputc('\n', stderr);                                                \
+            _exit(1);                                                           \
+        }                                                                       \
+    } while (0)
+
+#define CHECK_RC(actual, expected)                                              \
+    do {                                                                        \
+        int a_ = (int)(actual), e_ = (int)(expected);                           \
+        CHECK(a_ == e_, "%s returned %d (%s), expected %d (%s)", #actual, a_,   \
+              pp_err_name(a_), e_, pp_err_name(e_));                            \
+    } while (0)
+
+/* Run body in a forked child and fail the test unless it exits 0. */
+static void run_in_child(void (*body)(void)) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the defaults: a library that raises SIGXFSZ kills this process */
+        signal(SIGXFSZ, SIG_DFL);
+        signal(SIGALRM, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        alarm(CHILD_LIMIT_S);
+        body();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(0);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(st))
+        fail_msg("the child was killed by signal %d (%s)%s", WTERMSIG(st), strsignal(WTERMSIG(st)),
+                 WTERMSIG(st) == SIGALRM ? ": it hung" : "");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the child failed (exit status %d; its message is above)", WEXITSTATUS(st));
+}
+
+static void set_limit(int resource, rlim_t cur) {
+    struct rlimit rl;
+    CHECK(getrlimit(resource, &rl) == 0, "getrlimit: %s", strerror(errno));
+    rl.rlim_cur = cur;
+    CHECK(setrlimit(resource, &rl) == 0, "setrlimit(%d, %llu): %s", resource,
+          (unsigned long long)cur, strerror(errno));
+}
+
+static pp_pool_t *child_pool(int processes, pp_start_t method, size_t shm_size) {
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = processes;
+    o.start_method = method;
+    o.shm_size = shm_size;
+    pp_pool_t *pool = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    int rc = pp_pool_create(&pool, &o);
+    CHECK(rc == 0 && pool, "pp_pool_create(processes %d, start method %d, shm_size %zu) returned %d (%s)",
+          processes, (int)method, shm_size, rc, pp_err_name(rc));
+    return pool;
+}
+
+static void child_finish(pp_pool_t *pool) {
+    CHECK_RC(pp_pool_close(pool), 0);
+    CHECK_RC(pp_pool_join(pool), 0);
+    pp_pool_destroy(pool);
+}
+
+/* ---- tasks ---------------------------------------------------------------- */
+
+/* The argument's length and byte sum, as two longs. */
+static int task_sum(const void *arg, size_t len, pp_buf_t *out) {
+    const unsigned char *p = arg;
+    long r[2] = {(long)len, 0};
+    for (size_t i = 0; i < len; i++)
+        r[1] += p[i];
+    return pp_buf_append(out, r, sizeof r);
+}
+
+static int task_double(const void *arg, size_t len, pp_buf_t *out) {
+    long v;
+    if (len != sizeof v)
+        return pp_buf_fail(out, "bad length %zu", len);
+    memcpy(&v, arg, sizeof v);
+    v *= 2;
+    return pp_buf_append(out, &v, sizeof v);
+}
+
+static int task_pid(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg;
+    (void)len;
+    long pid = (long)getpid();
+    return pp_buf_append(out, &pid, sizeof pid);
+}
+
+/* A result of *(size_t *)arg bytes; ignores a failure to grow it, as
+ * careless tasks do (the library must not hand back a short result). */
+static int task_result_careless(const void *arg, size_t len, pp_buf_t *out) {
+    size_t n;
+    if (len != sizeof n)
+        return pp_buf_fail(out, "bad length %zu", len);
+    memcpy(&n, arg, sizeof n);
+    unsigned char *p = pp_buf_reserve(out, n);
+    if (p)
+        memset(p, 0x5a, n);
+    return 0;
+}
+
+/* The same, but checking, as the documentation asks. */
+static int task_result_careful(const void *arg, size_t len, pp_buf_t *out) {
+    size_t n;
+    if (len != sizeof n)
+        return pp_buf_fail(out, "bad length %zu", len);
+    memcpy(&n, arg, sizeof n);
+    unsigned char *p = pp_buf_reserve(out, n);
+    if (!p)
+        return pp_buf_fail(out, "pp_buf_reserve(%zu): %s", n, strerror(errno));
+    memset(p, 0x5a, n);
+    return 0;
+}
+
+/* A map item's result as large as the item says (a size_t). */
+static int task_item_result(const void *arg, size_t len, pp_buf_t *out) {
+    return task_result_careless(arg, len, out);
+}
+
+/* Apply task_sum to len bytes of value c; checks the answer. */
+static int apply_sum(pp_pool_t *pool, size_t len, unsigned char c) {
+    unsigned char *a = malloc(len ? len : 1);
+    CHECK(a, "malloc(%zu)", len);
+    memset(a, c, len);
+    void *res = NULL;
+    size_t n = 0;
+    int rc = pp_apply(pool, task_sum, a, len, &res, &n);
+    free(a);
+    if (rc == 0) {
+        long r[2];
+        CHECK(n == sizeof r, "task_sum gave %zu bytes", n);
+        memcpy(r, res, sizeof r);
+        CHECK(r[0] == (long)len && r[1] == (long)len * c, "task_sum of %zu bytes of %d: %ld %ld",
+              len, c, r[0], r[1]);
+    }
+    free(res);
+    return rc;
+}
+
+static size_t vm_bytes(void) {
+    FILE *fp = fopen("/proc/self/statm", "re");
+    CHECK(fp, "/proc/self/statm: %s", strerror(errno));
+    unsigned long pages = 0;
+    CHECK(fscanf(fp, "%lu", &pages) == 1, "/proc/self/statm unreadable");
+    fclose(fp);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ---- item 8: RLIMIT_AS below twice the RAM ---------------------------------- */
+
+static void body_as(void) {
+    int fds0 = ppt_fd_count();
+    /* 1 GiB of address space to spare: far below the default range of twice
+     * the RAM on any machine these tests run on */
+    set_limit(RLIMIT_AS, (rlim_t)(vm_bytes() + ((size_t)1 << 30)));
+    pp_pool_t *pool = child_pool(2, PP_START_FORK, 0); /* the default range */
+    CHECK_RC(apply_sum(pool, 100, 3), 0);
+    CHECK_RC(apply_sum(pool, 200000, 5), 0); /* an argument by memfd */
+    /* the range is there and usable, at the same address in the workers */
+    unsigned char *sh = pp_shm_alloc(pool, (size_t)1 << 20);
+    CHECK(sh, "pp_shm_alloc(1 MiB): %s", strerror(errno));
+    memset(sh, 7, (size_t)1 << 20);
+    void *res = NULL;
+    size_t n = 0;
+    CHECK_RC(pp_apply(pool, task_sum, sh, (size_t)1 << 20, &res, &n), 0);
+    long r[2];
+    CHECK(n == sizeof r, "%zu bytes", n);
+    memcpy(r, res, sizeof r);
+    free(res);
+    CHECK(r[1] == 7L << 20, "sum %ld", r[1]);
+    CHECK_RC(pp_shm_free(pool, sh), 0);
+    /* ... and it fits the limit: 2 GiB cannot be in it */
+    errno = 0;
+    CHECK(pp_shm_alloc(pool, (size_t)2 << 30) == NULL && errno == ENOMEM,
+          "a 2 GiB block in a range under a 1 GiB limit");
+    long items[1000], out[1000];
+    for (int i = 0; i < 1000; i++)
+        items[i] = i;
+    CHECK_RC(pp_map(pool, task_double, items, sizeof(long), 1000, out, sizeof(long), 0), 0);
+    for (int i = 0; i < 1000; i++)
+        CHECK(out[i] == 2L * i, "out[%d] = %ld", i, out[i]);
+    child_finish(pool);
+    /* an explicit range the limit cannot hold is still refused, cleanly */
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = 1;
+    o.shm_size = (size_t)4 << 30;
+    pool = (pp_pool_t *)&o;
+    CHECK_RC(pp_pool_create(&pool, &o), -ENOMEM);
+    CHECK(pool == NULL, "pool not NULL after a failed create");
+    CHECK(ppt_fd_count() == fds0, "%d fds before, %d after", fds0, ppt_fd_count());
+}
+
+static void test_as_default_range(void **state) {
+    (void)state;
+#ifdef PPT_SANITIZER
+    (void)body_as;
+    skip(); /* the sanitizers reserve terabytes of shadow address space */
+#else
+    run_in_child(body_as);
+#endif
+}
+
+/* ---- item 7: RLIMIT_FSIZE (memfds are files) ---------------------------------- */
+
+#define FSIZE_LIMIT ((size_t)1 << 20) /* ulimit -f 1024 */
+
+static long worker_pid(pp_pool_t *pool) {
+    void *res = NULL;
+    size_t n = 0;
+    CHECK_RC(pp_apply(pool, task_pid, NULL, 0, &res, &n), 0);
+    long pid;
+    CHECK(n == sizeof pid, "%zu bytes", n);
+    memcpy(&pid, res, sizeof pid);
+    free(res);
+    return pid;
+}
+
+/* A task whose result needs n bytes; returns its future (done). */
+static pp_future_t *result_of(pp_pool_t *pool, pp_task_fn fn, size_t n) {
+    pp_future_t *f = NULL;
+    CHECK_RC(pp_apply_async(pool, fn, &n, sizeof n, &f), 0);
+    CHECK_RC(pp_future_wait(f, 30), 0);
+    return f;
+}
+
+static void fsize_pool(pp_start_t method) {
+    pp_pool_t *pool = child_pool(1, method, 0); /* the default range, clamped to the limit */
+    long pid = worker_pid(pool);
+    CHECK_RC(apply_sum(pool, 100, 1), 0);
+    CHECK_RC(apply_sum(pool, 512 * 1024, 2), 0); /* a memfd argument under the limit */
+    /* an argument that no memfd may hold: an error, not SIGXFSZ */
+    CHECK_RC(apply_sum(pool, 4 * FSIZE_LIMIT, 3), -EFBIG);
+    unsigned char *big = calloc(1, 4 * FSIZE_LIMIT);
+    CHECK(big, "calloc");
+    pp_future_t *f = (pp_future_t *)big;
+    CHECK_RC(pp_apply_async(pool, task_sum, big, 4 * FSIZE_LIMIT, &f), -EFBIG);
+    CHECK(f == NULL, "*future not NULL after an error");
+    /* results: under the limit they arrive; over it the task fails, the
+     * worker lives */
+    f = result_of(pool, task_result_careful, 512 * 1024);
+    const void *d = NULL;
+    size_t n = 0;
+    CHECK_RC(pp_future_get(f, 0, &d, &n), 0);
+    CHECK(n == 512 * 1024 && ((const unsigned char *)d)[n - 1] == 0x5a, "a 512 KiB result: %zu", n);
+    pp_future_free(f);
+    f = result_of(pool, task_result_careful, 8 * FSIZE_LIMIT);
+    CHECK_RC(pp_future_get(f, 0, &d, &n), PP_ETASK);
+    CHECK(pp_future_error(f) && strstr(pp_future_error(f), strerror(EFBIG)),
+          "careful task's message: %s", pp_future_error(f) ? pp_future_error(f) : "(none)");
+    pp_future_free(f);
+    f = result_of(pool, task_result_careless, 8 * FSIZE_LIMIT);
+    CHECK_RC(pp_future_get(f, 0, &d, &n), PP_ETASK);
+    CHECK_RC(pp_future_task_status(f), -EFBIG);
+    CHECK(pp_future_error(f) && strstr(pp_future_error(f), "RLIMIT_FSIZE"),
+          "careless task's message: %s", pp_future_error(f) ? pp_future_error(f) : "(none)");
+    pp_future_free(f);
+    CHECK(worker_pid(pool) == pid, "the worker was replaced: it died");
+    /* maps: items no memfd can carry fail, the map ends */
+    size_t *items = (size_t *)big;
+    CHECK_RC(pp_map(pool, task_sum, big, 2 * FSIZE_LIMIT, 2, NULL, 0, 1), -EFBIG);
+    pp_iter_t *it = NULL;
+    CHECK_RC(pp_imap(pool, task_sum, big, 2 * FSIZE_LIMIT, 2, 1, &it), 0);
+    size_t idx = 99;
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_RC(pp_iter_next(it, 30, &idx, &d, &n), -EFBIG);
+        CHECK(idx == i, "item %zu reported as %zu", i, idx);
+    }
+    CHECK_RC(pp_iter_next(it, 30, &idx, &d, &n), 0);
+    pp_iter_free(it);
+    /* ... and so do items whose results no memfd can carry */
+    items[0] = 100;
+    items[1] = 8 * FSIZE_LIMIT;
+    items[2] = 200;
+    CHECK_RC(pp_imap(pool, task_item_result, items, sizeof(size_t), 3, 3, &it), 0);
+    for (size_t i = 0; i < 3; i++) {
+        int rc = pp_iter_next(it, 30, &idx, &d, &n);
+        CHECK(idx == i, "item %zu reported as %zu", i, idx);
+        if (i == 1) {
+            CHECK_RC(rc, PP_ETASK);
+            CHECK(pp_iter_error(it) && strstr(pp_iter_error(it), "RLIMIT_FSIZE"),
+                  "item 1's message: %s", pp_iter_error(it) ? pp_iter_error(it) : "(none)");
+        } else {
+            CHECK_RC(rc, 1);
+            CHECK(n == items[i], "item %zu: %zu bytes", i, n);
+        }
+    }
+    CHECK_RC(pp_iter_next(it, 30, &idx, &d, &n), 0);
+    pp_iter_free(it);
+    free(big);
+    CHECK(worker_pid(pool) == pid, "the worker was replaced: it died");
+    child_finish(pool);
+}
+
+static void body_fsize(void) {
+    int fds0 = ppt_fd_count();
+    set_limit(RLIMIT_FSIZE, (rlim_t)FSIZE_LIMIT);
+    fsize_pool(PP_START_FORK);
+    fsize_pool(PP_START_FORKSERVER);
+    fsize_pool(PP_START_SPAWN);
+    /* an explicit range over the limit: refused */
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = 1;
+    o.shm_size = 64 * FSIZE_LIMIT;
+    pp_pool_t *pool = (pp_pool_t *)&o;
+    CHECK_RC(pp_pool_create(&pool, &o), -EFBIG);
+    CHECK(pool == NULL, "pool not NULL after a failed create");
+    /* a limit so low that a worker's rings cannot be made */
+    set_limit(RLIMIT_FSIZE, 64 * 1024);
+    o.shm_size = 0;
+    pool = (pp_pool_t *)&o;
+    CHECK_RC(pp_pool_create(&pool, &o), -EFBIG);
+    CHECK(pool == NULL, "pool not NULL after a failed create");
+    CHECK(ppt_fd_count() == fds0, "%d fds before, %d after", fds0, ppt_fd_count());
+}
+
+static void test_fsize(void **state) {
+    (void)state;
+    run_in_child(body_fsize);
+}
+
+/* ---- item 9: a backlog costs memory, not descriptors ------------------------ */
+
+#define NOFILE_LIMIT 256
+#define BACKLOG 600             /* large arguments queued: more than the fd limit */
+#define ARG_BYTES (100 * 1024) /* over the 64 KiB that travel inline */
+
+/* task_sum, but the first task (its argument starts with 1) takes a second,
+ * so that the rest queue up behind it */
+static int task_sum_slow_first(const void *arg, size_t len, pp_buf_t *out) {
+    if (len && ((const unsigned char *)arg)[0] == 1)
+        ppt_sleep_ms(1000);
+    return task_sum(arg, len, out);
+}
+
+static void body_nofile(void) {
+    int fds0 = ppt_fd_count();
+    set_limit(RLIMIT_NOFILE, NOFILE_LIMIT);
+    pp_pool_t *pool = child_pool(1, PP_START_FORK, 0);
+    int fds_pool = ppt_fd_count();
+    unsigned char *a = malloc(ARG_BYTES);
+    pp_future_t **f = calloc(BACKLOG, sizeof *f);
+    CHECK(a && f, "malloc");
+    for (int i = 0; i < BACKLOG; i++) {
+        memset(a, i == 0 ? 1 : 2 + i % 200, ARG_BYTES);
+        int rc = pp_apply_async(pool, task_sum_slow_first, a, ARG_BYTES, &f[i]);
+        CHECK(rc == 0, "submission %d of %d returned %d (%s)", i, BACKLOG, rc, pp_err_name(rc));
+    }
+    /* while the backlog waits, it holds no descriptor of the program's */
+    int held = ppt_fd_count() - fds_pool;
+    CHECK(held <= 40, "%d fds held while %d large arguments wait", held, BACKLOG);
+    int extra[64];
+    for (int i = 0; i < 64; i++) {
+        extra[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(extra[i] >= 0, "open #%d with a backlog queued: %s", i, strerror(errno));
+    }
+    for (int i = 0; i < 64; i++)
+        close(extra[i]);
+    for (int i = 0; i < BACKLOG; i++) {
+        const void *d = NULL;
+        size_t n = 0;
+        int rc = pp_future_get(f[i], 30, &d, &n);
+        CHECK(rc == 0, "task %d: %d (%s) %s", i, rc, pp_err_name(rc),
+              pp_future_error(f[i]) ? pp_future_error(f[i]) : "");
+        long r[2];
+        CHECK(n == sizeof r, "task %d: %zu bytes", i, n);
+        memcpy(r, d, sizeof r);
+        long c = i == 0 ? 1 : 2 + i % 200;
+        CHECK(r[0] == ARG_BYTES && r[1] == c * ARG_BYTES, "task %d: %ld %ld", i, r[0], r[1]);
+        pp_future_free(f[i]);
+    }
+    free(f);
+    free(a);
+
+    /* descriptors used up by the program itself: a large argument fails
+     * with -EMFILE (documented), at submission or through its future; small
+     * ones still run; nothing hangs */
+    int *mine = malloc(sizeof(int) * NOFILE_LIMIT);
+    int nmine = 0;
+    CHECK(mine, "malloc");
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            CHECK(errno == EMFILE, "open: %s", strerror(errno));
+            break;
+        }
+        mine[nmine++] = fd;
+    }
+    CHECK_RC(apply_sum(pool, 100, 4), 0);
+    CHECK_RC(apply_sum(pool, ARG_BYTES, 4), -EMFILE);
+    pp_future_t *g = NULL;
+    unsigned char *b = calloc(1, ARG_BYTES);
+    CHECK(b, "calloc");
+    int rc = pp_apply_async(pool, task_sum, b, ARG_BYTES, &g);
+    if (rc == 0) {
+        CHECK_RC(pp_future_get(g, 30, NULL, NULL), -EMFILE);
+        CHECK(pp_future_error(g) != NULL, "no message");
+        pp_future_free(g);
+    } else {
+        CHECK_RC(rc, -EMFILE);
+    }
+    free(b);
+    /* a result that comes back as a memfd (a chunk's results over 64 KiB)
+     * cannot be received either: the item fails -EMFILE; the worker broke
+     * no rule and is not killed */
+    long pid = worker_pid(pool);
+    size_t rsize = ARG_BYTES;
+    pp_iter_t *it = NULL;
+    CHECK_RC(pp_imap(pool, task_result_careful, &rsize, sizeof rsize, 1, 1, &it), 0);
+    size_t idx = 99;
+    CHECK_RC(pp_iter_next(it, 30, &idx, NULL, NULL), -EMFILE);
+    CHECK(idx == 0 && pp_iter_error(it), "index %zu, message %s", idx,
+          pp_iter_error(it) ? pp_iter_error(it) : "(none)");
+    CHECK_RC(pp_iter_next(it, 30, &idx, NULL, NULL), 0);
+    pp_iter_free(it);
+    CHECK(worker_pid(pool) == pid, "the worker was killed for the parent's lack of descriptors");
+    while (nmine)
+        close(mine[--nmine]);
+    free(mine);
+    CHECK_RC(apply_sum(pool, ARG_BYTES, 5), 0);
+    child_finish(pool);
+    CHECK(ppt_fd_count() == fds0, "%d fds before, %d after", fds0, ppt_fd_count());
+}
+
+static void test_nofile_backlog(void **state) {
+    (void)state;
+    run_in_child(body_nofile);
+}
+
+int main(void) {
+    ppt_hang_guard(100);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_as_default_range),
+        cmocka_unit_test(test_fsize),
+        cmocka_unit_test(test_nofile_backlog),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
