@@ -33,6 +33,7 @@
 
 #include "procpool.h"
 #include "helpers.h"
+#include "proc_util.h"
 
 #define TIMEOUT_S 0.3          /* the task_timeout used by the timeout tests */
 #define TIMEOUT_SLACK_S 0.5    /* the spec says 100 ms; CI gets 500 ms */
@@ -150,7 +151,7 @@ static void shm_list(char *buf, size_t cap) {
     size_t used = 1;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || ppt_foreign_shm(e->d_name))
             continue;
         int w = snprintf(buf + used, cap - used, "%s\n", e->d_name);
         if (w < 0 || (size_t)w >= cap - used)

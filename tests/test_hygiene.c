@@ -19,6 +19,7 @@
 
 #include "procpool.h"
 #include "helpers.h"
+#include "proc_util.h"
 
 /* ---- tasks ---------------------------------------------------------------- */
 
@@ -102,7 +103,7 @@ static void take_snap(struct snap *s) {
     d = opendir("/dev/shm");
     if (d) {
         while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || ppt_foreign_shm(e->d_name))
                 continue;
             if (s->nshm < MAXSHM)
                 snprintf(s->shm[s->nshm++], NAME_MAX + 1, "%s", e->d_name);
