@@ -21,7 +21,9 @@
  * (checking its size) and remembers the lowest failing index. Iterators
  * keep finished chunks (a copy of the ring bytes, or the worker's sealed
  * memfd mapping) until read; the window (chunks sent + chunks held) is
- * WINDOW_PER_WORKER per worker, so a slow consumer stops the feeding.
+ * WINDOW_PER_WORKER per worker, so a slow consumer stops the feeding; items
+ * sent again after a death pass the window (an ordered iterator holding a
+ * full window behind them would wait for them forever).
  *
  * Deaths: the worker publishes the index of the item it is running; the
  * supervisor fails that item alone and sends the chunk's other items again
@@ -227,7 +229,13 @@ static size_t chunk_len(pp_pool_t *pool, pp__job_t *j) {
     return n;
 }
 
+/* May j send another chunk? Items to send again (their worker died) always
+ * may: they were inside the window when first sent, and an ordered
+ * iterator whose window is full of chunks held behind them could otherwise
+ * never read past the gap they leave (a deadlock). */
 static bool window_open(pp_pool_t *pool, pp__job_t *j) {
+    if (j->retry)
+        return true;
     if (j->kind == PP__JOB_ITER && !pool->joining)
         return j->sent + j->held < j->window;
     return j->sent < j->window;
