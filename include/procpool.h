@@ -485,7 +485,10 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
  * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
  * -ENOMEM) with *index set and pp_iter_error() giving its message -- the
- * iteration goes on with the next call. A feed error ends the input: it is
+ * iteration goes on with the next call. An iteration that is stopped
+ * with items not yet run -- the pool was terminated (PP_ECANCELED) --
+ * gives the results it holds, then that error once (*index: the next
+ * item), then 0. A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.
  */

@@ -190,6 +190,43 @@ static void test_imap_auto_timeout_2workers(void **state) {
     imap_auto_death(2, F_HANG, 0.3, PP_ETASKTIMEOUT, 2);
 }
 
+/* Terminate: an ordered iterator holding results behind an
+ * item that never comes back gives them, then PP_ECANCELED, then the end. */
+static void test_imap_terminate_with_gap(void **state) {
+    (void)state;
+    pp_pool_t *pool = pool_with(2, 0);
+    const size_t n = 64;
+    int32_t *items = make_items(n);
+    items[0] |= F_HANG;
+    pp_iter_t *it = NULL;
+    assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, 1, &it), 0);
+    ppt_sleep_ms(300); /* items 1.. come back and are held behind item 0 */
+    double t0 = ppt_now();
+    assert_rc(pp_pool_terminate(pool), 0);
+    if (ppt_now() - t0 > 5)
+        fail_msg("terminate took %.1f s", ppt_now() - t0);
+    size_t got = 0, idx;
+    int rc;
+    const void *d;
+    size_t len;
+    while ((rc = pp_iter_next(it, BOUND, &idx, &d, &len)) == 1) {
+        int32_t v;
+        memcpy(&v, d, sizeof v);
+        if (idx == 0 || v != good((int32_t)idx))
+            fail_msg("after terminate: item %zu gave %d", idx, v);
+        got++;
+    }
+    if (rc == -ETIMEDOUT)
+        fail_msg("after terminate: pp_iter_next still waiting after %.0f s (%zu results read)",
+                 BOUND, got);
+    assert_rc(rc, PP_ECANCELED);
+    assert_rc(pp_iter_next(it, BOUND, NULL, NULL, NULL), 0);
+    print_message("    %zu held results read after terminate\n", got);
+    pp_iter_free(it);
+    free(items);
+    pp_pool_destroy(pool);
+}
+
 int main(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* crashing workers leave no core files */
@@ -199,6 +236,7 @@ int main(void) {
         cmocka_unit_test(test_imap_auto_crash_2workers),
         cmocka_unit_test(test_imap_auto_timeout_1worker),
         cmocka_unit_test(test_imap_auto_timeout_2workers),
+        cmocka_unit_test(test_imap_terminate_with_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
