@@ -284,6 +284,7 @@ struct pp_pool {
     size_t inflight_total;     /* futures not yet completed (pending + in flight) */
 
     bool closed, terminating, joining, finished, thread_joined, torn_down;
+    bool all_parked;           /* every slot keeps dying at start-up: no worker is left */
     bool supervisor_exited;
 
     pthread_t supervisor;
@@ -349,6 +350,7 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
                         uint64_t fails);
 void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
+void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why);
 void pp__future_cancel_job(pp_future_t *f);
 /* place() from pool.c, for chunks */
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg);

@@ -89,6 +89,7 @@ void pp__job_unref(pp__job_t *j) {
     pp__chunk_res_free(j->cur_res);
     free(j->fail_msg);
     free(j->last_err);
+    free(j->abort_msg);
     free(j->stash);
     free(j);
 }
@@ -176,8 +177,9 @@ void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *j) {
     }
 }
 
-/* Terminate: every job stops; map futures fail, iterators report it. */
-void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
+/* Every job with items still to send stops: map futures fail err (why),
+ * iterators report it once after the results they hold, then end. */
+void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why) {
     while (pool->jobs) {
         pp__job_t *j = pool->jobs;
         list_remove(pool, j);
@@ -186,14 +188,23 @@ void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
             j->f = NULL;
             f->job = NULL;
             pp__job_cancel_locked(pool, j);
-            pp__future_set_fail(f, PP_ECANCELED, "%s", why);
+            pp__future_set_fail(f, err, "%s", why);
             pp__job_unref(j);
         } else {
-            j->abort_err = PP_ECANCELED;
+            if (!j->abort_err) {
+                j->abort_err = err;
+                if (err != PP_ECANCELED)
+                    j->abort_msg = strdup(why); /* NULL: pp_strerror(err) */
+            }
             pp__job_cancel_locked(pool, j);
             pp__job_wake(j);
         }
     }
+}
+
+/* Terminate: every job stops; map futures fail, iterators report it. */
+void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
+    pp__jobs_fail_all(pool, PP_ECANCELED, why);
 }
 
 /* ---------------------------------------------------------------- */

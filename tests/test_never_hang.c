@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -190,7 +191,201 @@ static void test_imap_auto_timeout_2workers(void **state) {
     imap_auto_death(2, F_HANG, 0.3, PP_ETASKTIMEOUT, 2);
 }
 
-/* Terminate: an ordered iterator holding results behind an
+/* ======================================================================== */
+/* 2. a crashing initializer: every map form fails in bounded time           */
+/* ======================================================================== */
+
+static char init_log[64]; /* a file the initializer appends a byte to, then crashes */
+
+static void init_crash(void *arg) {
+    (void)arg;
+    int fd = open(init_log, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = write(fd, "x", 1);
+        (void)r;
+        close(fd);
+    }
+    signal(SIGSEGV, SIG_DFL);
+    raise(SIGSEGV);
+}
+
+static long init_runs(void) {
+    struct stat st;
+    return stat(init_log, &st) == 0 ? (long)st.st_size : -1;
+}
+
+struct map_thread {
+    pp_pool_t *pool;
+    int32_t *items, *res;
+    size_t n;
+    _Atomic int rc, done;
+};
+
+static void *map_thread_main(void *arg) {
+    struct map_thread *m = arg;
+    atomic_store(&m->rc, pp_map(m->pool, task_item, m->items, sizeof *m->items, m->n, m->res,
+                                sizeof *m->res, 0));
+    atomic_store(&m->done, 1);
+    return NULL;
+}
+
+/* The iterator reports PP_EWORKER (items it holds may come first, none do
+ * here) and then ends, all within BOUND s. */
+static void iter_fails(pp_iter_t *it, const char *what) {
+    double t0 = ppt_now();
+    int rc;
+    size_t idx;
+    do {
+        rc = pp_iter_next(it, BOUND, &idx, NULL, NULL);
+    } while (rc == 1 && ppt_now() - t0 < BOUND);
+    if (rc == -ETIMEDOUT)
+        fail_msg("%s: pp_iter_next still waiting after %.0f s", what, BOUND);
+    if (rc != PP_EWORKER)
+        fail_msg("%s: pp_iter_next returned %d (%s), expected PP_EWORKER", what, rc,
+                 pp_err_name(rc));
+    const char *msg = pp_iter_error(it);
+    if (!msg || !strstr(msg, "initializer"))
+        fail_msg("%s: the message \"%s\" does not name the initializer", what,
+                 msg ? msg : "(null)");
+    for (int k = 0; k < 100; k++) {
+        rc = pp_iter_next(it, BOUND, &idx, NULL, NULL);
+        if (rc == 0)
+            break;
+        if (rc == -ETIMEDOUT)
+            fail_msg("%s: pp_iter_next still waiting for the end after %.0f s", what, BOUND);
+    }
+    assert_rc(rc, 0);
+}
+
+static int feed_ints(void *u, const void **item, size_t *len) {
+    static int32_t v[1000];
+    size_t *k = u;
+    if (*k >= 1000)
+        return 0;
+    v[*k] = (int32_t)*k;
+    *item = &v[*k];
+    *len = sizeof v[0];
+    ++*k;
+    return 1;
+}
+
+static void initializer_crash(pp_start_t method, bool check_storm) {
+    snprintf(init_log, sizeof init_log, "/tmp/pp_never_hang_%d.log", (int)getpid());
+    int lfd = open(init_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(lfd >= 0);
+    close(lfd);
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.processes = 2;
+    opt.initializer = init_crash;
+    opt.start_method = method;
+    pp_pool_t *pool = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    assert_rc(pp_pool_create(&pool, &opt), 0);
+    const size_t n = 1000;
+    int32_t *items = make_items(n);
+    int32_t *res = calloc(n, sizeof *res);
+    assert_non_null(res);
+
+    /* pp_apply: the documented start-up rule (five early deaths, ~1.5 s) */
+    void *r = NULL;
+    size_t rl = 0;
+    double t0 = ppt_now();
+    long v = 1;
+    assert_rc(pp_apply(pool, task_item, &v, sizeof v, &r, &rl), PP_EWORKER);
+    print_message("    pp_apply failed PP_EWORKER after %.2f s, %ld initializer runs\n",
+                  ppt_now() - t0, init_runs());
+
+    if (check_storm) {
+        /* nothing left to do: the slots must stop being respawned */
+        ppt_sleep_ms(300);
+        long before = init_runs();
+        ppt_sleep_ms(4000);
+        long after = init_runs();
+        if (after != before)
+            fail_msg("workers were still respawned with no work to do: %ld more initializer "
+                     "runs in 4 s",
+                     after - before);
+    }
+
+    /* pp_map_async */
+    pp_future_t *f = NULL;
+    t0 = ppt_now();
+    assert_rc(pp_map_async(pool, task_item, items, sizeof *items, n, res, sizeof *res, 0, &f), 0);
+    if (pp_future_wait(f, BOUND) != 0)
+        fail_msg("pp_map_async: still pending after %.0f s", BOUND);
+    assert_rc(pp_future_get(f, 0, NULL, NULL), PP_EWORKER);
+    if (!pp_future_error(f) || !strstr(pp_future_error(f), "initializer"))
+        fail_msg("pp_map_async: message \"%s\"",
+                 pp_future_error(f) ? pp_future_error(f) : "(null)");
+    pp_future_free(f);
+    print_message("    pp_map_async failed PP_EWORKER after %.2f s\n", ppt_now() - t0);
+
+    /* pp_map, blocking: run it on a thread so a hang fails the test */
+    struct map_thread m = {.pool = pool, .items = items, .res = res, .n = n};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, map_thread_main, &m), 0);
+    t0 = ppt_now();
+    while (!atomic_load(&m.done) && ppt_now() - t0 < BOUND)
+        ppt_sleep_ms(5);
+    if (!atomic_load(&m.done))
+        fail_msg("pp_map: still blocked after %.0f s", BOUND);
+    pthread_join(th, NULL);
+    assert_rc(atomic_load(&m.rc), PP_EWORKER);
+
+    /* the iterators */
+    pp_iter_t *it = NULL;
+    assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, PP_CHUNK_AUTO, &it), 0);
+    iter_fails(it, "pp_imap");
+    pp_iter_free(it);
+    assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, 1, &it), 0);
+    iter_fails(it, "pp_imap, chunksize 1");
+    pp_iter_free(it);
+    assert_rc(pp_imap_unordered(pool, task_item, items, sizeof *items, n, 0, &it), 0);
+    iter_fails(it, "pp_imap_unordered");
+    pp_iter_free(it);
+    size_t k = 0;
+    assert_rc(pp_imap_feed(pool, task_item, feed_ints, &k, 0, PP_ORDERED, &it), 0);
+    iter_fails(it, "pp_imap_feed, ordered");
+    pp_iter_free(it);
+    k = 0;
+    assert_rc(pp_imap_feed(pool, task_item, feed_ints, &k, 4, PP_UNORDERED, &it), 0);
+    iter_fails(it, "pp_imap_feed, unordered");
+    pp_iter_free(it);
+
+    /* and single tasks still fail, now at once */
+    t0 = ppt_now();
+    assert_rc(pp_apply(pool, task_item, &v, sizeof v, &r, &rl), PP_EWORKER);
+    print_message("    then pp_apply failed after %.2f s; %ld initializer runs in all\n",
+                  ppt_now() - t0, init_runs());
+    if (check_storm) {
+        ppt_sleep_ms(300);
+        long before = init_runs();
+        ppt_sleep_ms(2000);
+        if (init_runs() != before)
+            fail_msg("workers respawned with no work to do after the maps");
+    }
+    t0 = ppt_now();
+    ppt_finish(pool);
+    if (ppt_now() - t0 > BOUND)
+        fail_msg("close + join took %.1f s", ppt_now() - t0);
+    free(items);
+    free(res);
+    unlink(init_log);
+}
+
+static void test_initializer_crash_fork(void **state) {
+    (void)state;
+    initializer_crash(PP_START_FORK, true);
+}
+
+static void test_initializer_crash_forkserver(void **state) {
+    (void)state;
+    initializer_crash(PP_START_FORKSERVER, false);
+}
+
+/* The same stop by terminate: an ordered iterator holding results behind an
  * item that never comes back gives them, then PP_ECANCELED, then the end. */
 static void test_imap_terminate_with_gap(void **state) {
     (void)state;
@@ -236,6 +431,8 @@ int main(void) {
         cmocka_unit_test(test_imap_auto_crash_2workers),
         cmocka_unit_test(test_imap_auto_timeout_1worker),
         cmocka_unit_test(test_imap_auto_timeout_2workers),
+        cmocka_unit_test(test_initializer_crash_fork),
+        cmocka_unit_test(test_initializer_crash_forkserver),
         cmocka_unit_test(test_imap_terminate_with_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
