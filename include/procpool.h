@@ -222,8 +222,9 @@ PP_EXTERN int pp_cpu_count(void);
  * On failure *pool is set to NULL and nothing is left behind.
  * A pool belongs to the process that created it: in a child made by fork()
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
- * pp_pool_destroy only releases the child's copies of its fds and mappings.
- * A task may create a pool of its own.
+ * pp_pool_destroy only releases the child's copies of its fds and mappings
+ * (in a task, where they were released when its worker started, it does
+ * nothing). A task may create a pool of its own.
  *
  * The MPI backend: a program started as
  *     PROCPOOL_BACKEND=mpi mpirun -n N ./prog

@@ -299,6 +299,7 @@ struct pp_pool {
     int zygote_sock;
     pid_t parent_pid;
     unsigned fork_gen;         /* pp__fork_generation() at creation */
+    bool forgotten;            /* (a child's copy) its fds and mappings are dropped already */
     int create_err;
     bool created;
 

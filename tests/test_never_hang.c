@@ -422,6 +422,62 @@ static void test_imap_terminate_with_gap(void **state) {
     pp_pool_destroy(pool);
 }
 
+/* ======================================================================== */
+/* 10. a task destroys a pool of its parent                                  */
+/* ======================================================================== */
+
+/* The pool to destroy comes as the argument: the worker's copy of it (the
+ * pool struct existed when the worker was forked). */
+static int task_destroy_pool(const void *arg, size_t len, pp_buf_t *out) {
+    pp_pool_t *p;
+    if (len != sizeof p)
+        return pp_buf_fail(out, "bad len %zu", len);
+    memcpy(&p, arg, sizeof p);
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    pp_pool_destroy(p); /* foreign here: only this process's copies go */
+    pp_pool_destroy(p); /* twice: still harmless */
+    /* the worker's own channel must still work: a result large enough to
+     * need its memfd path, then the ring */
+    static char big[200 * 1024];
+    memset(big, 7, sizeof big);
+    if (pp_buf_append(out, big, sizeof big) != 0)
+        return pp_buf_fail(out, "append failed");
+    return 0;
+}
+
+static void destroy_from_task(pp_pool_t *runner, pp_pool_t *target, const char *what) {
+    for (int round = 0; round < 3; round++) {
+        void *r = NULL;
+        size_t rl = 0;
+        int rc = pp_apply(runner, task_destroy_pool, &target, sizeof target, &r, &rl);
+        if (rc != 0)
+            fail_msg("round %d: a task that destroyed %s failed %d (%s)", round, what, rc,
+                     pp_err_name(rc));
+        assert_int_equal(rl, 200 * 1024);
+        assert_int_equal(((char *)r)[rl - 1], 7);
+        free(r);
+    }
+}
+
+static void test_task_destroys_a_pool(void **state) {
+    (void)state;
+    pp_pool_t *a = pool_with(1, 0);
+    pp_pool_t *b = pool_with(1, 0);
+    destroy_from_task(b, a, "another pool of the parent (made before its own)");
+    destroy_from_task(b, b, "its own pool");
+    destroy_from_task(a, a, "its own pool (the first one)");
+    /* both pools still work in the parent */
+    int32_t x = 5;
+    void *r = NULL;
+    size_t rl = 0;
+    assert_rc(pp_apply(a, task_item, &x, sizeof x, &r, &rl), 0);
+    assert_int_equal(*(int32_t *)r, good(5));
+    free(r);
+    ppt_finish(b);
+    ppt_finish(a);
+}
+
 int main(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* crashing workers leave no core files */
@@ -434,6 +490,7 @@ int main(void) {
         cmocka_unit_test(test_initializer_crash_fork),
         cmocka_unit_test(test_initializer_crash_forkserver),
         cmocka_unit_test(test_imap_terminate_with_gap),
+        cmocka_unit_test(test_task_destroys_a_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
