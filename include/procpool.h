@@ -236,8 +236,9 @@ PP_EXTERN int pp_cpu_count(void);
  * On failure *pool is set to NULL and nothing is left behind.
  * A pool belongs to the process that created it: in a child made by fork()
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
- * pp_pool_destroy only releases the child's copies of its fds and mappings.
- * A task may create a pool of its own.
+ * pp_pool_destroy only releases the child's copies of its fds and mappings
+ * (in a task, where they were released when its worker started, it does
+ * nothing). A task may create a pool of its own.
  *
  * The MPI backend: a program started as
  *     PROCPOOL_BACKEND=mpi mpirun -n N ./prog
@@ -434,6 +435,9 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * limit fail; -EMFILE, -ENFILE, -ENOMEM: that memfd could not be made, as
  * in pp_apply_async, or the chunk's results could not be received, as in
  * pp_future_get); the other items' results are still stored.
+ * When workers keep dying at start-up (a crashing initializer: five
+ * early deaths of a slot in a row), the map fails as a whole with
+ * PP_EWORKER, its message saying so.
  * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
  * function outside the program's loaded objects, items NULL with
  * count > 0 and item_size > 0, results NULL with count > 0 and
@@ -516,8 +520,12 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * 0 when every item has been reported; -ETIMEDOUT when nothing arrived
  * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
  * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
- * -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map) with *index set and pp_iter_error() giving its message -- the
- * iteration goes on with the next call. A feed error ends the input: it is
+ * -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map) with *index set and
+ * pp_iter_error() giving its message -- the iteration goes on with the next
+ * call. An iteration that is stopped with items not yet run -- workers keep
+ * dying at start-up (PP_EWORKER, the message says so), the pool was
+ * terminated (PP_ECANCELED) -- gives the results it holds, then that error
+ * once (*index: the next item), then 0. A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.
  */

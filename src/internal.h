@@ -289,6 +289,7 @@ struct pp_pool {
     size_t inflight_total;     /* futures not yet completed (pending + in flight) */
 
     bool closed, terminating, joining, finished, thread_joined, torn_down;
+    bool all_parked;           /* every slot keeps dying at start-up: no worker is left */
     bool supervisor_exited;
 
     pthread_t supervisor;
@@ -303,6 +304,7 @@ struct pp_pool {
     int zygote_sock;
     pid_t parent_pid;
     unsigned fork_gen;         /* pp__fork_generation() at creation */
+    bool forgotten;            /* (a child's copy) its fds and mappings are dropped already */
     int create_err;
     bool created;
 
@@ -354,6 +356,7 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
                         uint64_t fails);
 void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
+void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why);
 void pp__future_cancel_job(pp_future_t *f);
 /* place() from pool.c, for chunks */
 /* *err < 0: the argument cannot be put in a memfd, the task must fail */

@@ -7,6 +7,9 @@
  * any chunk for imap_unordered, only the chunk that starts at the next
  * expected index for imap (chunks are kept sorted by their first index, and
  * an item lost with its worker comes back as a one-item chunk of its own).
+ * A stopped iterator (terminate, start-up broken) hands out the chunks it
+ * holds, in order across the gaps that will never fill, then its error
+ * once, then the end.
  * The data it returns points into that chunk, which is freed at the next
  * call. While nothing is ready it spins draining the rings itself, then
  * sleeps on the job's private futex word, which every finished chunk bumps.
@@ -218,8 +221,15 @@ static void set_err(pp__job_t *j, const char *msg, size_t len) {
 /* The next ready item, if any: 1 (or an item's error), 0 if none ready. */
 static int take(pp_pool_t *pool, pp__job_t *j, size_t *index, const void **data, size_t *len) {
     pp__chunk_res_t *r = j->res_head;
-    if (!r || (j->ordered && r->lo + r->pos != j->next_out))
+    if (!r)
         return 0;
+    if (j->ordered && r->lo + r->pos != j->next_out) {
+        if (!j->cancelled)
+            return 0;
+        /* stopped (terminate, start-up broken): the items before r will
+         * never come back, so hand out what is held, still in order */
+        j->next_out = r->lo + r->pos;
+    }
     size_t i = r->lo + r->pos;
     int ret = 1;
     if (r->err_all) {
@@ -318,7 +328,8 @@ int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data
                 j->abort_told = true;
                 if (index)
                     *index = j->ordered ? j->next_out : j->reported;
-                set_err(j, pp_strerror(e), strlen(pp_strerror(e)));
+                const char *m = j->abort_msg ? j->abort_msg : pp_strerror(e);
+                set_err(j, m, strlen(m));
                 r = e;
             }
             pthread_mutex_unlock(&pool->lock);

@@ -65,7 +65,8 @@ struct pp__job {
     /* iterator */
     pp__chunk_res_t *res_head, *res_tail, *cur_res;
     size_t next_out, reported;
-    int abort_err;      /* terminated: report once, then end */
+    int abort_err;      /* terminated, or start-up broken: report once, then end */
+    char *abort_msg;    /* its message (NULL: pp_strerror) */
     bool abort_told;
     _Atomic uint32_t wake;
     _Atomic uint32_t waiters;

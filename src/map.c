@@ -25,7 +25,9 @@
  * (checking its size) and remembers the lowest failing index. Iterators
  * keep finished chunks (a copy of the ring bytes, or the worker's sealed
  * memfd mapping) until read; the window (chunks sent + chunks held) is
- * WINDOW_PER_WORKER per worker, so a slow consumer stops the feeding.
+ * WINDOW_PER_WORKER per worker, so a slow consumer stops the feeding; items
+ * sent again after a death pass the window (an ordered iterator holding a
+ * full window behind them would wait for them forever).
  *
  * Deaths: the worker publishes the index of the item it is running; the
  * supervisor fails that item alone and sends the chunk's other items again
@@ -91,6 +93,7 @@ void pp__job_unref(pp__job_t *j) {
     pp__chunk_res_free(j->cur_res);
     free(j->fail_msg);
     free(j->last_err);
+    free(j->abort_msg);
     free(j->stash);
     free(j);
 }
@@ -178,8 +181,9 @@ void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *j) {
     }
 }
 
-/* Terminate: every job stops; map futures fail, iterators report it. */
-void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
+/* Every job with items still to send stops: map futures fail err (why),
+ * iterators report it once after the results they hold, then end. */
+void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why) {
     while (pool->jobs) {
         pp__job_t *j = pool->jobs;
         list_remove(pool, j);
@@ -188,14 +192,23 @@ void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
             j->f = NULL;
             f->job = NULL;
             pp__job_cancel_locked(pool, j);
-            pp__future_set_fail(f, PP_ECANCELED, "%s", why);
+            pp__future_set_fail(f, err, "%s", why);
             pp__job_unref(j);
         } else {
-            j->abort_err = PP_ECANCELED;
+            if (!j->abort_err) {
+                j->abort_err = err;
+                if (err != PP_ECANCELED)
+                    j->abort_msg = strdup(why); /* NULL: pp_strerror(err) */
+            }
             pp__job_cancel_locked(pool, j);
             pp__job_wake(j);
         }
     }
+}
+
+/* Terminate: every job stops; map futures fail, iterators report it. */
+void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
+    pp__jobs_fail_all(pool, PP_ECANCELED, why);
 }
 
 /* ---------------------------------------------------------------- */
@@ -231,7 +244,13 @@ static size_t chunk_len(pp_pool_t *pool, pp__job_t *j) {
     return n;
 }
 
+/* May j send another chunk? Items to send again (their worker died) always
+ * may: they were inside the window when first sent, and an ordered
+ * iterator whose window is full of chunks held behind them could otherwise
+ * never read past the gap they leave (a deadlock). */
 static bool window_open(pp_pool_t *pool, pp__job_t *j) {
+    if (j->retry)
+        return true;
     if (j->kind == PP__JOB_ITER && !pool->joining)
         return j->sent + j->held < j->window;
     return j->sent < j->window;

@@ -223,6 +223,10 @@ int pp__pool_dispatch_locked(pp_pool_t *pool) {
     }
     if (!pool->pend_head && pool->jobs)
         n += pp__jobs_dispatch_locked(pool);
+    /* start-up is broken and no worker is left (supervise.c: parked
+     * slots): the supervisor respawns one for this work, or fails it */
+    if (pool->all_parked && (pool->pend_head || pool->jobs) && !pp__on_supervisor(pool))
+        pp__pool_wake_supervisor(pool);
     return n;
 }
 

@@ -9,7 +9,10 @@
  * fork lock, every library fork happens with the fork lock held, and the
  * child walks this list to close and unmap everything except what it was
  * told to keep. The child never touches the lock itself: the forking thread
- * held it, so the list is consistent in the child's copy.
+ * held it, so the list is consistent in the child's copy. Each pool it
+ * walked is marked forgotten in the child's copy, so that a task calling
+ * pp_pool_destroy on it later does not close or unmap a second time what
+ * by then is the worker's own.
  */
 #include "internal.h"
 
@@ -37,8 +40,13 @@ bool pp__pool_foreign(const pp_pool_t *pool) {
 }
 
 /* In the child of a user's fork(): drop our copies of the pool's fds and
- * mappings, touching no lock, thread or process (none of them is ours). */
+ * mappings, touching no lock, thread or process (none of them is ours).
+ * Only once: in a worker or zygote they were dropped right after the fork
+ * (pp__child_forget_all), and by now their fd numbers and addresses may
+ * belong to the worker's own channel. */
 void pp__pool_forget_foreign(pp_pool_t *pool) {
+    if (pool->forgotten)
+        return;
     int none = -1;
     pp_pool_t *saved = pool->reg_next;
     pool->reg_next = NULL;
@@ -82,6 +90,7 @@ static void drop(int fd, const int *keep, int nkeep) {
 
 void pp__child_forget_all(const int *keep, int nkeep, const pp_pool_t *own) {
     for (pp_pool_t *p = pools; p; p = p->reg_next) {
+        p->forgotten = true; /* this process's copy: never again (pp__pool_forget_foreign) */
         drop(p->ctl_evfd, keep, nkeep);
         drop(p->death_pipe[0], keep, nkeep);
         drop(p->death_pipe[1], keep, nkeep);

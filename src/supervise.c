@@ -21,6 +21,9 @@
  * exit status or signal, the ones it had not started are requeued at the
  * head of the pending queue, and the slot is refilled from the zygote,
  * with a growing delay if the slot keeps dying before finishing anything.
+ * After EARLY_DEATH_LIMIT such deaths in a row start-up is broken: every
+ * task and map waiting for a worker fails PP_EWORKER, and the slot is
+ * parked (respawned only while work waits), so no respawn storm goes on.
  */
 #include "internal.h"
 
@@ -207,6 +210,21 @@ static void fail_pending(pp_pool_t *pool, int err, const char *why) {
     pool->pend_tail = NULL;
 }
 
+/* A slot whose workers keep dying at start-up is *parked*: it is respawned
+ * only while work waits for a worker. When every slot is parked no worker
+ * is left to take new work, so submitters kick the supervisor
+ * (pool->all_parked, read by pp__pool_dispatch_locked). Pool lock held. */
+static bool parked(const pp__worker_t *w) {
+    return w->state == PP__W_EMPTY && w->early_deaths >= EARLY_DEATH_LIMIT;
+}
+
+static void note_parked(pp_pool_t *pool) {
+    int n = 0;
+    for (int i = 0; i < pool->nworkers; i++)
+        n += parked(&pool->workers[i]);
+    pool->all_parked = pool->nworkers > 0 && n == pool->nworkers;
+}
+
 /* Worker w is gone (status known or not). Pool lock held. */
 static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     char why[256];
@@ -315,14 +333,18 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         w->early_deaths = 0;
         w->respawn_at = now;
     }
-    if (w->early_deaths >= EARLY_DEATH_LIMIT && pool->pend_head) {
+    if (w->early_deaths >= EARLY_DEATH_LIMIT && (pool->pend_head || pool->jobs)) {
+        /* start-up is broken: fail what waits for a worker (single tasks
+         * and maps alike), and respawn this slot only for new work */
         char storm[512];
         snprintf(storm, sizeof storm,
                  "workers keep dying at start-up (%u times in a row; last: %s): "
                  "the initializer or start-up failed",
                  w->early_deaths, why);
         fail_pending(pool, PP_EWORKER, storm);
+        pp__jobs_fail_all(pool, PP_EWORKER, storm);
     }
+    note_parked(pool);
     if (pool->inflight_total == 0)
         pthread_cond_broadcast(&pool->cond);
 }
@@ -548,12 +570,19 @@ void *pp__supervisor_main(void *arg) {
         }
         uint64_t now = pp__now_ns();
         int64_t timeout_ms = -1;
-        /* refill empty slots */
+        /* refill empty slots; a parked one only for work, and the first
+         * at once when no worker is left to take that work */
+        bool work = pool->pend_head || pool->jobs;
+        bool kick = work && pool->all_parked;
         for (int i = 0; i < pool->nworkers && !pool->terminating && !stopping; i++) {
             pp__worker_t *w = &pool->workers[i];
             if (w->state != PP__W_EMPTY)
                 continue;
-            if (w->respawn_at > now) {
+            if (parked(w) && !work)
+                continue;
+            if (parked(w) && kick)
+                kick = false;
+            else if (w->respawn_at > now) {
                 int64_t ms = (int64_t)((w->respawn_at - now) / 1000000u) + 1;
                 if (timeout_ms < 0 || ms < timeout_ms)
                     timeout_ms = ms;
@@ -565,6 +594,7 @@ void *pp__supervisor_main(void *arg) {
                     timeout_ms = 100;
             }
         }
+        note_parked(pool);
         if (pool->pend_head || pool->jobs)
             pp__pool_dispatch_locked(pool);
         int64_t tmo = check_timeouts(pool, now);
