@@ -337,10 +337,10 @@ int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len, vo
 /* draining results                                                  */
 /* ---------------------------------------------------------------- */
 
-static void proto_error(pp__worker_t *w) {
+static void proto_error(pp_pool_t *pool, pp__worker_t *w) {
     if (!w->broken) {
         w->broken = true;
-        pp__pidfd_signal(w->pidfd, SIGKILL);
+        pp__worker_signal(pool, w, SIGKILL);
     }
 }
 
@@ -453,7 +453,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         if (r == 0)
             break;
         if (r < 0 || h.seq != w->seq_done || w->seq_done >= w->seq_next) {
-            proto_error(w);
+            proto_error(pool, w);
             break;
         }
         pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
@@ -464,7 +464,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         if (h.status == 0) {
             err = result_view(w, &h, body, &v);
             if (err == -EPROTO) {
-                proto_error(w);
+                proto_error(pool, w);
                 break;
             }
         }

@@ -21,6 +21,12 @@
  * exit status or signal, the ones it had not started are requeued at the
  * head of the pending queue, and the slot is refilled from the zygote,
  * with a growing delay if the slot keeps dying before finishing anything.
+ *
+ * Signals (timeouts, broken workers, terminate) go through the worker's
+ * pidfd. Where that fails (no pidfd, or pidfd_send_signal refused by a
+ * seccomp profile) pp__worker_signal falls back to kill() on a child of
+ * ours, which is safe while it is unreaped, or asks the zygote to signal
+ * its own child. Terminate also sets every ring's stop flag.
  */
 #include "internal.h"
 
@@ -106,6 +112,23 @@ static void finish_callbacks(pp_pool_t *pool) {
 /* ---------------------------------------------------------------- */
 /* starting workers                                                  */
 /* ---------------------------------------------------------------- */
+
+/* Send sig to worker w. Pool lock held, so w cannot be reaped meanwhile
+ * (reaping and emptying the slot happen together under the lock). Through
+ * its pidfd when that works; else (no pidfd, or pidfd_send_signal refused)
+ * a child of ours by pid, which cannot have been reused while unreaped; a
+ * zygote child through the zygote, which checks that it has not reaped it
+ * yet. Never a bare pid that may name a stranger. */
+void pp__worker_signal(pp_pool_t *pool, pp__worker_t *w, int sig) {
+    if (w->state == PP__W_EMPTY || w->pid <= 0)
+        return;
+    if (pp__pidfd_signal(w->pidfd, sig) == 0)
+        return;
+    if (w->from_zygote)
+        pp__zygote_kill(pool, w->pid, sig);
+    else
+        pp__signal_child(-1, w->pid, sig);
+}
 
 void pp__worker_adopt(pp__worker_t *w, pid_t pid) {
     w->pid = pid;
@@ -385,7 +408,7 @@ static void zygote_message(pp_pool_t *pool) {
         pp__fork_unlock();
         w->state = PP__W_READY;
         if (pool->terminating)
-            pp__pidfd_signal(w->pidfd, SIGKILL);
+            pp__worker_signal(pool, w, SIGKILL);
     } else if (m.type == PP__Z_DIED) {
         if (n)
             close(fd);
@@ -440,7 +463,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             continue;
         if (w->timed_out) {
             if (w->kill_at && now >= w->kill_at) {
-                pp__pidfd_signal(w->pidfd, SIGKILL);
+                pp__worker_signal(pool, w, SIGKILL);
                 w->kill_at = 0;
             }
             if (w->kill_at)
@@ -468,7 +491,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             if (now >= deadline) {
                 w->timed_out = true;
                 w->kill_at = now + TIMEOUT_KILL_NS;
-                pp__pidfd_signal(w->pidfd, SIGTERM);
+                pp__worker_signal(pool, w, SIGTERM);
                 wait_ms = TIMEOUT_KILL_NS / 1000000u;
             } else if ((deadline - now) / 1000000u < (uint64_t)wait_ms) {
                 wait_ms = (int64_t)((deadline - now) / 1000000u) + 1;
@@ -492,11 +515,8 @@ static bool all_empty(pp_pool_t *pool) {
 }
 
 static void signal_all(pp_pool_t *pool, int sig) {
-    for (int i = 0; i < pool->nworkers; i++) {
-        pp__worker_t *w = &pool->workers[i];
-        if (w->state != PP__W_EMPTY)
-            pp__pidfd_signal(w->pidfd, sig);
-    }
+    for (int i = 0; i < pool->nworkers; i++)
+        pp__worker_signal(pool, &pool->workers[i], sig);
 }
 
 static void ask_workers_to_stop(pp_pool_t *pool) {
@@ -577,6 +597,7 @@ void *pp__supervisor_main(void *arg) {
             cancel_pending(pool);
             if (pool->remote)
                 pp__remote_cancel(pool);
+            ask_workers_to_stop(pool); /* a live worker leaves once its ring is empty */
             signal_all(pool, SIGTERM);
             term_at = now + TERM_GRACE_NS;
         }
