@@ -220,6 +220,11 @@ PP_EXTERN int pp_cpu_count(void);
  * cannot be named across an exec), -ENOMEM, or -errno from
  * fork/memfd_create/mmap/pthread_create/posix_spawn.
  * On failure *pool is set to NULL and nothing is left behind.
+ * Where pidfd_open is unavailable (Linux before 5.3, a seccomp profile,
+ * valgrind) or fails for lack of descriptors, the pool works all the same:
+ * worker deaths are then noticed within about 50 ms by waitid() on each
+ * worker's pid (the library never installs a SIGCHLD handler and reaps
+ * only its own children).
  * A pool belongs to the process that created it: in a child made by fork()
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
  * pp_pool_destroy only releases the child's copies of its fds and mappings.

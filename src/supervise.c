@@ -15,7 +15,10 @@
  * channel's eventfd, each worker's pidfd and the zygote's socket.
  *
  * Deaths: a pidfd turning readable (or the zygote's DIED report for its
- * children) means the worker is gone. Its published results are drained
+ * children) means the worker is gone. Where pidfd_open is unavailable or
+ * fails, a child of ours is looked at every 50 ms with waitid(P_PID,
+ * WNOHANG) instead (that pid only: no SIGCHLD handler, nobody else's
+ * child reaped). Its published results are drained
  * first; then tasks_started, clamped to what was really sent, says whether
  * it was running the task at seq_done: that one fails PP_EWORKER with the
  * exit status or signal, the ones it had not started are requeued at the
@@ -49,6 +52,7 @@
 #define EARLY_DEATH_NS 1000000000u /* a death this soon after birth, with no task done, is early */
 #define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
 #define PASSIVE_MS 2               /* re-check period while waiters drain for us */
+#define PIDLESS_POLL_MS 50         /* no pidfd: look for our children's deaths this often */
 
 static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
 
@@ -365,8 +369,10 @@ static void zygote_gone(pp_pool_t *pool) {
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
         if (w->state != PP__W_EMPTY && w->from_zygote) {
-            if ((w->state == PP__W_STARTING && w->pid == 0) || w->exited) {
-                handle_death(pool, w); /* nobody will report these any more */
+            if ((w->state == PP__W_STARTING && w->pid == 0) || w->exited || w->pidfd < 0) {
+                /* nobody will report these any more; one with no pidfd to
+                 * watch dies now of its PDEATHSIG, if it has not already */
+                handle_death(pool, w);
                 continue;
             }
             pp__pidfd_signal(w->pidfd, SIGKILL);
@@ -434,12 +440,44 @@ static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
     }
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED) == 0) {
+    int r = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED);
+    if (r < 0 && errno == EINVAL) /* Linux 5.3 has pidfds but no P_PIDFD */
+        r = waitid(P_PID, (id_t)w->pid, &info, WEXITED);
+    if (r == 0) {
         w->have_status = true;
         w->wait_code = info.si_code;
         w->wait_status = info.si_status;
     }
     handle_death(pool, w);
+}
+
+/* Children of ours with no pidfd to poll (pidfd_open missing: kernels
+ * before 5.3, seccomp profiles, valgrind; or out of descriptors): look
+ * with waitid(P_PID, WNOHANG), which reaps that pid only, never anyone
+ * else's child. ECHILD: someone else reaped it (status unknown). Zygote
+ * children need nothing: the zygote reports their deaths. Returns the
+ * poll timeout (ms) this needs, or -1. Pool lock held. */
+static int64_t check_pidless(pp_pool_t *pool) {
+    int64_t next = -1;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY || w->from_zygote || w->pidfd >= 0 || w->pid <= 0)
+            continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        int r = waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG);
+        if (r == 0 && info.si_pid == 0) {
+            next = PIDLESS_POLL_MS; /* still running */
+            continue;
+        }
+        if (r == 0) {
+            w->have_status = true;
+            w->wait_code = info.si_code;
+            w->wait_status = info.si_status;
+        }
+        handle_death(pool, w);
+    }
+    return next;
 }
 
 /* ---------------------------------------------------------------- */
@@ -567,7 +605,7 @@ void *pp__supervisor_main(void *arg) {
                 pp__drain_worker(pool, w);
         }
         uint64_t now = pp__now_ns();
-        int64_t timeout_ms = -1;
+        int64_t timeout_ms = check_pidless(pool);
         /* refill empty slots */
         for (int i = 0; i < pool->nworkers && !pool->terminating && !stopping; i++) {
             pp__worker_t *w = &pool->workers[i];

@@ -501,6 +501,38 @@ static void run_case(void (*fn)(const void *), const struct params *p, const cha
 
 static const pp_start_t g_methods[] = {PP_START_FORK, PP_START_FORKSERVER, PP_START_SPAWN};
 
+/* Item 3: no pidfd_open (kernels before 5.3, seccomp profiles, valgrind;
+ * EMFILE when out of descriptors). Deaths must still be seen, with their
+ * status, and join/terminate/destroy must return. */
+static void test_no_pidfd_crash(void **state) {
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct params p = {.fault = F_NO_PIDFD, .sm = g_methods[i]};
+        run_case(case_crash, &p, "crash");
+    }
+    struct params e = {.fault = F_PIDFD_EMFILE, .sm = PP_START_FORK};
+    run_case(case_crash, &e, "crash");
+}
+
+static void test_no_pidfd_terminate(void **state) {
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct params p = {.fault = F_NO_PIDFD, .sm = g_methods[i]};
+        run_case(case_terminate, &p, "terminate");
+        p.stop_workers = true;
+        run_case(case_terminate, &p, "terminate");
+        run_case(case_destroy, &p, "destroy");
+    }
+}
+
+static void test_no_pidfd_timeout(void **state) {
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct params p = {.fault = F_NO_PIDFD, .sm = g_methods[i]};
+        run_case(case_timeout, &p, "timeout");
+    }
+}
+
 /* Item 4: pidfd_send_signal refused (EPERM under some seccomp profiles).
  * Terminate, destroy and task timeouts must still reach the workers. */
 static void test_signal_refused_terminate(void **state) {
@@ -552,6 +584,9 @@ int main(int argc, char **argv) {
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_fault),
+        cmocka_unit_test(test_no_pidfd_crash),
+        cmocka_unit_test(test_no_pidfd_terminate),
+        cmocka_unit_test(test_no_pidfd_timeout),
         cmocka_unit_test(test_signal_refused_terminate),
         cmocka_unit_test(test_signal_refused_destroy),
         cmocka_unit_test(test_signal_refused_timeout),
