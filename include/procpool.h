@@ -218,7 +218,10 @@ PP_EXTERN int pp_cpu_count(void);
  * Errors: -EINVAL (pool NULL, processes < 0 or > 4096, task_timeout < 0 or
  * NaN, unknown start method, under SPAWN an initializer or initarg that
  * cannot be named across an exec), -ENOMEM, or -errno from
- * fork/memfd_create/mmap/pthread_create/posix_spawn.
+ * fork/memfd_create/mmap/pthread_create/posix_spawn -- under FORKSERVER
+ * also from the fork server's fork of each worker, which create waits for
+ * (-EAGAIN under RLIMIT_NPROC, say); -ECHILD (FORKSERVER: the fork server
+ * died, or did not answer for 10 s, while the workers were being started).
  * On failure *pool is set to NULL and nothing is left behind.
  * Where pidfd_open is unavailable (Linux before 5.3, a seccomp profile,
  * valgrind) or fails for lack of descriptors, the pool works all the same:

@@ -256,6 +256,7 @@ typedef struct pp__worker {
     unsigned memfd_inflight; /* large args whose fd sits in the socket */
     bool have_status;
     int wait_code, wait_status; /* siginfo si_code / si_status */
+    int spawn_err;         /* pid -1: the zygote's fork failed with this -errno */
     uint64_t born_ns;
     unsigned dispatched;   /* tasks given to this incarnation */
     unsigned completed;

@@ -3,9 +3,11 @@
  * respawns, runs done-callbacks, and carries out join and terminate.
  *
  * DESIGN: the thread starts with every signal blocked. Its first act is to
- * fork the zygote and then (start method fork) the initial workers: doing
- * it here rather than in the thread that called pp_pool_create ties
- * PR_SET_PDEATHSIG to a thread that lives exactly as long as the pool
+ * fork the zygote and then (start method fork) the initial workers, or
+ * (forkserver) to ask the zygote for them and wait for every answer, so
+ * that a fork the zygote could not make fails pp_pool_create with its
+ * errno. Doing it here rather than in the thread that called
+ * pp_pool_create ties PR_SET_PDEATHSIG to a thread that lives exactly as long as the pool
  * (PDEATHSIG follows the forking *thread*). Replacement workers come from
  * the zygote, never from this multi-threaded process.
  *
@@ -52,6 +54,7 @@
 #define EARLY_DEATH_NS 1000000000u /* a death this soon after birth, with no task done, is early */
 #define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
 #define PASSIVE_MS 2               /* re-check period while waiters drain for us */
+#define ZYGOTE_START_NS 10000000000ull /* create gives up on a zygote silent this long */
 #define PIDLESS_POLL_MS 50         /* no pidfd: look for our children's deaths this often */
 
 static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
@@ -248,6 +251,9 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     if (w->broken)
         snprintf(why, sizeof why,
                  "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
+    else if (w->pid < 0)
+        snprintf(why, sizeof why, "the fork server could not fork a worker process: %s (%s)",
+                 pp_strerror(w->spawn_err), pp_err_name(w->spawn_err));
     else
         pp__describe_status(why, sizeof why, w->pid, w->have_status ? w->wait_code : 0,
                             w->wait_status,
@@ -405,6 +411,9 @@ static void zygote_message(pp_pool_t *pool) {
         }
         if (m.type == PP__Z_FAILED) {
             w->pid = -1;
+            w->spawn_err = m.err < 0 && m.err > -4096 ? m.err : -EAGAIN;
+            if (!pool->created && !pool->create_err)
+                pool->create_err = w->spawn_err; /* pp_pool_create fails with it */
             handle_death(pool, w);
             return;
         }
@@ -545,6 +554,50 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
+/* Start every worker of a new pool. Pool lock held. Under FORKSERVER the
+ * zygote forks them: wait for each answer (SPAWNED, or FAILED with its
+ * fork's errno) so that create fails with that errno, as it does when the
+ * parent's own fork or posix_spawn fails, and returns with every worker
+ * born. A full socket (-EAGAIN) is waited out; a zygote that dies, or is
+ * silent for ZYGOTE_START_NS, fails create with -ECHILD. */
+static int start_all(pp_pool_t *pool) {
+    bool zygote = pool->opt.start_method == PP_START_FORKSERVER;
+    bool direct = pool->opt.start_method == PP_START_FORK;
+    uint64_t deadline = pp__now_ns() + ZYGOTE_START_NS;
+    int next = 0;
+    for (;;) {
+        int err = 0;
+        while (next < pool->nworkers && (err = start_worker(pool, &pool->workers[next], direct)) == 0)
+            next++;
+        if (pool->create_err)
+            return pool->create_err; /* a FAILED answer */
+        if (!zygote)
+            return err;
+        if (pool->zygote_sock < 0)
+            return -ECHILD;
+        int asked = 0;
+        for (int i = 0; i < next; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            asked += w->state == PP__W_STARTING && w->from_zygote && w->pid == 0;
+        }
+        if (err && (err != -EAGAIN || !asked))
+            return err;
+        if (!asked)
+            return 0;
+        uint64_t now = pp__now_ns();
+        if (now >= deadline)
+            return -ECHILD;
+        struct pollfd p = {.fd = pool->zygote_sock, .events = POLLIN};
+        pthread_mutex_unlock(&pool->lock);
+        int r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+        pthread_mutex_lock(&pool->lock);
+        if (r > 0) {
+            zygote_message(pool);
+            deadline = pp__now_ns() + ZYGOTE_START_NS;
+        }
+    }
+}
+
 static bool all_empty(pp_pool_t *pool) {
     for (int i = 0; i < pool->nworkers; i++)
         if (pool->workers[i].state != PP__W_EMPTY)
@@ -579,10 +632,9 @@ void *pp__supervisor_main(void *arg) {
     current_pool = pool;
     prctl(PR_SET_NAME, "procpool-sup");
     int err = pool->opt.start_method == PP_START_SPAWN || pool->remote ? 0 : pp__zygote_start(pool);
-    bool direct = pool->opt.start_method == PP_START_FORK;
     pthread_mutex_lock(&pool->lock);
-    for (int i = 0; err == 0 && i < pool->nworkers; i++)
-        err = start_worker(pool, &pool->workers[i], direct);
+    if (err == 0)
+        err = start_all(pool);
     pool->create_err = err;
     pool->created = true;
     if (err) {

@@ -121,6 +121,7 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
                 continue;
             }
             pid_t pid = fork();
+            int fork_errno = errno; /* the closes below may change errno */
             if (pid == 0) {
                 close(sock);
                 close(sfd);
@@ -139,7 +140,7 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
             pp__zmsg_t a = {.slot = m.slot};
             if (pid < 0) {
                 a.type = PP__Z_FAILED;
-                a.err = -errno;
+                a.err = -fork_errno;
                 report(sock, &a, NULL, 0);
                 continue;
             }

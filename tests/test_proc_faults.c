@@ -490,6 +490,38 @@ static void case_destroy(const void *arg) {
     check_clean(fds);
 }
 
+/* No room for a worker process (RLIMIT_NPROC): create must fail with the
+ * errno of the fork that failed, whoever made it (under FORKSERVER the
+ * zygote), and leave nothing behind. */
+static void case_nproc(const void *arg) {
+    const struct params *p = arg;
+    stage("becoming an unprivileged user");
+    if (geteuid() == 0) { /* root ignores RLIMIT_NPROC: be someone with no processes */
+        uid_t uid = (uid_t)(60000 + getpid() % 5000);
+        CK(setresgid(uid, uid, uid) == 0);
+        CK(setresuid(uid, uid, uid) == 0);
+        CK(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0); /* /proc/self stays readable */
+    }
+    /* this thread, the pool's callback and supervisor threads and the
+     * zygote fit; a worker does not */
+    struct rlimit rl = {4, 4};
+    CK(setrlimit(RLIMIT_NPROC, &rl) == 0);
+    int fds = count_fds();
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.processes = 2;
+    opt.start_method = p->sm;
+    opt.shm_size = 1u << 20;
+    pp_pool_t *pool = (pp_pool_t *)&opt; /* must be set to NULL */
+    stage("pp_pool_create under RLIMIT_NPROC");
+    int rc = pp_pool_create(&pool, &opt);
+    if (rc == 0)
+        pp_pool_destroy(pool);
+    CKRC(rc, -EAGAIN);
+    CK(pool == NULL);
+    check_clean(fds);
+}
+
 /* ---- tests ---------------------------------------------------------------- */
 
 static void run_case(void (*fn)(const void *), const struct params *p, const char *what) {
@@ -572,6 +604,16 @@ static void test_no_fault(void **state) {
     }
 }
 
+/* Item 6: a zygote that cannot fork fails create with its errno, as a
+ * failed fork does under FORK and SPAWN. */
+static void test_nproc_create_fails(void **state) {
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct params p = {.fault = F_NONE, .sm = g_methods[i]};
+        run_case(case_nproc, &p, "RLIMIT_NPROC");
+    }
+}
+
 static int group_setup(void **state) {
     (void)state;
     g_rep = mmap(NULL, sizeof *g_rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -590,6 +632,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_signal_refused_terminate),
         cmocka_unit_test(test_signal_refused_destroy),
         cmocka_unit_test(test_signal_refused_timeout),
+        cmocka_unit_test(test_nproc_create_fails),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
