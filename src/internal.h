@@ -250,6 +250,7 @@ typedef struct pp__worker {
     int pidfd;
     bool from_zygote;
     bool exited;           /* pidfd fired or zygote reported */
+    uint64_t exited_ns;    /* when a zygote child's pidfd fired (its DIED report is due) */
     bool broken;           /* broke the protocol: killed, being replaced */
     bool timed_out;        /* killed for running past task_timeout */
     uint64_t kill_at;      /* timed out: SIGKILL at this time if still alive */

@@ -74,8 +74,11 @@ void pp__pool_wake_supervisor(pp_pool_t *pool) {
 /* dispatch                                                          */
 /* ---------------------------------------------------------------- */
 
+/* Only a slot with a live process takes work: one still waiting for the
+ * zygote to fork its process (STARTING) may wait forever (a stopped
+ * zygote), while the tasks would sit in its ring and other workers idle. */
 static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
-    if ((w->state != PP__W_READY && w->state != PP__W_STARTING) || w->broken)
+    if (w->state != PP__W_READY || w->broken)
         return false;
     if (w->seq_next - w->seq_done >= (uint64_t)depth)
         return false;

@@ -32,6 +32,14 @@
  * seccomp profile) pp__worker_signal falls back to kill() on a child of
  * ours, which is safe while it is unreaped, or asks the zygote to signal
  * its own child. Terminate also sets every ring's stop flag.
+ *
+ * Nothing waits on the zygote without a bound: a zygote child whose pidfd
+ * fired is handled (status unknown) if its DIED report has not come within
+ * 1 s; a slot waiting for the zygote to fork its process is given no work
+ * (pool.c); terminate SIGKILLs the zygote, our unreaped child, 400 ms in if
+ * a child of it is still there (PDEATHSIG takes its children), and join,
+ * once all work is done, does the same to a zygote that alone has held it
+ * up for 1 s.
  */
 #include "internal.h"
 
@@ -56,6 +64,7 @@
 #define PASSIVE_MS 2               /* re-check period while waiters drain for us */
 #define ZYGOTE_START_NS 10000000000ull /* create gives up on a zygote silent this long */
 #define PIDLESS_POLL_MS 50         /* no pidfd: look for our children's deaths this often */
+#define ZYGOTE_WAIT_NS 1000000000u /* longest wait for the zygote's DIED report or answer */
 
 static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
 
@@ -443,6 +452,7 @@ static void zygote_message(pp_pool_t *pool) {
 static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
     if (w->from_zygote) {
         w->exited = true; /* the zygote's DIED report carries the status */
+        w->exited_ns = pp__now_ns();
         if (pool->zygote_sock < 0)
             handle_death(pool, w);
         return;
@@ -458,6 +468,52 @@ static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
         w->wait_status = info.si_status;
     }
     handle_death(pool, w);
+}
+
+/* A zygote child whose pidfd fired waits for the zygote's DIED report,
+ * which carries its status; a stopped or stuck zygote must not keep the
+ * death unhandled, so after ZYGOTE_WAIT_NS it is handled with the status
+ * unknown (a late report then matches no worker and is dropped). Returns
+ * the poll timeout (ms) this needs, or -1. Pool lock held. */
+static int64_t check_died_reports(pp_pool_t *pool, uint64_t now) {
+    int64_t next = -1;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY || !w->from_zygote || !w->exited)
+            continue;
+        uint64_t waited = now > w->exited_ns ? now - w->exited_ns : 0;
+        if (waited >= ZYGOTE_WAIT_NS) {
+            handle_death(pool, w);
+            continue;
+        }
+        int64_t ms = (int64_t)((ZYGOTE_WAIT_NS - waited) / 1000000u) + 1;
+        if (next < 0 || ms < next)
+            next = ms;
+    }
+    return next;
+}
+
+/* Is every slot still not empty waiting on the zygote alone (an answer to
+ * SPAWN, a DIED report for a child it cannot be watched without)? */
+static bool only_zygote_pending(pp_pool_t *pool) {
+    bool any = false;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY)
+            continue;
+        if (!w->from_zygote || (w->pid > 0 && w->pidfd >= 0 && !w->exited))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* SIGKILL the zygote, our unreaped child (reaped in pp__zygote_stop): its
+ * children die of their PDEATHSIG, EOF on its socket settles their slots
+ * (zygote_gone). For shutdowns the zygote holds up (stopped, say). */
+static void kill_zygote(pp_pool_t *pool) {
+    if (pool->zygote_pid > 0 && pool->zygote_sock >= 0)
+        pp__signal_child(pool->zygote_pidfd, pool->zygote_pid, SIGKILL);
 }
 
 /* Children of ours with no pidfd to poll (pidfd_open missing: kernels
@@ -647,7 +703,8 @@ void *pp__supervisor_main(void *arg) {
     struct pollfd *pfd = calloc(cap, sizeof *pfd);
     pp__worker_t **who = calloc(cap, sizeof *who);
     bool stopping = false, killed = false;
-    uint64_t term_at = 0;
+    int kill_rounds = 0;
+    uint64_t term_at = 0, zwait_since = 0;
 
     for (;;) {
         pthread_mutex_lock(&pool->lock);
@@ -658,6 +715,9 @@ void *pp__supervisor_main(void *arg) {
         }
         uint64_t now = pp__now_ns();
         int64_t timeout_ms = check_pidless(pool);
+        int64_t died_ms = check_died_reports(pool, now);
+        if (died_ms >= 0 && (timeout_ms < 0 || died_ms < timeout_ms))
+            timeout_ms = died_ms;
         /* refill empty slots */
         for (int i = 0; i < pool->nworkers && !pool->terminating && !stopping; i++) {
             pp__worker_t *w = &pool->workers[i];
@@ -694,6 +754,12 @@ void *pp__supervisor_main(void *arg) {
         if (killed && !all_empty(pool)) {
             if (now >= term_at) {
                 signal_all(pool, SIGKILL);
+                /* still there a round later: a zygote child the zygote
+                 * cannot reach or report (stopped); its death ends them */
+                if (++kill_rounds >= 2)
+                    for (int i = 0; i < pool->nworkers; i++)
+                        if (pool->workers[i].state != PP__W_EMPTY && pool->workers[i].from_zygote)
+                            kill_zygote(pool);
                 term_at = now + TERM_GRACE_NS;
             }
             int64_t ms = (int64_t)((term_at - now) / 1000000u) + 1;
@@ -703,6 +769,20 @@ void *pp__supervisor_main(void *arg) {
         if (pool->joining && !pool->terminating && !stopping && pool->inflight_total == 0) {
             stopping = true;
             ask_workers_to_stop(pool);
+        }
+        if (stopping && !killed && only_zygote_pending(pool)) {
+            /* all work is done; only a silent zygote holds the join up */
+            if (!zwait_since)
+                zwait_since = now;
+            if (now - zwait_since >= ZYGOTE_WAIT_NS)
+                kill_zygote(pool);
+            int64_t ms = now - zwait_since >= ZYGOTE_WAIT_NS
+                             ? TIMEOUT_TICK_MS
+                             : (int64_t)((ZYGOTE_WAIT_NS - (now - zwait_since)) / 1000000u) + 1;
+            if (timeout_ms < 0 || ms < timeout_ms)
+                timeout_ms = ms;
+        } else {
+            zwait_since = 0;
         }
         if ((killed || stopping) && all_empty(pool) && pool->inflight_total == 0) {
             pthread_mutex_unlock(&pool->lock);

@@ -522,6 +522,61 @@ static void case_nproc(const void *arg) {
     check_clean(fds);
 }
 
+/* The zygote stopped: a crash must still be reported (with an unknown
+ * status if the zygote cannot say), work must go on on the workers that
+ * are left rather than wait in the ring of a slot whose replacement the
+ * zygote never forks, and close + join must still end. */
+static void case_zygote_crash(const void *arg) {
+    const struct params *p = arg;
+    apply_fault(p->fault);
+    int fds = count_fds();
+    pp_pool_t *pool = make_pool(p->sm, 2, 0);
+    check_triples(pool, 2);
+    pid_t z;
+    stage("finding the zygote");
+    CK(wait_procs("procpool-zygote", &z, 1) == 1);
+    stop_all(&z, 1);
+
+    pp_future_t *f = NULL;
+    stage("a crashing task, zygote stopped");
+    CKRC(pp_apply_async(pool, task_segv, NULL, 0, &f), 0);
+    CKRC(pp_future_wait(f, WAIT_S), 0);
+    CKRC(pp_future_get(f, 0, NULL, NULL), PP_EWORKER);
+    pp_future_free(f);
+
+    enum { N = 16 };
+    pp_future_t *g[N];
+    long in[N];
+    stage("tasks after the crash, zygote stopped");
+    for (int i = 0; i < N; i++) {
+        in[i] = i;
+        CKRC(pp_apply_async(pool, task_triple, &in[i], sizeof in[i], &g[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        stage("task %d after the crash, zygote stopped", i);
+        CKRC(pp_future_wait(g[i], WAIT_S), 0);
+        const void *d = NULL;
+        size_t n = 0;
+        CKRC(pp_future_get(g[i], 0, &d, &n), 0);
+        long v;
+        CK(n == sizeof v);
+        memcpy(&v, d, sizeof v);
+        CK(v == 3 * i);
+        pp_future_free(g[i]);
+    }
+    stage("pp_pool_close + pp_pool_join, zygote stopped");
+    CKRC(pp_pool_close(pool), 0);
+    double t0 = ppt_now();
+    CKRC(pp_pool_join(pool), 0);
+    double dt = ppt_now() - t0;
+    printf("      join took %.3f s\n", dt);
+    fflush(stdout);
+    CK(dt < BOUND_S);
+    stage("pp_pool_destroy");
+    pp_pool_destroy(pool);
+    check_clean(fds);
+}
+
 /* ---- tests ---------------------------------------------------------------- */
 
 static void run_case(void (*fn)(const void *), const struct params *p, const char *what) {
@@ -614,6 +669,30 @@ static void test_nproc_create_fails(void **state) {
     }
 }
 
+/* Item 5: a stopped zygote (SIGSTOP). */
+static void test_stopped_zygote_crash(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        struct params p = {.fault = F_NONE, .sm = g_methods[i]};
+        run_case(case_zygote_crash, &p, "crash");
+    }
+}
+
+/* Terminate and destroy with the zygote and every worker stopped, also
+ * when pidfds cannot signal or do not exist. */
+static void test_stopped_zygote_terminate(void **state) {
+    (void)state;
+    const enum fault faults[] = {F_NONE, F_NO_SIGNAL, F_NO_PIDFD};
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 3; k++) {
+            struct params p = {.fault = faults[k], .sm = g_methods[i], .stop_workers = true,
+                               .stop_zygote = true};
+            run_case(case_terminate, &p, "terminate");
+            run_case(case_destroy, &p, "destroy");
+        }
+    }
+}
+
 static int group_setup(void **state) {
     (void)state;
     g_rep = mmap(NULL, sizeof *g_rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -633,6 +712,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_signal_refused_destroy),
         cmocka_unit_test(test_signal_refused_timeout),
         cmocka_unit_test(test_nproc_create_fails),
+        cmocka_unit_test(test_stopped_zygote_crash),
+        cmocka_unit_test(test_stopped_zygote_terminate),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
