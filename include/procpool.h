@@ -230,10 +230,18 @@ PP_EXTERN int pp_cpu_count(void);
  * cannot be named across an exec), -ENOMEM, -EFBIG (shm_size over the
  * RLIMIT_FSIZE limit, or a limit under 260 KiB, too small for a worker's
  * rings: shared memory is made of memfds, which are files), or -errno
- * from fork/memfd_create/mmap/pthread_create/posix_spawn. A resource limit
- * never kills the calling process (no SIGXFSZ: memfds are never grown past
- * RLIMIT_FSIZE).
+ * from fork/memfd_create/mmap/pthread_create/posix_spawn -- under FORKSERVER
+ * also from the fork server's fork of each worker, which create waits for
+ * (-EAGAIN under RLIMIT_NPROC, say); -ECHILD (FORKSERVER: the fork server
+ * died, or did not answer for 10 s, while the workers were being started).
+ * A resource limit never kills the calling process (no SIGXFSZ: memfds are
+ * never grown past RLIMIT_FSIZE).
  * On failure *pool is set to NULL and nothing is left behind.
+ * Where pidfd_open is unavailable (Linux before 5.3, a seccomp profile,
+ * valgrind) or fails for lack of descriptors, the pool works all the same:
+ * worker deaths are then noticed within about 50 ms by waitid() on each
+ * worker's pid (the library never installs a SIGCHLD handler and reaps
+ * only its own children).
  * A pool belongs to the process that created it: in a child made by fork()
  * every call on it returns PP_ECLOSED, its pending futures stay pending, and
  * pp_pool_destroy only releases the child's copies of its fds and mappings
@@ -275,7 +283,12 @@ PP_EXTERN int pp_pool_close(pp_pool_t *pool);
 /*
  * pp_pool_terminate - stop now: no more submissions, workers are sent
  * SIGTERM then SIGKILL, and every unfinished future fails with PP_ECANCELED.
- * Returns once every worker is gone (well under 2 s). Idempotent.
+ * Returns once every worker and the fork server are gone and reaped.
+ * Bound: under 2 s (about 0.5 s: SIGTERM, SIGKILL 200 ms later, and 200 ms
+ * after that the fork server is killed if a worker it forked is still
+ * there), also with the workers or the fork server stopped (SIGSTOP), with
+ * no pidfds or pidfd_send_signal refused -- plus the time the pool's
+ * done-callbacks take to return, which it waits for. Idempotent.
  * Returns 0, -EINVAL (NULL pool) or -EDEADLK (called from a done-callback).
  */
 PP_EXTERN int pp_pool_terminate(pp_pool_t *pool);
@@ -283,6 +296,10 @@ PP_EXTERN int pp_pool_terminate(pp_pool_t *pool);
 /*
  * pp_pool_join - wait until all submitted work is done, every done-callback
  * has returned and every worker has exited and been reaped.
+ * After pp_pool_terminate it returns within the bound of terminate. After
+ * pp_pool_close it waits for the work, however long it takes; once the
+ * work is done, a fork server that does not answer for 1 s (stopped) is
+ * killed rather than waited for.
  * Returns 0, -EINVAL (NULL pool, or the pool was neither closed nor
  * terminated), or -EDEADLK (called from a done-callback of this pool).
  */
@@ -291,6 +308,8 @@ PP_EXTERN int pp_pool_join(pp_pool_t *pool);
 /*
  * pp_pool_destroy - terminate the pool if it is still running, reap every
  * process and free it. Leaves no child, zombie, fd or mapping behind.
+ * Returns within the bound of pp_pool_terminate (at once after a finished
+ * join or terminate).
  * Futures of the pool stay readable and must still be freed with
  * pp_future_free. NULL is a no-op. Must not be called from a done-callback.
  */

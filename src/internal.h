@@ -45,6 +45,7 @@ int pp__reopen_rdonly(int fd);
 int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_signal(int pidfd, int sig);
+int pp__signal_child(int pidfd, pid_t pid, int sig); /* our own unreaped child only */
 int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
 int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
@@ -254,12 +255,14 @@ typedef struct pp__worker {
     int pidfd;
     bool from_zygote;
     bool exited;           /* pidfd fired or zygote reported */
+    uint64_t exited_ns;    /* when a zygote child's pidfd fired (its DIED report is due) */
     bool broken;           /* broke the protocol: killed, being replaced */
     bool timed_out;        /* killed for running past task_timeout */
     uint64_t kill_at;      /* timed out: SIGKILL at this time if still alive */
     unsigned memfd_inflight; /* large args whose fd sits in the socket */
     bool have_status;
     int wait_code, wait_status; /* siginfo si_code / si_status */
+    int spawn_err;         /* pid -1: the zygote's fork failed with this -errno */
     uint64_t born_ns;
     unsigned dispatched;   /* tasks given to this incarnation */
     unsigned completed;
@@ -364,6 +367,7 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);
 
 /* supervise.c */
 bool pp__on_supervisor(const pp_pool_t *pool); /* is the caller pool's supervisor or callback thread? */
+void pp__worker_signal(pp_pool_t *pool, pp__worker_t *w, int sig); /* lock held */
 void *pp__callback_main(void *arg);
 void *pp__supervisor_main(void *arg);
 void pp__queue_callback(pp_pool_t *pool, pp_future_t *f);
@@ -456,9 +460,10 @@ typedef struct pp__zmsg {
     int32_t code, status, err;
     uint64_t arena, arena_size; /* SPAWN: the slot's arena */
 } pp__zmsg_t;
-enum { PP__Z_SPAWN = 1, PP__Z_SPAWNED, PP__Z_FAILED, PP__Z_DIED };
+enum { PP__Z_SPAWN = 1, PP__Z_SPAWNED, PP__Z_FAILED, PP__Z_DIED, PP__Z_KILL };
 int pp__zygote_start(pp_pool_t *pool);
 int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w);
+int pp__zygote_kill(pp_pool_t *pool, pid_t pid, int sig); /* KILL {pid, status: sig} */
 void pp__zygote_stop(pp_pool_t *pool);
 
 /* ------------------------------------------------------------------ */

@@ -263,7 +263,7 @@ static bool some_room(pp_pool_t *pool, size_t arg_len, bool memfd) {
     int depth = pp__worker_depth(pool);
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
-        if ((w->state != PP__W_READY && w->state != PP__W_STARTING) || w->broken)
+        if (w->state != PP__W_READY || w->broken) /* as can_take() in pool.c */
             continue;
         if (w->seq_next - w->seq_done >= (uint64_t)depth)
             continue;

@@ -78,8 +78,11 @@ void pp__pool_wake_supervisor(pp_pool_t *pool) {
 /* dispatch                                                          */
 /* ---------------------------------------------------------------- */
 
+/* Only a slot with a live process takes work: one still waiting for the
+ * zygote to fork its process (STARTING) may wait forever (a stopped
+ * zygote), while the tasks would sit in its ring and other workers idle. */
 static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
-    if ((w->state != PP__W_READY && w->state != PP__W_STARTING) || w->broken)
+    if (w->state != PP__W_READY || w->broken)
         return false;
     if (w->seq_next - w->seq_done >= (uint64_t)depth)
         return false;
@@ -428,10 +431,10 @@ int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len, vo
 /* draining results                                                  */
 /* ---------------------------------------------------------------- */
 
-static void proto_error(pp__worker_t *w) {
+static void proto_error(pp_pool_t *pool, pp__worker_t *w) {
     if (!w->broken) {
         w->broken = true;
-        pp__pidfd_signal(w->pidfd, SIGKILL);
+        pp__worker_signal(pool, w, SIGKILL);
     }
 }
 
@@ -547,7 +550,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         if (r == 0)
             break;
         if (r < 0 || h.seq != w->seq_done || w->seq_done >= w->seq_next) {
-            proto_error(w);
+            proto_error(pool, w);
             break;
         }
         pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
@@ -558,7 +561,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         if (h.status == 0) {
             err = result_view(w, &h, body, &v);
             if (err == -EPROTO) {
-                proto_error(w);
+                proto_error(pool, w);
                 break;
             }
         }

@@ -3,9 +3,11 @@
  * respawns, runs done-callbacks, and carries out join and terminate.
  *
  * DESIGN: the thread starts with every signal blocked. Its first act is to
- * fork the zygote and then (start method fork) the initial workers: doing
- * it here rather than in the thread that called pp_pool_create ties
- * PR_SET_PDEATHSIG to a thread that lives exactly as long as the pool
+ * fork the zygote and then (start method fork) the initial workers, or
+ * (forkserver) to ask the zygote for them and wait for every answer, so
+ * that a fork the zygote could not make fails pp_pool_create with its
+ * errno. Doing it here rather than in the thread that called
+ * pp_pool_create ties PR_SET_PDEATHSIG to a thread that lives exactly as long as the pool
  * (PDEATHSIG follows the forking *thread*). Replacement workers come from
  * the zygote, never from this multi-threaded process.
  *
@@ -15,7 +17,10 @@
  * channel's eventfd, each worker's pidfd and the zygote's socket.
  *
  * Deaths: a pidfd turning readable (or the zygote's DIED report for its
- * children) means the worker is gone. Its published results are drained
+ * children) means the worker is gone. Where pidfd_open is unavailable or
+ * fails, a child of ours is looked at every 50 ms with waitid(P_PID,
+ * WNOHANG) instead (that pid only: no SIGCHLD handler, nobody else's
+ * child reaped). Its published results are drained
  * first; then tasks_started, clamped to what was really sent, says whether
  * it was running the task at seq_done: that one fails PP_EWORKER with the
  * exit status or signal, the ones it had not started are requeued at the
@@ -24,6 +29,20 @@
  * After EARLY_DEATH_LIMIT such deaths in a row start-up is broken: every
  * task and map waiting for a worker fails PP_EWORKER, and the slot is
  * parked (respawned only while work waits), so no respawn storm goes on.
+ *
+ * Signals (timeouts, broken workers, terminate) go through the worker's
+ * pidfd. Where that fails (no pidfd, or pidfd_send_signal refused by a
+ * seccomp profile) pp__worker_signal falls back to kill() on a child of
+ * ours, which is safe while it is unreaped, or asks the zygote to signal
+ * its own child. Terminate also sets every ring's stop flag.
+ *
+ * Nothing waits on the zygote without a bound: a zygote child whose pidfd
+ * fired is handled (status unknown) if its DIED report has not come within
+ * 1 s; a slot waiting for the zygote to fork its process is given no work
+ * (pool.c); terminate SIGKILLs the zygote, our unreaped child, 400 ms in if
+ * a child of it is still there (PDEATHSIG takes its children), and join,
+ * once all work is done, does the same to a zygote that alone has held it
+ * up for 1 s.
  */
 #include "internal.h"
 
@@ -46,6 +65,9 @@
 #define EARLY_DEATH_NS 1000000000u /* a death this soon after birth, with no task done, is early */
 #define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
 #define PASSIVE_MS 2               /* re-check period while waiters drain for us */
+#define ZYGOTE_START_NS 10000000000ull /* create gives up on a zygote silent this long */
+#define PIDLESS_POLL_MS 50         /* no pidfd: look for our children's deaths this often */
+#define ZYGOTE_WAIT_NS 1000000000u /* longest wait for the zygote's DIED report or answer */
 
 static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
 
@@ -109,6 +131,23 @@ static void finish_callbacks(pp_pool_t *pool) {
 /* ---------------------------------------------------------------- */
 /* starting workers                                                  */
 /* ---------------------------------------------------------------- */
+
+/* Send sig to worker w. Pool lock held, so w cannot be reaped meanwhile
+ * (reaping and emptying the slot happen together under the lock). Through
+ * its pidfd when that works; else (no pidfd, or pidfd_send_signal refused)
+ * a child of ours by pid, which cannot have been reused while unreaped; a
+ * zygote child through the zygote, which checks that it has not reaped it
+ * yet. Never a bare pid that may name a stranger. */
+void pp__worker_signal(pp_pool_t *pool, pp__worker_t *w, int sig) {
+    if (w->state == PP__W_EMPTY || w->pid <= 0)
+        return;
+    if (pp__pidfd_signal(w->pidfd, sig) == 0)
+        return;
+    if (w->from_zygote)
+        pp__zygote_kill(pool, w->pid, sig);
+    else
+        pp__signal_child(-1, w->pid, sig);
+}
 
 void pp__worker_adopt(pp__worker_t *w, pid_t pid) {
     w->pid = pid;
@@ -239,6 +278,9 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     if (w->broken)
         snprintf(why, sizeof why,
                  "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
+    else if (w->pid < 0)
+        snprintf(why, sizeof why, "the fork server could not fork a worker process: %s (%s)",
+                 pp_strerror(w->spawn_err), pp_err_name(w->spawn_err));
     else
         pp__describe_status(why, sizeof why, w->pid, w->have_status ? w->wait_code : 0,
                             w->wait_status,
@@ -364,8 +406,10 @@ static void zygote_gone(pp_pool_t *pool) {
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
         if (w->state != PP__W_EMPTY && w->from_zygote) {
-            if ((w->state == PP__W_STARTING && w->pid == 0) || w->exited) {
-                handle_death(pool, w); /* nobody will report these any more */
+            if ((w->state == PP__W_STARTING && w->pid == 0) || w->exited || w->pidfd < 0) {
+                /* nobody will report these any more; one with no pidfd to
+                 * watch dies now of its PDEATHSIG, if it has not already */
+                handle_death(pool, w);
                 continue;
             }
             pp__pidfd_signal(w->pidfd, SIGKILL);
@@ -398,6 +442,9 @@ static void zygote_message(pp_pool_t *pool) {
         }
         if (m.type == PP__Z_FAILED) {
             w->pid = -1;
+            w->spawn_err = m.err < 0 && m.err > -4096 ? m.err : -EAGAIN;
+            if (!pool->created && !pool->create_err)
+                pool->create_err = w->spawn_err; /* pp_pool_create fails with it */
             handle_death(pool, w);
             return;
         }
@@ -407,7 +454,7 @@ static void zygote_message(pp_pool_t *pool) {
         pp__fork_unlock();
         w->state = PP__W_READY;
         if (pool->terminating)
-            pp__pidfd_signal(w->pidfd, SIGKILL);
+            pp__worker_signal(pool, w, SIGKILL);
     } else if (m.type == PP__Z_DIED) {
         if (n)
             close(fd);
@@ -427,18 +474,97 @@ static void zygote_message(pp_pool_t *pool) {
 static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
     if (w->from_zygote) {
         w->exited = true; /* the zygote's DIED report carries the status */
+        w->exited_ns = pp__now_ns();
         if (pool->zygote_sock < 0)
             handle_death(pool, w);
         return;
     }
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED) == 0) {
+    int r = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED);
+    if (r < 0 && errno == EINVAL) /* Linux 5.3 has pidfds but no P_PIDFD */
+        r = waitid(P_PID, (id_t)w->pid, &info, WEXITED);
+    if (r == 0) {
         w->have_status = true;
         w->wait_code = info.si_code;
         w->wait_status = info.si_status;
     }
     handle_death(pool, w);
+}
+
+/* A zygote child whose pidfd fired waits for the zygote's DIED report,
+ * which carries its status; a stopped or stuck zygote must not keep the
+ * death unhandled, so after ZYGOTE_WAIT_NS it is handled with the status
+ * unknown (a late report then matches no worker and is dropped). Returns
+ * the poll timeout (ms) this needs, or -1. Pool lock held. */
+static int64_t check_died_reports(pp_pool_t *pool, uint64_t now) {
+    int64_t next = -1;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY || !w->from_zygote || !w->exited)
+            continue;
+        uint64_t waited = now > w->exited_ns ? now - w->exited_ns : 0;
+        if (waited >= ZYGOTE_WAIT_NS) {
+            handle_death(pool, w);
+            continue;
+        }
+        int64_t ms = (int64_t)((ZYGOTE_WAIT_NS - waited) / 1000000u) + 1;
+        if (next < 0 || ms < next)
+            next = ms;
+    }
+    return next;
+}
+
+/* Is every slot still not empty waiting on the zygote alone (an answer to
+ * SPAWN, a DIED report for a child it cannot be watched without)? */
+static bool only_zygote_pending(pp_pool_t *pool) {
+    bool any = false;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY)
+            continue;
+        if (!w->from_zygote || (w->pid > 0 && w->pidfd >= 0 && !w->exited))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* SIGKILL the zygote, our unreaped child (reaped in pp__zygote_stop): its
+ * children die of their PDEATHSIG, EOF on its socket settles their slots
+ * (zygote_gone). For shutdowns the zygote holds up (stopped, say). */
+static void kill_zygote(pp_pool_t *pool) {
+    if (pool->zygote_pid > 0 && pool->zygote_sock >= 0)
+        pp__signal_child(pool->zygote_pidfd, pool->zygote_pid, SIGKILL);
+}
+
+/* Children of ours with no pidfd to poll (pidfd_open missing: kernels
+ * before 5.3, seccomp profiles, valgrind; or out of descriptors): look
+ * with waitid(P_PID, WNOHANG), which reaps that pid only, never anyone
+ * else's child. ECHILD: someone else reaped it (status unknown). Zygote
+ * children need nothing: the zygote reports their deaths. Returns the
+ * poll timeout (ms) this needs, or -1. Pool lock held. */
+static int64_t check_pidless(pp_pool_t *pool) {
+    int64_t next = -1;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (w->state == PP__W_EMPTY || w->from_zygote || w->pidfd >= 0 || w->pid <= 0)
+            continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        int r = waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG);
+        if (r == 0 && info.si_pid == 0) {
+            next = PIDLESS_POLL_MS; /* still running */
+            continue;
+        }
+        if (r == 0) {
+            w->have_status = true;
+            w->wait_code = info.si_code;
+            w->wait_status = info.si_status;
+        }
+        handle_death(pool, w);
+    }
+    return next;
 }
 
 /* ---------------------------------------------------------------- */
@@ -462,7 +588,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             continue;
         if (w->timed_out) {
             if (w->kill_at && now >= w->kill_at) {
-                pp__pidfd_signal(w->pidfd, SIGKILL);
+                pp__worker_signal(pool, w, SIGKILL);
                 w->kill_at = 0;
             }
             if (w->kill_at)
@@ -490,7 +616,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             if (now >= deadline) {
                 w->timed_out = true;
                 w->kill_at = now + TIMEOUT_KILL_NS;
-                pp__pidfd_signal(w->pidfd, SIGTERM);
+                pp__worker_signal(pool, w, SIGTERM);
                 wait_ms = TIMEOUT_KILL_NS / 1000000u;
             } else if ((deadline - now) / 1000000u < (uint64_t)wait_ms) {
                 wait_ms = (int64_t)((deadline - now) / 1000000u) + 1;
@@ -506,6 +632,50 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
+/* Start every worker of a new pool. Pool lock held. Under FORKSERVER the
+ * zygote forks them: wait for each answer (SPAWNED, or FAILED with its
+ * fork's errno) so that create fails with that errno, as it does when the
+ * parent's own fork or posix_spawn fails, and returns with every worker
+ * born. A full socket (-EAGAIN) is waited out; a zygote that dies, or is
+ * silent for ZYGOTE_START_NS, fails create with -ECHILD. */
+static int start_all(pp_pool_t *pool) {
+    bool zygote = pool->opt.start_method == PP_START_FORKSERVER;
+    bool direct = pool->opt.start_method == PP_START_FORK;
+    uint64_t deadline = pp__now_ns() + ZYGOTE_START_NS;
+    int next = 0;
+    for (;;) {
+        int err = 0;
+        while (next < pool->nworkers && (err = start_worker(pool, &pool->workers[next], direct)) == 0)
+            next++;
+        if (pool->create_err)
+            return pool->create_err; /* a FAILED answer */
+        if (!zygote)
+            return err;
+        if (pool->zygote_sock < 0)
+            return -ECHILD;
+        int asked = 0;
+        for (int i = 0; i < next; i++) {
+            pp__worker_t *w = &pool->workers[i];
+            asked += w->state == PP__W_STARTING && w->from_zygote && w->pid == 0;
+        }
+        if (err && (err != -EAGAIN || !asked))
+            return err;
+        if (!asked)
+            return 0;
+        uint64_t now = pp__now_ns();
+        if (now >= deadline)
+            return -ECHILD;
+        struct pollfd p = {.fd = pool->zygote_sock, .events = POLLIN};
+        pthread_mutex_unlock(&pool->lock);
+        int r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+        pthread_mutex_lock(&pool->lock);
+        if (r > 0) {
+            zygote_message(pool);
+            deadline = pp__now_ns() + ZYGOTE_START_NS;
+        }
+    }
+}
+
 static bool all_empty(pp_pool_t *pool) {
     for (int i = 0; i < pool->nworkers; i++)
         if (pool->workers[i].state != PP__W_EMPTY)
@@ -514,11 +684,8 @@ static bool all_empty(pp_pool_t *pool) {
 }
 
 static void signal_all(pp_pool_t *pool, int sig) {
-    for (int i = 0; i < pool->nworkers; i++) {
-        pp__worker_t *w = &pool->workers[i];
-        if (w->state != PP__W_EMPTY)
-            pp__pidfd_signal(w->pidfd, sig);
-    }
+    for (int i = 0; i < pool->nworkers; i++)
+        pp__worker_signal(pool, &pool->workers[i], sig);
 }
 
 static void ask_workers_to_stop(pp_pool_t *pool) {
@@ -543,10 +710,9 @@ void *pp__supervisor_main(void *arg) {
     current_pool = pool;
     prctl(PR_SET_NAME, "procpool-sup");
     int err = pool->opt.start_method == PP_START_SPAWN || pool->remote ? 0 : pp__zygote_start(pool);
-    bool direct = pool->opt.start_method == PP_START_FORK;
     pthread_mutex_lock(&pool->lock);
-    for (int i = 0; err == 0 && i < pool->nworkers; i++)
-        err = start_worker(pool, &pool->workers[i], direct);
+    if (err == 0)
+        err = start_all(pool);
     pool->create_err = err;
     pool->created = true;
     if (err) {
@@ -559,7 +725,8 @@ void *pp__supervisor_main(void *arg) {
     struct pollfd *pfd = calloc(cap, sizeof *pfd);
     pp__worker_t **who = calloc(cap, sizeof *who);
     bool stopping = false, killed = false;
-    uint64_t term_at = 0;
+    int kill_rounds = 0;
+    uint64_t term_at = 0, zwait_since = 0;
 
     for (;;) {
         pthread_mutex_lock(&pool->lock);
@@ -569,7 +736,10 @@ void *pp__supervisor_main(void *arg) {
                 pp__drain_worker(pool, w);
         }
         uint64_t now = pp__now_ns();
-        int64_t timeout_ms = -1;
+        int64_t timeout_ms = check_pidless(pool);
+        int64_t died_ms = check_died_reports(pool, now);
+        if (died_ms >= 0 && (timeout_ms < 0 || died_ms < timeout_ms))
+            timeout_ms = died_ms;
         /* refill empty slots; a parked one only for work, and the first
          * at once when no worker is left to take that work */
         bool work = pool->pend_head || pool->jobs;
@@ -607,12 +777,19 @@ void *pp__supervisor_main(void *arg) {
             cancel_pending(pool);
             if (pool->remote)
                 pp__remote_cancel(pool);
+            ask_workers_to_stop(pool); /* a live worker leaves once its ring is empty */
             signal_all(pool, SIGTERM);
             term_at = now + TERM_GRACE_NS;
         }
         if (killed && !all_empty(pool)) {
             if (now >= term_at) {
                 signal_all(pool, SIGKILL);
+                /* still there a round later: a zygote child the zygote
+                 * cannot reach or report (stopped); its death ends them */
+                if (++kill_rounds >= 2)
+                    for (int i = 0; i < pool->nworkers; i++)
+                        if (pool->workers[i].state != PP__W_EMPTY && pool->workers[i].from_zygote)
+                            kill_zygote(pool);
                 term_at = now + TERM_GRACE_NS;
             }
             int64_t ms = (int64_t)((term_at - now) / 1000000u) + 1;
@@ -622,6 +799,20 @@ void *pp__supervisor_main(void *arg) {
         if (pool->joining && !pool->terminating && !stopping && pool->inflight_total == 0) {
             stopping = true;
             ask_workers_to_stop(pool);
+        }
+        if (stopping && !killed && only_zygote_pending(pool)) {
+            /* all work is done; only a silent zygote holds the join up */
+            if (!zwait_since)
+                zwait_since = now;
+            if (now - zwait_since >= ZYGOTE_WAIT_NS)
+                kill_zygote(pool);
+            int64_t ms = now - zwait_since >= ZYGOTE_WAIT_NS
+                             ? TIMEOUT_TICK_MS
+                             : (int64_t)((ZYGOTE_WAIT_NS - (now - zwait_since)) / 1000000u) + 1;
+            if (timeout_ms < 0 || ms < timeout_ms)
+                timeout_ms = ms;
+        } else {
+            zwait_since = 0;
         }
         if ((killed || stopping) && all_empty(pool) && pool->inflight_total == 0) {
             pthread_mutex_unlock(&pool->lock);

@@ -2,9 +2,10 @@
  * sys.c - thin wrappers over the Linux primitives the pool is built on.
  *
  * DESIGN: futexes (shared ones for the rings, private ones for futures),
- * memfds, pidfds and SCM_RIGHTS fd passing. A memfd is a file: it is never
- * grown past RLIMIT_FSIZE (that would raise SIGXFSZ and kill the process);
- * the helpers fail -EFBIG instead. Every fd is created CLOEXEC
+ * memfds, pidfds (with kill() on an unreaped child as the fallback when
+ * pidfd_send_signal is refused) and SCM_RIGHTS fd passing. A memfd is a
+ * file: it is never grown past RLIMIT_FSIZE (that would raise SIGXFSZ and
+ * kill the process); the helpers fail -EFBIG instead. Every fd is created CLOEXEC
  * atomically, so a concurrent fork+exec elsewhere in the program never
  * inherits one. Helpers preserve errno for their callers where they return
  * a status, and never allocate, so the worker and zygote may use them right
@@ -148,6 +149,21 @@ int pp__pidfd_signal(int pidfd, int sig) {
         return -EBADF;
     long r = syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
     return r < 0 ? -errno : 0;
+}
+
+/* Signal a child of this process that has not been reaped: through its
+ * pidfd when there is one, else by pid -- also when pidfd_send_signal is
+ * refused (EPERM under some seccomp profiles) or missing. The pid of an
+ * unreaped child cannot be reused, so kill() cannot hit a stranger; the
+ * caller guarantees that nobody has reaped it. */
+int pp__signal_child(int pidfd, pid_t pid, int sig) {
+    int r = pp__pidfd_signal(pidfd, sig);
+    if (r == 0 || pid <= 0)
+        return r;
+    int saved = errno;
+    r = kill(pid, sig) < 0 ? -errno : 0;
+    errno = saved;
+    return r;
 }
 
 int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags) {

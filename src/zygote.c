@@ -10,6 +10,11 @@
  *     It forks, the child becomes pp__worker_main(); the zygote answers
  *     SPAWNED {slot, pid} with a pidfd of the child attached (opened before
  *     the child can be reaped, so it can never name a recycled pid);
+ *   - its socket: KILL {pid, signal}, sent when the supervisor cannot
+ *     signal a worker through its pidfd (pidfd_send_signal refused by a
+ *     seccomp profile, or no pidfd). The zygote signals the pid only while
+ *     it is still its own unreaped child (waitid WNOWAIT), so a pid it has
+ *     already reaped, which may name a stranger by now, is never hit;
  *   - a signalfd for SIGCHLD: it reaps its children and reports
  *     DIED {pid, code, status}, since only a parent can read an exit status;
  *   - the death pipe: EOF means the pool's process is gone, so it exits,
@@ -39,6 +44,20 @@
 static void report(int sock, const pp__zmsg_t *m, const int *fds, int nfds) {
     if (pp__send_fds_flags(sock, m, sizeof *m, fds, nfds, 0) < 0)
         _exit(0);
+}
+
+/* KILL: signal our child pid, but only while it is ours: waitid with
+ * WNOWAIT finds it running or as a zombie and reaps nothing; once this
+ * process has reaped it (and reported DIED) the pid may name a stranger
+ * and is left alone. Only this one thread reaps, so nothing changes in
+ * between. */
+static void kill_child(pid_t pid, int sig) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (pid <= 0 || (sig != SIGTERM && sig != SIGKILL))
+        return;
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0)
+        kill(pid, sig);
 }
 
 __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t parent,
@@ -90,12 +109,19 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
             ssize_t r = pp__recv_fds(sock, &m, sizeof m, fds, 4, &n, 0);
             if (r == 0 || (r < 0 && r != -EAGAIN))
                 _exit(0);
+            if (r == (ssize_t)sizeof m && m.type == PP__Z_KILL) {
+                for (int i = 0; i < n; i++)
+                    close(fds[i]);
+                kill_child(m.pid, m.status);
+                continue;
+            }
             if (r != (ssize_t)sizeof m || m.type != PP__Z_SPAWN || n != 4) {
                 for (int i = 0; i < n; i++)
                     close(fds[i]);
                 continue;
             }
             pid_t pid = fork();
+            int fork_errno = errno; /* the closes below may change errno */
             if (pid == 0) {
                 close(sock);
                 close(sfd);
@@ -114,7 +140,7 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
             pp__zmsg_t a = {.slot = m.slot};
             if (pid < 0) {
                 a.type = PP__Z_FAILED;
-                a.err = -errno;
+                a.err = -fork_errno;
                 report(sock, &a, NULL, 0);
                 continue;
             }
@@ -167,6 +193,15 @@ int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w) {
     return pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
 }
 
+/* Ask the zygote to signal its child pid (non-blocking; -EAGAIN when its
+ * socket is full, e.g. while it is stopped). */
+int pp__zygote_kill(pp_pool_t *pool, pid_t pid, int sig) {
+    if (pool->zygote_sock < 0)
+        return -ESRCH;
+    pp__zmsg_t m = {.type = PP__Z_KILL, .pid = pid, .status = sig};
+    return pp__send_fds(pool->zygote_sock, &m, sizeof m, NULL, 0);
+}
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -181,8 +216,8 @@ void pp__zygote_stop(pp_pool_t *pool) {
     bool gone = false;
     if (pool->zygote_pidfd >= 0) {
         struct pollfd p = {.fd = pool->zygote_pidfd, .events = POLLIN};
-        if (poll(&p, 1, 200) <= 0)
-            pp__pidfd_signal(pool->zygote_pidfd, SIGKILL);
+        if (poll(&p, 1, 200) <= 0) /* stopped, say: it is our unreaped child */
+            pp__signal_child(pool->zygote_pidfd, pool->zygote_pid, SIGKILL);
         memset(&info, 0, sizeof info);
         gone = waitid((idtype_t)P_PIDFD, (id_t)pool->zygote_pidfd, &info, WEXITED) == 0;
     }
