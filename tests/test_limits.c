@@ -1,6 +1,6 @@
 /* test_limits.c - resource limits: a pool under RLIMIT_AS, RLIMIT_FSIZE
  * and RLIMIT_NOFILE works, or its calls fail with documented errors; a
- * limit never kills the calling process or a worker (issue 12, items 7-9).
+ * limit never kills the calling process or a worker.
  *
  * Every limit is applied with setrlimit in a forked child, never in the
  * test process itself. The child runs the scenario, checks each outcome

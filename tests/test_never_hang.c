@@ -1,5 +1,5 @@
 /* test_never_hang.c - every call returns in bounded time with a result or a
- * documented error, whatever a task or a worker does (issue 12).
+ * documented error, whatever a task or a worker does.
  *
  * - a worker that dies (crash, task_timeout kill) inside a PP_CHUNK_AUTO
  *   chunk of an ordered pp_imap: every item is still reported, in order;
