@@ -711,6 +711,7 @@ static int dry_run(void) {
             write_all(2, cmd.p, cmd.len);
         write_all(1, cmd.p, cmd.len);
     }
+    sb_free(&cmd);
     return 0;
 }
 
