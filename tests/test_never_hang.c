@@ -229,32 +229,42 @@ static void *map_thread_main(void *arg) {
     return NULL;
 }
 
-/* The iterator reports PP_EWORKER (items it holds may come first, none do
- * here) and then ends, all within BOUND s. */
-static void iter_fails(pp_iter_t *it, const char *what) {
+/* Every item of the iterator (n of them; for a feed, the items it fed)
+ * fails PP_EWORKER with a message naming the initializer, each once, and
+ * a feed's input ends with that error too; then the end, within BOUND s. */
+static void iter_fails(pp_iter_t *it, size_t n, bool fed, const char *what) {
     double t0 = ppt_now();
+    size_t reported = 0, idx, last = 0;
+    unsigned char *seen = calloc(n + 1, 1);
+    assert_non_null(seen);
     int rc;
-    size_t idx;
-    do {
-        rc = pp_iter_next(it, BOUND, &idx, NULL, NULL);
-    } while (rc == 1 && ppt_now() - t0 < BOUND);
-    if (rc == -ETIMEDOUT)
-        fail_msg("%s: pp_iter_next still waiting after %.0f s", what, BOUND);
-    if (rc != PP_EWORKER)
-        fail_msg("%s: pp_iter_next returned %d (%s), expected PP_EWORKER", what, rc,
-                 pp_err_name(rc));
-    const char *msg = pp_iter_error(it);
-    if (!msg || !strstr(msg, "initializer"))
-        fail_msg("%s: the message \"%s\" does not name the initializer", what,
-                 msg ? msg : "(null)");
-    for (int k = 0; k < 100; k++) {
-        rc = pp_iter_next(it, BOUND, &idx, NULL, NULL);
-        if (rc == 0)
-            break;
-        if (rc == -ETIMEDOUT)
-            fail_msg("%s: pp_iter_next still waiting for the end after %.0f s", what, BOUND);
+    while ((rc = pp_iter_next(it, BOUND, &idx, NULL, NULL)) != 0) {
+        if (rc == -ETIMEDOUT || ppt_now() - t0 > BOUND)
+            fail_msg("%s: pp_iter_next still going after %.0f s (%zu reported)", what, BOUND,
+                     reported);
+        if (rc != PP_EWORKER)
+            fail_msg("%s: item %zu: pp_iter_next returned %d (%s), expected PP_EWORKER", what,
+                     idx, rc, pp_err_name(rc));
+        const char *msg = pp_iter_error(it);
+        if (!msg || !strstr(msg, "initializer"))
+            fail_msg("%s: item %zu: the message \"%s\" does not name the initializer", what, idx,
+                     msg ? msg : "(null)");
+        if (idx > n || seen[idx]++)
+            fail_msg("%s: index %zu out of range or reported twice", what, idx);
+        reported++;
+        last = idx;
     }
-    assert_rc(rc, 0);
+    if (fed) {
+        /* the items fed before the end, then the end itself at index "fed" */
+        if (reported == 0 || last != reported - 1)
+            fail_msg("%s: %zu reports, the last at index %zu: expected the fed items, then the "
+                     "end of the input",
+                     what, reported, last);
+    } else if (reported != n) {
+        fail_msg("%s: %zu of %zu items reported", what, reported, n);
+    }
+    assert_rc(pp_iter_next(it, BOUND, NULL, NULL, NULL), 0);
+    free(seen);
 }
 
 static int feed_ints(void *u, const void **item, size_t *len) {
@@ -337,21 +347,21 @@ static void initializer_crash(pp_start_t method, bool check_storm) {
     /* the iterators */
     pp_iter_t *it = NULL;
     assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, PP_CHUNK_AUTO, &it), 0);
-    iter_fails(it, "pp_imap");
+    iter_fails(it, n, false, "pp_imap");
     pp_iter_free(it);
     assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, 1, &it), 0);
-    iter_fails(it, "pp_imap, chunksize 1");
+    iter_fails(it, n, false, "pp_imap, chunksize 1");
     pp_iter_free(it);
     assert_rc(pp_imap_unordered(pool, task_item, items, sizeof *items, n, 0, &it), 0);
-    iter_fails(it, "pp_imap_unordered");
+    iter_fails(it, n, false, "pp_imap_unordered");
     pp_iter_free(it);
     size_t k = 0;
     assert_rc(pp_imap_feed(pool, task_item, feed_ints, &k, 0, PP_ORDERED, &it), 0);
-    iter_fails(it, "pp_imap_feed, ordered");
+    iter_fails(it, n, true, "pp_imap_feed, ordered");
     pp_iter_free(it);
     k = 0;
     assert_rc(pp_imap_feed(pool, task_item, feed_ints, &k, 4, PP_UNORDERED, &it), 0);
-    iter_fails(it, "pp_imap_feed, unordered");
+    iter_fails(it, n, true, "pp_imap_feed, unordered");
     pp_iter_free(it);
 
     /* and single tasks still fail, now at once */
