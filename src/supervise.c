@@ -19,13 +19,14 @@
  * first; then tasks_started, clamped to what was really sent, says whether
  * it was running the task at seq_done: that one fails PP_EWORKER with the
  * exit status or signal, the ones it had not started are requeued at the
- * head of the pending queue, and the slot is refilled from the zygote,
- * with a growing delay if the slot keeps dying before its start-up is done
- * (the worker sets ctrl->booted once the initializer has returned). After
- * EARLY_DEATH_LIMIT such deaths in a row, with no other worker alive past
- * its start-up, start-up is broken: every task and map item waiting for a
- * worker fails PP_EWORKER, and the slot is parked (respawned only while
- * work waits), so no respawn storm goes on.
+ * head of the pending queue (for a worker that broke the protocol: every
+ * task after the one whose record broke it), and the slot is refilled
+ * from the zygote, with a growing delay if the slot keeps dying before
+ * its start-up is done (the worker sets ctrl->booted once the initializer
+ * has returned). After EARLY_DEATH_LIMIT such deaths in a row, with no
+ * other worker alive past its start-up, start-up is broken: every task
+ * and map item waiting for a worker fails PP_EWORKER, and the slot is
+ * parked (respawned only while work waits), so no respawn storm goes on.
  */
 #include "internal.h"
 
@@ -251,6 +252,14 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         started = w->seq_done;
     if (started > w->seq_next)
         started = w->seq_next;
+    if (w->broken && w->seq_done < w->seq_next) {
+        /* The breach was found in the record of the task at seq_done: that
+         * is the task it was running as far as we can know. Nothing it
+         * wrote after that is trusted (its count of tasks begun included;
+         * it also ran ahead before it was killed), so the tasks after it
+         * are sent again, as after a crash. */
+        started = w->seq_done + 1;
+    }
     if (w->broken)
         snprintf(why, sizeof why,
                  "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
