@@ -455,8 +455,9 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * in pp_apply_async, or the chunk's results could not be received, as in
  * pp_future_get); the other items' results are still stored.
  * When workers keep dying at start-up (a crashing initializer: five
- * early deaths of a slot in a row), the map fails as a whole with
- * PP_EWORKER, its message saying so.
+ * deaths of a slot in a row before its start-up was done, and no other
+ * worker past it), every item not yet sent fails PP_EWORKER, its message
+ * saying so, and the map ends.
  * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
  * function outside the program's loaded objects, items NULL with
  * count > 0 and item_size > 0, results NULL with count > 0 and
@@ -541,10 +542,12 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
  * -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map) with *index set and
  * pp_iter_error() giving its message -- the iteration goes on with the next
- * call. An iteration that is stopped with items not yet run -- workers keep
- * dying at start-up (PP_EWORKER, the message says so), the pool was
- * terminated (PP_ECANCELED) -- gives the results it holds, then that error
- * once (*index: the next item), then 0. A feed error ends the input: it is
+ * call (when workers keep dying at start-up, every item not yet sent fails
+ * PP_EWORKER this way, the message saying so, and a fed input ends as after
+ * a feed error, with PP_EWORKER). An iteration that is stopped with items
+ * not yet run -- the pool was terminated (PP_ECANCELED) -- gives the
+ * results it holds, then that error once (*index: the next item), then 0.
+ * A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.
  */

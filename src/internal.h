@@ -105,7 +105,9 @@ typedef struct pp__ctrl {
     PP__LINE(_Atomic uint64_t, arena_off);     /* arena run the worker is building (pages) */
     PP__LINE(_Atomic uint64_t, arena_pages);
     PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
+    PP__LINE(_Atomic uint32_t, booted);        /* start-up and the initializer are done */
 } pp__ctrl_t;
+_Static_assert(sizeof(pp__ctrl_t) <= PP__CTRL_SIZE, "the control block outgrew its page");
 
 typedef struct pp__task_hdr {
     uint32_t kind;
@@ -359,7 +361,7 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
                         uint64_t fails);
 void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
-void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why);
+void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why);
 void pp__future_cancel_job(pp_future_t *f);
 /* place() from pool.c, for chunks */
 /* *err < 0: the argument cannot be put in a memfd, the task must fail */

@@ -7,7 +7,7 @@
  * any chunk for imap_unordered, only the chunk that starts at the next
  * expected index for imap (chunks are kept sorted by their first index, and
  * an item lost with its worker comes back as a one-item chunk of its own).
- * A stopped iterator (terminate, start-up broken) hands out the chunks it
+ * A stopped iterator (terminate) hands out the chunks it
  * holds, in order across the gaps that will never fill, then its error
  * once, then the end.
  * The data it returns points into that chunk, which is freed at the next
@@ -183,7 +183,7 @@ static void top_up(pp_pool_t *pool, pp__job_t *j) {
             j->total = j->fed;
             atomic_store_explicit(&j->a_total, j->total, memory_order_relaxed);
         }
-        if (ended) {
+        if (ended && !j->feed_ended) { /* (the library may have ended it meanwhile) */
             j->feed_ended = true;
             j->feed_err = err;
         }
@@ -226,7 +226,7 @@ static int take(pp_pool_t *pool, pp__job_t *j, size_t *index, const void **data,
     if (j->ordered && r->lo + r->pos != j->next_out) {
         if (!j->cancelled)
             return 0;
-        /* stopped (terminate, start-up broken): the items before r will
+        /* stopped (terminate): the items before r will
          * never come back, so hand out what is held, still in order */
         j->next_out = r->lo + r->pos;
     }
@@ -314,7 +314,10 @@ int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data
                 j->feed_err_told = true;
                 if (index)
                     *index = j->fed;
-                set_err(j, "the feed reported an error", 26);
+                if (j->end_msg)
+                    set_err(j, j->end_msg, strlen(j->end_msg));
+                else
+                    set_err(j, "the feed reported an error", 26);
                 r = j->feed_err;
             }
             pthread_mutex_unlock(&pool->lock);
@@ -328,8 +331,7 @@ int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data
                 j->abort_told = true;
                 if (index)
                     *index = j->ordered ? j->next_out : j->reported;
-                const char *m = j->abort_msg ? j->abort_msg : pp_strerror(e);
-                set_err(j, m, strlen(m));
+                set_err(j, pp_strerror(e), strlen(pp_strerror(e)));
                 r = e;
             }
             pthread_mutex_unlock(&pool->lock);

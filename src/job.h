@@ -65,8 +65,7 @@ struct pp__job {
     /* iterator */
     pp__chunk_res_t *res_head, *res_tail, *cur_res;
     size_t next_out, reported;
-    int abort_err;      /* terminated, or start-up broken: report once, then end */
-    char *abort_msg;    /* its message (NULL: pp_strerror) */
+    int abort_err;      /* terminated: report once, then end */
     bool abort_told;
     _Atomic uint32_t wake;
     _Atomic uint32_t waiters;
@@ -77,6 +76,7 @@ struct pp__job {
     void *feed_ud;
     size_t fed;         /* items fed so far */
     int feed_err;
+    char *end_msg;      /* feed_err's message when the library ended the input */
     void *stash;        /* an item fed that did not fit the last chunk */
     size_t stash_len;
 };

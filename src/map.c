@@ -93,7 +93,7 @@ void pp__job_unref(pp__job_t *j) {
     pp__chunk_res_free(j->cur_res);
     free(j->fail_msg);
     free(j->last_err);
-    free(j->abort_msg);
+    free(j->end_msg);
     free(j->stash);
     free(j);
 }
@@ -181,9 +181,8 @@ void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *j) {
     }
 }
 
-/* Every job with items still to send stops: map futures fail err (why),
- * iterators report it once after the results they hold, then end. */
-void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why) {
+/* Terminate: every job stops; map futures fail, iterators report it. */
+void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
     while (pool->jobs) {
         pp__job_t *j = pool->jobs;
         list_remove(pool, j);
@@ -192,23 +191,14 @@ void pp__jobs_fail_all(pp_pool_t *pool, int err, const char *why) {
             j->f = NULL;
             f->job = NULL;
             pp__job_cancel_locked(pool, j);
-            pp__future_set_fail(f, err, "%s", why);
+            pp__future_set_fail(f, PP_ECANCELED, "%s", why);
             pp__job_unref(j);
         } else {
-            if (!j->abort_err) {
-                j->abort_err = err;
-                if (err != PP_ECANCELED)
-                    j->abort_msg = strdup(why); /* NULL: pp_strerror(err) */
-            }
+            j->abort_err = PP_ECANCELED;
             pp__job_cancel_locked(pool, j);
             pp__job_wake(j);
         }
     }
-}
-
-/* Terminate: every job stops; map futures fail, iterators report it. */
-void pp__jobs_cancel_all(pp_pool_t *pool, const char *why) {
-    pp__jobs_fail_all(pool, PP_ECANCELED, why);
 }
 
 /* ---------------------------------------------------------------- */
@@ -450,6 +440,46 @@ static void fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int e
     }
     j->done += n;
     set_progress(j);
+}
+
+/* Start-up is broken (supervise.c): every item of every job that waits to
+ * be sent fails err, like the single tasks that wait; a fed input ends
+ * there, reporting err in place of the items it would have given. The
+ * chunks in flight finish (or die) as usual. */
+void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why) {
+    while (pool->jobs) {
+        pp__job_t *j = pool->jobs;
+        list_remove(pool, j);
+        if (j->cancelled || j->finished)
+            continue;
+        for (pp__range_t *r = j->retry, *n; r; r = n) {
+            n = r->next;
+            fail_items(pool, j, r->lo, r->n, err, why);
+            free(r->blob);
+            free(r);
+        }
+        j->retry = NULL;
+        for (pp__range_t *r = j->fed_head, *n; r; r = n) {
+            n = r->next;
+            fail_items(pool, j, r->lo, r->n, err, why);
+            free(r->blob);
+            free(r);
+        }
+        j->fed_head = j->fed_tail = NULL;
+        j->nfed_chunks = 0;
+        if (!j->feed_src && j->next < j->count) {
+            fail_items(pool, j, j->next, j->count - j->next, err, why);
+            j->next = j->count;
+        }
+        if (j->feed_src && !j->feed_ended) {
+            j->feed_ended = true;
+            j->feed_err = err;
+            free(j->end_msg);
+            j->end_msg = strdup(why);
+        }
+        maybe_finish(pool, j);
+        pp__job_wake(j);
+    }
 }
 
 void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int status,

@@ -24,10 +24,13 @@
  * first; then tasks_started, clamped to what was really sent, says whether
  * it was running the task at seq_done: that one fails PP_EWORKER with the
  * exit status or signal, the ones it had not started are requeued at the
- * head of the pending queue, and the slot is refilled from the zygote,
- * with a growing delay if the slot keeps dying before finishing anything.
- * After EARLY_DEATH_LIMIT such deaths in a row start-up is broken: every
- * task and map waiting for a worker fails PP_EWORKER, and the slot is
+ * head of the pending queue (for a worker that broke the protocol: every
+ * task after the one whose record broke it), and the slot is refilled
+ * from the zygote, with a growing delay if the slot keeps dying before
+ * its start-up is done (the worker sets ctrl->booted once the initializer
+ * has returned). After EARLY_DEATH_LIMIT such deaths in a row, with no
+ * other worker alive past its start-up, start-up is broken: every task
+ * and map item waiting for a worker fails PP_EWORKER, and the slot is
  * parked (respawned only while work waits), so no respawn storm goes on.
  *
  * Signals (timeouts, broken workers, terminate) go through the worker's
@@ -257,6 +260,19 @@ static bool parked(const pp__worker_t *w) {
     return w->state == PP__W_EMPTY && w->early_deaths >= EARLY_DEATH_LIMIT;
 }
 
+/* Is a worker of another slot alive past its start-up? Then start-up works
+ * (w's deaths had another cause, a killer outside, say) and the work that
+ * waits will run there. */
+static bool booted_elsewhere(const pp_pool_t *pool, const pp__worker_t *w) {
+    for (int i = 0; i < pool->nworkers; i++) {
+        const pp__worker_t *o = &pool->workers[i];
+        if (o != w && o->state != PP__W_EMPTY && !o->exited && !o->broken && o->chan.ctrl &&
+            atomic_load_explicit(&o->chan.ctrl->booted, memory_order_acquire))
+            return true;
+    }
+    return false;
+}
+
 static void note_parked(pp_pool_t *pool) {
     int n = 0;
     for (int i = 0; i < pool->nworkers; i++)
@@ -275,6 +291,14 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         started = w->seq_done;
     if (started > w->seq_next)
         started = w->seq_next;
+    if (w->broken && w->seq_done < w->seq_next) {
+        /* The breach was found in the record of the task at seq_done: that
+         * is the task it was running as far as we can know. Nothing it
+         * wrote after that is trusted (its count of tasks begun included;
+         * it also ran ahead before it was killed), so the tasks after it
+         * are sent again, as after a crash. */
+        started = w->seq_done + 1;
+    }
     if (w->broken)
         snprintf(why, sizeof why,
                  "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
@@ -285,8 +309,10 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         pp__describe_status(why, sizeof why, w->pid, w->have_status ? w->wait_code : 0,
                             w->wait_status,
                             raw_started ? "while running the task" : "before it took any task");
-    /* early: died before taking any work (a crashing initializer, say) */
-    bool early = w->completed == 0 && raw_started == 0 && !w->timed_out &&
+    /* early: died before its start-up was done (a crashing initializer,
+     * say); a worker killed later, idle or not, is not a start-up failure */
+    bool booted = atomic_load_explicit(&w->chan.ctrl->booted, memory_order_acquire) != 0;
+    bool early = !booted && w->completed == 0 && raw_started == 0 && !w->timed_out &&
                  pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&
                  !(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0);
     for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
@@ -375,16 +401,17 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         w->early_deaths = 0;
         w->respawn_at = now;
     }
-    if (w->early_deaths >= EARLY_DEATH_LIMIT && (pool->pend_head || pool->jobs)) {
-        /* start-up is broken: fail what waits for a worker (single tasks
-         * and maps alike), and respawn this slot only for new work */
+    if (w->early_deaths >= EARLY_DEATH_LIMIT && (pool->pend_head || pool->jobs) &&
+        !booted_elsewhere(pool, w)) {
+        /* start-up is broken (no live worker got through it either):
+         * fail what waits for a worker, single tasks and maps alike */
         char storm[512];
         snprintf(storm, sizeof storm,
                  "workers keep dying at start-up (%u times in a row; last: %s): "
                  "the initializer or start-up failed",
                  w->early_deaths, why);
         fail_pending(pool, PP_EWORKER, storm);
-        pp__jobs_fail_all(pool, PP_EWORKER, storm);
+        pp__jobs_fail_unsent(pool, PP_EWORKER, storm);
     }
     note_parked(pool);
     if (pool->inflight_total == 0)

@@ -10,8 +10,10 @@
  * a busy parent never makes a system call to hand it work. It wakes the
  * parent through the channel's eventfd only when the parent said it sleeps.
  *
- * Before running a task it bumps tasks_started, which tells the parent,
- * should this process die, exactly which task it was running. It dies with
+ * Once the initializer has returned it sets booted (a death before that is
+ * a start-up failure). Before running a task it bumps tasks_started, which
+ * tells the parent, should this process die, exactly which task it was
+ * running. It dies with
  * its parent: PR_SET_PDEATHSIG, plus a check of the death pipe (EOF when
  * every parent-held write end is gone) whenever a sleep times out.
  * Workers always leave with _exit(): the program's atexit handlers and
@@ -393,6 +395,8 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
     W.stamp_items = b->task_timeout;
     if (b->initializer)
         b->initializer(b->initarg);
+    /* a death from now on is not a start-up failure (supervise.c) */
+    atomic_store_explicit(&W.ctrl->booted, 1, memory_order_release);
 
     unsigned done = 0;
     for (;;) {

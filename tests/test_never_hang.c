@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -229,32 +230,42 @@ static void *map_thread_main(void *arg) {
     return NULL;
 }
 
-/* The iterator reports PP_EWORKER (items it holds may come first, none do
- * here) and then ends, all within BOUND s. */
-static void iter_fails(pp_iter_t *it, const char *what) {
+/* Every item of the iterator (n of them; for a feed, the items it fed)
+ * fails PP_EWORKER with a message naming the initializer, each once, and
+ * a feed's input ends with that error too; then the end, within BOUND s. */
+static void iter_fails(pp_iter_t *it, size_t n, bool fed, const char *what) {
     double t0 = ppt_now();
+    size_t reported = 0, idx, last = 0;
+    unsigned char *seen = calloc(n + 1, 1);
+    assert_non_null(seen);
     int rc;
-    size_t idx;
-    do {
-        rc = pp_iter_next(it, BOUND, &idx, NULL, NULL);
-    } while (rc == 1 && ppt_now() - t0 < BOUND);
-    if (rc == -ETIMEDOUT)
-        fail_msg("%s: pp_iter_next still waiting after %.0f s", what, BOUND);
-    if (rc != PP_EWORKER)
-        fail_msg("%s: pp_iter_next returned %d (%s), expected PP_EWORKER", what, rc,
-                 pp_err_name(rc));
-    const char *msg = pp_iter_error(it);
-    if (!msg || !strstr(msg, "initializer"))
-        fail_msg("%s: the message \"%s\" does not name the initializer", what,
-                 msg ? msg : "(null)");
-    for (int k = 0; k < 100; k++) {
-        rc = pp_iter_next(it, BOUND, &idx, NULL, NULL);
-        if (rc == 0)
-            break;
-        if (rc == -ETIMEDOUT)
-            fail_msg("%s: pp_iter_next still waiting for the end after %.0f s", what, BOUND);
+    while ((rc = pp_iter_next(it, BOUND, &idx, NULL, NULL)) != 0) {
+        if (rc == -ETIMEDOUT || ppt_now() - t0 > BOUND)
+            fail_msg("%s: pp_iter_next still going after %.0f s (%zu reported)", what, BOUND,
+                     reported);
+        if (rc != PP_EWORKER)
+            fail_msg("%s: item %zu: pp_iter_next returned %d (%s), expected PP_EWORKER", what,
+                     idx, rc, pp_err_name(rc));
+        const char *msg = pp_iter_error(it);
+        if (!msg || !strstr(msg, "initializer"))
+            fail_msg("%s: item %zu: the message \"%s\" does not name the initializer", what, idx,
+                     msg ? msg : "(null)");
+        if (idx > n || seen[idx]++)
+            fail_msg("%s: index %zu out of range or reported twice", what, idx);
+        reported++;
+        last = idx;
     }
-    assert_rc(rc, 0);
+    if (fed) {
+        /* the items fed before the end, then the end itself at index "fed" */
+        if (reported == 0 || last != reported - 1)
+            fail_msg("%s: %zu reports, the last at index %zu: expected the fed items, then the "
+                     "end of the input",
+                     what, reported, last);
+    } else if (reported != n) {
+        fail_msg("%s: %zu of %zu items reported", what, reported, n);
+    }
+    assert_rc(pp_iter_next(it, BOUND, NULL, NULL, NULL), 0);
+    free(seen);
 }
 
 static int feed_ints(void *u, const void **item, size_t *len) {
@@ -337,21 +348,21 @@ static void initializer_crash(pp_start_t method, bool check_storm) {
     /* the iterators */
     pp_iter_t *it = NULL;
     assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, PP_CHUNK_AUTO, &it), 0);
-    iter_fails(it, "pp_imap");
+    iter_fails(it, n, false, "pp_imap");
     pp_iter_free(it);
     assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, 1, &it), 0);
-    iter_fails(it, "pp_imap, chunksize 1");
+    iter_fails(it, n, false, "pp_imap, chunksize 1");
     pp_iter_free(it);
     assert_rc(pp_imap_unordered(pool, task_item, items, sizeof *items, n, 0, &it), 0);
-    iter_fails(it, "pp_imap_unordered");
+    iter_fails(it, n, false, "pp_imap_unordered");
     pp_iter_free(it);
     size_t k = 0;
     assert_rc(pp_imap_feed(pool, task_item, feed_ints, &k, 0, PP_ORDERED, &it), 0);
-    iter_fails(it, "pp_imap_feed, ordered");
+    iter_fails(it, n, true, "pp_imap_feed, ordered");
     pp_iter_free(it);
     k = 0;
     assert_rc(pp_imap_feed(pool, task_item, feed_ints, &k, 4, PP_UNORDERED, &it), 0);
-    iter_fails(it, "pp_imap_feed, unordered");
+    iter_fails(it, n, true, "pp_imap_feed, unordered");
     pp_iter_free(it);
 
     /* and single tasks still fail, now at once */
@@ -478,6 +489,107 @@ static void test_task_destroys_a_pool(void **state) {
     ppt_finish(a);
 }
 
+/* ======================================================================== */
+/* 11. a protocol breach fails the task it hit, not the tasks queued behind  */
+/* ======================================================================== */
+
+/* Sends a junk message (no memfd) on the worker's socket to the parent, as
+ * a broken worker could: the parent reads it in place of the memfd of the
+ * next large result, which breaks the protocol. */
+static int task_junk_on_socket(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg;
+    (void)len;
+    int sent = 0;
+    for (int fd = 3; fd < 1024 && !sent; fd++) {
+        struct stat st;
+        int type = 0;
+        socklen_t tl = sizeof type;
+        if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_SEQPACKET)
+            continue;
+        sent = send(fd, "j", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    }
+    if (!sent)
+        return pp_buf_fail(out, "no SEQPACKET socket found in the worker");
+    int32_t r = 1;
+    return pp_buf_append(out, &r, sizeof r);
+}
+
+static int task_big(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg;
+    (void)len;
+    void *p = pp_buf_reserve(out, 100 * 1024); /* past the inline limit: a memfd */
+    if (!p)
+        return pp_buf_fail(out, "reserve failed");
+    memset(p, 1, 100 * 1024);
+    return 0;
+}
+
+static void test_breach_requeues_unstarted(void **state) {
+    (void)state;
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.processes = 1;
+    opt.shm_size = 16u << 20; /* too small for result arenas: large results go by memfd */
+    pp_pool_t *pool = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    assert_rc(pp_pool_create(&pool, &opt), 0);
+    enum { N = 400 };
+    int failed_total = 0;
+    for (int round = 0; round < 3; round++) {
+        /* warm up: tiny tasks make the worker's queue deep */
+        pp_future_t *f[N];
+        for (int32_t i = 0; i < N; i++)
+            assert_rc(pp_apply_async(pool, task_item, &i, sizeof i, &f[i]), 0);
+        for (int i = 0; i < N; i++) {
+            assert_rc(pp_future_wait(f[i], BOUND), 0);
+            pp_future_free(f[i]);
+        }
+        pp_future_t *junk = NULL, *big = NULL;
+        assert_rc(pp_apply_async(pool, task_junk_on_socket, NULL, 0, &junk), 0);
+        assert_rc(pp_apply_async(pool, task_big, NULL, 0, &big), 0);
+        for (int32_t i = 0; i < N; i++)
+            assert_rc(pp_apply_async(pool, task_item, &i, sizeof i, &f[i]), 0);
+        if (pp_future_wait(junk, BOUND) != 0 || pp_future_wait(big, BOUND) != 0)
+            fail_msg("round %d: the breaching tasks are still pending after %.0f s", round, BOUND);
+        assert_rc(pp_future_get(junk, 0, NULL, NULL), 0);
+        int rc = pp_future_get(big, 0, NULL, NULL);
+        if (rc != PP_EPROTO)
+            fail_msg("round %d: the task whose result met the junk gave %d (%s), expected "
+                     "PP_EPROTO",
+                     round, rc, pp_err_name(rc));
+        int failed = 0;
+        const char *first = NULL;
+        for (int i = 0; i < N; i++) {
+            const void *d = NULL;
+            size_t n = 0;
+            rc = pp_future_get(f[i], BOUND, &d, &n);
+            if (rc == -ETIMEDOUT)
+                fail_msg("round %d: task %d still pending after %.0f s", round, i, BOUND);
+            if (rc != 0) {
+                failed++;
+                if (!first)
+                    first = pp_err_name(rc);
+            } else if (n != 4 || *(const int32_t *)d != good(i)) {
+                fail_msg("round %d: task %d succeeded with a wrong result", round, i);
+            }
+        }
+        failed_total += failed;
+        if (failed)
+            fail_msg("round %d: %d of the %d tasks queued behind the breach failed (first: %s); "
+                     "only the task it hit may fail",
+                     round, failed, N, first);
+        for (int i = 0; i < N; i++)
+            pp_future_free(f[i]);
+        pp_future_free(junk);
+        pp_future_free(big);
+    }
+    assert_int_equal(failed_total, 0);
+    assert_int_equal(pp_pool_size(pool), 1);
+    ppt_finish(pool);
+}
+
 int main(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* crashing workers leave no core files */
@@ -491,6 +603,7 @@ int main(void) {
         cmocka_unit_test(test_initializer_crash_forkserver),
         cmocka_unit_test(test_imap_terminate_with_gap),
         cmocka_unit_test(test_task_destroys_a_pool),
+        cmocka_unit_test(test_breach_requeues_unstarted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
