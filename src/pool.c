@@ -5,7 +5,8 @@
  * DESIGN: one mutex, pool->lock, guards the pool's dispatch state (pending
  * queue, each worker's in-flight ring, lifecycle flags) and the consumer
  * side of every result ring. A submitting thread copies the argument
- * straight into the ring of the least-loaded worker that has room and
+ * straight into the ring of the least-loaded worker that has room (and a
+ * live process: a slot still waiting for the zygote takes nothing) and
  * publishes it (a futex wake only if that worker sleeps); when no worker
  * has room the task waits in a FIFO pending queue, which every drain
  * refills from. A worker is given at most "depth" tasks ahead, sized from

@@ -7,9 +7,9 @@
  * (forkserver) to ask the zygote for them and wait for every answer, so
  * that a fork the zygote could not make fails pp_pool_create with its
  * errno. Doing it here rather than in the thread that called
- * pp_pool_create ties PR_SET_PDEATHSIG to a thread that lives exactly as long as the pool
- * (PDEATHSIG follows the forking *thread*). Replacement workers come from
- * the zygote, never from this multi-threaded process.
+ * pp_pool_create ties PR_SET_PDEATHSIG to a thread that lives exactly as
+ * long as the pool (PDEATHSIG follows the forking *thread*). Replacement
+ * workers come from the zygote, never from this multi-threaded process.
  *
  * Then it loops: run queued callbacks; drain results and refill rings;
  * advance join/terminate; then arm every channel's parent_sleeping flag,
@@ -20,8 +20,8 @@
  * children) means the worker is gone. Where pidfd_open is unavailable or
  * fails, a child of ours is looked at every 50 ms with waitid(P_PID,
  * WNOHANG) instead (that pid only: no SIGCHLD handler, nobody else's
- * child reaped). Its published results are drained
- * first; then tasks_started, clamped to what was really sent, says whether
+ * child reaped). Its published results are drained first; then
+ * tasks_started, clamped to what was really sent, says whether
  * it was running the task at seq_done: that one fails PP_EWORKER with the
  * exit status or signal, the ones it had not started are requeued at the
  * head of the pending queue (for a worker that broke the protocol: every
