@@ -452,6 +452,7 @@ void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why) {
         }
         if (j->feed_src && !j->feed_ended) {
             j->feed_ended = true;
+            j->feed_stopped = true;
             j->feed_err = err;
             free(j->end_msg);
             j->end_msg = strdup(why);
@@ -459,6 +460,11 @@ void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why) {
         maybe_finish(pool, j);
         pp__job_wake(j);
     }
+}
+
+void pp__job_fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int err,
+                        const char *why) {
+    fail_items(pool, j, lo, n, err, why);
 }
 
 void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int status,
