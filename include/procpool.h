@@ -402,7 +402,8 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * count is.
  * Returns 0 when every item succeeded; otherwise the error of the
  * lowest-index item that failed (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
- * PP_ECANCELED, PP_EPROTO); the other items' results are still stored.
+ * PP_ECANCELED, PP_EPROTO, or -ENOMEM: its worker died and it could not
+ * be queued to run again); the other items' results are still stored.
  * When workers keep dying at start-up (a crashing initializer: five
  * deaths of a slot in a row before its start-up was done, and no other
  * worker past it), every item not yet sent fails PP_EWORKER, its message
@@ -490,13 +491,14 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
  * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
  * -ENOMEM) with *index set and pp_iter_error() giving its message -- the
- * iteration goes on with the next call (when workers keep dying at
+ * iteration goes on with the next call (-ENOMEM: its worker died and it
+ * could not be queued to run again; when workers keep dying at
  * start-up, every item not yet sent fails PP_EWORKER this way, the
  * message saying so, and a fed input ends as after a feed error, with
  * PP_EWORKER). An iteration that is stopped
- * with items not yet run -- the pool was terminated (PP_ECANCELED) --
- * gives the results it holds, then that error once (*index: the next
- * item), then 0. A feed error ends the input: it is
+ * with items not yet run -- the pool was terminated (PP_ECANCELED), or
+ * out of memory even to record an item's failure (-ENOMEM) -- gives the
+ * results it holds, then that error once (*index: the next item), then 0. A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.
  */
