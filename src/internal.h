@@ -53,7 +53,7 @@ void pp__child_reset_signals(void);
 
 /* Fault injection for the tests, NULL in programs: when set, the
  * allocations on failure paths ask it first, naming their site
- * ("map.retry", "map.retry_blob", "map.chunk_res"),
+ * ("map.retry", "map.retry_blob", "map.chunk_res", "supervise.poll_set"),
  * and fail as out of memory when it returns true. Never on a fast path. */
 extern bool (*pp__test_alloc_fail)(const char *site);
 static inline bool pp__alloc_fails(const char *site) {

@@ -101,4 +101,18 @@ static inline int ppt_children_of(pid_t pid, pid_t *out, int max) {
     return n;
 }
 
+/* How many descriptors this process has open (the entries of
+ * /proc/self/fd, less the one that reads it), or -1. */
+static inline int ppt_count_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += ppt_is_number(e->d_name);
+    closedir(d);
+    return n - 1;
+}
+
 #endif /* PP_TEST_PROC_UTIL_H */

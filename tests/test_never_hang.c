@@ -7,8 +7,8 @@
  *   and the slot stops being respawned while there is no work;
  * - a task that destroys another pool of its parent;
  * - a worker that breaks the protocol: only the task it was running fails;
- * - allocation failures on the map's retry paths (injected through
- *   pp__test_alloc_fail, see src/internal.h).
+ * - allocation failures on the map's retry paths and at supervisor start
+ *   (injected through pp__test_alloc_fail, see src/internal.h).
  *
  * Every wait is bounded (a hang fails the test, it does not trip the alarm);
  * the whole file runs in about ten seconds. */
@@ -718,6 +718,56 @@ static void test_enomem_iter_retry(void **state) {
                 "pp_imap_feed, resend and failure not allocated");
 }
 
+/* The supervisor's poll set: pp_pool_create fails -ENOMEM, leaving nothing.
+ * In a child process, so that a crash shows as a failure of this test. */
+static void test_enomem_supervisor_start(void **state) {
+    (void)state;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        alarm(30);
+        int fds = ppt_count_fds();
+        inject_on("supervise.poll_set");
+        pp_pool_t *pool = (pp_pool_t *)1;
+        int rc = pp_pool_create(&pool, NULL);
+        inject_off();
+        if (rc != -ENOMEM || pool != NULL)
+            _exit(10);
+        if (ppt_count_fds() != fds)
+            _exit(11);
+        pid_t kids[8];
+        if (ppt_children_of(getpid(), kids, 8) != 0)
+            _exit(12);
+        /* and the next create works */
+        if (pp_pool_create(&pool, NULL) != 0)
+            _exit(13);
+        pp_pool_destroy(pool);
+        _exit(0);
+    }
+    int st = 0;
+    double t0 = ppt_now();
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (ppt_now() - t0 > 40) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fail_msg("pp_pool_create with the poll set not allocated: still running after 40 s");
+        }
+        ppt_sleep_ms(10);
+    }
+    if (WIFSIGNALED(st))
+        fail_msg("pp_pool_create with the poll set not allocated: the process died of signal "
+                 "%d",
+                 WTERMSIG(st));
+    if (WEXITSTATUS(st) != 0)
+        fail_msg("pp_pool_create with the poll set not allocated: check %d failed "
+                 "(10: not -ENOMEM, 11: fds left, 12: children left, 13: next create)",
+                 WEXITSTATUS(st));
+}
+
 int main(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* crashing workers leave no core files */
@@ -734,6 +784,7 @@ int main(void) {
         cmocka_unit_test(test_breach_requeues_unstarted),
         cmocka_unit_test(test_enomem_map_retry),
         cmocka_unit_test(test_enomem_iter_retry),
+        cmocka_unit_test(test_enomem_supervisor_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
