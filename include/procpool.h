@@ -453,7 +453,8 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * in a memfd, a file, and items that need one larger than the RLIMIT_FSIZE
  * limit fail; -EMFILE, -ENFILE, -ENOMEM: that memfd could not be made, as
  * in pp_apply_async, or the chunk's results could not be received, as in
- * pp_future_get); the other items' results are still stored.
+ * pp_future_get; -ENOMEM also: its worker died and it could not be queued
+ * to run again); the other items' results are still stored.
  * When workers keep dying at start-up (a crashing initializer: five
  * deaths of a slot in a row before its start-up was done, and no other
  * worker past it), every item not yet sent fails PP_EWORKER, its message
@@ -545,8 +546,9 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * call (when workers keep dying at start-up, every item not yet sent fails
  * PP_EWORKER this way, the message saying so, and a fed input ends as after
  * a feed error, with PP_EWORKER). An iteration that is stopped with items
- * not yet run -- the pool was terminated (PP_ECANCELED) -- gives the
- * results it holds, then that error once (*index: the next item), then 0.
+ * not yet run -- the pool was terminated (PP_ECANCELED), or out of memory
+ * even to record an item's failure (-ENOMEM) -- gives the results it holds,
+ * then that error once (*index: the next item), then 0.
  * A feed error ends the input: it is
  * returned once, with *index set to the number of items fed, after the
  * items before it. index, data and len may be NULL. One thread at a time.

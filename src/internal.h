@@ -56,6 +56,15 @@ void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, c
 void pp__close(int *fd);
 void pp__child_reset_signals(void);
 
+/* Fault injection for the tests, NULL in programs: when set, the
+ * allocations on failure paths ask it first, naming their site
+ * ("map.retry", "map.retry_blob", "map.chunk_res", "supervise.poll_set"),
+ * and fail as out of memory when it returns true. Never on a fast path. */
+extern bool (*pp__test_alloc_fail)(const char *site);
+static inline bool pp__alloc_fails(const char *site) {
+    return pp__test_alloc_fail && pp__test_alloc_fail(site);
+}
+
 /* ------------------------------------------------------------------ */
 /* channel.c: the shared-memory transport of one worker                */
 /* ------------------------------------------------------------------ */

@@ -189,7 +189,11 @@ static void top_up(pp_pool_t *pool, pp__job_t *j) {
         }
         if (!r)
             break;
-        if (j->cancelled) {
+        if (j->cancelled || j->feed_stopped) {
+            /* stopped while we fed: start-up is broken, these items fail
+             * like the ones queued before them */
+            if (!j->cancelled)
+                pp__job_fail_items(pool, j, r->lo, r->n, j->feed_err, j->end_msg);
             free(r->blob);
             free(r);
             break;

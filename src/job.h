@@ -76,7 +76,8 @@ struct pp__job {
     void *feed_ud;
     size_t fed;         /* items fed so far */
     int feed_err;
-    char *end_msg;      /* feed_err's message when the library ended the input */
+    bool feed_stopped;  /* the library ended the input (start-up broken) */
+    char *end_msg;      /* then feed_err's message */
     void *stash;        /* an item fed that did not fit the last chunk */
     size_t stash_len;
 };
@@ -90,6 +91,8 @@ void pp__job_unref(pp__job_t *j);
 void pp__chunk_res_free(pp__chunk_res_t *r);
 void pp__job_list_add(pp_pool_t *pool, pp__job_t *j);
 void pp__job_wake(pp__job_t *j);
+void pp__job_fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int err,
+                        const char *why);
 int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, size_t item_size,
                 size_t count, size_t chunksize, pp__job_t **out);
 int pp__job_start_locked(pp_pool_t *pool, pp__job_t *j);

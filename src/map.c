@@ -31,7 +31,9 @@
  *
  * Deaths: the worker publishes the index of the item it is running; the
  * supervisor fails that item alone and sends the chunk's other items again
- * as new chunks (the retry list). Cancelling (freeing the future or the
+ * as new chunks (the retry list). Nothing is dropped for lack of memory:
+ * items that cannot be queued again fail -ENOMEM, and an iterator that
+ * cannot hold a failure stops with -ENOMEM (reported once, at the end). Cancelling (freeing the future or the
  * iterator early, terminate) drops chunks not yet sent; results of chunks
  * still running are discarded when they come back.
  *
@@ -425,17 +427,22 @@ static void chunk_gone(pp_pool_t *pool, pp__job_t *j) {
 /* All n items of [lo, lo+n) fail with err. */
 static void fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int err,
                        const char *why) {
-    (void)pool;
     if (j->kind == PP__JOB_MAP) {
         note_failure(j, lo, err, err, why, why ? strlen(why) : 0);
     } else {
-        pp__chunk_res_t *r = calloc(1, sizeof *r);
+        pp__chunk_res_t *r = pp__alloc_fails("map.chunk_res") ? NULL : calloc(1, sizeof *r);
         if (r) {
             r->lo = lo;
             r->n = n;
             r->err_all = err;
             r->msg_all = why ? strdup(why) : NULL;
             res_insert(j, r);
+        } else if (!j->cancelled) {
+            /* not even the failure can be held: the iterator stops, and
+             * reports -ENOMEM once after the results it holds */
+            j->abort_err = -ENOMEM;
+            pp__job_cancel_locked(pool, j);
+            pp__job_wake(j);
         }
     }
     j->done += n;
@@ -452,27 +459,30 @@ void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why) {
         list_remove(pool, j);
         if (j->cancelled || j->finished)
             continue;
-        for (pp__range_t *r = j->retry, *n; r; r = n) {
-            n = r->next;
-            fail_items(pool, j, r->lo, r->n, err, why);
-            free(r->blob);
-            free(r);
-        }
-        j->retry = NULL;
-        for (pp__range_t *r = j->fed_head, *n; r; r = n) {
-            n = r->next;
-            fail_items(pool, j, r->lo, r->n, err, why);
-            free(r->blob);
-            free(r);
-        }
-        j->fed_head = j->fed_tail = NULL;
+        /* detached first: a failure that cannot be held cancels the job,
+         * which frees its lists */
+        pp__range_t *retry = j->retry, *fed = j->fed_head;
+        j->retry = j->fed_head = j->fed_tail = NULL;
         j->nfed_chunks = 0;
+        for (pp__range_t *r = retry, *n; r; r = n) {
+            n = r->next;
+            fail_items(pool, j, r->lo, r->n, err, why);
+            free(r->blob);
+            free(r);
+        }
+        for (pp__range_t *r = fed, *n; r; r = n) {
+            n = r->next;
+            fail_items(pool, j, r->lo, r->n, err, why);
+            free(r->blob);
+            free(r);
+        }
         if (!j->feed_src && j->next < j->count) {
             fail_items(pool, j, j->next, j->count - j->next, err, why);
             j->next = j->count;
         }
         if (j->feed_src && !j->feed_ended) {
             j->feed_ended = true;
+            j->feed_stopped = true;
             j->feed_err = err;
             free(j->end_msg);
             j->end_msg = strdup(why);
@@ -480,6 +490,11 @@ void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why) {
         maybe_finish(pool, j);
         pp__job_wake(j);
     }
+}
+
+void pp__job_fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int err,
+                        const char *why) {
+    fail_items(pool, j, lo, n, err, why);
 }
 
 void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int status,
@@ -593,7 +608,7 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         j->done += s->n;
         set_progress(j);
     } else {
-        pp__chunk_res_t *r = calloc(1, sizeof *r);
+        pp__chunk_res_t *r = pp__alloc_fails("map.chunk_res") ? NULL : calloc(1, sizeof *r);
         if (!r) {
             fail_items(pool, j, s->lo, s->n, -ENOMEM, "out of memory holding the results");
             goto out;
@@ -654,21 +669,30 @@ static void *sub_blob(const void *blob, size_t blob_len, size_t from, size_t to,
     return n;
 }
 
-static void retry_range(pp__job_t *j, const pp__task_t *s, size_t from, size_t to) {
+/* Items [from, to) of chunk s are to be sent again; if that cannot be
+ * allocated they fail -ENOMEM (never silently dropped: the job would wait
+ * for them forever). */
+static void retry_range(pp_pool_t *pool, pp__job_t *j, const pp__task_t *s, size_t from,
+                        size_t to) {
     if (from >= to)
         return;
-    pp__range_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return;
-    r->lo = s->lo + from;
-    r->n = to - from;
-    if (s->blob) {
-        r->blob = sub_blob(s->blob, s->arg_len, from, to, &r->blob_len);
+    pp__range_t *r = pp__alloc_fails("map.retry") ? NULL : calloc(1, sizeof *r);
+    if (r && s->blob) {
+        r->blob = pp__alloc_fails("map.retry_blob")
+                      ? NULL
+                      : sub_blob(s->blob, s->arg_len, from, to, &r->blob_len);
         if (!r->blob) {
             free(r);
-            return;
+            r = NULL;
         }
     }
+    if (!r) {
+        fail_items(pool, j, s->lo + from, to - from, -ENOMEM,
+                   "out of memory: the item could not be sent again after its worker died");
+        return;
+    }
+    r->lo = s->lo + from;
+    r->n = to - from;
     r->next = j->retry;
     j->retry = r;
 }
@@ -681,10 +705,10 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
         if (k == -2 || (k >= 0 && err == PP_ECANCELED)) {
             fail_items(pool, j, s->lo, s->n, err, why);
         } else if (k < 0) {
-            retry_range(j, s, 0, s->n);
+            retry_range(pool, j, s, 0, s->n);
         } else {
             size_t kk = (size_t)k < s->n ? (size_t)k : s->n - 1;
-            retry_range(j, s, kk + 1, s->n);
+            retry_range(pool, j, s, kk + 1, s->n);
             if (s->flags & PP__F_RESREF) {
                 /* results written in place: the items before the crash are done
                  * (running them again could apply an in-place update twice) */
@@ -699,7 +723,7 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
                 j->done += kk;
                 set_progress(j);
             } else {
-                retry_range(j, s, 0, kk);
+                retry_range(pool, j, s, 0, kk);
             }
             fail_items(pool, j, s->lo + kk, 1, err, why);
         }

@@ -2,14 +2,16 @@
  * supervise.c - the supervisor thread: starts workers, notices deaths,
  * respawns, runs done-callbacks, and carries out join and terminate.
  *
- * DESIGN: the thread starts with every signal blocked. Its first act is to
- * fork the zygote and then (start method fork) the initial workers, or
- * (forkserver) to ask the zygote for them and wait for every answer, so
- * that a fork the zygote could not make fails pp_pool_create with its
- * errno. Doing it here rather than in the thread that called
- * pp_pool_create ties PR_SET_PDEATHSIG to a thread that lives exactly as
- * long as the pool (PDEATHSIG follows the forking *thread*). Replacement
- * workers come from the zygote, never from this multi-threaded process.
+ * DESIGN: the thread starts with every signal blocked. Its first act, once
+ * its poll set is allocated (if it cannot be, pp_pool_create fails
+ * -ENOMEM with nothing started), is to fork the zygote and then (start
+ * method fork) the initial workers, or (forkserver) to ask the zygote for
+ * them and wait for every answer, so that a fork the zygote could not make
+ * fails pp_pool_create with its errno. Doing it here rather than in the
+ * thread that called pp_pool_create ties PR_SET_PDEATHSIG to a thread that
+ * lives exactly as long as the pool (PDEATHSIG follows the forking
+ * *thread*). Replacement workers come from the zygote, never from this
+ * multi-threaded process.
  *
  * Then it loops: run queued callbacks; drain results and refill rings;
  * advance join/terminate; then arm every channel's parent_sleeping flag,
@@ -736,7 +738,14 @@ void *pp__supervisor_main(void *arg) {
     pp_pool_t *pool = arg;
     current_pool = pool;
     prctl(PR_SET_NAME, "procpool-sup");
-    int err = pool->opt.start_method == PP_START_SPAWN || pool->remote ? 0 : pp__zygote_start(pool);
+    /* the poll set first: without it the pool cannot run, and nothing has
+     * been started yet (the loop below finishes at once, never using it) */
+    size_t cap = 2 + 2 * (size_t)pool->nworkers;
+    struct pollfd *pfd = pp__alloc_fails("supervise.poll_set") ? NULL : calloc(cap, sizeof *pfd);
+    pp__worker_t **who = pfd ? calloc(cap, sizeof *who) : NULL;
+    int err = !who ? -ENOMEM
+              : pool->opt.start_method == PP_START_SPAWN || pool->remote ? 0
+                                                                         : pp__zygote_start(pool);
     pthread_mutex_lock(&pool->lock);
     if (err == 0)
         err = start_all(pool);
@@ -748,9 +757,6 @@ void *pp__supervisor_main(void *arg) {
     pthread_cond_broadcast(&pool->cond);
     pthread_mutex_unlock(&pool->lock);
 
-    size_t cap = 2 + 2 * (size_t)pool->nworkers;
-    struct pollfd *pfd = calloc(cap, sizeof *pfd);
-    pp__worker_t **who = calloc(cap, sizeof *who);
     bool stopping = false, killed = false;
     int kill_rounds = 0;
     uint64_t term_at = 0, zwait_since = 0;

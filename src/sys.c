@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+bool (*pp__test_alloc_fail)(const char *site);
+
 uint64_t pp__now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

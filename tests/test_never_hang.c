@@ -34,6 +34,7 @@
 
 #include "procpool.h"
 #include "helpers.h"
+#include "internal.h" /* pp__test_alloc_fail */
 
 #define BOUND 20.0 /* seconds any one result may take before we call it a hang */
 
@@ -274,6 +275,18 @@ static int feed_ints(void *u, const void **item, size_t *len) {
     if (*k >= 1000)
         return 0;
     v[*k] = (int32_t)*k;
+    *item = &v[*k];
+    *len = sizeof v[0];
+    ++*k;
+    return 1;
+}
+
+static int feed_crash15(void *u, const void **item, size_t *len) {
+    static int32_t v[100];
+    size_t *k = u;
+    if (*k >= 100)
+        return 0;
+    v[*k] = (int32_t)*k | (*k == 15 ? F_SEGV : 0);
     *item = &v[*k];
     *len = sizeof v[0];
     ++*k;
@@ -590,6 +603,171 @@ static void test_breach_requeues_unstarted(void **state) {
     ppt_finish(pool);
 }
 
+/* ======================================================================== */
+/* 12. allocation failures on the retry paths and at supervisor start        */
+/* ======================================================================== */
+
+/* The library asks pp__test_alloc_fail (src/internal.h) before the
+ * allocations on its failure paths; this one fails every allocation of the
+ * sites listed in fail_sites ("a,b,c"). */
+static char fail_sites[128];
+static _Atomic long injected;
+
+static bool inject(const char *site) {
+    size_t n = strlen(site);
+    for (const char *p = fail_sites; (p = strstr(p, site)) != NULL; p += n)
+        if ((p == fail_sites || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) {
+            atomic_fetch_add(&injected, 1);
+            return true;
+        }
+    return false;
+}
+
+static void inject_on(const char *sites) {
+    snprintf(fail_sites, sizeof fail_sites, "%s", sites);
+    atomic_store(&injected, 0);
+    pp__test_alloc_fail = inject;
+}
+
+static void inject_off(void) {
+    pp__test_alloc_fail = NULL;
+    fail_sites[0] = '\0';
+}
+
+/* pp_map_async, chunks of 10, item 15 crashes: items 10..14 and 16..19 (and
+ * the chunks queued behind) must be sent again, and that fails. */
+static void test_enomem_map_retry(void **state) {
+    (void)state;
+    pp_pool_t *pool = pool_with(1, 0);
+    const size_t n = 100;
+    int32_t *items = make_items(n);
+    items[15] |= F_SEGV;
+    int32_t *res = calloc(n, sizeof *res);
+    assert_non_null(res);
+    inject_on("map.retry");
+    pp_future_t *f = NULL;
+    assert_rc(pp_map_async(pool, task_item, items, sizeof *items, n, res, sizeof *res, 10, &f), 0);
+    int w = pp_future_wait(f, BOUND);
+    inject_off();
+    if (w != 0) {
+        size_t done = 0, total = 0;
+        pp_future_progress(f, &done, &total);
+        fail_msg("a map whose resend could not be allocated is still pending after %.0f s "
+                 "(progress %zu/%zu, %ld allocations failed)",
+                 BOUND, done, total, atomic_load(&injected));
+    }
+    assert_true(atomic_load(&injected) > 0);
+    assert_rc(pp_future_get(f, 0, NULL, NULL), -ENOMEM);
+    const char *msg = pp_future_error(f);
+    if (!msg || !strstr(msg, "item 10"))
+        fail_msg("message \"%s\", expected item 10", msg ? msg : "(null)");
+    /* items before the crash were done; later chunks queued on the dead
+     * worker had to be sent again too, and failed the same way */
+    for (size_t i = 0; i < n; i++)
+        if ((i < 10 || i >= 20) && res[i] != good((int32_t)i) && (i < 10 || res[i] != 0))
+            fail_msg("results[%zu] = %d, expected %d", i, res[i], good((int32_t)i));
+    pp_future_free(f);
+    free(res);
+    free(items);
+    ppt_finish(pool);
+}
+
+/* An ordered iterator: the resend fails, and so does recording the failure
+ * (the one-item chunk for the crashed item, the failed ranges): it must
+ * still end, with -ENOMEM, after the results it holds. */
+static void iter_enomem(const char *sites, bool fed, const char *what) {
+    pp_pool_t *pool = pool_with(1, 0);
+    const size_t n = 100;
+    int32_t *items = make_items(n);
+    items[15] |= F_SEGV;
+    pp_iter_t *it = NULL;
+    inject_on(sites);
+    size_t k = 0;
+    if (fed) /* feed_crash15 feeds the same 100 items, item 15 crashing */
+        assert_rc(pp_imap_feed(pool, task_item, feed_crash15, &k, 10, PP_ORDERED, &it), 0);
+    else
+        assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, 10, &it), 0);
+    double t0 = ppt_now();
+    size_t got = 0, idx;
+    int rc;
+    bool enomem = false;
+    while ((rc = pp_iter_next(it, BOUND, &idx, NULL, NULL)) != 0) {
+        if (rc == -ETIMEDOUT || ppt_now() - t0 > BOUND)
+            fail_msg("%s: still going after %.0f s (%zu results)", what, BOUND, got);
+        if (rc == -ENOMEM)
+            enomem = true;
+        else if (rc != 1 && !(rc == PP_EWORKER && idx == 15))
+            fail_msg("%s: item %zu: %d (%s)", what, idx, rc, pp_err_name(rc));
+        got++;
+    }
+    if (!enomem)
+        fail_msg("%s: no -ENOMEM reported", what);
+    inject_off();
+    assert_true(atomic_load(&injected) > 0);
+    pp_iter_free(it);
+    free(items);
+    ppt_finish(pool);
+}
+
+static void test_enomem_iter_retry(void **state) {
+    (void)state;
+    iter_enomem("map.retry", false, "pp_imap, resend not allocated");
+    iter_enomem("map.retry,map.chunk_res", false, "pp_imap, resend and failure not allocated");
+    iter_enomem("map.retry_blob", true, "pp_imap_feed, resend not allocated");
+    iter_enomem("map.retry_blob,map.chunk_res", true,
+                "pp_imap_feed, resend and failure not allocated");
+}
+
+/* The supervisor's poll set: pp_pool_create fails -ENOMEM, leaving nothing.
+ * In a child process, so that a crash shows as a failure of this test. */
+static void test_enomem_supervisor_start(void **state) {
+    (void)state;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        alarm(30);
+        int fds = ppt_count_fds();
+        inject_on("supervise.poll_set");
+        pp_pool_t *pool = (pp_pool_t *)1;
+        int rc = pp_pool_create(&pool, NULL);
+        inject_off();
+        if (rc != -ENOMEM || pool != NULL)
+            _exit(10);
+        if (ppt_count_fds() != fds)
+            _exit(11);
+        pid_t kids[8];
+        if (ppt_children_of(getpid(), kids, 8) != 0)
+            _exit(12);
+        /* and the next create works */
+        if (pp_pool_create(&pool, NULL) != 0)
+            _exit(13);
+        pp_pool_destroy(pool);
+        _exit(0);
+    }
+    int st = 0;
+    double t0 = ppt_now();
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (ppt_now() - t0 > 40) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fail_msg("pp_pool_create with the poll set not allocated: still running after 40 s");
+        }
+        ppt_sleep_ms(10);
+    }
+    if (WIFSIGNALED(st))
+        fail_msg("pp_pool_create with the poll set not allocated: the process died of signal "
+                 "%d",
+                 WTERMSIG(st));
+    if (WEXITSTATUS(st) != 0)
+        fail_msg("pp_pool_create with the poll set not allocated: check %d failed "
+                 "(10: not -ENOMEM, 11: fds left, 12: children left, 13: next create)",
+                 WEXITSTATUS(st));
+}
+
 int main(void) {
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core); /* crashing workers leave no core files */
@@ -604,6 +782,9 @@ int main(void) {
         cmocka_unit_test(test_imap_terminate_with_gap),
         cmocka_unit_test(test_task_destroys_a_pool),
         cmocka_unit_test(test_breach_requeues_unstarted),
+        cmocka_unit_test(test_enomem_map_retry),
+        cmocka_unit_test(test_enomem_iter_retry),
+        cmocka_unit_test(test_enomem_supervisor_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
