@@ -487,8 +487,8 @@ void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why) {
             free(j->end_msg);
             j->end_msg = strdup(why);
         }
-        maybe_finish(pool, j);
         pp__job_wake(j);
+        maybe_finish(pool, j); /* last: a map's job may be freed with its future */
     }
 }
 
