@@ -33,7 +33,6 @@
 
 #include "procpool.h"
 #include "helpers.h"
-#include "proc_util.h"
 
 #define TIMEOUT_S 0.3          /* the task_timeout used by the timeout tests */
 #define TIMEOUT_SLACK_S 0.5    /* the spec says 100 ms; CI gets 500 ms */
@@ -129,18 +128,6 @@ static bool wait_gone(pid_t pid, unsigned long long start, double timeout) {
     return true;
 }
 
-static int count_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (ppt_is_number(e->d_name))
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
 
 /* /dev/shm names as "\nname1\nname2\n" into buf */
 static void shm_list(char *buf, size_t cap) {
@@ -199,7 +186,7 @@ static void close_test_fds(void) {
 
 static int setup_snap(void **state) {
     (void)state;
-    g_fds_before = count_fds();
+    g_fds_before = ppt_fd_count();
     shm_list(g_shm_before, sizeof g_shm_before);
     return 0;
 }
@@ -215,9 +202,9 @@ static int teardown_snap(void **state) {
         g_child = 0;
     }
     /* a killed child's pools are reaped asynchronously by init: give it a moment */
-    for (int i = 0; i < 100 && count_fds() != g_fds_before; i++)
+    for (int i = 0; i < 100 && ppt_fd_count() != g_fds_before; i++)
         ppt_sleep_ms(10);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     if (fds != g_fds_before) {
         fprintf(stderr, "fd count changed across the test: %d before, %d after\n", g_fds_before,
                 fds);

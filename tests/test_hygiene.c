@@ -19,7 +19,6 @@
 
 #include "procpool.h"
 #include "helpers.h"
-#include "proc_util.h"
 
 /* ---- tasks ---------------------------------------------------------------- */
 

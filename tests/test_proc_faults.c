@@ -188,18 +188,6 @@ static void apply_fault(enum fault f) {
 
 /* ---- /proc ---------------------------------------------------------------- */
 
-static int count_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
 
 static bool comm_is(pid_t pid, const char *name) {
     char path[64], buf[32];
@@ -337,7 +325,7 @@ static void check_clean(int fds_before) {
     int kids = count_children();
     if (kids != 0)
         child_fail(__LINE__, "%d child process(es) left after pp_pool_destroy", kids);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     if (fds != fds_before)
         child_fail(__LINE__, "%d fds after pp_pool_destroy, %d before", fds, fds_before);
 }
@@ -347,7 +335,7 @@ static void check_clean(int fds_before) {
 static void case_crash(const void *arg) {
     const struct params *p = arg;
     apply_fault(p->fault);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     pp_pool_t *pool = make_pool(p->sm, 2, 0);
     check_triples(pool, 4);
 
@@ -378,7 +366,7 @@ static void case_crash(const void *arg) {
 static void case_timeout(const void *arg) {
     const struct params *p = arg;
     apply_fault(p->fault);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     pp_pool_t *pool = make_pool(p->sm, 2, 0.3);
     pp_future_t *f = NULL;
     stage("a task past its timeout");
@@ -400,7 +388,7 @@ static void case_timeout(const void *arg) {
 static void case_terminate(const void *arg) {
     const struct params *p = arg;
     apply_fault(p->fault);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     pp_pool_t *pool = make_pool(p->sm, 2, 0);
     _Atomic long *ctr = pp_shm_alloc(pool, sizeof *ctr);
     CK(ctr != NULL);
@@ -452,7 +440,7 @@ static void case_terminate(const void *arg) {
 static void case_destroy(const void *arg) {
     const struct params *p = arg;
     apply_fault(p->fault);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     pp_pool_t *pool = make_pool(p->sm, 2, 0);
     _Atomic long *ctr = pp_shm_alloc(pool, sizeof *ctr);
     CK(ctr != NULL);
@@ -506,7 +494,7 @@ static void case_nproc(const void *arg) {
      * zygote fit; a worker does not */
     struct rlimit rl = {4, 4};
     CK(setrlimit(RLIMIT_NPROC, &rl) == 0);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     pp_options_t opt;
     pp_options_init(&opt);
     opt.processes = 2;
@@ -529,7 +517,7 @@ static void case_nproc(const void *arg) {
 static void case_zygote_crash(const void *arg) {
     const struct params *p = arg;
     apply_fault(p->fault);
-    int fds = count_fds();
+    int fds = ppt_fd_count();
     pp_pool_t *pool = make_pool(p->sm, 2, 0);
     check_triples(pool, 2);
     pid_t z;
