@@ -91,37 +91,14 @@ if readelf -d "$tmp/c_static" | grep -q 'NEEDED.*libprocpool'; then die "static 
 "$tmp/c_static" || die "pkg-config consumer (static)"
 ok "pkg-config consumer (static) runs"
 if [ -e "$libdir/libprocpool_mpi.so.0" ]; then
-    cat > "$tmp/mpi_prog.c" <<'PROG'
-#include <stdio.h>
-#include <stdlib.h>
-#include "procpool.h"
-static int rank(const void *a, size_t n, pp_buf_t *out) {
-    (void)a; (void)n;
-    const char *r = getenv("OMPI_COMM_WORLD_RANK");
-    int v = r ? atoi(r) : -1;
-    return pp_buf_append(out, &v, sizeof v);
-}
-int main(void) {
-    pp_pool_t *p;
-    int rc = pp_pool_create(&p, NULL);
-    if (rc) { fprintf(stderr, "mpi_prog: %s\n", pp_strerror(rc)); return 1; }
-    void *res; size_t len;
-    rc = pp_apply(p, rank, NULL, 0, &res, &len);
-    int r = rc == 0 ? *(int *)res : -2;
-    if (rc == 0) free(res);
-    pp_pool_destroy(p);
-    printf("mpi_prog: task ran on rank %d\n", r);
-    return r >= 1 ? 0 : 1;
-}
-PROG
     # shellcheck disable=SC2046
-    cc -o "$tmp/mpi_shared" "$tmp/mpi_prog.c" $(pkg-config --cflags --libs procpool)
-    PROCPOOL_BACKEND=mpi timeout 120 mpirun -n 3 "$tmp/mpi_shared" || die "MPI consumer (shared: backend loaded from the prefix)"
+    cc -o "$tmp/mpi_shared" tests/mpi/loading_prog.c $(pkg-config --cflags --libs procpool)
+    PROCPOOL_BACKEND=mpi timeout 120 mpirun -n 3 "$tmp/mpi_shared" mpi || die "MPI consumer (shared: backend loaded from the prefix)"
     ok "MPI consumer linked with libprocpool.so loads $libdir/libprocpool_mpi.so.0 under mpirun"
     # shellcheck disable=SC2046
-    cc -o "$tmp/mpi_static" "$tmp/mpi_prog.c" $(pkg-config --cflags --libs procpool-mpi-static)
+    cc -o "$tmp/mpi_static" tests/mpi/loading_prog.c $(pkg-config --cflags --libs procpool-mpi-static)
     if readelf -d "$tmp/mpi_static" | grep -q 'NEEDED.*libprocpool'; then die "static MPI consumer needs libprocpool*.so"; fi
-    PROCPOOL_BACKEND=mpi timeout 120 mpirun -n 3 "$tmp/mpi_static" || die "MPI consumer (static)"
+    PROCPOOL_BACKEND=mpi timeout 120 mpirun -n 3 "$tmp/mpi_static" mpi-linked || die "MPI consumer (static)"
     ok "MPI consumer linked statically with the backend runs under mpirun"
 fi
 cmake -S ci/consumer -B "$tmp/cmake-consumer" -DCMAKE_PREFIX_PATH="$prefix" > /dev/null

@@ -6,7 +6,10 @@
  *                        into this process (nor is libprocpool_mpi)
  *   loading_prog mpi     (under PROCPOOL_BACKEND=mpi mpirun -n 3) the
  *                        default pool is an MPI pool whose tasks run on the
- *                        agents (ranks 1, 2), never on rank 0
+ *                        agents (ranks 1, 2), never on rank 0, and
+ *                        libprocpool_mpi was loaded as a library
+ *   loading_prog mpi-linked   the same, for a program that has the backend
+ *                        linked in (libprocpool_mpi.a): no library to load
  *
  * Prints "main ran" first (the loading test checks that a failed load
  * stops every rank before main). Exit status 0 when the checks pass.
@@ -41,7 +44,8 @@ static int mapped(const char *lib) {
 int main(int argc, char **argv) {
     printf("main ran\n");
     fflush(stdout);
-    int mpi = argc > 1 && strcmp(argv[1], "mpi") == 0;
+    int linked = argc > 1 && strcmp(argv[1], "mpi-linked") == 0;
+    int mpi = linked || (argc > 1 && strcmp(argv[1], "mpi") == 0);
     pp_options_t opt;
     pp_options_init(&opt);
     opt.processes = 2;
@@ -69,7 +73,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loading_prog: a local program has libmpi or the backend mapped\n");
         fail = 1;
     }
-    if (mpi && mapped("libprocpool_mpi") != 1) {
+    if (mpi && !linked && mapped("libprocpool_mpi") != 1) {
         fprintf(stderr, "loading_prog: an MPI program without libprocpool_mpi mapped\n");
         fail = 1;
     }
