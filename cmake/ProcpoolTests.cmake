@@ -137,6 +137,7 @@ if(_pp_tests_on)
               $<TARGET_FILE:mpi_loading_prog> $<TARGET_FILE:procpool_mpi>)
     set_tests_properties(test_mpi_loading PROPERTIES TIMEOUT 120 ENVIRONMENT "${_pp_mpi_env}")
   endif()
+  include(cmake/ProcpoolFaultSweep.cmake)
   if(EXISTS "${PROJECT_SOURCE_DIR}/tests/man_check.sh")
     add_test(NAME test_man
       COMMAND sh "${PROJECT_SOURCE_DIR}/tests/man_check.sh" "${PROJECT_SOURCE_DIR}/man"

@@ -190,7 +190,7 @@ bool pp__mpi_default(void) {
 }
 
 int pp__remote_open(pp_pool_t *pool) {
-    return ops ? ops->open(pool) : PP_ENOAGENTS;
+    return ops ? (ops->open)(pool) : PP_ENOAGENTS;
 }
 
 bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
