@@ -244,7 +244,8 @@ int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w) {
     err = pp__send_fds_flags(sv[0], &m, sizeof m, fds, (int)m.nfds, 0);
     if (err < 0) {
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
         goto out;
     }
     pp__worker_adopt(w, pid);

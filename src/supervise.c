@@ -510,9 +510,12 @@ static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
     }
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    int r = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED);
+    int r;
+    while ((r = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &info, WEXITED)) < 0 && errno == EINTR)
+        ;
     if (r < 0 && errno == EINVAL) /* Linux 5.3 has pidfds but no P_PIDFD */
-        r = waitid(P_PID, (id_t)w->pid, &info, WEXITED);
+        while ((r = waitid(P_PID, (id_t)w->pid, &info, WEXITED)) < 0 && errno == EINTR)
+            ;
     if (r == 0) {
         w->have_status = true;
         w->wait_code = info.si_code;

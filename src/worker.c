@@ -214,7 +214,10 @@ static const void *map_arg(size_t len, void **map, size_t *map_len) {
             break;
         if (r == 0)
             worker_exit(0);
-        return NULL;
+        /* the argument's message is still queued: a later task would take
+         * it for its own. Die; the task fails or runs again as after a
+         * crash, and a replacement starts with a fresh socket. */
+        worker_exit(122);
     }
     if (n != 1)
         return NULL;

@@ -190,7 +190,9 @@ int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w) {
     pp__zmsg_t m = {.type = PP__Z_SPAWN, .slot = w->index,
                     .arena = (uint64_t)(uintptr_t)w->arena.base, .arena_size = w->arena.size};
     int fds[4] = {w->chan.ctrl_fd, w->chan.task_ro_fd, w->chan.peer_sock, w->chan.evfd};
-    return pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
+    int err = pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
+    /* the fork server is gone (it exits when it cannot report) */
+    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ? -ECHILD : err;
 }
 
 /* Ask the zygote to signal its child pid (non-blocking; -EAGAIN when its
@@ -219,12 +221,17 @@ void pp__zygote_stop(pp_pool_t *pool) {
         if (poll(&p, 1, 200) <= 0) /* stopped, say: it is our unreaped child */
             pp__signal_child(pool->zygote_pidfd, pool->zygote_pid, SIGKILL);
         memset(&info, 0, sizeof info);
-        gone = waitid((idtype_t)P_PIDFD, (id_t)pool->zygote_pidfd, &info, WEXITED) == 0;
+        int r;
+        while ((r = waitid((idtype_t)P_PIDFD, (id_t)pool->zygote_pidfd, &info, WEXITED)) < 0 &&
+               errno == EINTR)
+            ;
+        gone = r == 0;
     }
     if (!gone) {
         if (pool->zygote_pidfd < 0)
             kill(pool->zygote_pid, SIGKILL);
-        waitpid(pool->zygote_pid, NULL, 0);
+        while (waitpid(pool->zygote_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
     }
     pp__fork_lock();
     pp__close(&pool->zygote_pidfd);
