@@ -21,8 +21,11 @@
  * time per item, and near the end caps chunks at a share of what is left so
  * that the workers finish together.
  *
- * Results: pp_map copies each item's result into the caller's array
- * (checking its size) and remembers the lowest failing index. Iterators
+ * Results: every length and index of a chunk's results is checked by
+ * decode.c (pp__dec_item, pp__dec_fail) before it is used; a chunk that
+ * fails a check fails PP_EPROTO. pp_map copies each item's result into the
+ * caller's array (checking its size) and remembers the lowest failing
+ * index. Iterators
  * keep finished chunks (a copy of the ring bytes, or the worker's sealed
  * memfd mapping) until read; the window (chunks sent + chunks held) is
  * WINDOW_PER_WORKER per worker, so a slow consumer stops the feeding; items
