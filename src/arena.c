@@ -8,7 +8,7 @@
  * writes the result in place through pp_buf_reserve/append; the result
  * record then carries only the run's offset. The parent hands the future a
  * pointer straight into the arena (zero copy: pp_shm_contains() is true for
- * it) and clears the run's bits when the future is freed (only the parent
+ * it; the run's offset and length are checked by pp__dec_arena_run) and clears the run's bits when the future is freed (only the parent
  * clears bits, with atomic and-not, so the two sides never race on a word).
  *
  * A worker that dies while building a result leaves its run marked in the
@@ -21,12 +21,12 @@
  * shared range stays mapped (pool->shm_users); it is unmapped with the pool
  * struct, which the futures keep alive, once the last of them is freed.
  */
-#include "internal.h"
+#include "decode.h"
 
 #include <errno.h>
 #include <string.h>
 
-#define PAGE 4096u
+#define PAGE PP__ARENA_PAGE
 #define MIN_ARENA (4u << 20)
 #define MAX_ARENA (256u << 20)
 
@@ -125,14 +125,6 @@ size_t pp__arena_pages(size_t bytes) { return (bytes + PAGE - 1) / PAGE; }
 /* parent side                                                       */
 /* ---------------------------------------------------------------- */
 
-/* Is [off, off+len) a plausible result inside arena a? */
-bool pp__arena_valid(const pp__arena_t *a, uint64_t off, uint64_t len) {
-    if (!a->data || off % PAGE || len == 0)
-        return false;
-    size_t bytes = a->npages * (size_t)PAGE;
-    return off < bytes && len <= bytes - off;
-}
-
 /* A future's arena data is being released. */
 void pp__arena_release(pp_pool_t *pool, pp__arena_t *a, const void *p, size_t len) {
     size_t off = (size_t)((const unsigned char *)p - a->data);
@@ -140,12 +132,14 @@ void pp__arena_release(pp_pool_t *pool, pp__arena_t *a, const void *p, size_t le
     atomic_fetch_sub_explicit(&pool->shm_users, 1, memory_order_acq_rel);
 }
 
-/* The worker in slot w died: free the run it was building, if any. */
+/* The worker in slot w died: free the run it was building, if any (its
+ * marks are checked by pp__dec_arena_mark: a run outside the arena is left). */
 void pp__arena_reclaim(pp__worker_t *w) {
     if (!w->chan.ctrl || !w->arena.data)
         return;
     uint64_t off = atomic_load_explicit(&w->chan.ctrl->arena_off, memory_order_acquire);
     uint64_t n = atomic_load_explicit(&w->chan.ctrl->arena_pages, memory_order_acquire);
-    if (n && off < w->arena.npages && n <= w->arena.npages - off)
-        pp__arena_free(&w->arena, (size_t)off, (size_t)n);
+    size_t p, np;
+    if (pp__dec_arena_mark(off, n, w->arena.npages, &p, &np) > 0)
+        pp__arena_free(&w->arena, p, np);
 }

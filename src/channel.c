@@ -16,13 +16,14 @@
  * worker's sleeper waits on the wake_seq futex.
  *
  * Trust: the worker is not trusted. Every header the parent reads from the
- * result ring is copied out first and then checked (kind, lengths, sequence
- * number, that it lies inside the published part of the ring); any failure
- * is a protocol error and the worker is killed. The worker cannot write the
+ * result ring is copied out first and then checked by pp__dec_res_rec
+ * (decode.c: kind, lengths, that it lies inside the published part of the
+ * ring; the caller checks the sequence number); any failure is a protocol
+ * error and the worker is killed. The worker cannot write the
  * task ring (its mapping comes from a read-only file description), so a
  * task it had not started can be requeued byte-for-byte intact.
  */
-#include "internal.h"
+#include "decode.h"
 
 #include <errno.h>
 #include <string.h>
@@ -154,38 +155,23 @@ void pp__chan_release_results(pp__chan_t *c) {
     }
 }
 
+/* The next result record, its header copied out and validated by
+ * pp__dec_res_rec (decode.c); PADs are skipped as they are found. */
 int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **body) {
     for (;;) {
         uint64_t head = atomic_load_explicit(&c->ctrl->res_head, memory_order_acquire);
-        if (head == c->res_tail)
+        pp__dec_rec_t d;
+        int r = pp__dec_res_rec(c->res, PP__RES_RING, c->res_tail, head, &d);
+        c->res_tail += d.skip;
+        if (r < 0)
+            return -EPROTO;
+        if (r == 0) {
+            if (d.skip)
+                continue; /* look again past the PAD: more may be published by now */
             return 0;
-        if (head < c->res_tail || head - c->res_tail > PP__RES_RING || (head & 7u))
-            return -EPROTO;
-        size_t off = (size_t)(c->res_tail % PP__RES_RING);
-        uint32_t kind;
-        memcpy(&kind, c->res + off, sizeof kind);
-        if (kind == PP__REC_PAD) {
-            uint64_t skip = PP__RES_RING - off;
-            if (c->res_tail + skip > head)
-                return -EPROTO;
-            c->res_tail += skip;
-            continue;
         }
-        if (kind != PP__REC_RES || PP__RES_RING - off < sizeof *h)
-            return -EPROTO;
-        memcpy(h, c->res + off, sizeof *h);
-        if (h->kind != PP__REC_RES || h->msg_len > 1024 ||
-            (h->flags & ~(uint32_t)(PP__F_MEMFD | PP__F_MSG | PP__F_ARENA)))
-            return -EPROTO;
-        bool memfd = (h->flags & PP__F_MEMFD) != 0, arena = (h->flags & PP__F_ARENA) != 0;
-        if ((memfd && arena) || (!memfd && !arena && h->data_len > PP__INLINE_MAX))
-            return -EPROTO;
-        uint64_t body_len = memfd ? 0 : arena ? 8 : h->data_len;
-        uint64_t want = PP__ALIGN8(sizeof *h + PP__ALIGN8(h->msg_len) + body_len);
-        if (h->rec_len != want || h->rec_len > PP__RES_RING - off ||
-            c->res_tail + h->rec_len > head)
-            return -EPROTO;
-        *body = c->res + off + sizeof *h;
+        *h = d.h;
+        *body = c->res + d.body;
         return 1;
     }
 }

@@ -445,7 +445,6 @@ size_t pp__arena_alloc(pp__arena_t *a, size_t n);
 bool pp__arena_extend(pp__arena_t *a, size_t p, size_t n, size_t m);
 void pp__arena_free(pp__arena_t *a, size_t p, size_t n);
 size_t pp__arena_pages(size_t bytes);
-bool pp__arena_valid(const pp__arena_t *a, uint64_t off, uint64_t len);
 void pp__arena_release(pp_pool_t *pool, pp__arena_t *a, const void *p, size_t len);
 void pp__arena_reclaim(pp__worker_t *w);
 

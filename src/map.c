@@ -21,8 +21,11 @@
  * time per item, and near the end caps chunks at a share of what is left so
  * that the workers finish together.
  *
- * Results: pp_map copies each item's result into the caller's array
- * (checking its size) and remembers the lowest failing index. Iterators
+ * Results: every length and index of a chunk's results is checked by
+ * decode.c (pp__dec_item, pp__dec_fail) before it is used; a chunk that
+ * fails a check fails PP_EPROTO. pp_map copies each item's result into the
+ * caller's array (checking its size) and remembers the lowest failing
+ * index. Iterators
  * keep finished chunks (a copy of the ring bytes, or the worker's sealed
  * memfd mapping) until read; the window (chunks sent + chunks held) is
  * WINDOW_PER_WORKER per worker, so a slow consumer stops the feeding; items
@@ -44,7 +47,7 @@
  * once more, so pp_pool_join waits for them; while joining, iterators'
  * windows are lifted so that join never waits on an unread iterator.
  */
-#include "internal.h"
+#include "decode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -519,47 +522,37 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
     }
     if ((s->flags & PP__F_RESREF) || (j->kind == PP__JOB_MAP && j->result_size)) {
         /* fixed-size results: in place (RESREF) or packed at the head of the
-         * record; then the items that failed, by index, in order */
-        const unsigned char *p = v->p, *end = v->p + v->len;
-        const unsigned char *packed = NULL;
+         * record; then the items that failed, by index, in order (each entry
+         * checked by pp__dec_fail) */
+        const char *bad_msg = "malformed chunk results from the worker";
+        const unsigned char *packed = (s->flags & PP__F_RESREF) ? NULL : v->p;
+        size_t pos;
         size_t copied = 0; /* items [0, copied) of the chunk are stored */
-        if (!(s->flags & PP__F_RESREF)) {
-            size_t bytes = s->n * j->result_size;
-            if (v->len < bytes) {
-                fail_items(pool, j, s->lo, s->n, PP_EPROTO, "malformed chunk results from the worker");
-                goto out;
-            }
-            packed = p;
-            p += bytes;
+        if (pp__dec_fixed_start(v->len, s->n, j->result_size, packed != NULL, &pos) < 0) {
+            fail_items(pool, j, s->lo, s->n, PP_EPROTO, bad_msg);
+            goto out;
         }
-        while (p < end) {
-            uint64_t k;
-            pp__item_hdr_t ih;
-            if ((size_t)(end - p) < 8 + sizeof ih)
-                break;
-            memcpy(&k, p, 8);
-            memcpy(&ih, p + 8, sizeof ih);
-            p += 8 + sizeof ih;
-            if (k >= s->n || k < copied || ih.msg_len > 1024 ||
-                PP__ALIGN8(ih.msg_len) > (size_t)(end - p))
-                break;
+        pp__dec_fail_t e;
+        int r;
+        while ((r = pp__dec_fail(v->p, v->len, pos, s->n, copied, &e)) > 0) {
+            size_t k = (size_t)e.k;
             if (packed && k > copied) /* the good run before this failure */
                 memcpy(j->results + (s->lo + copied) * j->result_size,
                        packed + copied * j->result_size, (k - copied) * j->result_size);
             copied = k + 1;
-            if (ih.status != 0)
-                note_failure(j, s->lo + k, PP_ETASK, ih.status, (const char *)p, ih.msg_len);
+            if (e.ih.status != 0)
+                note_failure(j, s->lo + k, PP_ETASK, e.ih.status, (const char *)v->p + e.msg,
+                             e.ih.msg_len);
             else {
                 char m[160];
                 snprintf(m, sizeof m, "the result has %llu bytes, expected %zu",
-                         (unsigned long long)ih.data_len, j->result_size);
+                         (unsigned long long)e.ih.data_len, j->result_size);
                 note_failure(j, s->lo + k, PP_ETASK, -1, m, strlen(m));
             }
-            p += PP__ALIGN8(ih.msg_len);
+            pos = e.next;
         }
-        if (p != end)
-            note_failure(j, s->lo, PP_EPROTO, PP_EPROTO, "malformed chunk results from the worker",
-                         40);
+        if (r < 0)
+            note_failure(j, s->lo, PP_EPROTO, PP_EPROTO, bad_msg, strlen(bad_msg));
         else if (packed && s->n > copied)
             memcpy(j->results + (s->lo + copied) * j->result_size,
                    packed + copied * j->result_size, (s->n - copied) * j->result_size);
@@ -567,38 +560,31 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         set_progress(j);
         goto out;
     }
-    /* walk the per-item results, validating every length */
-    const unsigned char *p = v->p, *end = v->p + v->len;
-    const unsigned char *start = p;
+    /* walk the per-item results, each length checked by pp__dec_item */
+    const unsigned char *start = v->p;
+    size_t pos = 0;
     bool bad = false;
     for (size_t i = 0; i < s->n; i++) {
-        pp__item_hdr_t ih;
-        if ((size_t)(end - p) < sizeof ih) {
+        pp__dec_item_t it;
+        if (pp__dec_item(v->p, v->len, pos, &it) < 0) {
             bad = true;
             break;
         }
-        memcpy(&ih, p, sizeof ih);
-        p += sizeof ih;
-        size_t body = ih.status ? ih.msg_len : ih.data_len;
-        if (ih.msg_len > 1024 || body > (size_t)(end - p) ||
-            PP__ALIGN8(body) > (size_t)(end - p)) {
-            bad = true;
-            break;
-        }
+        const unsigned char *body = v->p + it.body;
         if (j->kind == PP__JOB_MAP) {
             size_t idx = s->lo + i;
-            if (ih.status != 0) {
-                note_failure(j, idx, PP_ETASK, ih.status, (const char *)p, ih.msg_len);
-            } else if (ih.data_len != j->result_size) {
+            if (it.ih.status != 0) {
+                note_failure(j, idx, PP_ETASK, it.ih.status, (const char *)body, it.ih.msg_len);
+            } else if (it.ih.data_len != j->result_size) {
                 char m[160];
                 snprintf(m, sizeof m, "the result has %llu bytes, expected %zu",
-                         (unsigned long long)ih.data_len, j->result_size);
+                         (unsigned long long)it.ih.data_len, j->result_size);
                 note_failure(j, idx, PP_ETASK, -1, m, strlen(m));
             } else if (j->result_size) {
-                memcpy(j->results + idx * j->result_size, p, j->result_size);
+                memcpy(j->results + idx * j->result_size, body, j->result_size);
             }
         }
-        p += PP__ALIGN8(body);
+        pos = it.next;
     }
     if (bad) {
         fail_items(pool, j, s->lo, s->n, PP_EPROTO, "malformed chunk results from the worker");
@@ -615,7 +601,7 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         }
         r->lo = s->lo;
         r->n = s->n;
-        size_t used = (size_t)(p - start);
+        size_t used = pos;
         if (v->map) {
             r->map = v->map;
             r->map_len = v->map_len;

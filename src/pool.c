@@ -16,8 +16,8 @@
  *
  * Draining: any parent thread that wants results (a waiter spinning in
  * pp_future_wait, a submitter short of room, the supervisor after an
- * eventfd wake) takes the lock, copies out each validated result record,
- * completes its future, and frees ring space. Large args and results travel
+ * eventfd wake) takes the lock, copies out each result record (validated
+ * by decode.c), completes its future, and frees ring space. Large args and results travel
  * as sealed memfds over the worker's socket. A large argument that has to
  * wait in the pending queue waits in memory: its memfd is made only when
  * it is sent (at most MEMFD_MAX out per worker), so a backlog costs memory,
@@ -26,7 +26,7 @@
  * Lifecycle requests (close, join, terminate) are carried out by the
  * supervisor thread (supervise.c); callers wait on pool->cond.
  */
-#include "internal.h"
+#include "decode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -439,38 +439,40 @@ static void proto_error(pp_pool_t *pool, pp__worker_t *w) {
     }
 }
 
-/* Find the data of a successful record: inline in the ring, or a sealed
- * memfd that the worker sent first (mapped read-only here). */
+/* Find the data of a successful record: inline in the ring, a run of the
+ * slot's arena, or a sealed memfd that the worker sent first (mapped
+ * read-only here). What the worker claims is checked by decode.c. */
 static int result_view(pp__worker_t *w, const pp__res_hdr_t *h, const unsigned char *body,
                        pp__view_t *v) {
     memset(v, 0, sizeof *v);
     v->len = (size_t)h->data_len;
-    if (h->flags & PP__F_ARENA) { /* written in place in the slot's arena */
-        uint64_t off;
-        memcpy(&off, body + PP__ALIGN8(h->msg_len), 8);
-        if (!pp__arena_valid(&w->arena, off, h->data_len))
-            return -EPROTO;
-        v->p = w->arena.data + off;
+    pp__dec_body_t d;
+    size_t arena_bytes = w->arena.data ? w->arena.npages * (size_t)PP__ARENA_PAGE : 0;
+    if (pp__dec_res_body(h, body, arena_bytes, &d) < 0)
+        return -EPROTO;
+    if (d.where == PP__DEC_ARENA) { /* written in place in the slot's arena */
+        v->p = w->arena.data + d.arena_off;
         v->arena = &w->arena;
         return 0;
     }
-    if (!(h->flags & PP__F_MEMFD)) {
-        v->p = body + PP__ALIGN8(h->msg_len);
+    if (d.where == PP__DEC_INLINE) {
+        v->p = body + d.data_off;
         return 0;
     }
     int fd = -1, n = 0;
     char c;
     bool lost = false;
     ssize_t r = pp__recv_fds_lost(w->chan.sock, &c, 1, &fd, 1, &n, MSG_DONTWAIT, &lost);
-    if (r > 0 && n == 0 && lost)
-        return -EMFILE; /* sent, but this process has no descriptor free: not the worker's fault */
-    if (r <= 0 || n != 1)
-        return -EPROTO;
+    int err = pp__dec_fd_recv(r, n, lost);
+    if (err < 0) {
+        if (n > 0)
+            close(fd);
+        return err; /* -EMFILE: sent, but no descriptor was free; not the worker's fault */
+    }
     struct stat st;
     int seals = fcntl(fd, F_GET_SEALS);
-    int need = F_SEAL_SHRINK | F_SEAL_WRITE;
-    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h->data_len || seals < 0 ||
-        (seals & need) != need) {
+    int64_t size = fstat(fd, &st) < 0 ? -1 : (int64_t)st.st_size;
+    if (pp__dec_memfd(h->data_len, size, seals) < 0) {
         close(fd);
         return -EPROTO;
     }

@@ -23,7 +23,9 @@
  * fails, a child of ours is looked at every 50 ms with waitid(P_PID,
  * WNOHANG) instead (that pid only: no SIGCHLD handler, nobody else's
  * child reaped). Its published results are drained first; then
- * tasks_started, clamped to what was really sent, says whether
+ * tasks_started, clamped to what was really sent (decode.c checks every
+ * count, index and time the worker left in its control block, and every
+ * zygote report), says whether
  * it was running the task at seq_done: that one fails PP_EWORKER with the
  * exit status or signal, the ones it had not started are requeued at the
  * head of the pending queue (for a worker that broke the protocol: every
@@ -49,7 +51,7 @@
  * once all work is done, does the same to a zygote that alone has held it
  * up for 1 s.
  */
-#include "internal.h"
+#include "decode.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -288,19 +290,12 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     if (!w->broken)
         pp__drain_worker(pool, w);
     uint64_t raw_started = atomic_load_explicit(&w->chan.ctrl->tasks_started, memory_order_acquire);
-    uint64_t started = raw_started;
-    if (started < w->seq_done)
-        started = w->seq_done;
-    if (started > w->seq_next)
-        started = w->seq_next;
-    if (w->broken && w->seq_done < w->seq_next) {
-        /* The breach was found in the record of the task at seq_done: that
-         * is the task it was running as far as we can know. Nothing it
-         * wrote after that is trusted (its count of tasks begun included;
-         * it also ran ahead before it was killed), so the tasks after it
-         * are sent again, as after a crash. */
-        started = w->seq_done + 1;
-    }
+    /* Clamped to the tasks really sent. A broken worker's count is not
+     * believed: the breach was found in the record of the task at
+     * seq_done, the task it was running as far as we can know; nothing it
+     * wrote after that is trusted (it also ran ahead before it was
+     * killed), so the tasks after it are sent again, as after a crash. */
+    uint64_t started = pp__dec_started(raw_started, w->seq_done, w->seq_next, w->broken);
     if (w->broken)
         snprintf(why, sizeof why,
                  "worker process %d broke the shared-memory protocol and was killed", (int)w->pid);
@@ -328,16 +323,18 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                 pp__job_chunk_lost(pool, &c, -2, PP_ECANCELED,
                                    "the pool was terminated before the task finished", 0);
             } else if (seq < started && seq == w->seq_done) {
-                uint64_t k = atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed);
+                uint64_t fails;
+                long k = pp__dec_lost_item(
+                    atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed),
+                    atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed), c.n,
+                    &fails);
                 char tmo[200];
                 if (w->timed_out)
                     snprintf(tmo, sizeof tmo,
                              "the task ran past the pool's task_timeout of %g s; "
                              "worker process %d was killed",
                              pool->opt.task_timeout, (int)w->pid);
-                uint64_t fails =
-                    atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed);
-                pp__job_chunk_lost(pool, &c, k < c.n ? (long)k : (long)c.n - 1,
+                pp__job_chunk_lost(pool, &c, k,
                                    w->timed_out ? PP_ETASKTIMEOUT
                                                 : w->broken ? PP_EPROTO : PP_EWORKER,
                                    w->timed_out ? tmo : why, fails);
@@ -349,9 +346,12 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         if (!pool->terminating && (s->flags & PP__F_CHUNK) && seq < started && seq == w->seq_done) {
             /* a raw chunk (an MPI agent's): rank 0's map job decides what to
              * rerun, so it learns the item that was running; no retry here */
-            uint64_t k = atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed);
-            s->f->lost_k = k < s->n ? (int64_t)k : (int64_t)s->n - 1;
-            s->f->lost_fails = atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed);
+            uint64_t fails;
+            s->f->lost_k = pp__dec_lost_item(
+                atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed),
+                atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed), s->n,
+                &fails);
+            s->f->lost_fails = fails;
             pp__close(&s->argfd);
             pool->inflight_total--;
             if (w->timed_out)
@@ -448,30 +448,32 @@ static void zygote_gone(pp_pool_t *pool) {
 
 /* One message from the zygote. Pool lock held. */
 static void zygote_message(pp_pool_t *pool) {
-    pp__zmsg_t m;
+    pp__zmsg_t raw, m;
     int fd = -1, n = 0;
-    ssize_t r = pp__recv_fds(pool->zygote_sock, &m, sizeof m, &fd, 1, &n, MSG_DONTWAIT);
+    ssize_t r = pp__recv_fds(pool->zygote_sock, &raw, sizeof raw, &fd, 1, &n, MSG_DONTWAIT);
     if (r == -EAGAIN)
         return;
     if (r <= 0) {
         zygote_gone(pool);
         return;
     }
-    if (r != (ssize_t)sizeof m) {
-        if (n)
-            close(fd);
-        return;
+    /* checked by pp__dec_zmsg: a malformed report is dropped; only
+     * SPAWNED keeps the descriptor (the child's pidfd) */
+    int type = pp__dec_zmsg(&raw, (size_t)r, pool->nworkers, &m);
+    if (type != PP__Z_SPAWNED && n) {
+        close(fd);
+        n = 0;
     }
-    if (m.type == PP__Z_SPAWNED || m.type == PP__Z_FAILED) {
-        pp__worker_t *w = (m.slot >= 0 && m.slot < pool->nworkers) ? &pool->workers[m.slot] : NULL;
-        if (!w || w->state != PP__W_STARTING || !w->from_zygote || w->pid != 0) {
+    if (type == PP__Z_SPAWNED || type == PP__Z_FAILED) {
+        pp__worker_t *w = &pool->workers[m.slot];
+        if (w->state != PP__W_STARTING || !w->from_zygote || w->pid != 0) {
             if (n)
                 close(fd);
             return;
         }
-        if (m.type == PP__Z_FAILED) {
+        if (type == PP__Z_FAILED) {
             w->pid = -1;
-            w->spawn_err = m.err < 0 && m.err > -4096 ? m.err : -EAGAIN;
+            w->spawn_err = m.err;
             if (!pool->created && !pool->create_err)
                 pool->create_err = w->spawn_err; /* pp_pool_create fails with it */
             handle_death(pool, w);
@@ -484,9 +486,7 @@ static void zygote_message(pp_pool_t *pool) {
         w->state = PP__W_READY;
         if (pool->terminating)
             pp__worker_signal(pool, w, SIGKILL);
-    } else if (m.type == PP__Z_DIED) {
-        if (n)
-            close(fd);
+    } else if (type == PP__Z_DIED) {
         pp__worker_t *w = worker_by_pid(pool, m.pid);
         if (w && w->from_zygote) {
             w->have_status = true;
@@ -494,8 +494,6 @@ static void zygote_message(pp_pool_t *pool) {
             w->wait_status = m.status;
             handle_death(pool, w);
         }
-    } else if (n) {
-        close(fd);
     }
 }
 
@@ -642,7 +640,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             if (!s->start_ns) {
                 /* the worker says when it began; believe it only within reason */
                 uint64_t t = atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
-                s->start_ns = (t > now || now - t > TIMEOUT_TICK_MS * 4000000ull) ? now : t;
+                s->start_ns = pp__dec_start_ns(t, now, TIMEOUT_TICK_MS * 4000000ull);
             }
             uint64_t deadline = s->start_ns + limit;
             if (now >= deadline) {

@@ -19,7 +19,7 @@
  * Workers always leave with _exit(): the program's atexit handlers and
  * stdio buffers inherited from the parent belong to the parent.
  */
-#include "internal.h"
+#include "decode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,29 +157,16 @@ static void publish(uint64_t seq, int status, uint64_t run_ns) {
     } else {
         h.data_len = b->len;
     }
+    /* the record (pp__enc_res_rec, beside its decoder in decode.c): header,
+     * message, then the inline data or the arena offset; after a failure
+     * data_len is 0, so no data goes with the message */
     bool arena = (h.flags & PP__F_ARENA) != 0;
-    bool inl = !(h.flags & PP__F_MEMFD) && !arena && status == 0;
-    h.rec_len = PP__ALIGN8(sizeof h + PP__ALIGN8(h.msg_len) + (inl ? h.data_len : arena ? 8 : 0));
-
-    size_t off = (size_t)(W.res_head % PP__RES_RING);
-    res_need = h.rec_len + (off + h.rec_len > PP__RES_RING ? PP__RES_RING - off : 0);
+    h.rec_len = pp__res_rec_len(h.flags, h.msg_len, h.data_len);
+    res_need = pp__res_rec_need(PP__RES_RING, W.res_head, h.rec_len);
     while (!res_room())
         idle_wait(res_room);
-    if (off + h.rec_len > PP__RES_RING) {
-        uint32_t pad = PP__REC_PAD;
-        memcpy(W.res + off, &pad, sizeof pad);
-        W.res_head += PP__RES_RING - off;
-        off = 0;
-    }
-    unsigned char *p = W.res + off;
-    memcpy(p, &h, sizeof h);
-    if (h.msg_len)
-        memcpy(p + sizeof h, msg, h.msg_len);
-    if (inl && h.data_len)
-        memcpy(p + sizeof h + PP__ALIGN8(h.msg_len), b->data, h.data_len);
-    if (arena)
-        memcpy(p + sizeof h + PP__ALIGN8(h.msg_len), &arena_off, 8);
-    W.res_head += h.rec_len;
+    W.res_head = pp__enc_res_rec(W.res, PP__RES_RING, W.res_head, &h, msg,
+                                 arena ? (const void *)&arena_off : (const void *)b->data);
     atomic_store_explicit(&W.ctrl->res_head, W.res_head, memory_order_release);
     wake_parent();
 }
