@@ -242,7 +242,7 @@ static int take(pp_pool_t *pool, pp__job_t *j, size_t *index, const void **data,
         set_err(j, m, strlen(m));
     } else {
         pp__item_hdr_t ih;
-        memcpy(&ih, r->cur, sizeof ih); /* validated when the chunk came back */
+        memcpy(&ih, r->cur, sizeof ih); /* checked in this very copy when the chunk came back */
         const unsigned char *body = r->cur + sizeof ih;
         if (ih.status) {
             ret = PP_ETASK;

@@ -560,17 +560,31 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         set_progress(j);
         goto out;
     }
-    /* walk the per-item results, each length checked by pp__dec_item */
+    /* An iterator keeps the results, and iter.c reads their headers again
+     * when it hands them out: the bytes checked must be the bytes kept, so
+     * results still in the worker's ring (which it could rewrite between a
+     * check and a copy) are copied first. A memfd's are sealed. */
     const unsigned char *start = v->p;
+    unsigned char *copy = NULL;
+    if (j->kind != PP__JOB_MAP && !v->map) {
+        copy = malloc(v->len ? v->len : 1);
+        if (!copy) {
+            fail_items(pool, j, s->lo, s->n, -ENOMEM, "out of memory holding the results");
+            goto out;
+        }
+        memcpy(copy, v->p, v->len);
+        start = copy;
+    }
+    /* walk the per-item results, each length checked by pp__dec_item */
     size_t pos = 0;
     bool bad = false;
     for (size_t i = 0; i < s->n; i++) {
         pp__dec_item_t it;
-        if (pp__dec_item(v->p, v->len, pos, &it) < 0) {
+        if (pp__dec_item(start, v->len, pos, &it) < 0) {
             bad = true;
             break;
         }
-        const unsigned char *body = v->p + it.body;
+        const unsigned char *body = start + it.body;
         if (j->kind == PP__JOB_MAP) {
             size_t idx = s->lo + i;
             if (it.ih.status != 0) {
@@ -587,6 +601,7 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         pos = it.next;
     }
     if (bad) {
+        free(copy);
         fail_items(pool, j, s->lo, s->n, PP_EPROTO, "malformed chunk results from the worker");
         goto out;
     }
@@ -596,6 +611,7 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
     } else {
         pp__chunk_res_t *r = pp__alloc_fails("map.chunk_res") ? NULL : calloc(1, sizeof *r);
         if (!r) {
+            free(copy);
             fail_items(pool, j, s->lo, s->n, -ENOMEM, "out of memory holding the results");
             goto out;
         }
@@ -608,13 +624,7 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
             v->map = NULL;
             r->cur = start;
         } else {
-            r->buf = malloc(used ? used : 1);
-            if (!r->buf) {
-                free(r);
-                fail_items(pool, j, s->lo, s->n, -ENOMEM, "out of memory holding the results");
-                goto out;
-            }
-            memcpy(r->buf, start, used);
+            r->buf = copy;
             r->cur = r->buf;
         }
         r->end = r->cur + used;
