@@ -443,8 +443,9 @@ PP_EXTERN int pp_future_successful(const pp_future_t *f);
  *  PP_ECANCELED  the pool was terminated or destroyed before it ran or
  *           before it ended.
  *  PP_EPROTO  its worker broke the shared-memory protocol and was killed.
- *  -ENOMEM  out of memory to receive its result (or, for a single task,
- *           to send its large argument: see pp_apply_async).
+ *  -ENOMEM  out of memory to receive its result, to queue it again after
+ *           its worker died before starting it, or to send its large
+ *           argument (see pp_apply_async).
  *  -EMFILE, -ENFILE, -EFBIG  a large argument could not be sent (see
  *           pp_apply_async); -EMFILE also: a result over 64 KiB that came
  *           back as a memfd could not be received, no descriptor being free.
