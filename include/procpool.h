@@ -8,7 +8,8 @@
  *    error code on failure: -errno for OS-level causes, or one of the PP_E*
  *    codes below, which live in a reserved negative range that no errno uses.
  *    pp_strerror() turns any code into a sentence, pp_err_name() into its
- *    symbol name.
+ *    symbol name. Each function's comment lists every code it can return,
+ *    with its cause; a code not listed there is a bug.
  *  - Timeouts are relative, in seconds, as double: < 0 waits forever, 0 polls.
  *  - Destroy/free functions accept NULL and are then no-ops.
  *  - Every pool and future function may be called from any thread of the
@@ -94,14 +95,19 @@ typedef enum {
 /*
  * pp_strerror - a human-readable sentence for an error code.
  * Accepts PP_E* codes and negative errno values (e.g. -ETIMEDOUT); 0 gives
- * "success". Never returns NULL; the string is static and thread-safe.
+ * "success". Every code any function of this header documents has a
+ * sentence of its own (-EOWNERDEAD, -EFBIG, -EMFILE, ... included); any
+ * other value gives "unknown error". Never returns NULL; the string is
+ * static and thread-safe.
  */
 PP_EXTERN const char *pp_strerror(int err);
 
 /*
  * pp_err_name - the symbolic name of an error code: "PP_ECLOSED",
- * "ETIMEDOUT", "EINVAL", ... ; 0 gives "OK", an unknown code "UNKNOWN".
- * Never returns NULL; the string is static.
+ * "ETIMEDOUT", "EINVAL", ... ; 0 gives "OK". Knows every code this header
+ * documents; any other value gives "UNKNOWN". The errno EPROTO
+ * ("EPROTO") and the library's PP_EPROTO ("PP_EPROTO") are different
+ * codes. Never returns NULL; the string is static.
  */
 PP_EXTERN const char *pp_err_name(int err);
 
@@ -123,14 +129,17 @@ typedef int (*pp_task_fn)(const void *arg, size_t arg_len, pp_buf_t *out);
 
 /*
  * pp_buf_append - append len bytes to the task's result.
- * Returns 0, -EINVAL (out NULL, or data NULL with len > 0), -ENOMEM, or
- * -EFBIG (a result over 64 KiB that does not fit the worker's arena in
- * shared memory travels in a memfd, a file: it cannot grow past the
- * RLIMIT_FSIZE limit).
+ * Returns 0, -EINVAL (out NULL, or data NULL with len > 0), -ENOMEM (no
+ * memory for the result), -EFBIG (a result over 64 KiB that does not fit
+ * the worker's arena in shared memory travels in a memfd, a file: it
+ * cannot grow past the RLIMIT_FSIZE limit), or -EMFILE, -ENFILE (that
+ * memfd could not be made: no descriptor free in the worker, or in the
+ * system).
  * A result may be any size from 0 bytes up to what memory allows.
- * When the result could not grow (-ENOMEM, -EFBIG) the task fails even if
- * it returns 0, since its result would be incomplete: PP_ETASK, with that
- * error as pp_future_task_status() and a message saying so.
+ * When the result could not grow (-ENOMEM, -EFBIG, -EMFILE, -ENFILE) the
+ * task fails even if it returns 0, since its result would be incomplete:
+ * PP_ETASK, with that error as pp_future_task_status() and a message
+ * saying so.
  */
 PP_EXTERN int pp_buf_append(pp_buf_t *out, const void *data, size_t len);
 
@@ -138,8 +147,9 @@ PP_EXTERN int pp_buf_append(pp_buf_t *out, const void *data, size_t len);
  * pp_buf_reserve - make room for len more bytes at the end of the result and
  * return a pointer to them, to be written in place; the result grows by len.
  * The pointer is valid until the next pp_buf_* call on out.
- * Returns NULL (errno set to EINVAL, ENOMEM or EFBIG, as for pp_buf_append)
- * on failure; a failure to grow fails the task as with pp_buf_append.
+ * Returns NULL (errno set to EINVAL, ENOMEM, EFBIG, EMFILE or ENFILE, as
+ * for pp_buf_append) on failure; a failure to grow fails the task as with
+ * pp_buf_append.
  */
 PP_EXTERN void *pp_buf_reserve(pp_buf_t *out, size_t len);
 
@@ -225,15 +235,34 @@ PP_EXTERN int pp_cpu_count(void);
  * loaded at start. initarg must then be NULL or point into the program's
  * static data (globals, string literals: the worker sees them as they were
  * at program start). Shared memory is mapped at the same address.
- * Errors: -EINVAL (pool NULL, processes < 0 or > 4096, task_timeout < 0 or
- * NaN, unknown start method, under SPAWN an initializer or initarg that
- * cannot be named across an exec), -ENOMEM, -EFBIG (shm_size over the
- * RLIMIT_FSIZE limit, or a limit under 260 KiB, too small for a worker's
- * rings: shared memory is made of memfds, which are files), or -errno
- * from fork/memfd_create/mmap/pthread_create/posix_spawn -- under FORKSERVER
- * also from the fork server's fork of each worker, which create waits for
- * (-EAGAIN under RLIMIT_NPROC, say); -ECHILD (FORKSERVER: the fork server
- * died, or did not answer for 10 s, while the workers were being started).
+ * Errors, with *pool set to NULL:
+ *  -EINVAL  pool NULL; processes < 0 or > 4096; task_timeout < 0 or NaN;
+ *           start_method or backend not one of the enum's values; under
+ *           SPAWN (or MPI) an initializer or initarg that cannot be named
+ *           across an exec (see above).
+ *  -ENOMEM  out of memory (in this process, or for a fork).
+ *  -EFBIG   shm_size over the RLIMIT_FSIZE limit, or a limit under 260 KiB,
+ *           too small for a worker's rings: shared memory is made of
+ *           memfds, which are files.
+ *  -EMFILE, -ENFILE  no descriptor free for the pool's eventfd, pipe,
+ *           memfds or sockets (RLIMIT_NOFILE, or the system's limit): a pool
+ *           keeps about 3 descriptors per worker plus 6, and needs 4 more
+ *           per worker while it starts it.
+ *  -EAGAIN  fork, posix_spawn or pthread_create refused for lack of
+ *           resources (RLIMIT_NPROC, the system's thread or process limit);
+ *           under FORKSERVER also the fork server's fork of each worker,
+ *           which create waits for.
+ *  -ECHILD  FORKSERVER: the fork server died, or did not answer for 10 s,
+ *           while the workers were being started.
+ *  -ENOSYS  the kernel (or a seccomp profile) does not provide memfd_create
+ *           or eventfd, which the pool is built on.
+ *  -ENOENT, -EACCES  /proc is not mounted or not readable (a worker's task
+ *           ring is reopened read-only through /proc/self/fd; under SPAWN
+ *           /proc/self/exe is executed).
+ *  -ENOEXEC, -E2BIG, -ETXTBSY  SPAWN only: the exec of /proc/self/exe
+ *           failed (posix_spawn's error).
+ *  A seccomp profile that refuses one of these system calls with an errno
+ *  of its choice makes create fail with that errno.
  * A resource limit never kills the calling process (no SIGXFSZ: memfds are
  * never grown past RLIMIT_FSIZE).
  * On failure *pool is set to NULL and nothing is left behind.
@@ -264,7 +293,10 @@ PP_EXTERN int pp_cpu_count(void);
  * constructors never run (as under SPAWN); a pool a task creates is local. Extra error: PP_ENOAGENTS (backend MPI, but the
  * process is not rank 0 of such a job, it has no other ranks, or the
  * library was built without MPI); -EINVAL also covers an initializer or
- * initarg that cannot be named across processes.
+ * initarg that cannot be named across processes; -ETIMEDOUT (an agent did
+ * not answer within 120 s); -EIO (a message to an agent could not be
+ * sent); or the error an agent's own local pool creation returned (any of
+ * the codes above).
  */
 PP_EXTERN int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt);
 
@@ -276,7 +308,8 @@ PP_EXTERN int pp_pool_size(const pp_pool_t *pool);
 
 /*
  * pp_pool_close - accept no more submissions; queued work still runs.
- * Idempotent. Returns 0 or -EINVAL (NULL pool).
+ * Idempotent. Returns 0, -EINVAL (NULL pool) or PP_ECLOSED (called in a
+ * child made by fork(): the pool is the parent's).
  */
 PP_EXTERN int pp_pool_close(pp_pool_t *pool);
 
@@ -289,27 +322,34 @@ PP_EXTERN int pp_pool_close(pp_pool_t *pool);
  * there), also with the workers or the fork server stopped (SIGSTOP), with
  * no pidfds or pidfd_send_signal refused -- plus the time the pool's
  * done-callbacks take to return, which it waits for. Idempotent.
- * Returns 0, -EINVAL (NULL pool) or -EDEADLK (called from a done-callback).
+ * Returns 0, -EINVAL (NULL pool), -EDEADLK (called from a done-callback:
+ * it would wait for itself) or PP_ECLOSED (called in a child made by
+ * fork(): the pool is the parent's, and is left alone).
  */
 PP_EXTERN int pp_pool_terminate(pp_pool_t *pool);
 
 /*
  * pp_pool_join - wait until all submitted work is done, every done-callback
  * has returned and every worker has exited and been reaped.
- * After pp_pool_terminate it returns within the bound of terminate. After
+ * After pp_pool_terminate it returns within the bound of terminate (under
+ * 2 s, plus the done-callbacks' own time), also with the workers or the
+ * fork server stopped. After
  * pp_pool_close it waits for the work, however long it takes; once the
  * work is done, a fork server that does not answer for 1 s (stopped) is
  * killed rather than waited for.
  * Returns 0, -EINVAL (NULL pool, or the pool was neither closed nor
- * terminated), or -EDEADLK (called from a done-callback of this pool).
+ * terminated), -EDEADLK (called from a done-callback of this pool), or
+ * PP_ECLOSED (called in a child made by fork()).
  */
 PP_EXTERN int pp_pool_join(pp_pool_t *pool);
 
 /*
  * pp_pool_destroy - terminate the pool if it is still running, reap every
  * process and free it. Leaves no child, zombie, fd or mapping behind.
- * Returns within the bound of pp_pool_terminate (at once after a finished
- * join or terminate).
+ * Returns within the bound of pp_pool_terminate: under 2 s, plus the
+ * done-callbacks' own time, also with the workers or the fork server
+ * stopped (at once after a finished join or terminate). From a
+ * done-callback it does nothing (it would wait for itself).
  * Futures of the pool stay readable and must still be freed with
  * pp_future_free. NULL is a no-op. Must not be called from a done-callback.
  */
@@ -327,11 +367,20 @@ typedef void (*pp_done_fn)(pp_future_t *f, void *userdata);
  * arg[0..arg_len) is copied before the call returns. On success returns 0
  * and sets *result to a malloc'd copy of the result (the caller frees it;
  * non-NULL even for 0 bytes) and *result_len to its size. On failure
- * *result is NULL and *result_len 0, and the return value is:
- * -EINVAL (pool, fn, result or result_len NULL; arg NULL with arg_len > 0),
- * PP_ECLOSED, PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, -ENOMEM,
- * -EFBIG, -EMFILE, -ENFILE (see pp_apply_async) (and on an MPI pool
- * -EOVERFLOW, -EIO: see pp_apply_async).
+ * *result is NULL and *result_len 0, and the return value is one of:
+ *  -EINVAL  pool, fn, result or result_len NULL; arg NULL with arg_len > 0;
+ *           under SPAWN or MPI, fn outside the program's loaded objects.
+ *  PP_ECLOSED  the pool is closed or terminated (or is the parent's, in a
+ *           child made by fork()).
+ *  PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, PP_EPROTO  the
+ *           task failed, as pp_future_get reports (PP_EWORKER also when
+ *           workers keep dying at start-up; PP_EPROTO: the worker broke
+ *           the shared-memory protocol while running it and was killed).
+ *  -ENOMEM  out of memory: for the submission, to receive the result, or
+ *           for the caller's copy of it.
+ *  -EFBIG, -EMFILE, -ENFILE  a large argument or result could not travel
+ *           in its memfd (see pp_apply_async and pp_future_get).
+ *  -EOVERFLOW, -EIO  MPI pools only (see pp_apply_async).
  * The task's message is lost with pp_apply; use pp_apply_async to read it.
  */
 PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
@@ -346,14 +395,17 @@ PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t a
  * over 64 KiB travels to the worker in a memfd, a file: one larger than
  * the RLIMIT_FSIZE limit cannot), or -EOVERFLOW (an MPI pool and an
  * argument over 1 GiB - 8 MiB, more than one message carries), and sets
- * *future to NULL.
+ * *future to NULL. PP_ECLOSED also in a child made by fork() (the pool is
+ * the parent's).
  * A large argument holds a descriptor (its memfd) only from when it is
  * sent to a worker until its task is done, a few per worker: work queued
  * behind busy workers waits in memory, so a backlog of any length leaves
  * the program's descriptors alone. If its memfd cannot be made when it is
- * to be sent (no descriptor left: -EMFILE, -ENFILE; no memory: -ENOMEM)
- * and none of the pool's memfds is out to come back, the task fails with
- * that error (reported by its future). On an MPI pool a result over that size fails
+ * to be sent (no descriptor left: -EMFILE, -ENFILE; no memory: -ENOMEM),
+ * or the worker's socket refuses to carry it (too many descriptors in
+ * flight, ETOOMANYREFS, is reported as -EMFILE; no buffer memory as
+ * -ENOMEM), and none of the pool's memfds is out to come back, the task
+ * fails with that error (reported by its future). On an MPI pool a result over that size fails
  * the task with -EOVERFLOW, and a task also fails -EIO when its message
  * could not be sent.
  */
@@ -363,16 +415,17 @@ PP_EXTERN int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, si
 /*
  * pp_future_wait - wait until the future is done (succeeded or failed).
  * Returns 0 when done, -ETIMEDOUT if it is still pending after timeout
- * seconds (it can be waited for again), -EINVAL for NULL.
+ * seconds (it can be waited for again), -EINVAL (f NULL, or timeout NaN).
  */
 PP_EXTERN int pp_future_wait(pp_future_t *f, double timeout);
 
-/* pp_future_ready - 1 when done, 0 while pending, -EINVAL for NULL. */
+/* pp_future_ready - 1 when done (succeeded or failed); 0 while pending or
+ * for NULL. Never an error code. */
 PP_EXTERN int pp_future_ready(const pp_future_t *f);
 
 /*
- * pp_future_successful - 1 when done and succeeded, 0 when done and failed,
- * -EINVAL when not done yet or NULL.
+ * pp_future_successful - 1 when done and succeeded; 0 otherwise (failed,
+ * still pending, or NULL). Never an error code.
  */
 PP_EXTERN int pp_future_successful(const pp_future_t *f);
 
@@ -380,12 +433,25 @@ PP_EXTERN int pp_future_successful(const pp_future_t *f);
  * pp_future_get - wait like pp_future_wait, then give the result.
  * Returns 0 and sets *data and *len to the result (owned by the future, valid
  * until pp_future_free; never NULL on success, even for 0 bytes). Otherwise
- * sets *data NULL and *len 0 and returns -ETIMEDOUT (still pending), -EINVAL
- * (f NULL) or the task's error: PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT,
- * PP_ECANCELED, PP_EPROTO, -ENOMEM, -EMFILE, -ENFILE (a large argument
- * could not be sent: see pp_apply_async; or, -EMFILE, a result over 64 KiB
- * that came back as a memfd could not be received, no descriptor being
- * free), for a map -EFBIG (see pp_map).
+ * sets *data NULL and *len 0 and returns -ETIMEDOUT (still pending),
+ * -EINVAL (f NULL, or timeout NaN) or the task's error:
+ *  PP_ETASK  the task returned non-zero, or its result could not grow or
+ *           be handed over (pp_future_task_status has the cause).
+ *  PP_EWORKER  its worker died while running it (after opt.retries runs),
+ *           or workers kept dying at start-up and it could not be run.
+ *  PP_ETASKTIMEOUT  it ran past its timeout; its worker was killed.
+ *  PP_ECANCELED  the pool was terminated or destroyed before it ran or
+ *           before it ended.
+ *  PP_EPROTO  its worker broke the shared-memory protocol and was killed.
+ *  -ENOMEM  out of memory to receive its result, to queue it again after
+ *           its worker died before starting it, or to send its large
+ *           argument (see pp_apply_async).
+ *  -EMFILE, -ENFILE, -EFBIG  a large argument could not be sent (see
+ *           pp_apply_async); -EMFILE also: a result over 64 KiB that came
+ *           back as a memfd could not be received, no descriptor being free.
+ *  For a map future, the lowest-index failing item's error, from the same
+ *  list (see pp_map). On an MPI pool also -EOVERFLOW and -EIO (see
+ *  pp_apply_async).
  * data and len may be NULL when not wanted.
  */
 PP_EXTERN int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len);
@@ -399,9 +465,21 @@ PP_EXTERN int pp_future_get(pp_future_t *f, double timeout, const void **data, s
 PP_EXTERN const char *pp_future_error(const pp_future_t *f);
 
 /*
- * pp_future_task_status - the task function's return value once done (0 on
- * success). For a task that never returned (worker died, timeout, cancel)
- * it is the future's error code. -EINVAL when pending or NULL.
+ * pp_future_task_status - once f is done, the task's status:
+ *  - 0 when it succeeded;
+ *  - with PP_ETASK, the non-zero value the task function returned (any
+ *    int the task chose, negative ones included; 1 from pp_buf_fail), or
+ *    -ENOMEM, -EFBIG, -EMFILE, -ENFILE when it returned 0 but its result
+ *    could not grow (see pp_buf_append), or -1 when the library failed it
+ *    (a map item's result of the wrong size, a result the worker could not
+ *    hand over);
+ *  - for a task that never returned, the future's own error code
+ *    (PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, PP_EPROTO, -EMFILE, ...),
+ *    the same value pp_future_get returns;
+ *  - for a map future, the status of its lowest-index failing item, as
+ *    above.
+ * -EINVAL when f is NULL or still pending. Since a task may itself return
+ * -EINVAL (-22), check pp_future_ready(f) first when that matters.
  */
 PP_EXTERN int pp_future_task_status(const pp_future_t *f);
 
@@ -459,10 +537,13 @@ PP_EXTERN void pp_future_free(pp_future_t *f);
  * deaths of a slot in a row before its start-up was done, and no other
  * worker past it), every item not yet sent fails PP_EWORKER, its message
  * saying so, and the map ends.
- * Errors before anything runs: -EINVAL (pool or fn NULL, under SPAWN a
- * function outside the program's loaded objects, items NULL with
- * count > 0 and item_size > 0, results NULL with count > 0 and
- * result_size > 0, item_size * count overflowing), PP_ECLOSED, -ENOMEM.
+ * Errors before anything runs: -EINVAL (pool or fn NULL; under SPAWN or
+ * MPI a function outside the program's loaded objects; items NULL with
+ * count > 0 and item_size > 0; results NULL with count > 0 and
+ * result_size > 0; item_size * count or result_size * count overflowing
+ * a size_t), PP_ECLOSED (the pool is closed or terminated, or is the
+ * parent's, in a child made by fork()), -ENOMEM. On an MPI pool an item
+ * may also fail -EOVERFLOW or -EIO (see pp_apply_async).
  * Use pp_map_async to read the failing item's message.
  */
 PP_EXTERN int pp_map(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
@@ -478,7 +559,8 @@ PP_EXTERN int pp_map(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t i
  * map: chunks not yet sent are dropped, results of chunks still running
  * are discarded, and once pp_future_free returns the library touches
  * neither items nor results again; the pool stays usable.
- * Returns 0 and sets *future, or the errors of pp_map (and *future NULL).
+ * Returns 0 and sets *future, or the errors of pp_map before anything runs
+ * (and *future NULL), with -EINVAL also for future NULL.
  */
 PP_EXTERN int pp_map_async(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
                            size_t count, void *results, size_t result_size, size_t chunksize,
@@ -501,8 +583,12 @@ typedef struct pp_iter pp_iter_t;
  * worker) is sent or held; an ordered iterator whose consumer is slower
  * than the workers stops sending rather than buffering everything. items
  * must stay valid until the iterator is freed.
- * Returns 0 and sets *it; -EINVAL (pool, fn or it NULL, items NULL with
- * count > 0 and item_size > 0, overflow), PP_ECLOSED, -ENOMEM.
+ * Returns 0 and sets *it, or sets *it NULL (when it is not NULL) and
+ * returns -EINVAL (pool, fn or it NULL; items NULL with count > 0 and
+ * item_size > 0; item_size * count overflowing a size_t; under SPAWN or
+ * MPI a function outside the program's loaded objects), PP_ECLOSED (the
+ * pool is closed or terminated, or is the parent's, in a child made by
+ * fork()) or -ENOMEM.
  */
 PP_EXTERN int pp_imap(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
                       size_t count, size_t chunksize, pp_iter_t **it);
@@ -528,8 +614,10 @@ enum { PP_ORDERED = 0, PP_UNORDERED = 1 };
  * flags: PP_ORDERED or PP_UNORDERED. chunksize 0 means PP_CHUNK_AUTO here
  * (the count is not known in advance). The feed is called again while
  * pp_iter_next waits, to keep the window full.
- * Returns 0 and sets *it; -EINVAL (pool, fn, feed or it NULL, unknown
- * flags), PP_ECLOSED, -ENOMEM.
+ * Returns 0 and sets *it, or sets *it NULL (when it is not NULL) and
+ * returns -EINVAL (pool, fn, feed or it NULL; flags neither PP_ORDERED nor
+ * PP_UNORDERED; under SPAWN or MPI a function outside the program's loaded
+ * objects), PP_ECLOSED (as for pp_imap) or -ENOMEM.
  */
 PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void *userdata,
                            size_t chunksize, int flags, pp_iter_t **it);
@@ -539,19 +627,25 @@ PP_EXTERN int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void
  * Returns 1 with *index (the item's input position), *data and *len set
  * (valid until the next call on it or pp_iter_free; data is never NULL);
  * 0 when every item has been reported; -ETIMEDOUT when nothing arrived
- * within timeout seconds (call again); -EINVAL (it NULL); or, for an item
- * that failed, its error (PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
- * -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map) with *index set and
- * pp_iter_error() giving its message -- the iteration goes on with the next
- * call (when workers keep dying at start-up, every item not yet sent fails
- * PP_EWORKER this way, the message saying so, and a fed input ends as after
- * a feed error, with PP_EWORKER). An iteration that is stopped with items
- * not yet run -- the pool was terminated (PP_ECANCELED), or out of memory
- * even to record an item's failure (-ENOMEM) -- gives the results it holds,
- * then that error once (*index: the next item), then 0.
- * A feed error ends the input: it is
- * returned once, with *index set to the number of items fed, after the
- * items before it. index, data and len may be NULL. One thread at a time.
+ * within timeout seconds (call again); -EINVAL (it NULL, or timeout NaN);
+ * or one of these, with *index set and pp_iter_error() giving the message:
+ *  - an item failed: PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_EPROTO,
+ *    -ENOMEM, -EFBIG, -EMFILE, -ENFILE as in pp_map, or PP_ECANCELED (its
+ *    chunk was running when the pool was terminated); on an MPI pool also
+ *    -EOVERFLOW, -EIO. The iteration goes on with the next call. When
+ *    workers keep dying at start-up, every item not yet sent fails
+ *    PP_EWORKER this way, the message saying so, and a fed input ends as
+ *    after a feed error, with PP_EWORKER.
+ *  - the iteration was stopped with items not yet run: the pool was
+ *    terminated or destroyed (PP_ECANCELED), or there was no memory even
+ *    to record an item's failure (-ENOMEM). It gives the results it holds,
+ *    then that error once (*index: the next item), then 0.
+ *  - pp_imap_feed only: the feed returned a negative code (that code), or
+ *    a fed item could not be copied (-ENOMEM), which ends the input: it is
+ *    returned once, with *index set to the number of items fed, after the
+ *    items before it; or the pool was closed and joined before the feed
+ *    ended (PP_ECLOSED, once: the rest of the input is not read).
+ * index, data and len may be NULL. One thread at a time.
  */
 PP_EXTERN int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data,
                            size_t *len);
@@ -562,7 +656,7 @@ PP_EXTERN const char *pp_iter_error(const pp_iter_t *it);
 /*
  * pp_iter_progress - items done (completed by workers, read or not) and
  * the total: for pp_imap_feed the total is the number fed so far until the
- * feed has ended. Returns 0 or -EINVAL.
+ * feed has ended. Returns 0 or -EINVAL (it NULL).
  */
 PP_EXTERN int pp_iter_progress(const pp_iter_t *it, size_t *done, size_t *total);
 
@@ -630,14 +724,19 @@ typedef struct pp_mutex {
     } opaque;
 } pp_mutex_t;
 
-/* pp_mutex_init - returns 0, -EINVAL (m NULL) or -errno from pthreads. */
+/*
+ * pp_mutex_init - returns 0, -EINVAL (m NULL) or -ENOTSUP (the C library or
+ * the kernel has no robust process-shared mutexes).
+ */
 PP_EXTERN int pp_mutex_init(pp_mutex_t *m);
 
 /*
  * pp_mutex_lock - take the lock. Returns 0; or -EOWNERDEAD: the previous
  * holder died while holding it, you now hold it, and it has been made
  * consistent again -- repair or discard the data it protects, then unlock
- * as usual; or -EINVAL.
+ * as usual; or -EINVAL (m NULL);
+ * or -ENOTRECOVERABLE (the lock could not be made consistent: it is
+ * unusable, destroy and initialise it again).
  */
 PP_EXTERN int pp_mutex_lock(pp_mutex_t *m);
 

@@ -108,7 +108,14 @@ static size_t page_round(size_t n) {
     return (n + pg - 1) & ~(pg - 1);
 }
 
+/* Only the codes pp_buf_append documents: -EFBIG, -EMFILE, -ENFILE, -ENOMEM. */
+static int grow_memfd_(pp_buf_t *b, size_t need);
 static int grow_memfd(pp_buf_t *b, size_t need) {
+    int r = grow_memfd_(b, need);
+    return r < 0 ? pp__memfd_err(r) : r;
+}
+
+static int grow_memfd_(pp_buf_t *b, size_t need) {
     uint64_t lim = pp__fsize_max(); /* a memfd is a file: never past RLIMIT_FSIZE (SIGXFSZ) */
     if (need > lim)
         return -EFBIG;

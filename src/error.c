@@ -42,7 +42,18 @@
     XX(ECONNRESET, "the connection was reset by the other end")                    \
     XX(E2BIG, "the argument list is too long")                                     \
     XX(ENOEXEC, "the program file cannot be executed")                             \
-    XX(EACCES, "permission denied")
+    XX(EACCES, "permission denied")                                                \
+    XX(EFBIG, "a file would grow past the file size limit (RLIMIT_FSIZE)")         \
+    XX(EOWNERDEAD, "the previous holder of the lock died while holding it")        \
+    XX(ENOTRECOVERABLE, "the lock's state is not recoverable")                     \
+    XX(ECANCELED, "the operation was cancelled")                                   \
+    XX(ENOBUFS, "no buffer space is available")                                    \
+    XX(ETOOMANYREFS, "too many file descriptors are in flight between processes")  \
+    XX(ENODEV, "no such device")                                                   \
+    XX(ENAMETOOLONG, "a file name is too long")                                    \
+    XX(ELOOP, "too many levels of symbolic links")                                 \
+    XX(ETXTBSY, "the program file is busy")                                        \
+    XX(EPROTO, "a protocol error occurred")
 
 /* Fold a code to the value a switch can test: own codes stay negative,
  * errno values become positive whatever sign the caller used. */

@@ -161,16 +161,14 @@ int pp_future_wait(pp_future_t *f, double timeout) {
     }
 }
 
+/* Boolean calls answer 1 or 0 only (the contract): a NULL or pending
+ * future is "not ready" / "not successful", never a truthy -EINVAL. */
 int pp_future_ready(const pp_future_t *f) {
-    if (!f)
-        return -EINVAL;
-    return is_done(f) ? 1 : 0;
+    return f && is_done(f) ? 1 : 0;
 }
 
 int pp_future_successful(const pp_future_t *f) {
-    if (!f || !is_done(f))
-        return -EINVAL;
-    return f->err == 0 ? 1 : 0;
+    return f && is_done(f) && f->err == 0 ? 1 : 0;
 }
 
 int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len) {

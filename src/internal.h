@@ -42,6 +42,7 @@ uint64_t pp__fsize_max(void); /* RLIMIT_FSIZE in bytes; UINT64_MAX: none */
 void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size);
 int pp__memfd(const char *name, size_t size, bool sealable); /* -EFBIG over RLIMIT_FSIZE */
 int pp__reopen_rdonly(int fd);
+int pp__memfd_err(int err);
 int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_signal(int pidfd, int sig);

@@ -155,9 +155,17 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
                 return false;
             }
         }
-        if (pp__send_fds(best->chan.sock, "a", 1, &fd, 1) < 0) {
+        int se = pp__send_fds(best->chan.sock, "a", 1, &fd, 1);
+        if (se < 0) {
             if (fd != t->argfd)
                 close(fd);
+            /* a full socket (-EAGAIN) or a dead worker empties again; the
+             * kernel's refusal to carry one more descriptor (ETOOMANYREFS:
+             * too many in flight for RLIMIT_NOFILE) or to find memory does
+             * not while none of ours is out: the task fails, it must not
+             * wait for ever */
+            if ((se == -ETOOMANYREFS || se == -ENOBUFS || se == -ENOMEM) && memfds_out(pool) == 0)
+                *err = se == -ETOOMANYREFS ? -EMFILE : -ENOMEM;
             return false;
         }
         t->argfd = fd; /* the slot owns it from here */
@@ -355,8 +363,11 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
     }
     pool->inflight_total++;
     if (!node && (pool->pend_head || !pp__place(pool, &t, arg, &err))) {
-        if (err == 0) {
-            /* it waits: its argument in memory, not in a descriptor */
+        if (err == 0 || t.argfd >= 0) {
+            /* it waits: its argument in memory, not in a descriptor (a
+             * memfd that could not be sent fails later, through the
+             * future, like one that could not be made) */
+            err = 0;
             pp__close(&t.argfd);
             node = pend_new(&t, arg);
             if (!node)

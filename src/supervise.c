@@ -662,6 +662,21 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
+/* A request the zygote's socket refused, as a code pp_pool_create
+ * documents: its other end gone is the zygote's death (-ECHILD); too many
+ * descriptors in flight (ETOOMANYREFS, counted against RLIMIT_NOFILE) is
+ * -EMFILE; no buffer memory is -ENOMEM. Others (the channel's own errors:
+ * -EMFILE, -ENFILE, -ENOMEM, ...) pass. */
+static int zygote_send_err(int err) {
+    if (err == -EPIPE || err == -ECONNRESET || err == -ECONNREFUSED || err == -ENOTCONN)
+        return -ECHILD;
+    if (err == -ETOOMANYREFS)
+        return -EMFILE;
+    if (err == -ENOBUFS)
+        return -ENOMEM;
+    return err;
+}
+
 /* Start every worker of a new pool. Pool lock held. Under FORKSERVER the
  * zygote forks them: wait for each answer (SPAWNED, or FAILED with its
  * fork's errno) so that create fails with that errno, as it does when the
@@ -689,7 +704,7 @@ static int start_all(pp_pool_t *pool) {
             asked += w->state == PP__W_STARTING && w->from_zygote && w->pid == 0;
         }
         if (err && (err != -EAGAIN || !asked))
-            return err;
+            return zygote_send_err(err);
         if (!asked)
             return 0;
         uint64_t now = pp__now_ns();

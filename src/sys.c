@@ -102,24 +102,34 @@ int pp__memfd(const char *name, size_t size, bool sealable) {
     return fd;
 }
 
+/* The errors a memfd made for one task can fail with, as the header
+ * documents them: -EFBIG (RLIMIT_FSIZE), -EMFILE, -ENFILE (no descriptor),
+ * and -ENOMEM for everything else (memory, or a kernel that refuses to
+ * make or seal one after the pool's own memfds were made). */
+int pp__memfd_err(int err) {
+    if (err == -EFBIG || err == -EMFILE || err == -ENFILE || err == -ENOMEM)
+        return err;
+    return -ENOMEM;
+}
+
 /* A memfd holding a copy of data[0..len), sealed against every change, so
- * a worker that receives it can neither alter nor truncate it. -errno on
- * failure (a full memory is -ENOMEM; over RLIMIT_FSIZE, -EFBIG). */
+ * a worker that receives it can neither alter nor truncate it. On failure
+ * -EFBIG (over RLIMIT_FSIZE), -EMFILE, -ENFILE or -ENOMEM (pp__memfd_err). */
 int pp__sealed_copy(const char *name, const void *data, size_t len) {
     if (len > pp__fsize_max())
         return -EFBIG;
     int fd = pp__memfd(name, 0, true);
     if (fd < 0)
-        return fd;
+        return pp__memfd_err(fd);
     const char *p = data;
     while (len) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno == ENOSPC ? ENOMEM : errno;
+            int e = errno;
             close(fd);
-            return -e;
+            return pp__memfd_err(-e);
         }
         p += w;
         len -= (size_t)w;
@@ -127,7 +137,7 @@ int pp__sealed_copy(const char *name, const void *data, size_t len) {
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
         int e = errno;
         close(fd);
-        return -e;
+        return pp__memfd_err(-e);
     }
     return fd;
 }

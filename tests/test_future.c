@@ -183,7 +183,7 @@ static void test_wait_timeout_then_done(void **state) {
 
     /* pending state */
     assert_int_equal(pp_future_ready(f), 0);
-    assert_rc(pp_future_successful(f), -EINVAL);
+    assert_int_equal(pp_future_successful(f), 0); /* pending: not successful, not an error */
     assert_null(pp_future_error(f));
     assert_rc(pp_future_task_status(f), -EINVAL);
     const void *d = (const void *)&d;
@@ -518,8 +518,8 @@ static void test_null_arguments(void **state) {
     (void)state;
     assert_rc(pp_future_wait(NULL, 0), -EINVAL);
     assert_rc(pp_future_wait(NULL, -1), -EINVAL);
-    assert_rc(pp_future_ready(NULL), -EINVAL);
-    assert_rc(pp_future_successful(NULL), -EINVAL);
+    assert_int_equal(pp_future_ready(NULL), 0);
+    assert_int_equal(pp_future_successful(NULL), 0);
     assert_rc(pp_future_task_status(NULL), -EINVAL);
     assert_null(pp_future_error(NULL));
     const void *d = (const void *)&d;

@@ -484,12 +484,132 @@ static void test_nofile_backlog(void **state) {
     run_in_child(body_nofile);
 }
 
+/* ---- RLIMIT_NOFILE 64, the program holding descriptors of its own ---------- */
+
+#define NOFILE_SMALL 64
+#define NOFILE_HELD 20 /* the program's own descriptors, open all along */
+
+/* Dies by the signal its argument names (a long). */
+static int task_die(const void *arg, size_t len, pp_buf_t *out) {
+    (void)out;
+    long sig = SIGKILL;
+    if (len == sizeof sig)
+        memcpy(&sig, arg, sizeof sig);
+    raise((int)sig);
+    return 0;
+}
+
+/* Children of this process still there (zombies included). */
+static int children_left(void) {
+    pid_t kids[64];
+    return ppt_children_of(getpid(), kids, 64);
+}
+
+/* A pool of `processes` workers (0: the default) under RLIMIT_NOFILE 64:
+ * create fails -EMFILE, leaving nothing behind, or the pool works --
+ * apply, map, imap with PP_CHUNK_AUTO, a worker's crash and its
+ * replacement -- and destroy leaves no fd and no child. Returns whether
+ * the pool was made. */
+static bool nofile_small_pool(int processes, pp_start_t method) {
+    int fds0 = ppt_fd_count();
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = processes;
+    o.start_method = method;
+    pp_pool_t *pool = NULL;
+    int rc = pp_pool_create(&pool, &o);
+    if (rc != 0) {
+        CHECK(rc == -EMFILE, "pp_pool_create(processes %d, start method %d) under "
+              "RLIMIT_NOFILE %d returned %d (%s), expected 0 or -EMFILE",
+              processes, (int)method, NOFILE_SMALL, rc, pp_err_name(rc));
+        CHECK(pool == NULL, "a failed create left *pool set");
+        CHECK(ppt_fd_count() == fds0, "a failed create left fds: %d before, %d after", fds0,
+              ppt_fd_count());
+        CHECK(children_left() == 0, "a failed create left %d children", children_left());
+        return false;
+    }
+    CHECK_RC(apply_sum(pool, 100, 3), 0);
+    CHECK_RC(apply_sum(pool, ARG_BYTES, 6), 0); /* a memfd argument */
+
+    enum { N = 2000 };
+    long *in = malloc(N * sizeof *in), *outv = malloc(N * sizeof *outv);
+    CHECK(in && outv, "malloc");
+    for (long i = 0; i < N; i++)
+        in[i] = i;
+    CHECK_RC(pp_map(pool, task_double, in, sizeof *in, N, outv, sizeof *outv, 0), 0);
+    for (long i = 0; i < N; i++)
+        CHECK(outv[i] == 2 * i, "map item %ld: %ld", i, outv[i]);
+
+    pp_iter_t *it = NULL;
+    CHECK_RC(pp_imap(pool, task_double, in, sizeof *in, N, PP_CHUNK_AUTO, &it), 0);
+    for (long i = 0; i < N; i++) {
+        size_t idx = 0, n = 0;
+        const void *d = NULL;
+        rc = pp_iter_next(it, 30, &idx, &d, &n);
+        CHECK(rc == 1, "imap item %ld: %d (%s)", i, rc, pp_err_name(rc));
+        long v;
+        CHECK(idx == (size_t)i && n == sizeof v, "imap item %ld: index %zu, %zu bytes", i, idx, n);
+        memcpy(&v, d, sizeof v);
+        CHECK(v == 2 * i, "imap item %ld: %ld", i, v);
+    }
+    CHECK_RC(pp_iter_next(it, 30, NULL, NULL, NULL), 0);
+    pp_iter_free(it);
+
+    /* a crash: that task fails PP_EWORKER (its message naming the
+     * signal), a replacement is forked, and the pool goes on */
+    long sig = SIGKILL;
+    pp_future_t *f = NULL;
+    CHECK_RC(pp_apply_async(pool, task_die, &sig, sizeof sig, &f), 0);
+    CHECK_RC(pp_future_get(f, 30, NULL, NULL), PP_EWORKER);
+    CHECK(pp_future_error(f) && strstr(pp_future_error(f), "SIGKILL"), "message: %s",
+          pp_future_error(f) ? pp_future_error(f) : "(none)");
+    pp_future_free(f);
+    CHECK_RC(apply_sum(pool, 1000, 7), 0);
+    CHECK_RC(pp_map(pool, task_double, in, sizeof *in, N, outv, sizeof *outv, PP_CHUNK_AUTO), 0);
+    CHECK(outv[N - 1] == 2 * (N - 1), "map after the crash: %ld", outv[N - 1]);
+    free(in);
+    free(outv);
+
+    pp_pool_destroy(pool);
+    CHECK(ppt_fd_count() == fds0, "%d fds before the pool, %d after its destroy", fds0,
+          ppt_fd_count());
+    CHECK(children_left() == 0, "%d children left after destroy", children_left());
+    return true;
+}
+
+static void body_nofile_small(void) {
+    int held[NOFILE_HELD];
+    for (int i = 0; i < NOFILE_HELD; i++) {
+        held[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(held[i] >= 0, "open: %s", strerror(errno));
+    }
+    set_limit(RLIMIT_NOFILE, NOFILE_SMALL);
+    static const pp_start_t methods[] = {PP_START_FORK, PP_START_FORKSERVER, PP_START_SPAWN};
+    for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) {
+        nofile_small_pool(0, methods[m]);
+        /* 4 workers fit in 64 descriptors: this one must work */
+        CHECK(nofile_small_pool(4, methods[m]), "4 workers under RLIMIT_NOFILE %d failed",
+              NOFILE_SMALL);
+        /* 64 workers cannot: -EMFILE, and nothing left behind */
+        CHECK(!nofile_small_pool(64, methods[m]), "64 workers under RLIMIT_NOFILE %d",
+              NOFILE_SMALL);
+    }
+    for (int i = 0; i < NOFILE_HELD; i++)
+        close(held[i]);
+}
+
+static void test_nofile_small(void **state) {
+    (void)state;
+    run_in_child(body_nofile_small);
+}
+
 int main(void) {
     ppt_hang_guard(100);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_as_default_range),
         cmocka_unit_test(test_fsize),
         cmocka_unit_test(test_nofile_backlog),
+        cmocka_unit_test(test_nofile_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,8 +12,9 @@
  * fails the test (naming the stage it hung in) instead of the whole run.
  *
  * Bounds asserted here carry slack for a loaded 2-core machine: the header
- * documents terminate/destroy/join-after-terminate as under 2 s; the tests
- * require under 6 s and print what they measured. */
+ * documents terminate/destroy/join-after-terminate as under 2 s; the older
+ * cases require under 6 s, the stopped-workers backlog cases the documented
+ * 2 s itself; all print what they measured. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -681,6 +682,166 @@ static void test_stopped_zygote_terminate(void **state) {
     }
 }
 
+/* ---- every worker stopped mid-task, work queued behind ------------------- */
+
+#define DOC_BOUND_S 2.0 /* the header's bound for terminate, destroy, join after terminate */
+#define BIG_ARG (100 * 1024) /* over the 64 KiB that travel inline: a memfd */
+
+enum op { OP_TERMINATE, OP_DESTROY };
+
+struct backlog_params {
+    pp_start_t sm;
+    bool stop_zygote;
+    enum op op;
+};
+
+static int task_double_item(const void *arg, size_t len, pp_buf_t *out) {
+    return task_triple(arg, len, out);
+}
+
+/* The call must have been quick: within the documented bound. */
+static void within_bound(double t0, const char *what) {
+    double dt = ppt_now() - t0;
+    printf("      %s took %.3f s\n", what, dt);
+    fflush(stdout);
+    if (dt >= DOC_BOUND_S)
+        child_fail(__LINE__, "%s took %.2f s, documented bound %.1f s", what, dt, DOC_BOUND_S);
+}
+
+/* A process that is still there and not a zombie. */
+static bool alive(pid_t pid) {
+    char st = 0;
+    return ppt_proc_stat(pid, &st, NULL, NULL) == 0 && st != 'Z' && st != 'X';
+}
+
+/* Both workers stopped (SIGSTOP) in the middle of a task that never
+ * returns, small and large (memfd) arguments, a map and an imap queued
+ * behind them, and under FORK/FORKSERVER the zygote stopped too if asked;
+ * then terminate (and join after it, and destroy) or destroy straight
+ * away, each within the documented 2 s. Every task and item fails
+ * PP_ECANCELED, later submissions PP_ECLOSED, and afterwards no worker,
+ * no zombie and no descriptor of the pool is left. */
+static void case_backlog(const void *arg) {
+    const struct backlog_params *p = arg;
+    int fds = ppt_fd_count();
+    pp_pool_t *pool = make_pool(p->sm, 2, 0);
+    _Atomic long *ctr = pp_shm_alloc(pool, sizeof *ctr);
+    CK(ctr != NULL);
+    enum { NHANG = 2, NSMALL = 6, NBIG = 3, NTASK = NHANG + NSMALL + NBIG, NITEMS = 1000 };
+    pp_future_t *f[NTASK] = {0};
+    stage("tasks that never return, one per worker");
+    for (int i = 0; i < NHANG; i++)
+        CKRC(pp_apply_async(pool, task_hang, &ctr, sizeof ctr, &f[i]), 0);
+    double t0 = ppt_now();
+    while (atomic_load(ctr) < NHANG && ppt_now() - t0 < WAIT_S)
+        ppt_sleep_ms(2);
+    CK(atomic_load(ctr) == NHANG);
+
+    pid_t w[3];
+    stage("finding and stopping the workers");
+    CK(wait_procs("procpool-worker", w, 2) == 2);
+    int nstop = 2;
+    if (p->stop_zygote) {
+        stage("finding the zygote");
+        CK(wait_procs("procpool-zygote", w + 2, 1) == 1);
+        nstop = 3;
+    }
+    stop_all(w, nstop);
+
+    stage("queueing work behind the stopped workers");
+    long small = 7;
+    for (int i = NHANG; i < NHANG + NSMALL; i++)
+        CKRC(pp_apply_async(pool, task_triple, &small, sizeof small, &f[i]), 0);
+    unsigned char *big = calloc(1, BIG_ARG);
+    CK(big != NULL);
+    for (int i = NHANG + NSMALL; i < NTASK; i++)
+        CKRC(pp_apply_async(pool, task_triple, big, BIG_ARG, &f[i]), 0);
+    free(big);
+    long *items = malloc(NITEMS * sizeof *items), *res = malloc(NITEMS * sizeof *res);
+    CK(items && res);
+    for (long i = 0; i < NITEMS; i++)
+        items[i] = i;
+    pp_future_t *mf = NULL;
+    CKRC(pp_map_async(pool, task_double_item, items, sizeof *items, NITEMS, res, sizeof *res, 0, &mf), 0);
+    pp_iter_t *it = NULL;
+    CKRC(pp_imap(pool, task_double_item, items, sizeof *items, NITEMS, PP_CHUNK_AUTO, &it), 0);
+
+    if (p->op == OP_TERMINATE) {
+        stage("pp_pool_terminate");
+        t0 = ppt_now();
+        CKRC(pp_pool_terminate(pool), 0);
+        within_bound(t0, "terminate");
+        pp_future_t *g = NULL;
+        CKRC(pp_apply_async(pool, task_triple, &small, sizeof small, &g), PP_ECLOSED);
+        CK(g == NULL);
+        stage("pp_pool_join after terminate");
+        t0 = ppt_now();
+        CKRC(pp_pool_join(pool), 0);
+        within_bound(t0, "join after terminate");
+    }
+    stage("pp_pool_destroy");
+    t0 = ppt_now();
+    pp_pool_destroy(pool);
+    within_bound(t0, p->op == OP_TERMINATE ? "destroy after terminate" : "destroy");
+
+    stage("reading the futures after destroy");
+    for (int i = 0; i < NTASK; i++) {
+        CKRC(pp_future_get(f[i], 0, NULL, NULL), PP_ECANCELED);
+        CK(pp_future_error(f[i]) != NULL);
+        pp_future_free(f[i]);
+    }
+    CKRC(pp_future_get(mf, 0, NULL, NULL), PP_ECANCELED);
+    pp_future_free(mf);
+    stage("reading the iterator after destroy");
+    int cancelled = 0, rc;
+    size_t idx;
+    t0 = ppt_now();
+    while ((rc = pp_iter_next(it, 0, &idx, NULL, NULL)) == PP_ECANCELED) {
+        CK(idx < NITEMS);
+        CK(pp_iter_error(it) != NULL);
+        CK(++cancelled <= NITEMS + 1);
+    }
+    CKRC(rc, 0);
+    CK(cancelled >= 1);
+    within_bound(t0, "reading the cancelled iterator");
+    pp_iter_free(it);
+    free(items);
+    free(res);
+
+    stage("checking that no worker is left");
+    t0 = ppt_now();
+    for (int i = 0; i < nstop; i++) {
+        while (alive(w[i]) && ppt_now() - t0 < DOC_BOUND_S)
+            ppt_sleep_ms(5);
+        if (alive(w[i]))
+            child_fail(__LINE__, "process %d of the pool still runs after destroy", (int)w[i]);
+    }
+    check_clean(fds);
+}
+
+static void run_backlog(const struct backlog_params *p) {
+    char name[160];
+    snprintf(name, sizeof name, "%s, %s, workers stopped with work queued%s",
+             p->op == OP_TERMINATE ? "terminate + join + destroy" : "destroy", sm_name(p->sm),
+             p->stop_zygote ? ", zygote stopped" : "");
+    in_child(case_backlog, p, name);
+}
+
+/* For each start method: terminate (then join, destroy) and destroy
+ * alone, with every worker stopped mid-task and work queued; under FORK
+ * and FORKSERVER also with the zygote stopped. */
+static void test_stopped_workers_backlog(void **state) {
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        for (int z = 0; z < (g_methods[i] == PP_START_SPAWN ? 1 : 2); z++) {
+            struct backlog_params p = {.sm = g_methods[i], .stop_zygote = z, .op = OP_TERMINATE};
+            run_backlog(&p);
+            p.op = OP_DESTROY;
+            run_backlog(&p);
+        }
+    }
+}
+
 static int group_setup(void **state) {
     (void)state;
     g_rep = mmap(NULL, sizeof *g_rep, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -702,6 +863,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_nproc_create_fails),
         cmocka_unit_test(test_stopped_zygote_crash),
         cmocka_unit_test(test_stopped_zygote_terminate),
+        cmocka_unit_test(test_stopped_workers_backlog),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
