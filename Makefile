@@ -5,6 +5,8 @@
 #   make demo       build and run the lecture example
 #   make test       install test deps if needed (root), build, run ctest
 #   make bench      build and run every benchmark
+#   make fault-sweep  the whole fault-injection sweep (tests/fi; about an
+#                   hour: every call site the library reaches fails in turn)
 #   make install    install into $(PREFIX) (default /usr/local; ldconfig as root)
 #   make deb        Debian packages (cpack -G DEB) into build-deb/packages/
 #   make asan       build into build-asan with ASan+UBSan and run its tests
@@ -48,7 +50,7 @@ define configure
 	@echo "$(CC)" > "$(1)/.procpool-cc"
 endef
 
-.PHONY: all build configure demo test test-build check deps bench install deb asan tsan tsan-run clean help
+.PHONY: all build configure demo test test-build check fault-sweep deps bench install deb asan tsan tsan-run clean help
 
 all: build
 
@@ -108,6 +110,14 @@ test-build:
 	$(CMAKE) --build "$(BUILD)" -j$(JOBS)
 
 check: test
+
+# FI_ARGS: fi_driver options (e.g. --quick --budget 600), then cases
+# (SCENARIO:START, START fork|spawn|forkserver|mpi); none: every local case.
+FI_ARGS ?= --report $(BUILD)/fault_sweep_sites.txt
+fault-sweep: deps
+	$(MAKE) --no-print-directory test-build
+	PROCPOOL_MPI_LIBRARY=$$(ls "$(abspath $(BUILD))"/libprocpool_mpi_fi.so 2>/dev/null) \
+	"$(BUILD)/fi_driver" $(FI_ARGS) "$(BUILD)/fi_prog" $(FI_CASES)
 
 bench: build
 	$(CMAKE) --build "$(BUILD)" --target bench

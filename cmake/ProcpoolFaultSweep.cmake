@@ -36,3 +36,20 @@ add_test(NAME test_fault_sweep
           $<TARGET_FILE:fi_prog> create:fork apply:fork imap_crash:fork terminate:forkserver
           burst:spawn)
 set_tests_properties(test_fault_sweep PROPERTIES TIMEOUT 280)
+
+# The MPI backend, its own calls behind the same wrappers (a copy of
+# fault_inject.c inside it; the program's and the backend's copies agree on
+# which process is the program through PP_FI_ROOT_PID). fi_driver's mpi
+# cases load it through PROCPOOL_MPI_LIBRARY.
+if(PROCPOOL_HAVE_MPI)
+  add_library(procpool_mpi_fi SHARED ${PROCPOOL_MPI_SOURCES}
+    "${PROJECT_SOURCE_DIR}/src/fault_inject.c")
+  set_target_properties(procpool_mpi_fi PROPERTIES C_VISIBILITY_PRESET hidden)
+  set_source_files_properties(${PROCPOOL_MPI_SOURCES} TARGET_DIRECTORY procpool_mpi_fi
+    PROPERTIES COMPILE_OPTIONS "-include;${PROJECT_SOURCE_DIR}/src/fault_inject.h")
+  target_compile_definitions(procpool_mpi_fi PRIVATE PP_BUILDING_LIBRARY)
+  target_include_directories(procpool_mpi_fi PRIVATE
+    "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/src")
+  target_link_libraries(procpool_mpi_fi PRIVATE MPI::MPI_C Threads::Threads)
+  add_dependencies(fi_prog procpool_mpi_fi)
+endif()

@@ -16,8 +16,8 @@
  *   PP_FI_MODE=once|persist   only that call, or every call from then on
  *   PP_FI_ERRNO=e       the errno the failed call reports
  *   PP_FI_SCOPE=parent|child  which processes inject (default parent)
- * The program's own process is the first one whose constructor runs (the
- * constructor marks the environment so that exec'd workers know they are
+ * The program's own process is the first one whose constructor runs (it
+ * writes its pid into PP_FI_ROOT_PID, so exec'd workers know they are
  * not), and under an MPI launcher only rank 0's.
  *
  * Races: sites are counted in a lock-free table (a compare-and-swap claims
@@ -78,6 +78,26 @@ static const char *base_name(const char *f) {
     return s ? s + 1 : f;
 }
 
+static char *put_str(char *p, char *end, const char *s) {
+    while (*s && p < end)
+        *p++ = *s++;
+    return p;
+}
+
+static char *put_num(char *p, char *end, long v) {
+    char tmp[24];
+    int n = 0;
+    unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) && n < (int)sizeof tmp);
+    if (v < 0 && p < end)
+        *p++ = '-';
+    while (n && p < end)
+        *p++ = tmp[--n];
+    return p;
+}
+
 __attribute__((constructor)) static void fi_init(void) {
     const char *log = getenv("PP_FI_LOG");
     const char *site = getenv("PP_FI_SITE");
@@ -97,34 +117,21 @@ __attribute__((constructor)) static void fi_init(void) {
             cfg.on = cfg.nth > 0 && cfg.err > 0;
         }
     }
-    /* The first image to run this is the program; it tells its exec'd
-     * descendants so. Under an MPI launcher only rank 0 is the program. */
+    /* The first image to run this is the program; it names its pid in the
+     * environment, for its exec'd descendants (other pids: not the program)
+     * and for another copy of this file in the same process (the MPI
+     * backend's: the same pid). Under an MPI launcher only rank 0 is. */
     const char *rank = getenv("OMPI_COMM_WORLD_RANK");
-    if (!getenv("PP_FI_DESCENDANT") && !(rank && strcmp(rank, "0") != 0))
+    const char *root = getenv("PP_FI_ROOT_PID");
+    if (root)
+        cfg.root = (pid_t)atoi(root);
+    else if (!(rank && strcmp(rank, "0") != 0)) {
+        char buf[24], *e = put_num(buf, buf + sizeof buf - 1, (long)getpid());
+        *e = '\0';
         cfg.root = getpid();
-    else
+        setenv("PP_FI_ROOT_PID", buf, 1);
+    } else
         cfg.root = -1;
-    setenv("PP_FI_DESCENDANT", "1", 1);
-}
-
-static char *put_str(char *p, char *end, const char *s) {
-    while (*s && p < end)
-        *p++ = *s++;
-    return p;
-}
-
-static char *put_num(char *p, char *end, long v) {
-    char tmp[24];
-    int n = 0;
-    unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
-    do
-        tmp[n++] = (char)('0' + u % 10);
-    while ((u /= 10) && n < (int)sizeof tmp);
-    if (v < 0 && p < end)
-        *p++ = '-';
-    while (n && p < end)
-        *p++ = tmp[--n];
-    return p;
 }
 
 static void log_line(char kind, bool root, const char *f, int l, const char *call, long n,
@@ -411,14 +418,39 @@ int pp__fi_kill(const char *f, int l, pid_t pid, int sig) {
     return kill(pid, sig);
 }
 
-/* A wait that does not block cannot be interrupted: its own name. */
+/* A wait that does not block cannot be interrupted: its own name. ECHILD
+ * is made real: another part of the program reaped the child first (a
+ * waitpid(-1) of its own), so it is reaped here before the call fails. */
 int pp__fi_waitid(const char *f, int l, idtype_t t, id_t id, siginfo_t *i, int o) {
-    FAIL_INT(o & WNOHANG ? "waitid_nohang" : "waitid");
+    int e = hit(f, l, o & WNOHANG ? "waitid_nohang" : "waitid");
+    if (e == ECHILD) {
+        siginfo_t stolen;
+        memset(&stolen, 0, sizeof stolen);
+        int r = waitid(t, id, &stolen, o & ~WNOWAIT);
+        if (r < 0 || stolen.si_pid == 0) { /* nothing to steal (yet) */
+            if (r == 0 && i)
+                *i = stolen;
+            return r;
+        }
+    }
+    if (e) {
+        errno = e;
+        return -1;
+    }
     return waitid(t, id, i, o);
 }
 
 pid_t pp__fi_waitpid(const char *f, int l, pid_t pid, int *st, int o) {
-    FAIL_INT(o & WNOHANG ? "waitpid_nohang" : "waitpid");
+    int e = hit(f, l, o & WNOHANG ? "waitpid_nohang" : "waitpid");
+    if (e == ECHILD) {
+        pid_t r = waitpid(pid, NULL, o);
+        if (r <= 0)
+            return r;
+    }
+    if (e) {
+        errno = e;
+        return -1;
+    }
     return waitpid(pid, st, o);
 }
 

@@ -662,6 +662,36 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
+/* poll() itself failed (ENOMEM: the kernel could not allocate its wait
+ * table), and may go on failing: a tick later, mark every descriptor the
+ * loop reads without blocking as ready (eventfds and the zygote's socket
+ * are nonblocking) and each pidfd whose child has exited (waitid with
+ * WNOWAIT looks without reaping; a zygote's child is reported by the
+ * zygote). Deaths, results and reports are then handled as after a poll,
+ * one tick late, and the loop never spins. Returns the count marked. */
+static int poll_by_hand(pp_pool_t *pool, struct pollfd *pfd, size_t n, pp__worker_t **who) {
+    struct timespec ts = {0, TIMEOUT_TICK_MS * 1000000L};
+    nanosleep(&ts, NULL);
+    int marked = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (size_t i = 0; i < n; i++) {
+        pp__worker_t *w = who[i];
+        pfd[i].revents = 0;
+        if (w && pfd[i].fd == w->pidfd) {
+            siginfo_t info;
+            memset(&info, 0, sizeof info);
+            if (w->from_zygote || w->pid <= 0 ||
+                waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+                info.si_pid == 0)
+                continue;
+        }
+        pfd[i].revents = POLLIN;
+        marked++;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return marked;
+}
+
 /* A request the zygote's socket refused, as a code pp_pool_create
  * documents: its other end gone is the zygote's death (-ECHILD); too many
  * descriptors in flight (ETOOMANYREFS, counted against RLIMIT_NOFILE) is
@@ -920,6 +950,8 @@ void *pp__supervisor_main(void *arg) {
         pthread_mutex_unlock(&pool->lock);
 
         int pr = poll(pfd, n, ready ? 0 : (int)timeout_ms);
+        if (pr < 0 && errno != EINTR)
+            pr = poll_by_hand(pool, pfd, n, who);
         if (pr <= 0)
             continue;
         pthread_mutex_lock(&pool->lock);

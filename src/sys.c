@@ -94,7 +94,10 @@ int pp__memfd(const char *name, size_t size, bool sealable) {
     int fd = (int)syscall(SYS_memfd_create, name, flags);
     if (fd < 0)
         return -errno;
-    if (size && ftruncate(fd, (off_t)size) < 0) {
+    int r = 0;
+    while (size && (r = ftruncate(fd, (off_t)size)) < 0 && errno == EINTR)
+        ;
+    if (r < 0) {
         int e = errno;
         close(fd);
         return -e;

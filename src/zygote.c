@@ -190,9 +190,7 @@ int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w) {
     pp__zmsg_t m = {.type = PP__Z_SPAWN, .slot = w->index,
                     .arena = (uint64_t)(uintptr_t)w->arena.base, .arena_size = w->arena.size};
     int fds[4] = {w->chan.ctrl_fd, w->chan.task_ro_fd, w->chan.peer_sock, w->chan.evfd};
-    int err = pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
-    /* the fork server is gone (it exits when it cannot report) */
-    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ? -ECHILD : err;
+    return pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
 }
 
 /* Ask the zygote to signal its child pid (non-blocking; -EAGAIN when its

@@ -12,7 +12,9 @@
  *     --scope P|C|PC inject in the program's process (P), in the others:
  *                    workers, the fork server (C), or both (PC, default)
  *     --report FILE  one line per site: what was injected there
- *     --mpi N        run the cases under `mpirun -n N` (START mpi)
+ *     --mpi N        ranks for the MPI cases (START mpi: an MPI pool, run
+ *                    under `mpirun -n N`, default 2; PROCPOOL_MPI_LIBRARY
+ *                    must name the backend library)
  *   Without cases: every scenario of fi_prog under fork, spawn, forkserver.
  *
  * For each case and scope: a clean run lists the sites reached (the
@@ -163,7 +165,7 @@ static site_t *find_site(const char *site, char scope) {
 static bool quick;
 static double budget = 0, run_timeout = 30;
 static const char *scopes = "PC", *report, *prog;
-static int mpi_n;
+static int mpi_n = 2;
 static struct timespec t0;
 static char logpath[256], outpath[256];
 static unsigned total_runs, total_findings, skipped_budget;
@@ -201,7 +203,7 @@ static outcome_t run_once(const run_t *r, int *status_out) {
             dup2(out, 1);
             dup2(out, 2);
         }
-        unsetenv("PP_FI_DESCENDANT");
+        unsetenv("PP_FI_ROOT_PID");
         setenv("PP_FI_LOG", logpath, 1);
         char buf[32];
         if (r->site) {
@@ -213,9 +215,13 @@ static outcome_t run_once(const run_t *r, int *status_out) {
             setenv("PP_FI_MODE", r->persist ? "persist" : "once", 1);
             setenv("PP_FI_SCOPE", r->scope == 'P' ? "parent" : "child", 1);
         }
-        if (mpi_n) {
+        if (strcmp(r->start, "mpi") == 0) {
+            /* rank 0 is the program (the P scope); the agents and their
+             * workers are the C scope. PROCPOOL_MPI_LIBRARY names the backend. */
             snprintf(buf, sizeof buf, "%d", mpi_n);
             setenv("PROCPOOL_BACKEND", "mpi", 1);
+            setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+            setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
             execlp("mpirun", "mpirun", "--oversubscribe", "--bind-to", "none", "-n", buf,
                    prog, r->scenario, r->start, (char *)NULL);
         } else {
