@@ -42,14 +42,19 @@ set_tests_properties(test_fault_sweep PROPERTIES TIMEOUT 280)
 # which process is the program through PP_FI_ROOT_PID). fi_driver's mpi
 # cases load it through PROCPOOL_MPI_LIBRARY.
 if(PROCPOOL_HAVE_MPI)
-  add_library(procpool_mpi_fi SHARED ${PROCPOOL_MPI_SOURCES}
+  add_library(procpool_mpi_fi_objects OBJECT ${PROCPOOL_MPI_SOURCES})
+  set_target_properties(procpool_mpi_fi_objects PROPERTIES
+    POSITION_INDEPENDENT_CODE ON
+    C_VISIBILITY_PRESET hidden)
+  target_compile_options(procpool_mpi_fi_objects PRIVATE
+    -include "${PROJECT_SOURCE_DIR}/src/fault_inject.h")
+  target_compile_definitions(procpool_mpi_fi_objects PRIVATE PP_BUILDING_LIBRARY)
+  target_include_directories(procpool_mpi_fi_objects PRIVATE
+    "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/src")
+  target_link_libraries(procpool_mpi_fi_objects PRIVATE MPI::MPI_C Threads::Threads)
+  add_library(procpool_mpi_fi SHARED $<TARGET_OBJECTS:procpool_mpi_fi_objects>
     "${PROJECT_SOURCE_DIR}/src/fault_inject.c")
   set_target_properties(procpool_mpi_fi PROPERTIES C_VISIBILITY_PRESET hidden)
-  set_source_files_properties(${PROCPOOL_MPI_SOURCES} TARGET_DIRECTORY procpool_mpi_fi
-    PROPERTIES COMPILE_OPTIONS "-include;${PROJECT_SOURCE_DIR}/src/fault_inject.h")
-  target_compile_definitions(procpool_mpi_fi PRIVATE PP_BUILDING_LIBRARY)
-  target_include_directories(procpool_mpi_fi PRIVATE
-    "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/src")
   target_link_libraries(procpool_mpi_fi PRIVATE MPI::MPI_C Threads::Threads)
   add_dependencies(fi_prog procpool_mpi_fi)
 endif()

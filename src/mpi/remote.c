@@ -360,6 +360,32 @@ static void take_opened(int src, const pp__mhdr_t *h, const unsigned char *p, co
     }
 }
 
+/* A control message could not be sent (no memory to track the send, or
+ * MPI refused it). An OPEN is answered here with that error, so that
+ * pp_pool_create returns it at once instead of waiting out its timeout.
+ * hub.lock held. */
+static void ctl_failed(const ctl_t *c, int err) {
+    pp__mhdr_t h;
+    if (c->len < sizeof h)
+        return;
+    memcpy(&h, c->buf, sizeof h);
+    if (h.type != PP__M_OPEN)
+        return;
+    for (pp__remote_t *r = hub.pools; r; r = r->next) {
+        if (r->id != h.pool || c->dest < 1 || c->dest > r->nagents)
+            continue;
+        ragent_t *a = &r->ag[c->dest - 1];
+        if (!a->asked || a->replied)
+            return;
+        a->replied = true;
+        a->workers = 0;
+        a->open_err = err;
+        r->replies_wanted--;
+        pthread_cond_broadcast(&hub.cond);
+        return;
+    }
+}
+
 /* ---------------------------------------------------------------- */
 /* the hub thread                                                    */
 /* ---------------------------------------------------------------- */
@@ -376,8 +402,11 @@ static void *hub_main(void *arg) {
         bool expecting = false;
         while (c) {
             ctl_t *next = c->next;
-            if (pp__comm_send(c->dest, c->buf, c->len) < 0)
-                free(c->buf); /* OPEN: its pool times out; END: the agent keeps an idle pool */
+            int e = pp__comm_send(c->dest, c->buf, c->len);
+            if (e < 0) {
+                ctl_failed(c, e); /* END: the agent keeps an idle pool */
+                free(c->buf);
+            }
             free(c);
             c = next;
             work++;
