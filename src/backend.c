@@ -193,8 +193,8 @@ int pp__remote_open(pp_pool_t *pool) {
     return ops ? (ops->open)(pool) : PP_ENOAGENTS;
 }
 
-bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
-    return ops && ops->place(pool, t, arg);
+bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
+    return ops && ops->place(pool, t, arg, err);
 }
 
 bool pp__remote_room(pp_pool_t *pool) {

@@ -23,7 +23,7 @@
 
 #include "internal.h"
 
-#define PP__MPI_ABI 1u
+#define PP__MPI_ABI 2u
 #define PP__MPI_ENTRY pp_mpi_backend_v1
 #define PP__MPI_ENTRY_NAME "pp_mpi_backend_v1"
 #define PP__MPI_SONAME "libprocpool_mpi.so.0"
@@ -72,7 +72,7 @@ typedef struct pp__mpi_ops {
     int (*start)(void);
     bool (*is_default)(void);
     int (*open)(pp_pool_t *pool);
-    bool (*place)(pp_pool_t *pool, pp__task_t *t, const void *arg);
+    bool (*place)(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);
     bool (*room)(pp_pool_t *pool);
     void (*cancel)(pp_pool_t *pool);
     void (*close)(pp_pool_t *pool, bool terminate);

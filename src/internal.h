@@ -484,7 +484,7 @@ void pp__zygote_stop(pp_pool_t *pool);
 #define PP__REMOTE_MAX_ARG (((size_t)1 << 30) - ((size_t)8 << 20)) /* an MPI pool's largest argument */
 bool pp__mpi_default(void);                 /* PROCPOOL_BACKEND=mpi at start-up */
 int pp__remote_open(pp_pool_t *pool);       /* attach agents; sets pool->remote, pool->size */
-bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg); /* lock held */
+bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err); /* lock held */
 bool pp__remote_room(pp_pool_t *pool);      /* lock held: could a record be placed now? */
 void pp__remote_cancel(pp_pool_t *pool);    /* lock held: fail everything in flight */
 void pp__remote_close(pp_pool_t *pool, bool terminate); /* pool finished; no lock */

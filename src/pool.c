@@ -124,7 +124,7 @@ static bool memfd_room(const pp_pool_t *pool) {
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
     *err = 0;
     if (pool->remote)
-        return pp__remote_place(pool, t, arg);
+        return pp__remote_place(pool, t, arg, err);
     int depth = pp__worker_depth(pool);
     bool memfd = t->argfd >= 0 || t->big;
     bool byref = memfd || (t->flags & PP__F_REF);

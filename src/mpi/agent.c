@@ -298,6 +298,28 @@ static bool any_busy(void) {
     return busy;
 }
 
+/* A message from rank 0 had no memory to land in for a second and was
+ * dropped but for its header (comm.c). What it asked is known, so each is
+ * answered without allocating (a blocking send from the stack): an OPEN
+ * fails -ENOMEM; a lost TASKS batch is reported (rank 0 fails every record
+ * of that pool it has out here); END and SHUTDOWN need no body. Returns
+ * true for SHUTDOWN. */
+static bool lost_message(const pp__mhdr_t *h) {
+    if (h->type == PP__M_OPEN) {
+        struct {
+            pp__mhdr_t h;
+            pp__mopened_t o;
+        } msg = {{.type = PP__M_OPENED, .pool = h->pool, .count = 1}, {.workers = 0, .err = -ENOMEM}};
+        pp__comm_send_now(0, &msg, sizeof msg);
+    } else if (h->type == PP__M_TASKS) {
+        pp__mhdr_t m = {.type = PP__M_LOST, .pool = h->pool};
+        pp__comm_send_now(0, &m, sizeof m);
+    } else if (h->type == PP__M_END) {
+        do_end(h->pool, h->count != 0);
+    }
+    return h->type == PP__M_SHUTDOWN;
+}
+
 void pp__agent_main(void) {
     bool shutdown = false;
     while (!shutdown) {
@@ -307,9 +329,15 @@ void pp__agent_main(void) {
             void *buf;
             size_t len;
             int src;
-            if (!pp__comm_recv(&buf, &len, &src))
+            pp__mhdr_t lost;
+            int got = pp__comm_recv(&buf, &len, &src, &lost);
+            if (got == 0)
                 break;
             work++;
+            if (got < 0) {
+                shutdown = src == 0 && lost_message(&lost);
+                continue;
+            }
             pp__mhdr_t h;
             if (src == 0 && len >= sizeof h) {
                 memcpy(&h, buf, sizeof h);

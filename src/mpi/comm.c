@@ -151,7 +151,7 @@ int pp__comm_test_sends(void) {
     return done;
 }
 
-int pp__comm_recv(void **buf, size_t *len, int *src) {
+int pp__comm_recv(void **buf, size_t *len, int *src, pp__mhdr_t *dropped) {
     int flag = 0, n = 0;
     MPI_Status st;
     MPI_Iprobe(MPI_ANY_SOURCE, PP__MPI_TAG, pp__mpi.comm, &flag, &st);
@@ -159,8 +159,28 @@ int pp__comm_recv(void **buf, size_t *len, int *src) {
         return 0;
     MPI_Get_count(&st, MPI_BYTE, &n);
     void *p = malloc(n > 0 ? (size_t)n : 1);
-    if (!p)
-        return 0; /* no memory now: it stays queued, and is received on a later round */
+    if (!p) {
+        /* no memory now: it stays queued, and is received on a later
+         * round; after PP__RECV_NOMEM_NS it is received into its header
+         * alone (MPI truncates it, which must not abort the job here) and
+         * the caller fails what it would have settled */
+        uint64_t now = pp__now_ns();
+        if (!pp__mpi.nomem_since)
+            pp__mpi.nomem_since = now;
+        if (now - pp__mpi.nomem_since < PP__RECV_NOMEM_NS)
+            return 0;
+        pp__mpi.nomem_since = 0;
+        memset(dropped, 0, sizeof *dropped);
+        MPI_Comm_set_errhandler(pp__mpi.comm, MPI_ERRORS_RETURN);
+        MPI_Recv(dropped, (int)sizeof *dropped, MPI_BYTE, st.MPI_SOURCE, PP__MPI_TAG,
+                 pp__mpi.comm, MPI_STATUS_IGNORE);
+        MPI_Comm_set_errhandler(pp__mpi.comm, MPI_ERRORS_ARE_FATAL);
+        *buf = NULL;
+        *len = 0;
+        *src = st.MPI_SOURCE;
+        return -ENOMEM;
+    }
+    pp__mpi.nomem_since = 0;
     MPI_Recv(p, n, MPI_BYTE, st.MPI_SOURCE, PP__MPI_TAG, pp__mpi.comm, MPI_STATUS_IGNORE);
     *buf = p;
     *len = (size_t)n;

@@ -55,7 +55,8 @@ enum {
     PP__M_TASKS,    /* rank 0 -> agent: pp__mtask_t records, each followed by its argument */
     PP__M_RESULTS,  /* agent -> rank 0: pp__mres_t records, each + message + data */
     PP__M_END,      /* rank 0 -> agent: the pool is finished (count 1: terminate it) */
-    PP__M_SHUTDOWN  /* rank 0 -> agent: the program is exiting */
+    PP__M_SHUTDOWN, /* rank 0 -> agent: the program is exiting */
+    PP__M_LOST      /* agent -> rank 0: a TASKS batch of the pool could not be received */
 };
 
 typedef struct pp__mhdr {
@@ -130,6 +131,7 @@ typedef struct pp__comm {
     size_t nsends, cap;
     uint64_t idle_since;
     uint64_t backoff_ns;
+    uint64_t nomem_since;      /* a waiting message has had no buffer since */
 } pp__comm_t;
 
 extern pp__comm_t pp__mpi;
@@ -142,8 +144,11 @@ int pp__comm_send(int dest, void *buf, size_t len);
 void pp__comm_send_now(int dest, const void *buf, size_t len);
 /* Retire finished sends; returns how many finished. */
 int pp__comm_test_sends(void);
-/* One waiting message, malloc'd: 1 got it, 0 none. */
-int pp__comm_recv(void **buf, size_t *len, int *src);
+/* One waiting message, malloc'd: 1 got it, 0 none. A message that has had
+ * no memory to land in for PP__RECV_NOMEM_NS is dropped: -ENOMEM, with
+ * *src and its header in *dropped (the rest is lost). */
+#define PP__RECV_NOMEM_NS 1000000000u
+int pp__comm_recv(void **buf, size_t *len, int *src, pp__mhdr_t *dropped);
 /* Nothing happened this round: spin briefly, then sleep on the kick word:
  * with no limit (PP__IDLE_DEEP: no message can come), or for a growing
  * while up to a short (PP__IDLE_SHORT: work is out) or a longer bound
@@ -159,7 +164,7 @@ bool pp__mpi_is_default(void);
 
 /* remote.c: rank 0's side of an MPI pool (pp__mpi_ops_t) */
 int pp__mpi_remote_open(pp_pool_t *pool);
-bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg);
+bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);
 bool pp__mpi_remote_room(pp_pool_t *pool);
 void pp__mpi_remote_cancel(pp_pool_t *pool);
 void pp__mpi_remote_close(pp_pool_t *pool, bool terminate);

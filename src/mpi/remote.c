@@ -157,7 +157,10 @@ bool pp__mpi_remote_room(pp_pool_t *pool) {
     return !r->closed && pick_agent(r, depth(pool)) != NULL;
 }
 
-bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
+/* Returns false when the task cannot be placed now; with *err < 0 (no
+ * memory for its slot or its record, and no record of this pool out whose
+ * return would free some) it never will, and the caller fails it. */
+bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
     pp__remote_t *r = pool->remote;
     if (r->closed)
         return false;
@@ -168,8 +171,11 @@ bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     pp__addr_encode((const void *)(uintptr_t)t->fn, &key, &off); /* checked at submission */
     uint32_t idx;
     rslot_t *s = slot_new(r, &idx);
-    if (!s)
+    if (!s) {
+        if (r->out == 0)
+            *err = -ENOMEM;
         return false;
+    }
     pp__mtask_t m = {.id = (uint64_t)s->gen << 32 | idx,
                      .flags = t->flags & (PP__F_CHUNK | PP__F_VAR),
                      .fn_key = key,
@@ -181,6 +187,8 @@ bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg) {
     bool was_empty = a->batch.len == 0;
     if (!pp__wbuf_record(&a->batch, PP__M_TASKS, r->id, &m, sizeof m, arg, t->arg_len, NULL, 0)) {
         slot_free(r, idx);
+        if (r->out == 0)
+            *err = -ENOMEM;
         return false;
     }
     s->t = *t;
@@ -340,24 +348,54 @@ static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p, c
     pthread_mutex_unlock(&pool->lock);
 }
 
-static void take_opened(int src, const pp__mhdr_t *h, const unsigned char *p, const unsigned char *end) {
-    pp__mopened_t o;
-    if ((size_t)(end - p) < sizeof o)
+/* A batch of results from agent src could not be received (no memory for
+ * it, for a second): which of the records it settled is unknown, so every
+ * record of that pool out to that agent fails -ENOMEM now (a late result
+ * for one then matches no slot and is dropped). hub.lock held. */
+static void lost_results(int src, uint32_t pool_id) {
+    pp__remote_t *r = hub.pools;
+    while (r && r->id != pool_id)
+        r = r->next;
+    int agent = src - 1;
+    if (!r || agent < 0 || agent >= r->nagents)
         return;
-    memcpy(&o, p, sizeof o);
+    pp_pool_t *pool = r->pool;
+    static const char why[] = "out of memory to receive the task's result from its MPI rank";
+    pthread_mutex_lock(&pool->lock);
+    for (uint32_t i = 0; i < r->nslots; i++) {
+        if (!r->slot[i].used || r->slot[i].agent != agent)
+            continue;
+        pp__mres_t res = {.id = (uint64_t)r->slot[i].gen << 32 | i, .err = -ENOMEM,
+                          .status = -ENOMEM, .msg_len = sizeof why - 1, .lost_k = -1};
+        take_result(pool, r, agent, &res, (const unsigned char *)why, NULL);
+    }
+    settled(pool);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* Agent src answered pool_id's OPEN (err: it failed). hub.lock held. */
+static void opened(int src, uint32_t pool_id, int workers, int err) {
     for (pp__remote_t *r = hub.pools; r; r = r->next) {
-        if (r->id != h->pool || src < 1 || src > r->nagents)
+        if (r->id != pool_id || src < 1 || src > r->nagents)
             continue;
         ragent_t *a = &r->ag[src - 1];
         if (!a->asked || a->replied)
             return;
         a->replied = true;
-        a->workers = o.err ? 0 : o.workers;
-        a->open_err = o.err;
+        a->workers = err ? 0 : workers;
+        a->open_err = err;
         r->replies_wanted--;
         pthread_cond_broadcast(&hub.cond);
         return;
     }
+}
+
+static void take_opened(int src, const pp__mhdr_t *h, const unsigned char *p, const unsigned char *end) {
+    pp__mopened_t o;
+    if ((size_t)(end - p) < sizeof o)
+        return;
+    memcpy(&o, p, sizeof o);
+    opened(src, h->pool, o.workers, o.err);
 }
 
 /* A control message could not be sent (no memory to track the send, or
@@ -369,21 +407,8 @@ static void ctl_failed(const ctl_t *c, int err) {
     if (c->len < sizeof h)
         return;
     memcpy(&h, c->buf, sizeof h);
-    if (h.type != PP__M_OPEN)
-        return;
-    for (pp__remote_t *r = hub.pools; r; r = r->next) {
-        if (r->id != h.pool || c->dest < 1 || c->dest > r->nagents)
-            continue;
-        ragent_t *a = &r->ag[c->dest - 1];
-        if (!a->asked || a->replied)
-            return;
-        a->replied = true;
-        a->workers = 0;
-        a->open_err = err;
-        r->replies_wanted--;
-        pthread_cond_broadcast(&hub.cond);
-        return;
-    }
+    if (h.type == PP__M_OPEN)
+        opened(c->dest, h.pool, 0, err);
 }
 
 /* ---------------------------------------------------------------- */
@@ -436,9 +461,20 @@ static void *hub_main(void *arg) {
             void *buf;
             size_t len;
             int src;
-            if (!pp__comm_recv(&buf, &len, &src))
+            pp__mhdr_t lost;
+            int got = pp__comm_recv(&buf, &len, &src, &lost);
+            if (got == 0)
                 break;
             work++;
+            if (got < 0) {
+                pthread_mutex_lock(&hub.lock);
+                if (lost.type == PP__M_RESULTS)
+                    lost_results(src, lost.pool);
+                else if (lost.type == PP__M_OPENED)
+                    opened(src, lost.pool, 0, -ENOMEM);
+                pthread_mutex_unlock(&hub.lock);
+                continue;
+            }
             pp__mhdr_t h;
             if (len >= sizeof h) {
                 memcpy(&h, buf, sizeof h);
@@ -446,6 +482,8 @@ static void *hub_main(void *arg) {
                 pthread_mutex_lock(&hub.lock);
                 if (h.type == PP__M_RESULTS)
                     take_results(src, &h, p, end);
+                else if (h.type == PP__M_LOST)
+                    lost_results(src, h.pool);
                 else if (h.type == PP__M_OPENED)
                     take_opened(src, &h, p, end);
                 pthread_mutex_unlock(&hub.lock);
