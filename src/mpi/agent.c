@@ -133,17 +133,22 @@ static apool_t *find(uint32_t id) {
     return ap;
 }
 
+/* The answer to an OPEN: rank 0's pp_pool_create waits for it. Small, so
+ * when it cannot be queued (no memory) it goes by a blocking send from the
+ * stack instead: an unanswered OPEN would hold create for its timeout. */
 static void reply_opened(uint32_t id, int workers, int err) {
-    struct {
+    struct opened_msg {
         pp__mhdr_t h;
         pp__mopened_t o;
-    } *msg = malloc(sizeof *msg);
-    if (!msg)
-        return; /* rank 0 times out */
-    msg->h = (pp__mhdr_t){.type = PP__M_OPENED, .pool = id, .count = 1};
-    msg->o = (pp__mopened_t){.workers = workers, .err = err};
-    if (pp__comm_send(0, msg, sizeof *msg) < 0)
-        free(msg); /* rank 0 times out */
+    } m = {{.type = PP__M_OPENED, .pool = id, .count = 1}, {.workers = workers, .err = err}};
+    struct opened_msg *msg = malloc(sizeof *msg);
+    if (msg) {
+        *msg = m;
+        if (pp__comm_send(0, msg, sizeof *msg) == 0)
+            return;
+        free(msg);
+    }
+    pp__comm_send_now(0, &m, sizeof m);
 }
 
 static void do_open(uint32_t id, const unsigned char *p, const unsigned char *end) {
