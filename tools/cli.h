@@ -126,6 +126,9 @@ typedef struct {
     char *replace;         /* -I */
     char delim;            /* input record separator: '\n', or '\0' with -0 */
     bool delim_set;
+    char *delim_str;       /* -d of more than one character (else NULL) */
+    size_t delim_len;
+    char *jobs_file;       /* -j FILE: the number of jobs, read again as jobs end */
     /* inputs, in command-line order */
     input_src_t *src;
     size_t nsrc;
@@ -143,6 +146,9 @@ typedef struct {
  */
 enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_VERSION = 2 };
 int cli_parse_args(cli_opts_t *o, int argc, char **argv, char *err, size_t errlen);
+/* A -j value (N, N%, +N, -N; 0 = as many as possible): 0, or -1 with a
+ * message in err. */
+int cli_parse_jobs(const char *v, int *jobs, char *err, size_t errlen);
 void cli_opts_free(cli_opts_t *o);
 
 /* Parse the template text (the command words joined by spaces): 0, or -1
@@ -217,6 +223,7 @@ typedef struct {
     volatile int out_error;    /* errno of a failed write of the output (EPIPE: the
                                   reader went away; ENOSPC...): the run stops */
     volatile int running;      /* jobs running now (for the SIGHUP message) */
+    volatile int jobs_limit;   /* -j FILE: at most this many jobs run (0: no limit) */
     volatile pid_t slots[CLI_MAX_SLOTS];
 } cli_shared_t;
 

@@ -930,7 +930,18 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     int attempts = o->retries > 1 ? o->retries : 1;
     static run_t r = {.sp = {{.fd = -1}, {.fd = -1}}};
     int rc = 0;
-    __atomic_add_fetch(&g_wcfg.sh->running, 1, __ATOMIC_ACQ_REL);
+    for (;;) { /* -j FILE lowered the number of jobs: wait for a place */
+        int run = __atomic_load_n(&g_wcfg.sh->running, __ATOMIC_ACQUIRE);
+        int lim = __atomic_load_n(&g_wcfg.sh->jobs_limit, __ATOMIC_ACQUIRE);
+        if (lim > 0 && run >= lim) {
+            struct timespec ms10 = {0, 10000000};
+            nanosleep(&ms10, NULL);
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&g_wcfg.sh->running, &run, run + 1, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
     for (int a = 0; a < attempts; a++) {
         spill_drop(&r.sp[0]); /* a try before: its output is not kept */
         spill_drop(&r.sp[1]);

@@ -150,6 +150,23 @@ static FILE *open_input(const char *path) {
 static char *read_record(FILE *f) {
     static char *line;
     static size_t cap;
+    if (O.delim_str) { /* -d of several characters: read to its last one, look back */
+        sbuf_t rec = {0};
+        char last = O.delim_str[O.delim_len - 1];
+        ssize_t n;
+        while ((n = getdelim(&line, &cap, last, f)) > 0) {
+            sb_add(&rec, line, (size_t)n);
+            if (rec.len >= O.delim_len &&
+                memcmp(rec.p + rec.len - O.delim_len, O.delim_str, O.delim_len) == 0) {
+                rec.len -= O.delim_len;
+                rec.p[rec.len] = 0;
+                return rec.p;
+            }
+        }
+        if (!rec.p)
+            return NULL;
+        return rec.p;
+    }
     ssize_t n = getdelim(&line, &cap, O.delim, f);
     if (n < 0)
         return NULL;
@@ -741,6 +758,39 @@ static void halt_now(pp_pool_t *pool, bool *halting, int *status, bool *killed) 
     pthread_mutex_unlock(&pool_lock);
 }
 
+/* -j FILE: the number of jobs in the file, as -j takes it (0: as many as
+ * possible, here the workers there are); -1 when it cannot be read. Read
+ * again only when the file changed. */
+static int jobs_from_file(bool must) {
+    static struct timespec seen;
+    static int last = -1;
+    struct stat st;
+    if (stat(O.jobs_file, &st) < 0) {
+        if (must)
+            die("-j: '%s' is not N, N%%, +N or -N, nor a file: %s", O.jobs_file, strerror(errno));
+        return last;
+    }
+    if (last >= 0 && st.st_mtim.tv_sec == seen.tv_sec && st.st_mtim.tv_nsec == seen.tv_nsec)
+        return last;
+    seen = st.st_mtim;
+    FILE *f = fopen(O.jobs_file, "re");
+    char buf[128] = "";
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = 0;
+        fclose(f);
+    }
+    buf[strcspn(buf, " \t\r\n")] = 0;
+    int n;
+    char err[300];
+    if (cli_parse_jobs(buf, &n, err, sizeof err) < 0) {
+        if (must)
+            die("-j %s: %s", O.jobs_file, err);
+        return last; /* a file being written: keep the last value */
+    }
+    return last = n;
+}
+
 /* How many of want workers the descriptors allow: the pool keeps a few
  * and 3 a worker in this process, and the run needs a few more (results
  * that come back in a memfd, spill files, the joblog). */
@@ -824,6 +874,8 @@ int main(int argc, char **argv) {
         return dry_run();
 
     /* workers: -j, capped by the number of jobs when it is known */
+    if (O.jobs_file)
+        O.jobs = jobs_from_file(true);
     int workers = O.jobs;
     uint64_t known = 0;
     bool is_known = false;
@@ -1001,6 +1053,10 @@ int main(int argc, char **argv) {
         }
         joblog_write(seq, start, runtime, exitval, sig, cmd, cmd_len);
         n_done++;
+        if (O.jobs_file) { /* -j FILE: read again as jobs end, as GNU parallel */
+            int j = jobs_from_file(false);
+            __atomic_store_n(&SH->jobs_limit, j > 0 && j < workers ? j : 0, __ATOMIC_RELEASE);
+        }
         bool failed = exitval != 0 || sig != 0;
         if (failed)
             n_failed++;
