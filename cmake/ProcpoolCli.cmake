@@ -28,7 +28,7 @@ if(PROCPOOL_CLI)
   if(_pp_tests_on)
     add_test(NAME test_cli
       COMMAND sh "${PROJECT_SOURCE_DIR}/tests/cli_test.sh" $<TARGET_FILE:procpool_cli>)
-    set_tests_properties(test_cli PROPERTIES TIMEOUT 300) # GNU parallel starts slowly
+    set_tests_properties(test_cli PROPERTIES TIMEOUT 900) # GNU parallel starts slowly
   endif()
   if(TARGET bench_cli)
     add_dependencies(bench_cli procpool_cli)
