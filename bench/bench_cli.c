@@ -4,13 +4,20 @@
  *   2000 jobs of `true`, 2 at a time: jobs/s for procpool, xargs -P2 -n1,
  *   and GNU parallel -j2 (installed from Debian with apt-get when this runs
  *   as root and it is missing); ratios printed.
+ *   The limit: fork+exec+wait of `true` in a tight C loop (posix_spawn, 2 in
+ *   flight), and procpool's ratio to it.
  *   --pipe wc -l and --pipe-part wc -l over a 200 MB text file: MB/s.
+ *   Record splitting: 1 GB of 1 MB records ending in a multi-byte --recend,
+ *   --block 16M (16 records a job), from a file and from
+ *   a pipe: GB/s (goal >= 1); GNU parallel on 50 MB of the same.
  *   Start-up: `procpool true ::: 1`, median of 21 runs.
  *
  * Medians of 3 runs (5 for start-up) on this machine; only ratios measured
  * in the same run are comparable. PROCPOOL_CLI (env) overrides the path of
  * the procpool binary; BENCH_CLI_QUICK=1 runs smaller sizes.
  */
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +60,44 @@ static double median_of(const char *cmd, int runs) {
     }
     qsort(t, (size_t)runs, sizeof t[0], cmp_d);
     return t[runs / 2];
+}
+
+extern char **environ;
+
+/* Seconds for n runs of /bin/true, inflight at a time: posix_spawn + waitpid. */
+static double spawn_limit(int n, int inflight) {
+    char *argv[] = {"true", NULL};
+    const char *path = access("/bin/true", X_OK) == 0 ? "/bin/true" : "/usr/bin/true";
+    double t0 = now();
+    int started = 0, running = 0;
+    while (started < n || running > 0) {
+        while (running < inflight && started < n) {
+            pid_t pid;
+            if (posix_spawn(&pid, path, NULL, NULL, argv, environ) != 0)
+                return -1;
+            started++, running++;
+        }
+        int st;
+        if (waitpid(-1, &st, 0) > 0)
+            running--;
+    }
+    return now() - t0;
+}
+
+/* A file of mb records of 1 MiB, each ending in "</rec>\n". */
+static int make_records(const char *path, int mb) {
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    static char rec[1 << 20];
+    memset(rec, 'x', sizeof rec);
+    for (size_t i = 99; i < sizeof rec; i += 100)
+        rec[i] = '\n';
+    memcpy(rec + sizeof rec - 7, "</rec>\n", 7);
+    for (int i = 0; i < mb; i++)
+        if (fwrite(rec, 1, sizeof rec, f) != sizeof rec)
+            return fclose(f), -1;
+    return fclose(f);
 }
 
 static int have(const char *prog) {
@@ -107,6 +152,12 @@ int main(void) {
                t_g / t_pp);
     else
         printf("parallel               (GNU parallel not installed)\n");
+    double t_lim[3];
+    for (int i = 0; i < 3; i++)
+        t_lim[i] = spawn_limit(njobs, 2);
+    qsort(t_lim, 3, sizeof t_lim[0], cmp_d);
+    printf("limit: posix_spawn+wait %8.0f jobs/s   procpool/limit    = %.0f%% (goal >= 90%%)\n",
+           njobs / t_lim[1], 100.0 * t_lim[1] / t_pp);
 
     int mb = quick ? 50 : 200;
     char big[300];
@@ -145,6 +196,32 @@ int main(void) {
         printf("parallel --pipepart --block 10M    %7.0f MB/s   procpool/parallel = %.1fx\n",
                mbytes / gpart, gpart / pp_part);
     }
+
+    int gb_mb = quick ? 200 : 1024;
+    char recs[300];
+    snprintf(recs, sizeof recs, "%s/records", tmpd);
+    if (make_records(recs, gb_mb) != 0)
+        return 1;
+    double gb = gb_mb * 1048576.0 / 1e9;
+    printf("== --pipe --recend '</rec>\\n' --block 16M over %.2f GB of 1 MiB records "
+           "(median of 3)\n", gb);
+    snprintf(cmd, sizeof cmd,
+             "%s --pipe --recend '</rec>\\n' --block 16M wc -c < %s > /dev/null", pp, recs);
+    double r_file = median_of(cmd, 3);
+    snprintf(cmd, sizeof cmd,
+             "cat %s | %s --pipe --recend '</rec>\\n' --block 16M wc -c > /dev/null", recs, pp);
+    double r_pipe = median_of(cmd, 3);
+    printf("procpool, stdin a file             %7.2f GB/s (goal >= 1)\n", gb / r_file);
+    printf("procpool, stdin a pipe             %7.2f GB/s (goal >= 1)\n", gb / r_pipe);
+    if (gnu) {
+        snprintf(cmd, sizeof cmd,
+                 "head -c 50M %s | parallel --will-cite --pipe --recend '</rec>\\n' "
+                 "--block 16M wc -c > /dev/null 2>&1", recs);
+        double g = median_of(cmd, 1);
+        printf("parallel, 50 MB from a pipe        %7.2f GB/s   procpool(pipe)/parallel = %.0fx\n",
+               0.0524288 / g, (0.0524288 / g) > 0 ? (gb / r_pipe) / (0.0524288 / g) : 0);
+    }
+    unlink(recs);
 
     printf("== start-up: `procpool true ::: 1` (median of 21)\n");
     snprintf(cmd, sizeof cmd, "%s true ::: 1", pp);

@@ -9,7 +9,9 @@ if(PROCPOOL_CLI)
   add_executable(procpool_cli
     "${PROJECT_SOURCE_DIR}/tools/procpool.c"
     "${PROJECT_SOURCE_DIR}/tools/cli_args.c"
-    "${PROJECT_SOURCE_DIR}/tools/cli_job.c")
+    "${PROJECT_SOURCE_DIR}/tools/cli_job.c"
+    "${PROJECT_SOURCE_DIR}/tools/cli_out.c"
+    "${PROJECT_SOURCE_DIR}/tools/cli_pipe.c")
   file(RELATIVE_PATH _pp_bin_to_lib "${CMAKE_INSTALL_FULL_BINDIR}" "${CMAKE_INSTALL_FULL_LIBDIR}")
   set_target_properties(procpool_cli PROPERTIES
     OUTPUT_NAME procpool
@@ -26,7 +28,7 @@ if(PROCPOOL_CLI)
   if(_pp_tests_on)
     add_test(NAME test_cli
       COMMAND sh "${PROJECT_SOURCE_DIR}/tests/cli_test.sh" $<TARGET_FILE:procpool_cli>)
-    set_tests_properties(test_cli PROPERTIES TIMEOUT 300) # GNU parallel starts slowly
+    set_tests_properties(test_cli PROPERTIES TIMEOUT 900) # GNU parallel starts slowly
   endif()
   if(TARGET bench_cli)
     add_dependencies(bench_cli procpool_cli)

@@ -186,8 +186,7 @@ for sig in INT TERM; do
     sleep 0.5
     kill -$sig $pid
     wait $pid; rc=$?
-    [ $sig = INT ] && want=130 || want=143
-    check "SIG$sig exit status" "$want" "$rc"
+    check "SIG$sig exit status (GNU parallel's 255)" "255" "$rc"
     sleep 0.3
     no_proc "sleep 96.$$" && ok || bad "SIG$sig left a job process"
 done
@@ -323,6 +322,80 @@ mine "-k --line-buffer: the next job streams once it is the oldest" "a1 a2 b1 b2
      while read -r l; do echo "$l"; [ "$l" = b1 ] && touch go; done | paste -sd" " -'
 mine "-k --line-buffer --tag" "a	x1 a	x2 b	y" \
     '$X -k --lb --tag -j2 "if [ {} = a ]; then echo x1; sleep 0.2; echo x2; else echo y; fi" ::: a b | paste -sd" " -'
+
+seq 3000000 > nums3m
+ls "${TMPDIR:-/tmp}" | grep '^procpool\.' > spills.before
+# ---- 9. output of any size, a lost stdout, signals, descriptors, separators
+# the largest resident set of the command and every process under it, in KB
+maxrss() { /usr/bin/time -f %M -o rss.t "$@" > /dev/null 2>&1; tail -1 rss.t; }
+if [ -x /usr/bin/time ]; then
+    for mode in "" --lb "-k --lb"; do
+        # shellcheck disable=SC2086
+        kb=$(maxrss $P $mode -N0 'yes | head -c 100M' ::: 1)
+        [ "${kb:-999999}" -lt 50000 ] && ok || bad "100 MB of output${mode:+ with $mode}: max RSS ${kb} KB"
+    done
+fi
+mine "output past the spill size: every byte, in order" "ok" \
+    '$X -N0 "seq 3000000" ::: 1 | cmp -s - nums3m && echo ok'
+mine "a spilled stream keeps stdout and stderr apart" "3000000|2000000" \
+    '$X -N0 "seq 2000000 >&2; seq 3000000" ::: 1 2>e.big | tail -1 | tr -d "\n"; echo "|$(tail -1 e.big)"'
+mine "--tag on spilled output: every line tagged" "2000000" \
+    '$X --tag "seq 2000000; true {}" ::: a | grep -c "^a	[0-9]*\$"'
+mine "-k --lb: a job that waited streams its spilled lines in order" "1 1 500000 500000" \
+    '$X -k --lb -j2 "if [ {} = a ]; then sleep 0.5; echo 1; else seq 500000; fi" ::: a b | sed -n "1p;500001p;2p;\$p" | paste -sd" " -'
+same "--lb: an endless job ends when stdout is closed (SIGPIPE's 141)" "y 141" \
+    '(timeout 30 $X --lb -N0 yes ::: 1; echo " $?" > rc.t) | head -1 | tr "\n" " "; sleep 0.2; tr -d " " < rc.t'
+mine "grouped: a closed stdout ends the run (141)" "141" \
+    '(timeout 30 $X -j1 "seq 100000; sleep 0.5" ::: 1 2 3 4 5 6; echo $? > rc.t) | head -1 > /dev/null; sleep 0.2; cat rc.t'
+for mode in "" --lb -k; do
+    # shellcheck disable=SC2086
+    err=$(timeout 30 $P $mode -j1 'echo {}' ::: 1 2 3 2>&1 > /dev/full); rc=$?
+    case "$rc:$err" in "255:procpool: cannot write the output: No space left on device") ok ;;
+        *) bad "/dev/full${mode:+ with $mode}: rc=$rc: $err" ;; esac
+done
+ls "${TMPDIR:-/tmp}" | grep '^procpool\.' > spills.after
+mine "no spill directory left behind" "" 'comm -13 spills.before spills.after'
+# SIGHUP: no new job; the running ones finish and print (GNU parallel: 0)
+same "SIGHUP: running jobs finish and print, no new job starts" "out1 out2 |0" \
+    'rm -f st.1 st.2; $X -j2 -k "touch st.{}; sleep 1; echo out{}" ::: 1 2 3 4 > hup.o 2>/dev/null & p=$!
+     i=0; while { [ ! -e st.1 ] || [ ! -e st.2 ]; } && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+     sleep 0.2; kill -HUP $p; wait $p; rc=$?; echo "$(paste -sd" " hup.o) |$rc"'
+mine "SIGHUP: the message" "procpool: SIGHUP received. No new jobs will be started." \
+    'rm -f st.1; $X -j1 "touch st.1; sleep 0.5" ::: 1 2 2> hup.e & p=$!
+     i=0; while [ ! -e st.1 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+     kill -HUP $p; wait $p; head -1 hup.e'
+# few descriptors: fewer job slots and a warning, never a hang or a refusal
+mine "ulimit -n 30, -j6: fewer slots, every job runs" "28 1" \
+    '(ulimit -n 30; timeout 60 $X -j6 echo ::: $(seq 28) 2> fd.e | wc -l | tr -d " "; grep -c "Only enough file handles to run [0-9]* jobs in parallel" fd.e) | paste -sd" " -'
+mine "ulimit -n 30, -j0: every job runs" "28" \
+    '(ulimit -n 30; timeout 60 $X -j0 echo ::: $(seq 28) 2>/dev/null | wc -l | tr -d " ")'
+# --pipe-part takes :::: FILE; -d of several characters; --recend ''; -j FILE
+same "--pipe-part :::: FILE" "100000" '$X --pipe-part --block 100k wc -l :::: nums | awk "{s += \$1} END {print s}"'
+same "--pipe-part :::: FILE ::: args (ignored without --tee)" "6 4" \
+    'seq 10 > ten; $X --pipe-part --block 10 -k wc -l :::: ten ::: X Y 2>/dev/null | paste -sd" " -'
+same "--pipe-part: parts as GNU parallel cuts them" "6 588895" \
+    '$X --pipe-part -a nums --block 100k wc -c | awk "{s += \$1; n++} END {print n, s}"'
+same "-d of several characters" "[a] [b] [c]" 'printf "a\r\nb\r\nc\r\n" | $X -d "\r\n" -k echo "[{}]" | paste -sd" " -'
+mine "-d --: a record without the delimiter at the end" "[a] [b-c]" 'printf "a--b-c" | $X -d -- -k echo "[{}]" | paste -sd" " -'
+same "--recend '' alone: blocks of exactly --block bytes" "5 5 5 5 1" \
+    'seq 10 | $X --pipe --recend "" --block 5 -k wc -c | tr -d " " | paste -sd" " -'
+same "-j FILE" "1 2" 'echo 2 > jf; $X -j jf -k "echo {%}" ::: 1 2 3 4 | sort -u | paste -sd" " -'
+# jobs 4-6 start after the file says 1: they never overlap (with -j3 they would)
+mine "-j FILE is read again as jobs end" "0" \
+    'echo 3 > jf; $X -j jf --joblog jlf "echo 1 > jf; sleep {}" ::: 0.1 0.6 0.6 0.3 0.3 0.3 > /dev/null
+     awk -F"\t" "NR > 1 && \$1 > 3 {print \$3, \$3 + \$4}" jlf | sort -n |
+     awk "NR > 1 && \$1 < prev - 0.05 {o++} {prev = \$2} END {print o + 0}"'
+mine "-j FILE that is no number: 255" "255" 'echo x > jfx; $X -j jfx echo ::: a 2>/dev/null; echo $?'
+# multi-byte separators and a record longer than --block: every byte, one job
+head -c 3000000 /dev/zero | tr '\0' x > longrec; printf '</r>\n' >> longrec; cat longrec longrec > long2
+same "--recend of several bytes, records longer than --block" "3000005 3000005" \
+    '$X --pipe --block 100k --recend "</r>\n" -k wc -c < long2 | tr -d " " | paste -sd" " -'
+mine "the same from a pipe" "3000005 3000005" \
+    'cat long2 | $X --pipe --block 100k --recend "</r>\n" -k wc -c | tr -d " " | paste -sd" " -'
+mine "--recstart of several bytes, records longer than --block" "2999997 3000005 8" \
+    'cat long2 | $X --pipe --block 64k --recstart "xxx</r>" -k wc -c | tr -d " " | paste -sd" " -'
+mine "--pipe-part with a record longer than --block" "3000005 3000005" \
+    '$X --pipe-part -a long2 --block 100k --recend "</r>\n" -k wc -c | tr -d " " | paste -sd" " -'
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -126,6 +126,9 @@ typedef struct {
     char *replace;         /* -I */
     char delim;            /* input record separator: '\n', or '\0' with -0 */
     bool delim_set;
+    char *delim_str;       /* -d of more than one character (else NULL) */
+    size_t delim_len;
+    char *jobs_file;       /* -j FILE: the number of jobs, read again as jobs end */
     /* inputs, in command-line order */
     input_src_t *src;
     size_t nsrc;
@@ -143,6 +146,9 @@ typedef struct {
  */
 enum { CLI_PARSE_OK = 0, CLI_PARSE_HELP = 1, CLI_PARSE_VERSION = 2 };
 int cli_parse_args(cli_opts_t *o, int argc, char **argv, char *err, size_t errlen);
+/* A -j value (N, N%, +N, -N; 0 = as many as possible): 0, or -1 with a
+ * message in err. */
+int cli_parse_jobs(const char *v, int *jobs, char *err, size_t errlen);
 void cli_opts_free(cli_opts_t *o);
 
 /* Parse the template text (the command words joined by spaces): 0, or -1
@@ -200,6 +206,8 @@ typedef struct {
     int32_t timed_out;
     int32_t slot;
     int32_t triggered; /* this job's end met the --halt condition */
+    uint32_t out_spill_len, err_spill_len; /* a stream spilled to a file (see cli_out.c):
+                                              its path's length; the path follows cmd */
 } job_res_t;
 
 /* State shared by the parent and every worker (MAP_SHARED, made before the
@@ -212,6 +220,10 @@ typedef struct {
     uint64_t total;            /* jobs in all, when known (for N%); else 0 */
     volatile uint64_t lb_head; /* -k --line-buffer: the index of the job that may stream
                                   (the oldest not yet printed); set by the parent */
+    volatile int out_error;    /* errno of a failed write of the output (EPIPE: the
+                                  reader went away; ENOSPC...): the run stops */
+    volatile int running;      /* jobs running now (for the SIGHUP message) */
+    volatile int jobs_limit;   /* -j FILE: at most this many jobs run (0: no limit) */
     volatile pid_t slots[CLI_MAX_SLOTS];
 } cli_shared_t;
 
@@ -223,6 +235,7 @@ typedef struct {
     bool want_cmd;   /* return the command text (joblog, -v, errors) */
     int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file */
     const char *shell; /* the shell that runs commands: a path (cli_find_shell) */
+    const char *spill_dir; /* where output over CLI_SPILL_AT bytes goes; NULL: none */
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;
@@ -234,6 +247,54 @@ extern cli_worker_cfg_t g_wcfg;
  * message in err when that shell cannot be found.
  */
 const char *cli_find_shell(char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- */
+/* output kept on disk (cli_out.c)                                   */
+/* ---------------------------------------------------------------- */
+
+/* A job's stdout or stderr past this many bytes in memory goes on to a
+ * temporary file, so a job costs a fixed amount of memory however much it
+ * writes. */
+#define CLI_SPILL_AT (1u << 20)
+
+typedef struct {
+    int fd;        /* -1: nothing spilled */
+    bool bol;      /* --tag: the next byte starts a line */
+    char path[256]; /* "": no file */
+} spill_t;
+
+/* The parent: make the private directory the spill files go in (0, or -1
+ * when it cannot be made: then nothing spills); remove it and whatever is
+ * in it (only in the process that made it; safe to call twice). */
+int cli_spill_dir_make(void);
+void cli_spill_dir_remove(void);
+/* A worker: append p[0..n) to the spill file (made on first use), with
+ * tag (when not NULL) before each line. 0, or -errno. */
+int spill_put(spill_t *s, const char *p, size_t n, const sbuf_t *tag);
+void spill_reset(spill_t *s); /* empty it (a retry) */
+void spill_close(spill_t *s); /* close it, keep the file (the parent prints it) */
+void spill_drop(spill_t *s);  /* close and remove it; path becomes "" */
+/* Copy the spill file at path to fd, removing the file; 0, or -errno of
+ * the failed write (1 << 16 | errno when reading the file failed). */
+int spill_copy(int fd, const char *path, size_t plen);
+
+/* --pipe, --pipe-part: where records end (cli_pipe.c). A boundary at b:
+ * recend ends at b and recstart begins at b; with both empty every byte
+ * position is one. */
+typedef struct {
+    char *pat;   /* recend then recstart */
+    size_t plen, rel;
+} recsep_t;
+void recsep_init(recsep_t *s, const char *recend, size_t rel, const char *recstart,
+                 size_t rsl);
+/* The last boundary b with 1 <= b <= hi, and b + (plen - rel) <= len; 0: none. */
+size_t rec_last(const recsep_t *s, const char *d, size_t len, size_t hi);
+/* The first boundary b >= from (b >= 1, b + (plen - rel) <= len); 0: none,
+ * and *resume (when not NULL) is where a search with more data may go on. */
+size_t rec_next(const recsep_t *s, const char *d, size_t len, size_t from, size_t *resume);
+/* --pipe-part, as GNU parallel cuts a file: the first boundary whose
+ * pattern starts at pos or later in the file fd (size bytes); size: none. */
+uint64_t part_boundary(int fd, uint64_t pos, uint64_t size, const recsep_t *s);
 
 void cli_worker_init(void *arg);                             /* pool initializer */
 int cli_job_task(const void *arg, size_t len, pp_buf_t *out); /* the task */

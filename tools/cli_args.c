@@ -527,8 +527,16 @@ static void set_str(char **dst, const char *v) {
 static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     switch (id) {
     case OPT_JOBS:
-        if (parse_jobs(v, &o->jobs) < 0)
-            return -1;
+        free(o->jobs_file);
+        o->jobs_file = NULL;
+        if (parse_jobs(v, &o->jobs) < 0) {
+            /* -j FILE: the value is read from the file (by the command, at
+             * start and again as jobs end); an error if there is none */
+            if (!*v)
+                return -1;
+            o->jobs_file = xstrdup(v);
+            o->jobs = 1;
+        }
         o->jobs_set = true;
         break;
     case OPT_KEEP: o->keep_order = true; break;
@@ -602,12 +610,19 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     case OPT_DELIM: {
         size_t n;
         char *d = unescape(v, &n);
-        char c = d[0];
-        free(d);
-        if (n != 1)
-            return perr("-d: '%.100s' must be a single character (or \\n, \\t, \\0)", v);
-        o->delim = c;
+        free(o->delim_str);
+        o->delim_str = NULL;
+        o->delim_len = n;
+        if (n == 0) {
+            free(d);
+            return perr("-d: the delimiter is empty");
+        }
+        o->delim = d[0];
         o->delim_set = true;
+        if (n > 1) /* several characters, e.g. '\r\n' */
+            o->delim_str = d;
+        else
+            free(d);
         break;
     }
     case OPT_ARGFILE: sv_push(&o->arg_files, xstrdup(v)); break;
@@ -631,6 +646,8 @@ void cli_opts_free(cli_opts_t *o) {
     free(o->recend);
     free(o->recstart);
     free(o->replace);
+    free(o->delim_str);
+    free(o->jobs_file);
     for (size_t k = 0; k < o->nsrc; k++) {
         sv_free(&o->src[k].args);
         free(o->src[k].path);
@@ -755,10 +772,20 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
     if (o->pipe && o->pipe_part)
         return perr("--pipe and --pipe-part exclude each other");
     if (o->pipe_part) {
-        if (o->arg_files.n != 1)
-            return perr("--pipe-part needs exactly one -a FILE");
-        if (o->nsrc)
-            return perr("--pipe-part takes no ::: or :::: inputs");
+        /* the file to split: -a FILE or :::: FILE; ::: groups are ignored
+         * (GNU parallel uses them only with --tee) */
+        size_t files = o->arg_files.n;
+        for (size_t k = 0; k < o->nsrc; k++)
+            files += o->src[k].kind == IN_FILE;
+        if (files != 1)
+            return perr("--pipe-part needs exactly one file to split (-a FILE or :::: FILE)");
+        for (size_t k = 0; k < o->nsrc; k++)
+            if (o->src[k].kind == IN_FILE) {
+                sv_push(&o->arg_files, o->src[k].path);
+                memmove(o->src + k, o->src + k + 1, (o->nsrc - k - 1) * sizeof *o->src);
+                o->nsrc--;
+                break;
+            }
     } else {
         for (size_t k = 0; k < o->arg_files.n; k++) { /* -a FILE is :::: FILE, first */
             add_src(o);
@@ -786,8 +813,6 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
     }
     if (!o->recstart)
         o->recstart = xstrdup("");
-    if ((o->pipe || o->pipe_part) && !o->recend_len && !o->recstart_len)
-        return perr("--recend and --recstart cannot both be empty");
     /* the template */
     bool raw = o->cmd.n == 0;
     if (raw && (o->pipe || o->pipe_part))
@@ -824,6 +849,13 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
     if (!o->jobs_set)
         o->jobs = pp_cpu_count();
     return 0;
+}
+
+int cli_parse_jobs(const char *v, int *jobs, char *err, size_t errlen) {
+    perr_buf = err, perr_cap = errlen;
+    int rc = parse_jobs(v, jobs);
+    perr_buf = NULL, perr_cap = 0;
+    return rc;
 }
 
 int cli_parse_args(cli_opts_t *o, int argc, char **argv, char *err, size_t errlen) {

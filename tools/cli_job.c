@@ -106,9 +106,9 @@ void cli_worker_init(void *arg) {
     sa.sa_handler = on_term;
     sigfillset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL); /* a job that closes its stdin early */
+    sigaction(SIGHUP, &sa, NULL);  /* a hang-up: the parent lets the running jobs finish */
     /* claim a job slot ({%}): the first free one, else one whose worker is gone */
     pid_t me = getpid();
     cli_shared_t *sh = g_wcfg.sh;
@@ -377,6 +377,7 @@ typedef struct {
     sbuf_t out, err;
     int exitval, sig;
     bool timed_out;
+    spill_t sp[2]; /* stdout, stderr past CLI_SPILL_AT bytes (cli_out.c) */
 } run_t;
 
 static volatile int child_errno;
@@ -450,13 +451,30 @@ static void add_tagged(sbuf_t *dst, const char *src, size_t n) {
     }
 }
 
+/* The output could not be written (the reader went away, a full disk):
+ * the run stops. The parent learns it from SH->out_error and ends as GNU
+ * parallel does; here the job is stopped (run_once sends the signal). */
+static volatile int out_dead;
+
+static void out_broken(int err) {
+    if (out_dead)
+        return;
+    out_dead = err ? err : EIO;
+    int zero = 0;
+    __atomic_compare_exchange_n(&g_wcfg.sh->out_error, &zero, out_dead, false, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+    __atomic_store_n(&g_wcfg.sh->halted, 1, __ATOMIC_RELEASE);
+}
+
 static void write_fd(int fd, const char *p, size_t n) {
-    while (n) {
+    while (n && !out_dead) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            out_broken(w < 0 ? errno : EIO);
             break;
+        }
         p += w;
         n -= (size_t)w;
     }
@@ -489,57 +507,52 @@ static void flush_lines(int fd, sbuf_t *b, size_t *done, bool all) {
         *done = end;
         return;
     }
-    size_t p = *done;
-    while (p < end) {
-        ssize_t w = write(fd, b->p + p, end - p);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        p += (size_t)w;
-    }
+    write_fd(fd, b->p + *done, end - *done);
     *done = end;
+}
+
+/* --line-buffer, a job that streams: first what it spilled while it waited
+ * (-k), then its complete lines; the buffer keeps only the last, partial
+ * line, and a line longer than CLI_SPILL_AT goes out in pieces. */
+static void lb_stream(int fd, sbuf_t *b, size_t *done, spill_t *sp, bool all) {
+    if (sp->fd >= 0) {
+        spill_close(sp);
+        int rc = spill_copy(fd, sp->path, strlen(sp->path));
+        sp->path[0] = 0; /* spill_copy removed it */
+        if (rc)
+            out_broken(rc < 0 ? -rc : rc & 0xffff);
+    }
+    flush_lines(fd, b, done, all);
+    if (b->len - *done >= CLI_SPILL_AT)
+        flush_lines(fd, b, done, true);
+    if (*done) {
+        memmove(b->p, b->p + *done, b->len - *done);
+        b->len -= *done;
+        *done = 0;
+    }
+}
+
+/* Grouped output (or -k --line-buffer waiting its turn): past CLI_SPILL_AT
+ * bytes in memory, the stream goes on to its spill file (tagged there). */
+static void spill_big(spill_t *sp, sbuf_t *b, bool all) {
+    if (!g_wcfg.spill_dir || (!all && b->len < CLI_SPILL_AT) || (all && sp->fd < 0))
+        return;
+    int rc = spill_put(sp, b->p, b->len, g_wcfg.o->tag ? &cur_tag : NULL);
+    if (rc < 0)
+        out_broken(-rc);
+    b->len = 0;
 }
 
 /* Stdin source for a job: a block in memory, or a range of the -a file. */
 typedef struct {
     const char *data;
     size_t len, pos;
-    /* JOB_PART */
+    /* JOB_RANGE */
     bool part;
     uint64_t off, end; /* what to send, after record alignment */
     char *pbuf;
     size_t plen, ppos;
 } feed_t;
-
-/* --pipe-part: the job owns the records that start in [off, end): move
- * both ends forward to the next record boundary (none at 0). */
-static uint64_t align_part(int fd, uint64_t at, uint64_t size) {
-    const cli_opts_t *o = g_wcfg.o;
-    if (at == 0 || at >= size)
-        return at >= size ? size : 0;
-    const char *re = o->recend, *rs = o->recstart;
-    size_t rel = o->recend_len, rsl = o->recstart_len;
-    size_t need = rel + rsl;
-    /* a boundary at position b: recend ends at b and recstart begins at b */
-    uint64_t start = at >= rel ? at - rel : 0;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = pread(fd, buf, sizeof buf, (off_t)start);
-        if (n <= 0)
-            return size;
-        for (size_t i = 0; i + need <= (size_t)n; i++) {
-            uint64_t b = start + i + rel;
-            if (b < at)
-                continue;
-            if (memcmp(buf + i, re, rel) == 0 && memcmp(buf + i + rel, rs, rsl) == 0)
-                return b;
-        }
-        if ((size_t)n < need || start + (uint64_t)n >= size)
-            return size;
-        start += (uint64_t)n - need + 1;
-    }
-}
 
 static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r,
                     double deadline) {
@@ -587,6 +600,8 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
     double kill_at = 0;
     size_t lb_out = 0, lb_err = 0;
     bool nosplice = false;
+    bool out_killed = false;
+    double out_kill_at = 0;
     while (out_open || err_open || alive) {
         struct pollfd pf[4];
         int n = 0, io = -1, ie = -1, ii = -1, ip = -1;
@@ -618,6 +633,19 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
         bool lb_held = o->line_buffer && !lb_streaming();
         if (lb_held && (wait_ms < 0 || wait_ms > 50))
             wait_ms = 50; /* look again soon whether this job may stream */
+        if (out_dead && alive) { /* the output is gone: stop the job, as GNU parallel does */
+            if (!out_killed) {
+                out_killed = true;
+                kill(-pid, out_dead == EPIPE ? SIGPIPE : SIGTERM);
+                kill(-pid, SIGCONT);
+                out_kill_at = now + 0.2;
+            } else if (out_kill_at > 0 && now >= out_kill_at) {
+                kill(-pid, SIGKILL);
+                out_kill_at = 0;
+            }
+            if (wait_ms < 0 || wait_ms > 50)
+                wait_ms = 50;
+        }
         if (alive && pidfd < 0 && !out_open && !err_open) {
             /* no pidfd: wait for the exit directly */
             if (waitpid(pid, &status, 0) == pid)
@@ -714,9 +742,14 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                     err_open = false;
             }
         }
-        if (o->line_buffer && (!lb_held || lb_streaming())) {
-            flush_lines(1, &r->out, &lb_out, false);
-            flush_lines(2, &r->err, &lb_err, false);
+        if (out_dead) {
+            r->out.len = r->err.len = lb_out = lb_err = 0; /* nowhere to go */
+        } else if (o->line_buffer && (!lb_held || lb_streaming())) {
+            lb_stream(1, &r->out, &lb_out, &r->sp[0], false);
+            lb_stream(2, &r->err, &lb_err, &r->sp[1], false);
+        } else if (!o->ungroup) {
+            spill_big(&r->sp[0], &r->out, false);
+            spill_big(&r->sp[1], &r->err, false);
         }
         if (ip >= 0 && pf[ip].revents) {
             if (waitpid(pid, &status, WNOHANG) == pid)
@@ -735,10 +768,12 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
         kill(-pid, SIGKILL); /* whatever of the group is left */
     cur_pid = 0;
     if (o->line_buffer && lb_streaming()) {
-        flush_lines(1, &r->out, &lb_out, true);
-        flush_lines(2, &r->err, &lb_err, true);
+        lb_stream(1, &r->out, &lb_out, &r->sp[0], true);
+        lb_stream(2, &r->err, &lb_err, &r->sp[1], true);
         r->out.len = r->err.len = 0; /* already written */
     } /* else (-k, not the oldest): nothing went out; the result carries it all */
+    if (out_kill_at > 0)
+        kill(-pid, SIGKILL); /* whatever of the group is left */
     if (WIFSIGNALED(status)) {
         r->exitval = 0;
         r->sig = WTERMSIG(status);
@@ -875,16 +910,6 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             pbuf = xmalloc(1u << 18);
         feed.pbuf = pbuf;
         fin = &feed;
-    } else if (h.kind == JOB_PART) {
-        struct stat st;
-        fstat(g_wcfg.part_fd, &st);
-        feed.part = true;
-        feed.off = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
-        feed.end = align_part(g_wcfg.part_fd, h.part_end, (uint64_t)st.st_size);
-        if (!pbuf)
-            pbuf = xmalloc(1u << 18);
-        feed.pbuf = pbuf;
-        fin = &feed;
     }
     char seqs[32], slots[16];
     snprintf(seqs, sizeof seqs, "%llu", (unsigned long long)h.seq);
@@ -903,21 +928,29 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     }
 
     int attempts = o->retries > 1 ? o->retries : 1;
-    static run_t r;
+    static run_t r = {.sp = {{.fd = -1}, {.fd = -1}}};
     int rc = 0;
+    for (;;) { /* -j FILE lowered the number of jobs: wait for a place */
+        int run = __atomic_load_n(&g_wcfg.sh->running, __ATOMIC_ACQUIRE);
+        int lim = __atomic_load_n(&g_wcfg.sh->jobs_limit, __ATOMIC_ACQUIRE);
+        if (lim > 0 && run >= lim) {
+            struct timespec ms10 = {0, 10000000};
+            nanosleep(&ms10, NULL);
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&g_wcfg.sh->running, &run, run + 1, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
     for (int a = 0; a < attempts; a++) {
+        spill_drop(&r.sp[0]); /* a try before: its output is not kept */
+        spill_drop(&r.sp[1]);
         r.out.len = r.err.len = 0;
         r.exitval = r.sig = 0;
         r.timed_out = false;
         feed.pos = 0;
         if (h.kind == JOB_RANGE && a > 0) {
             feed.off = h.part_off;
-            feed.plen = feed.ppos = 0;
-        }
-        if (h.kind == JOB_PART && a > 0) {
-            struct stat st;
-            fstat(g_wcfg.part_fd, &st);
-            feed.off = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
             feed.plen = feed.ppos = 0;
         }
         if (o->verbose_err) { /* -t: the command on stderr as the job starts */
@@ -935,6 +968,17 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             break;
         if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE))
             break;
+    }
+    __atomic_sub_fetch(&g_wcfg.sh->running, 1, __ATOMIC_ACQ_REL);
+    /* what spilled: the rest follows it into the file, which the parent prints */
+    spill_big(&r.sp[0], &r.out, true);
+    spill_big(&r.sp[1], &r.err, true);
+    spill_close(&r.sp[0]);
+    spill_close(&r.sp[1]);
+    if (out_dead) { /* the run stops: nothing of this job is printed */
+        spill_drop(&r.sp[0]);
+        spill_drop(&r.sp[1]);
+        r.out.len = r.err.len = 0;
     }
     if (argv != argv_stack)
         free(argv);
@@ -966,11 +1010,16 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     res.out_len = r.out.len;
     res.err_len = r.err.len;
     res.cmd_len = g_wcfg.want_cmd ? cmd.len : 0;
+    res.out_spill_len = (uint32_t)strlen(r.sp[0].path);
+    res.err_spill_len = (uint32_t)strlen(r.sp[1].path);
     if ((r.out.len && pp_buf_append(out, r.out.p, r.out.len) < 0) ||
         (r.err.len && pp_buf_append(out, r.err.p, r.err.len) < 0) ||
         (res.cmd_len && pp_buf_append(out, cmd.p, cmd.len) < 0) ||
+        (res.out_spill_len && pp_buf_append(out, r.sp[0].path, res.out_spill_len) < 0) ||
+        (res.err_spill_len && pp_buf_append(out, r.sp[1].path, res.err_spill_len) < 0) ||
         pp_buf_append(out, &res, sizeof res) < 0)
         return pp_buf_fail(out, "out of memory for the job's output");
+    r.sp[0].path[0] = r.sp[1].path[0] = 0; /* the parent's now */
     /* keep the worker's buffers from holding on to a huge job's output */
     if (r.out.cap > (8u << 20))
         sb_free(&r.out);

@@ -13,9 +13,14 @@
  * --bar/--eta and counts failures for the exit status.
  *
  * Signals: SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by a
- * signal thread, which terminates the pool (each worker's SIGTERM handler
- * kills its job's process group) and exits 130/143/129. No temporary file
- * is ever made.
+ * signal thread. SIGINT/SIGTERM terminate the pool (each worker's SIGTERM
+ * handler kills its job's process group) and exit 255, as GNU parallel;
+ * SIGHUP starts no new job and lets the running ones finish.
+ *
+ * Memory is bounded in every output mode: a job's output past
+ * CLI_SPILL_AT bytes goes to a temporary file (cli_out.c), --line-buffer
+ * keeps only a partial line, and a failed write of the output (EPIPE, a
+ * full disk) ends the run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,8 +111,9 @@ static void cli_usage(void) {
         "Long options: any of GNU parallel's names (--jl, --linebuffer, --blocksize,\n"
         "  --dr, --keeporder, ...), any case, abbreviated to any prefix that is not\n"
         "  ambiguous among all of GNU parallel's options\n"
-        "Exit status: the number of failed jobs (101 for more than 100), 255 on errors,\n"
-        "130/143 when interrupted by SIGINT/SIGTERM.\n",
+        "Exit status: the number of failed jobs (101 for more than 100), 255 on errors\n"
+        "and on SIGINT/SIGTERM (which kill the jobs), 141 when stdout is closed.\n"
+        "SIGHUP: start no new job, let the running ones finish.\n",
         stdout);
 }
 
@@ -143,6 +150,23 @@ static FILE *open_input(const char *path) {
 static char *read_record(FILE *f) {
     static char *line;
     static size_t cap;
+    if (O.delim_str) { /* -d of several characters: read to its last one, look back */
+        sbuf_t rec = {0};
+        char last = O.delim_str[O.delim_len - 1];
+        ssize_t n;
+        while ((n = getdelim(&line, &cap, last, f)) > 0) {
+            sb_add(&rec, line, (size_t)n);
+            if (rec.len >= O.delim_len &&
+                memcmp(rec.p + rec.len - O.delim_len, O.delim_str, O.delim_len) == 0) {
+                rec.len -= O.delim_len;
+                rec.p[rec.len] = 0;
+                return rec.p;
+            }
+        }
+        if (!rec.p)
+            return NULL;
+        return rec.p;
+    }
     ssize_t n = getdelim(&line, &cap, O.delim, f);
     if (n < 0)
         return NULL;
@@ -255,36 +279,38 @@ typedef struct {
     const char *map;
     size_t msize, mpos, boff; /* boff: the last block's offset in the map */
     uint64_t mbase;           /* the map's offset in the file */
+    size_t fwd;               /* find_cut: where its forward search goes on */
+    bool back_done;           /* find_cut: no boundary within the block */
+    long count;               /* find_cut, -N: records counted */
 } piper_t;
 
 static piper_t PI;
 
-static bool is_boundary(const char *d, size_t len, size_t b) {
-    if (b < O.recend_len || b + O.recstart_len > len)
-        return false;
-    return memcmp(d + b - O.recend_len, O.recend, O.recend_len) == 0 &&
-           memcmp(d + b, O.recstart, O.recstart_len) == 0;
+static recsep_t RS;
+
+/* Forget what the searches of the last block left (a block was cut). */
+static void cut_reset(void) {
+    PI.fwd = 0;
+    PI.back_done = false;
+    PI.count = 0;
 }
 
-/* Find the cut: -1 when more data is needed. */
+/* Find the cut: -1 when more data is needed. Each byte is looked at a
+ * bounded number of times however the data arrives (PI.fwd, PI.count and
+ * PI.back_done carry the searches over from the last call). */
 static ssize_t find_cut(const char *d, size_t len) {
+    size_t resume;
     if (O.max_args) { /* -N: exactly N records */
-        long count = 0;
-        size_t b = 1;
-        while (b <= len) {
-            if (O.recstart_len == 0 && O.recend_len == 1) {
-                const char *nl = memchr(d + b - 1, O.recend[0], len - (b - 1));
-                if (!nl)
-                    break;
-                b = (size_t)(nl - d) + 1;
-                if (++count == O.max_args)
-                    return (ssize_t)b;
-                b++;
-                continue;
+        size_t b = PI.fwd ? PI.fwd : 1;
+        for (;;) {
+            size_t c = rec_next(&RS, d, len, b, &resume);
+            if (!c) {
+                PI.fwd = resume;
+                break;
             }
-            if (is_boundary(d, len, b) && ++count == O.max_args)
-                return (ssize_t)b;
-            b++;
+            if (++PI.count == O.max_args)
+                return (ssize_t)c;
+            b = c + 1;
         }
         return PI.eof ? (ssize_t)len : -1;
     }
@@ -292,21 +318,18 @@ static ssize_t find_cut(const char *d, size_t len) {
     if (len <= blk && PI.eof)
         return (ssize_t)len;
     size_t lim = len < blk ? len : blk;
-    if (O.recstart_len == 0 && O.recend_len == 1) {
-        const char *nl = memrchr(d, O.recend[0], lim);
-        if (nl)
-            return (ssize_t)(nl - d) + 1;
-        nl = memchr(d + lim, O.recend[0], len - lim);
-        if (nl)
-            return (ssize_t)(nl - d) + 1;
-    } else {
-        for (size_t b = lim; b > 0; b--)
-            if (is_boundary(d, len, b))
-                return (ssize_t)b;
-        for (size_t b = lim + 1; b <= len; b++)
-            if (is_boundary(d, len, b))
-                return (ssize_t)b;
+    if (!PI.back_done) { /* the last boundary within the block */
+        size_t b = rec_last(&RS, d, len, lim);
+        if (b)
+            return (ssize_t)b;
+        PI.back_done = true;
+        size_t rsl = RS.plen - RS.rel; /* boundaries a recstart past len hid */
+        PI.fwd = lim + rsl > len ? (len >= rsl ? len - rsl + 1 : 1) : lim + 1;
     }
+    size_t b = rec_next(&RS, d, len, PI.fwd, &resume); /* else the first after it */
+    if (b)
+        return (ssize_t)b;
+    PI.fwd = resume;
     return PI.eof ? (ssize_t)len : -1;
 }
 
@@ -315,6 +338,7 @@ static int next_block(size_t *blen) {
     if (PI.map) {
         if (PI.mpos >= PI.msize)
             return 0;
+        cut_reset();
         ssize_t cut = find_cut(PI.map + PI.mpos, PI.msize - PI.mpos); /* PI.eof is set */
         if (cut <= 0)
             cut = (ssize_t)(PI.msize - PI.mpos);
@@ -341,9 +365,10 @@ static int next_block(size_t *blen) {
             cut = find_cut(PI.buf.p + HDR, have);
         else if (have && O.max_args)
             cut = find_cut(PI.buf.p + HDR, have);
-        if (cut > 0 && (O.max_args ? (cut < (ssize_t)have || PI.eof) : true)) {
+        if (cut > 0) {
             *blen = (size_t)cut;
             PI.consumed = (size_t)cut;
+            cut_reset();
             return 1;
         }
         if (PI.eof) {
@@ -351,6 +376,7 @@ static int next_block(size_t *blen) {
                 return 0;
             *blen = have;
             PI.consumed = have;
+            cut_reset();
             return 1;
         }
         /* Read up to the block size and no further (then only the last,
@@ -494,6 +520,7 @@ static size_t fed_n, fed_cap;
 static strvec_t cur_args;
 static sbuf_t item;
 static uint64_t part_size, part_off;
+static int part_fd = -1; /* --pipe-part: the file */
 static cli_shared_t *SH;
 
 static void remember_seq(uint64_t seq) {
@@ -535,11 +562,13 @@ static int feed(void *ud, const void **out, size_t *len) {
                 *len = HDR + blen;
             }
         } else if (O.pipe_part) {
+            /* as GNU parallel: the next part ends at the first boundary at
+             * least --block bytes on (the file is read once, linearly) */
             if (part_off >= part_size)
                 return 0;
-            h.kind = JOB_PART;
+            h.kind = JOB_RANGE;
             h.part_off = part_off;
-            h.part_end = part_off + O.block < part_size ? part_off + O.block : part_size;
+            h.part_end = part_boundary(part_fd, part_off + O.block, part_size, &RS);
             part_off = h.part_end;
             if (resume_skip(h.seq))
                 continue;
@@ -573,23 +602,50 @@ static int feed(void *ud, const void **out, size_t *len) {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pp_pool_t *the_pool;
 
+/* End the run now: the jobs are killed (the workers' SIGTERM handlers take
+ * their process groups down), the spill files removed. */
+__attribute__((noreturn)) static void stop_run(int status) {
+    pthread_mutex_lock(&pool_lock);
+    if (the_pool)
+        pp_pool_terminate(the_pool);
+    cli_spill_dir_remove();
+    _exit(status);
+}
+
+/* The output cannot be written: the reader went away (EPIPE: quietly, 141,
+ * as GNU parallel dies of SIGPIPE), or a full disk or another error (a
+ * message, 255). */
+__attribute__((noreturn)) static void output_failed(int err) {
+    if (err != EPIPE) {
+        char line[300];
+        int m = snprintf(line, sizeof line, "procpool: cannot write the output: %s\n",
+                         strerror(err));
+        if (write(2, line, (size_t)m) < 0) {
+            /* nowhere to say it */
+        }
+    }
+    stop_run(err == EPIPE ? 141 : 255);
+}
+
 static void write_all(int fd, const char *p, size_t n) {
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0) {
-            if (errno == EPIPE) { /* the reader went away: stop quietly */
-                pthread_mutex_lock(&pool_lock);
-                if (the_pool)
-                    pp_pool_terminate(the_pool);
-                _exit(141);
-            }
-            die("write: %s", strerror(errno));
-        }
+        if (w <= 0)
+            output_failed(w < 0 ? errno : EIO);
         p += w;
         n -= (size_t)w;
     }
+}
+
+/* A job's output that went on to a spill file (cli_out.c). */
+static void print_spill(int fd, const char *path, size_t plen) {
+    int rc = spill_copy(fd, path, plen);
+    if (rc < 0)
+        output_failed(-rc);
+    if (rc > 0)
+        die("reading a job's spilled output: %s", strerror(rc & 0xffff));
 }
 
 /* ---------------------------------------------------------------- */
@@ -653,18 +709,38 @@ static void draw_progress(bool final) {
 static sigset_t sigs;
 static volatile int signalled;
 
+static volatile int hup; /* SIGHUP came: no new job starts */
+
+/* SIGHUP: as GNU parallel, start no new job, let the running ones finish
+ * and print their output. SIGINT, SIGTERM: kill the jobs, exit 255 (GNU
+ * parallel's status for them). */
 static void *signal_thread(void *arg) {
     (void)arg;
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    signalled = sig;
-    if (SH)
-        __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&pool_lock);
-    if (the_pool)
-        pp_pool_terminate(the_pool); /* workers kill their jobs' process groups */
-    _exit(128 + sig);
+    for (;;) {
+        int sig = 0;
+        while (sigwait(&sigs, &sig) != 0)
+            ;
+        if (sig == SIGHUP) {
+            if (hup || !SH)
+                continue;
+            hup = 1;
+            __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
+            char line[300];
+            int m = snprintf(line, sizeof line,
+                             "procpool: SIGHUP received. No new jobs will be started.\n"
+                             "procpool: Waiting for these %d jobs to finish. Send SIGTERM to "
+                             "stop now.\n",
+                             __atomic_load_n(&SH->running, __ATOMIC_ACQUIRE));
+            if (write(2, line, (size_t)m) < 0) {
+                /* nowhere to say it */
+            }
+            continue;
+        }
+        signalled = sig;
+        if (SH)
+            __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
+        stop_run(255);
+    }
 }
 
 /* ---------------------------------------------------------------- */
@@ -682,6 +758,56 @@ static void halt_now(pp_pool_t *pool, bool *halting, int *status, bool *killed) 
     pthread_mutex_unlock(&pool_lock);
 }
 
+/* -j FILE: the number of jobs in the file, as -j takes it (0: as many as
+ * possible, here the workers there are); -1 when it cannot be read. Read
+ * again only when the file changed. */
+static int jobs_from_file(bool must) {
+    static struct timespec seen;
+    static int last = -1;
+    struct stat st;
+    if (stat(O.jobs_file, &st) < 0) {
+        if (must)
+            die("-j: '%s' is not N, N%%, +N or -N, nor a file: %s", O.jobs_file, strerror(errno));
+        return last;
+    }
+    if (last >= 0 && st.st_mtim.tv_sec == seen.tv_sec && st.st_mtim.tv_nsec == seen.tv_nsec)
+        return last;
+    seen = st.st_mtim;
+    FILE *f = fopen(O.jobs_file, "re");
+    char buf[128] = "";
+    if (f) {
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = 0;
+        fclose(f);
+    }
+    buf[strcspn(buf, " \t\r\n")] = 0;
+    int n;
+    char err[300];
+    if (cli_parse_jobs(buf, &n, err, sizeof err) < 0) {
+        if (must)
+            die("-j %s: %s", O.jobs_file, err);
+        return last; /* a file being written: keep the last value */
+    }
+    return last = n;
+}
+
+/* How many of want workers the descriptors allow: the pool keeps a few
+ * and 3 a worker in this process, and the run needs a few more (results
+ * that come back in a memfd, spill files, the joblog). */
+static int fit_workers(int want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    long limit = rl.rlim_cur > 1u << 20 ? 1L << 20 : (long)rl.rlim_cur;
+    if (limit > 4L * CLI_MAX_SLOTS + 64)
+        return want; /* plenty */
+    long open_now = 0;
+    for (int fd = 0; fd < limit; fd++)
+        open_now += fcntl(fd, F_GETFD) >= 0;
+    long fit = (limit - open_now - 7 - 6) / 3;
+    return fit < want ? (int)(fit > 0 ? fit : 0) : want;
+}
+
 static int dry_run(void) {
     int nslots = O.jobs > 0 ? O.jobs : 1;
     sbuf_t cmd = {0};
@@ -696,7 +822,7 @@ static int dry_run(void) {
         } else if (O.pipe_part) {
             if (part_off >= part_size)
                 break;
-            part_off += O.block;
+            part_off = part_boundary(part_fd, part_off + O.block, part_size, &RS);
         } else if (!next_job_args(&cur_args)) {
             break;
         }
@@ -718,9 +844,11 @@ static int dry_run(void) {
 int main(int argc, char **argv) {
     cli_parse(&O, argc, argv);
 
+    recsep_init(&RS, O.recend, O.recend_len, O.recstart, O.recstart_len);
     /* everything that can fail is checked before any job starts */
-    int part_fd = -1;
     if (O.pipe_part) {
+        if (O.nsrc) /* GNU parallel uses them only with --tee */
+            fputs("procpool: Warning: --pipe-part ignores ::: arguments\n", stderr);
         part_fd = open(O.arg_files.v[0], O.pipe_part ? O_RDONLY : O_RDONLY);
         struct stat st;
         if (part_fd < 0 || fstat(part_fd, &st) < 0)
@@ -746,6 +874,8 @@ int main(int argc, char **argv) {
         return dry_run();
 
     /* workers: -j, capped by the number of jobs when it is known */
+    if (O.jobs_file)
+        O.jobs = jobs_from_file(true);
     int workers = O.jobs;
     uint64_t known = 0;
     bool is_known = false;
@@ -790,15 +920,41 @@ int main(int argc, char **argv) {
         die("cannot start the signal thread");
     pthread_detach(st);
 
+    /* a job's output past CLI_SPILL_AT bytes goes to a file (none with -u) */
+    if (!O.ungroup && cli_spill_dir_make() == 0)
+        atexit(cli_spill_dir_remove);
+
+    /* as many workers as the descriptors allow (GNU parallel lowers the
+     * number of job slots too, and warns) */
+    int wanted = workers;
+    workers = fit_workers(workers);
     pp_options_t po;
     pp_options_init(&po);
-    po.processes = workers;
     po.initializer = cli_worker_init;
     po.task_timeout = O.timeout > 0 ? O.timeout + 5.0 : 0;
     pp_pool_t *pool;
-    int rc = pp_pool_create(&pool, &po);
+    int rc;
+    for (;;) {
+        po.processes = workers;
+        g_wcfg.nslots = n_workers = workers;
+        rc = workers > 0 ? pp_pool_create(&pool, &po) : -EMFILE;
+        if ((rc != -EMFILE && rc != -ENFILE) || workers <= 1)
+            break;
+        workers--;
+    }
+    if (rc == -EMFILE || rc == -ENFILE) {
+        fputs("procpool: Warning: Cannot spawn any jobs.\n"
+              "procpool: Warning: Try increasing 'ulimit -n' (try: ulimit -n `ulimit -Hn`)\n",
+              stderr);
+        exit(255);
+    }
     if (rc < 0)
         die("cannot start %d workers: %s", workers, pp_strerror(rc));
+    if (workers < wanted)
+        fprintf(stderr,
+                "procpool: Warning: Only enough file handles to run %d jobs in parallel.\n"
+                "procpool: Warning: Try increasing 'ulimit -n' (try: ulimit -n `ulimit -Hn`)\n",
+                workers);
     pthread_mutex_lock(&pool_lock);
     the_pool = pool;
     pthread_mutex_unlock(&pool_lock);
@@ -828,7 +984,9 @@ int main(int argc, char **argv) {
         int r = pp_iter_next(it, wait, &idx, &data, &len);
         if (r == -ETIMEDOUT) {
             draw_progress(false);
-            if (O.halt_when == HALT_NOW && !halt_killed &&
+            if (__atomic_load_n(&SH->out_error, __ATOMIC_ACQUIRE))
+                output_failed(SH->out_error);
+            if (O.halt_when == HALT_NOW && !halt_killed && !hup &&
                 __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))
                 halt_now(pool, &halting, &halt_status, &halt_killed);
             continue;
@@ -837,6 +995,8 @@ int main(int argc, char **argv) {
             break;
         while (signalled) /* the signal thread is ending the run: say nothing more */
             pause();
+        if (__atomic_load_n(&SH->out_error, __ATOMIC_ACQUIRE))
+            output_failed(SH->out_error); /* a worker could not write (--line-buffer) */
         printed = idx;
         uint64_t seq = idx < fed_n ? fed_seq[idx] : 0;
         int exitval, sig;
@@ -869,10 +1029,15 @@ int main(int argc, char **argv) {
                 write_all(1, cmd, cmd_len);
                 write_all(1, "\n", 1);
             }
+            const char *spill = cmd + cmd_len;
             if (res.out_len)
                 write_all(1, d, res.out_len);
+            if (res.out_spill_len)
+                print_spill(1, spill, res.out_spill_len);
             if (res.err_len)
                 write_all(2, d + res.out_len, res.err_len);
+            if (res.err_spill_len)
+                print_spill(2, spill + res.out_spill_len, res.err_spill_len);
             exitval = res.exitval;
             sig = res.signal;
             if (res.timed_out) {
@@ -888,6 +1053,10 @@ int main(int argc, char **argv) {
         }
         joblog_write(seq, start, runtime, exitval, sig, cmd, cmd_len);
         n_done++;
+        if (O.jobs_file) { /* -j FILE: read again as jobs end, as GNU parallel */
+            int j = jobs_from_file(false);
+            __atomic_store_n(&SH->jobs_limit, j > 0 && j < workers ? j : 0, __ATOMIC_RELEASE);
+        }
         bool failed = exitval != 0 || sig != 0;
         if (failed)
             n_failed++;
@@ -927,7 +1096,7 @@ int main(int argc, char **argv) {
             }
         }
         if (O.halt_when == HALT_NOW && !halt_killed &&
-            (halting || __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE)))
+            (halting || (!hup && __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))))
             halt_now(pool, &halting, &halt_status, &halt_killed);
     }
     draw_progress(true);
