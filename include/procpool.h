@@ -253,7 +253,8 @@ PP_EXTERN int pp_cpu_count(void);
  *           under FORKSERVER also the fork server's fork of each worker,
  *           which create waits for.
  *  -ECHILD  FORKSERVER: the fork server died, or did not answer for 10 s,
- *           while the workers were being started.
+ *           while the workers were being started; SPAWN: a new worker
+ *           died before it took its start-up message.
  *  -ENOSYS  the kernel (or a seccomp profile) does not provide memfd_create
  *           or eventfd, which the pool is built on.
  *  -ENOENT, -EACCES  /proc is not mounted or not readable (a worker's task

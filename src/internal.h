@@ -43,6 +43,7 @@ void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size);
 int pp__memfd(const char *name, size_t size, bool sealable); /* -EFBIG over RLIMIT_FSIZE */
 int pp__reopen_rdonly(int fd);
 int pp__memfd_err(int err);
+int pp__start_send_err(int err); /* a refused start-up message, as create documents it */
 int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_signal(int pidfd, int sig);

@@ -241,7 +241,7 @@ int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w) {
         m.shm_addr = (uint64_t)(uintptr_t)pp__shm_base(pool->shm);
         m.shm_size = pp__shm_size(pool->shm);
     }
-    err = pp__send_fds_flags(sv[0], &m, sizeof m, fds, (int)m.nfds, 0);
+    err = pp__start_send_err(pp__send_fds_flags(sv[0], &m, sizeof m, fds, (int)m.nfds, 0));
     if (err < 0) {
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

@@ -692,20 +692,6 @@ static int poll_by_hand(pp_pool_t *pool, struct pollfd *pfd, size_t n, pp__worke
     return marked;
 }
 
-/* A request the zygote's socket refused, as a code pp_pool_create
- * documents: its other end gone is the zygote's death (-ECHILD); too many
- * descriptors in flight (ETOOMANYREFS, counted against RLIMIT_NOFILE) is
- * -EMFILE; no buffer memory is -ENOMEM. Others (the channel's own errors:
- * -EMFILE, -ENFILE, -ENOMEM, ...) pass. */
-static int zygote_send_err(int err) {
-    if (err == -EPIPE || err == -ECONNRESET || err == -ECONNREFUSED || err == -ENOTCONN)
-        return -ECHILD;
-    if (err == -ETOOMANYREFS)
-        return -EMFILE;
-    if (err == -ENOBUFS)
-        return -ENOMEM;
-    return err;
-}
 
 /* Start every worker of a new pool. Pool lock held. Under FORKSERVER the
  * zygote forks them: wait for each answer (SPAWNED, or FAILED with its
@@ -734,7 +720,7 @@ static int start_all(pp_pool_t *pool) {
             asked += w->state == PP__W_STARTING && w->from_zygote && w->pid == 0;
         }
         if (err && (err != -EAGAIN || !asked))
-            return zygote_send_err(err);
+            return pp__start_send_err(err);
         if (!asked)
             return 0;
         uint64_t now = pp__now_ns();

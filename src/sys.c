@@ -105,6 +105,21 @@ int pp__memfd(const char *name, size_t size, bool sealable) {
     return fd;
 }
 
+/* A start-up message (a SPAWN request to the zygote, a spawned worker's
+ * boot message) its socket refused, as a code pp_pool_create documents:
+ * the other end gone is that process's death (-ECHILD); too many
+ * descriptors in flight (ETOOMANYREFS, counted against RLIMIT_NOFILE) is
+ * -EMFILE; no buffer memory is -ENOMEM. Others pass. */
+int pp__start_send_err(int err) {
+    if (err == -EPIPE || err == -ECONNRESET || err == -ECONNREFUSED || err == -ENOTCONN)
+        return -ECHILD;
+    if (err == -ETOOMANYREFS)
+        return -EMFILE;
+    if (err == -ENOBUFS)
+        return -ENOMEM;
+    return err;
+}
+
 /* The errors a memfd made for one task can fail with, as the header
  * documents them: -EFBIG (RLIMIT_FSIZE), -EMFILE, -ENFILE (no descriptor),
  * and -ENOMEM for everything else (memory, or a kernel that refuses to
