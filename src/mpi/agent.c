@@ -50,9 +50,19 @@ typedef struct apool {
     struct apool *next;
 } apool_t;
 
+/* Results that found no memory even to be queued as a failure: their ids,
+ * kept here (no allocation) for the communication thread to send, from
+ * its stack, as -ENOMEM. Past LOST_MAX they are only logged. */
+#define LOST_MAX 256
+
 static struct {
     pthread_mutex_t lock;
     apool_t *pools;
+    struct {
+        uint32_t pool;
+        uint64_t id;
+    } lost[LOST_MAX];
+    size_t nlost;
 } ag = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---------------------------------------------------------------- */
@@ -90,8 +100,16 @@ static void queue_result(apool_t *ap, pp__mres_t *m, const char *msg, const void
         m->status = -ENOMEM;
         m->data_len = 0;
         m->msg_len = 0;
-        if (!pp__wbuf_record(&ap->out, PP__M_RESULTS, ap->id, m, sizeof *m, NULL, 0, NULL, 0))
-            fprintf(stderr, "procpool agent %d: out of memory, a result is lost\n", pp__mpi.rank);
+        if (!pp__wbuf_record(&ap->out, PP__M_RESULTS, ap->id, m, sizeof *m, NULL, 0, NULL, 0)) {
+            if (ag.nlost < LOST_MAX) {
+                ag.lost[ag.nlost].pool = ap->id;
+                ag.lost[ag.nlost++].id = m->id;
+                was_empty = true; /* kick the communication thread */
+            } else {
+                fprintf(stderr, "procpool agent %d: out of memory, a result is lost\n",
+                        pp__mpi.rank);
+            }
+        }
     }
     ap->busy--;
     pthread_mutex_unlock(&ag.lock);
@@ -264,10 +282,13 @@ static void do_end(uint32_t id, bool terminate) {
 /* the loop                                                          */
 /* ---------------------------------------------------------------- */
 
+/* A batch goes out asynchronously; when that cannot be tracked (no memory
+ * for the send's record) it goes by a blocking send instead: rank 0 never
+ * blocks on a send to an agent, so this cannot deadlock, and a batch
+ * dropped would leave its tasks pending in rank 0 for ever. */
 static void send_batch(void *buf, size_t len) {
     if (pp__comm_send(0, buf, len) < 0) {
-        fprintf(stderr, "procpool agent %d: could not send %zu bytes of results to rank 0\n",
-                pp__mpi.rank, len);
+        pp__comm_send_now(0, buf, len);
         free(buf);
     }
 }
@@ -275,6 +296,15 @@ static void send_batch(void *buf, size_t len) {
 static int send_results(void) {
     int n = 0;
     pthread_mutex_lock(&ag.lock);
+    for (size_t i = 0; i < ag.nlost; i++, n++) {
+        struct {
+            pp__mhdr_t h;
+            pp__mres_t r;
+        } msg = {{.type = PP__M_RESULTS, .pool = ag.lost[i].pool, .count = 1},
+                 {.id = ag.lost[i].id, .err = -ENOMEM, .status = -ENOMEM, .lost_k = -1}};
+        pp__comm_send_now(0, &msg, sizeof msg);
+    }
+    ag.nlost = 0;
     for (apool_t *ap = ag.pools; ap; ap = ap->next) {
         while (ap->full) {
             ready_t *r = ap->full;
