@@ -439,7 +439,9 @@ PP_EXTERN int pp_future_successful(const pp_future_t *f);
  *  PP_ETASK  the task returned non-zero, or its result could not grow or
  *           be handed over (pp_future_task_status has the cause).
  *  PP_EWORKER  its worker died while running it (after opt.retries runs),
- *           or workers kept dying at start-up and it could not be run.
+ *           or workers kept dying at start-up, or no worker could be
+ *           started (no descriptor, memory or process left), and it
+ *           could not be run.
  *  PP_ETASKTIMEOUT  it ran past its timeout; its worker was killed.
  *  PP_ECANCELED  the pool was terminated or destroyed before it ran or
  *           before it ended.

@@ -420,6 +420,27 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         pthread_cond_broadcast(&pool->cond);
 }
 
+/* A replacement for w could not even be started (no descriptor, memory or
+ * process for it: err). It counts as a death at start-up: retried with the
+ * same back-off, and when it keeps failing while no worker of another slot
+ * is alive past start-up, what waits for a worker fails -- it would wait
+ * for ever. Pool lock held. */
+static void start_failed(pp_pool_t *pool, pp__worker_t *w, int err, uint64_t now) {
+    w->early_deaths++;
+    unsigned shift = w->early_deaths > 6 ? 6 : w->early_deaths - 1;
+    w->respawn_at = now + (100000000ull << shift);
+    if (w->early_deaths >= EARLY_DEATH_LIMIT && (pool->pend_head || pool->jobs) &&
+        !booted_elsewhere(pool, w)) {
+        char why[300];
+        snprintf(why, sizeof why,
+                 "no worker could be started (%u times in a row: %s)", w->early_deaths,
+                 pp_strerror(err));
+        fail_pending(pool, PP_EWORKER, why);
+        pp__jobs_fail_unsent(pool, PP_EWORKER, why);
+    }
+    note_parked(pool);
+}
+
 static pp__worker_t *worker_by_pid(pp_pool_t *pool, pid_t pid) {
     for (int i = 0; i < pool->nworkers; i++)
         if (pool->workers[i].state != PP__W_EMPTY && pool->workers[i].pid == pid)
@@ -823,10 +844,12 @@ void *pp__supervisor_main(void *arg) {
                     timeout_ms = ms;
                 continue;
             }
-            if (start_worker(pool, w, false) < 0) {
-                w->respawn_at = now + 100000000u;
-                if (timeout_ms < 0 || timeout_ms > 100)
-                    timeout_ms = 100;
+            int se = start_worker(pool, w, false);
+            if (se < 0) {
+                start_failed(pool, w, se, now);
+                int64_t ms = (int64_t)((w->respawn_at - now) / 1000000u) + 1;
+                if (timeout_ms < 0 || ms < timeout_ms)
+                    timeout_ms = ms;
             }
         }
         note_parked(pool);

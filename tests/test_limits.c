@@ -499,6 +499,14 @@ static int task_die(const void *arg, size_t len, pp_buf_t *out) {
     return 0;
 }
 
+/* Dies of SIGKILL a moment (300 ms) after it starts. */
+static int task_die_later(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg, (void)len, (void)out;
+    ppt_sleep_ms(300);
+    raise(SIGKILL);
+    return 0;
+}
+
 /* Children of this process still there (zombies included). */
 static int children_left(void) {
     pid_t kids[64];
@@ -603,6 +611,77 @@ static void test_nofile_small(void **state) {
     run_in_child(body_nofile_small);
 }
 
+/* ---- no descriptor left for a replacement worker ------------------------- */
+
+/* Both workers die (their tasks fail PP_EWORKER) while not one descriptor
+ * can be made (RLIMIT_NOFILE 3), so no replacement can even be given its
+ * channel. Work submitted
+ * then must not wait for ever: once the starts have failed as often as a
+ * crashing initializer may fail, it fails PP_EWORKER, in seconds, with a
+ * message naming the cause. With descriptors free again the pool
+ * recovers: the next task runs. */
+static void body_respawn_impossible(void) {
+    int fds0 = ppt_fd_count();
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = 2;
+    pp_pool_t *pool = NULL;
+    int rc = pp_pool_create(&pool, &o);
+    CHECK(rc == 0, "pp_pool_create: %d (%s)", rc, pp_err_name(rc));
+    pp_future_t *die[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        rc = pp_apply_async(pool, task_die_later, NULL, 0, &die[i]);
+        CHECK(rc == 0, "pp_apply_async: %d", rc);
+    }
+    /* no descriptor can be made from here on (the workers die 300 ms in):
+     * the limit is below every descriptor number but stdin, stdout and
+     * stderr, so even the numbers a dead worker's channel frees stay
+     * unusable; what is open stays open */
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    struct rlimit low = {3, old.rlim_max};
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    for (int i = 0; i < 2; i++) {
+        rc = pp_future_get(die[i], 20, NULL, NULL);
+        CHECK(rc == PP_EWORKER, "a killed task: %d (%s), expected PP_EWORKER", rc, pp_err_name(rc));
+        pp_future_free(die[i]);
+    }
+    long v = 21, r = 0;
+    void *res = NULL;
+    size_t len = 0;
+    double t0 = ppt_now();
+    rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
+    double took = ppt_now() - t0;
+    CHECK(rc == PP_EWORKER, "a task with no worker to run it: %d (%s), expected PP_EWORKER", rc,
+          pp_err_name(rc));
+    CHECK(took < 15, "a task with no worker to run it failed after %.1f s", took);
+    free(res);
+    pp_future_t *f = NULL;
+    CHECK(pp_apply_async(pool, task_double, &v, sizeof v, &f) == 0, "pp_apply_async");
+    CHECK(pp_future_get(f, 20, NULL, NULL) == PP_EWORKER, "a second task: expected PP_EWORKER");
+    const char *msg = pp_future_error(f);
+    CHECK(msg && strstr(msg, "no worker could be started") && strstr(msg, "open files"),
+          "the message: %s", msg ? msg : "(none)");
+    pp_future_free(f);
+    /* descriptors again: the pool recovers */
+    setrlimit(RLIMIT_NOFILE, &old);
+    res = NULL;
+    rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
+    CHECK(rc == 0 && len == sizeof r, "after recovery: %d (%s)", rc, pp_err_name(rc));
+    if (rc == 0)
+        memcpy(&r, res, sizeof r);
+    CHECK(r == 42, "after recovery: %ld", r);
+    free(res);
+    pp_pool_destroy(pool);
+    CHECK(ppt_fd_count() == fds0, "fds: %d before, %d after", fds0, ppt_fd_count());
+    CHECK(children_left() == 0, "%d children left", children_left());
+}
+
+static void test_respawn_impossible(void **state) {
+    (void)state;
+    run_in_child(body_respawn_impossible);
+}
+
 int main(void) {
     ppt_hang_guard(100);
     const struct CMUnitTest tests[] = {
@@ -610,6 +689,7 @@ int main(void) {
         cmocka_unit_test(test_fsize),
         cmocka_unit_test(test_nofile_backlog),
         cmocka_unit_test(test_nofile_small),
+        cmocka_unit_test(test_respawn_impossible),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,8 @@
  *     --scope P|C|PC inject in the program's process (P), in the others:
  *                    workers, the fork server (C), or both (PC, default)
  *     --report FILE  one line per site: what was injected there
+ *     --only SITE    sweep that site only (file.c:line), to reproduce one
+ *     --keep FILE    keep the last failing run's output (stdout and stderr)
  *     --mpi N        ranks for the MPI cases (START mpi: an MPI pool, run
  *                    under `mpirun -n N`, default 2; PROCPOOL_MPI_LIBRARY
  *                    must name the backend library)
@@ -23,8 +25,7 @@
  * the Nth call is reached), once and from the Nth call on, with each errno
  * the call can really return (reads and writes name the kind of file:
  * an eventfd write cannot fail, a pipe's can). From the Nth call on only
- * where the cause can last: no signal interrupts every call (EINTR), and a
- * peer that never reads (EAGAIN) is the stopped-peer tests' case. A run that reaches sites not seen before
+ * where the cause can last (see lasting()). A run that reaches sites not seen before
  * adds them, until no new site is reached. Each run must end within the
  * timeout with exit status 0: fi_prog itself checks results, error codes
  * and leftovers. Every other end is a finding, printed as one line; the
@@ -59,7 +60,7 @@ static const errlist_t errlists[] = {
     {"ftruncate", {EFBIG, EINTR}},
     {"fallocate", {ENOSPC, ENOMEM, EINTR}},
     {"socketpair", {EMFILE, ENFILE, ENOMEM}},
-    {"sendmsg", {EAGAIN, EINTR, ENOBUFS, ENOMEM, EPIPE, ECONNRESET}},
+    {"sendmsg", {EAGAIN, EINTR, ENOBUFS, ENOMEM, ETOOMANYREFS, EPIPE, ECONNRESET}},
     {"recvmsg", {EAGAIN, EINTR, ENOMEM, ECONNRESET}},
     {"eventfd", {EMFILE, ENFILE, ENOMEM}},
     {"pipe", {EMFILE, ENFILE}},
@@ -164,7 +165,7 @@ static site_t *find_site(const char *site, char scope) {
 
 static bool quick;
 static double budget = 0, run_timeout = 30;
-static const char *scopes = "PC", *report, *prog;
+static const char *scopes = "PC", *report, *prog, *only, *keep;
 static int mpi_n = 2;
 static struct timespec t0;
 static char logpath[256], outpath[256];
@@ -316,6 +317,20 @@ static void judge(const run_t *r, outcome_t o, int st, site_t *s) {
     printf("\n");
     print_output();
     fflush(stdout);
+    if (keep) {
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", outpath, keep);
+        if (system(cmd) != 0)
+            fprintf(stderr, "fi_driver: could not keep the output in %s\n", keep);
+    }
+}
+
+/* Whether a failure can go on from the Nth call: not where a signal would
+ * have to interrupt every call (EINTR), a peer never read (EAGAIN: the
+ * stopped-peer tests' case), or a peer stay dead that is alive (EPIPE,
+ * ECONNRESET: a real death is the crash tests' case). */
+static bool lasting(int err) {
+    return err != EINTR && err != EAGAIN && err != EPIPE && err != ECONNRESET;
 }
 
 static bool over_budget(void) { return budget > 0 && elapsed() > budget; }
@@ -332,7 +347,7 @@ static void sweep_case(const char *scenario, const char *start) {
         /* the sites this case's runs reached in this scope; the loop sees
          * those its own runs add */
         for (size_t i = 0; i < nsites; i++) {
-            if (sites[i].scope != *sc)
+            if (sites[i].scope != *sc || (only && strcmp(sites[i].site, only) != 0))
                 continue;
             const int *errs = errs_of(sites[i].call);
             for (int e = 0; errs[e] && !(quick && e > 0); e++) {
@@ -345,10 +360,7 @@ static void sweep_case(const char *scenario, const char *start) {
                         goto next_err;
                     }
                     bool reached = false;
-                    /* a failure from there on only where the cause can
-                     * last: no signal interrupts every call, and a peer
-                     * that never reads is the stopped-peer tests' case */
-                    int modes = errs[e] == EINTR || errs[e] == EAGAIN ? 1 : 2;
+                    int modes = lasting(errs[e]) ? 2 : 1;
                     for (int persist = 0; persist < modes; persist++) {
                         run_t r = {scenario, start, sites[i].site, n, errs[e], persist, *sc};
                         o = run_once(&r, &st);
@@ -426,6 +438,10 @@ int main(int argc, char **argv) {
             scopes = argv[++i];
         else if (strcmp(argv[i], "--report") == 0 && i + 1 < argc)
             report = argv[++i];
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
+            keep = argv[++i];
         else if (strcmp(argv[i], "--mpi") == 0 && i + 1 < argc)
             mpi_n = atoi(argv[++i]);
         else {
