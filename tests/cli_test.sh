@@ -383,7 +383,7 @@ same "-j FILE" "1 2" 'echo 2 > jf; $X -j jf -k "echo {%}" ::: 1 2 3 4 | sort -u 
 # jobs 4-6 start after the file says 1: they never overlap (with -j3 they would)
 mine "-j FILE is read again as jobs end" "0" \
     'echo 3 > jf; $X -j jf --joblog jlf "echo 1 > jf; sleep {}" ::: 0.1 0.6 0.6 0.3 0.3 0.3 > /dev/null
-     awk -F"\t" "NR > 1 && \$1 > 3 {print \$3, \$3 + \$4}" jlf | sort -n |
+     awk -F"\t" "NR > 1 && \$1 > 3 {printf \"%.3f %.3f\\n\", \$3, \$3 + \$4}" jlf | sort -n |
      awk "NR > 1 && \$1 < prev - 0.05 {o++} {prev = \$2} END {print o + 0}"'
 mine "-j FILE that is no number: 255" "255" 'echo x > jfx; $X -j jfx echo ::: a 2>/dev/null; echo $?'
 # multi-byte separators and a record longer than --block: every byte, one job
