@@ -174,7 +174,7 @@ for args in "--bogus" "-j x" "-j 1.5" "--halt bogus" "--halt now,fail=0" "--time
         bad "bad option '$args': rc=$rc lines=$lines: $err"; fi
 done
 check "{3} past the last source is empty" "x" "$($P echo x{3} ::: a ::: b)"
-for tmpl in '{=1=}' '{= $_ ' '{0}' '{0.}' '{-0}'; do
+for tmpl in '{=0 1 =}' '{= $_ ' '{0}' '{0.}' '{-0}'; do
     err=$($P echo "$tmpl" touch marker ::: 1 ::: 2 2>&1 >/dev/null); rc=$?
     if [ "$rc" = 255 ] && [ ! -e marker ]; then ok; else bad "bad replacement string '$tmpl': rc=$rc $err"; fi
 done
@@ -244,8 +244,8 @@ mine "--group with --ungroup: 255" "255" '$X --group -u echo ::: a 2>/dev/null; 
 check "the ambiguity error lists the candidates" \
     "procpool: option '--ve' is ambiguous (verbose, version)" "$($P --ve echo ::: a 2>&1)"
 check "an option of GNU parallel that procpool lacks says so" \
-    "procpool: option '--colsep' of GNU parallel is not supported by procpool (see procpool --help)" \
-    "$($P --colsep , echo ::: a 2>&1)"
+    "procpool: option '--csv' of GNU parallel is not supported by procpool (see procpool --help)" \
+    "$($P --csv echo ::: a 2>&1)"
 # durations with GNU's time units
 mine "--timeout 1m30s, 1.4m, 1h, 2d, 5S, 1M" "1m30s 1.4m 1h 2d 5S 1M" \
     'for t in 1m30s 1.4m 1h 2d 5S 1M; do $X --timeout $t echo ::: $t; done | paste -sd" " -' 
@@ -323,6 +323,69 @@ mine "-k --line-buffer: the next job streams once it is the oldest" "a1 a2 b1 b2
      while read -r l; do echo "$l"; [ "$l" = b1 ] && touch go; done | paste -sd" " -'
 mine "-k --line-buffer --tag" "a	x1 a	x2 b	y" \
     '$X -k --lb --tag -j2 "if [ {} = a ]; then echo x1; sleep 0.2; echo x2; else echo y; fi" ::: a b | paste -sd" " -'
+
+# ---- 9. more of GNU parallel's options -------------------------------------
+# --colsep/-C (a regular expression; columns trimmed) and --header
+printf 'a,b\nc , d\n' > cols.csv
+printf 'h1,h2\na,b\nc,d\n' > head.csv
+same "--colsep: {2}-{1}" "b-a${nl}d-c" '$X -k --colsep , echo {2}-{1} :::: cols.csv'
+same "-C: a regular expression, ::: values too" "b${nl}d" "\$X -k -C '[,;]' echo {2} ::: 'a;b' 'c,d'"
+same "--colsep: columns appended, several sources" "x y b" '$X -k --colsep , echo ::: x,y ::: a,b | cut -d" " -f1,2,4'
+same "--colsep: an empty column stays" "[a][][b]" 'printf "a,,b\n" | $X --colsep , echo "[{1}][{2}][{3}]"'
+same "--header : --colsep: {name}" "b a${nl}d c" '$X -k --header : --colsep , echo {h2} {1} :::: head.csv'
+same "--header : without --colsep: the source's name" "1${nl}2" '$X -k --header : echo {f} ::: f 1 2'
+mine "--header: {name/} and {name.}" "x c.x" '$X --header : echo {p/} {q.} ::: p d/d/x ::: q c.x.y'
+same "--header: the header line is no job" "a" 'printf "h\na\n" | $X --header : echo'
+# -m, -X, --xargs and -s
+same "-m: a job holds many; few are spread over the slots" "1 2 3${nl}4 5" '$X -k -j2 -m echo ::: 1 2 3 4 5'
+same "-X: the word with {} repeated" "x1y x2y x3y${nl}x4y x5y" '$X -k -j2 -X echo x{}y ::: 1 2 3 4 5'
+same "--xargs: not spread" "1 2 3 4 5" '$X -k -j2 --xargs echo ::: 1 2 3 4 5'
+same "-m stdin, -j3" "1 2 3${nl}4 5 6${nl}7" 'seq 7 | $X -k -j3 -m echo'
+same "-m -N2" "1 2${nl}3 4${nl}5" '$X -k -j2 -m -N2 echo ::: 1 2 3 4 5'
+same "-s 14 -m: lines shorter than 14" "aa bb cc|dd ee" '$X -k -j1 -s 14 -m echo ::: aa bb cc dd ee | paste -sd"|" -'
+same "-s 17 -X" "xaa xbb xcc|xdd xee" '$X -k -j1 -s 17 -X echo x{} ::: aa bb cc dd ee | paste -sd"|" -'
+same "-s: quoting counts" "'a b' c|'d e'" '$X -k -j1 -s 15 -m --dry-run echo ::: "a b" c "d e" | sed "s/^echo //" | paste -sd"|" -'
+same "-s too small for one argument: 255" "255" '$X -j1 -s 5 -m echo ::: aaaaaaa b >/dev/null 2>&1; echo $?'
+mine "-m: a long input makes several full lines" "3 1000" \
+    'seq 1000 | $X -k -j1 -s 1500 -m echo | awk "{n += NF} END {print NR, n}"'
+# -L, -l, --max-lines
+same "-L 2: two lines per job, as -X" "x1 x2${nl}x3 x4${nl}x5" 'seq 5 | $X -k -L2 echo x{}'
+same "-l 2: two lines per job, as -m" "x1 2${nl}x3 4${nl}x5" 'seq 5 | $X -k -l 2 echo x{}'
+same "-l without a number: 1" "x1${nl}x2" 'seq 2 | $X -k -l echo x{}'
+same "--max-lines=2" "x1 2${nl}x3" 'seq 3 | $X -k --max-lines=2 echo x{}'
+same "-L1: a trailing blank goes on on the next line" "xa b${nl}xc" 'printf "a \nb\nc\n" | $X -k -L1 echo x{}'
+same "-L 0: a job per line, given none of it" "x${nl}x" 'seq 2 | $X -k -L 0 echo x{}'
+# -r, -E, --arg-sep, --arg-file-sep
+same "-r: white-space-only lines are no jobs" "xa${nl}xb" 'printf "a\n\n  \nb\n" | $X -k -r echo x{}'
+same "-r: ::: values too" "xa${nl}xb" "\$X -k -r echo x{} ::: a '' ' ' b"
+same "-E: the input ends at the eof string" "a${nl}b" 'printf "a\nb\nSTOP\nc\n" | $X -k -E STOP echo'
+same "-E: ::: values too" "a" '$X -k -E b echo ::: a b c'
+same "--arg-sep" "a${nl}b" '$X -k --arg-sep ,, echo ,, a b'
+same "--arg-file-sep" "f1${nl}f2" '$X -k --arg-file-sep // echo // in.txt'
+mine "--arg-sep: ::: is then an argument" "::: a" '$X -k --arg-sep ,, echo ,, ::: a | paste -sd" " -'
+# :::+, ::::+, --link
+same ":::+: side by side, to the shorter" "a 1${nl}b 2" '$X -k echo ::: a b c :::+ 1 2'
+same "--link: the shorter wraps" "a 1${nl}b 2${nl}c 1" '$X -k --link echo ::: a b c ::: 1 2'
+same ":::+ within a cross product" "a 1 x${nl}a 2 y${nl}b 1 x${nl}b 2 y" '$X -k echo ::: a b ::: 1 2 :::+ x y'
+same "::::+" "f1 a${nl}f2 b" 'printf "a\nb\n" | $X -k echo :::: in.txt ::::+ -'
+# --shuf: every job once
+mine "--shuf: every job, once" "1 2 3 4 5 6 7 8 9 10" '$X --shuf -j1 echo ::: $(seq 10) | sort -n | paste -sd" " -'
+# --shellquote, --number-of-*
+same "--shellquote" "'a b'${nl}'it'\"'\"'s'${nl}plain" "\$X --shellquote ::: 'a b' \"it's\" plain"
+same "--shellquote: stdin" "'x\$y z'" 'echo "x\$y z" | $X --shellquote'
+same "--number-of-threads, --number-of-sockets" "$(getconf _NPROCESSORS_ONLN) 1" \
+    'echo $($X --number-of-threads) $($X --number-of-sockets)'
+same "--number-of-cores: cores, not threads" "yes" \
+    'c=$($X --number-of-cores); [ "$c" -ge 1 ] && [ "$c" -le $($X --number-of-threads) ] && echo yes'
+mine "--number-of-cpus = --number-of-cores" "yes" '[ $($X --number-of-cpus) = $($X --number-of-cores) ] && echo yes'
+# $PARALLEL and ~/.parallel/config: words before the command line's
+same "\$PARALLEL: options (and a command)" "x	x${nl}y	y" "PARALLEL=\"--tag -k 'echo'\" \$X ::: x y"
+mkdir -p home/.parallel; printf '# a comment\n-k\n--tag\n' > home/.parallel/config
+mine "~/.parallel/config" "a	a${nl}b	b" 'HOME=$PWD/home $X echo ::: a b'
+# remote execution is refused
+mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
+check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"
+mine "--env: not supported" "255" '$X --env X echo ::: a 2>/dev/null; echo $?'
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -152,76 +152,27 @@ static char *read_record(FILE *f) {
 }
 
 typedef struct {
-    bool streaming;
-    FILE *stream;      /* streaming: the one input */
-    strvec_t *groups;  /* loaded: every group */
-    size_t ngroups;
-    size_t *idx;
-    bool done;
     uint64_t total;    /* jobs, when known */
     bool total_known;
 } inputs_t;
 
 static inputs_t IN;
 
+/* The inputs (cli_input.c): sources, values, tuples, the jobs' arguments. */
 static void inputs_open(void) {
     if (O.pipe || O.pipe_part)
         return;
-    if (O.nsrc == 0 || (O.nsrc == 1 && O.src[0].kind == IN_FILE)) {
-        IN.streaming = true;
-        IN.stream = O.nsrc ? open_input(O.src[0].path) : stdin;
-        return;
+    char err[400];
+    if (cli_inputs_open(&O, read_record, open_input, err, sizeof err) < 0)
+        die("%s", err);
+    if (cli_input_names() && cli_tmpl_reparse(&O, cli_input_names(), err, sizeof err) < 0)
+        die("%s", err);
+    uint64_t tuples;
+    if (O.multi == MULTI_NONE && cli_inputs_total(&tuples)) {
+        long per = O.max_args ? O.max_args : 1;
+        IN.total = (uint64_t)ceil((double)tuples / (double)per);
+        IN.total_known = true;
     }
-    IN.ngroups = O.nsrc;
-    IN.groups = xmalloc(O.nsrc * sizeof *IN.groups);
-    IN.idx = calloc(O.nsrc, sizeof *IN.idx);
-    double prod = 1;
-    for (size_t g = 0; g < O.nsrc; g++) {
-        if (O.src[g].kind == IN_ARGS) {
-            IN.groups[g] = O.src[g].args;
-        } else {
-            memset(&IN.groups[g], 0, sizeof IN.groups[g]);
-            FILE *f = open_input(O.src[g].path);
-            char *r;
-            while ((r = read_record(f)))
-                sv_push(&IN.groups[g], r);
-            if (f != stdin)
-                fclose(f);
-        }
-        prod *= (double)IN.groups[g].n;
-    }
-    long per = O.max_args ? O.max_args : 1;
-    IN.total = (uint64_t)ceil(prod / (double)per);
-    IN.total_known = true;
-    if (prod == 0)
-        IN.done = true;
-}
-
-/* The next input tuple appended to *args; false at the end. */
-static bool next_tuple(strvec_t *args) {
-    if (IN.done)
-        return false;
-    if (IN.streaming) {
-        char *r = read_record(IN.stream);
-        if (!r) {
-            IN.done = true;
-            return false;
-        }
-        sv_push(args, r);
-        return true;
-    }
-    for (size_t g = 0; g < IN.ngroups; g++)
-        sv_push(args, xstrdup(IN.groups[g].v[IN.idx[g]]));
-    /* the last group varies fastest */
-    size_t g = IN.ngroups;
-    while (g-- > 0) {
-        if (++IN.idx[g] < IN.groups[g].n)
-            break;
-        IN.idx[g] = 0;
-        if (g == 0)
-            IN.done = true;
-    }
-    return true;
 }
 
 static void free_args(strvec_t *a) {
@@ -233,11 +184,11 @@ static void free_args(strvec_t *a) {
 /* The next job's arguments; false at the end. */
 static bool next_job_args(strvec_t *args) {
     free_args(args);
-    long per = O.max_args ? O.max_args : 1;
-    for (long k = 0; k < per; k++)
-        if (!next_tuple(args))
-            break;
-    return args->n > 0;
+    char err[400];
+    bool more = cli_next_job(args, err, sizeof err);
+    if (err[0])
+        die("%s", err);
+    return more;
 }
 
 /* ---------------------------------------------------------------- */
@@ -716,7 +667,14 @@ static int dry_run(void) {
 }
 
 int main(int argc, char **argv) {
+    cli_env_args(&argc, &argv);
     cli_parse(&O, argc, argv);
+    if (O.print_count)
+        return cli_print_count(O.print_count);
+    if (O.shellquote) {
+        inputs_open();
+        return cli_shellquote();
+    }
 
     /* everything that can fail is checked before any job starts */
     int part_fd = -1;
