@@ -11,6 +11,7 @@ if(PROCPOOL_CLI)
     "${PROJECT_SOURCE_DIR}/tools/cli_args.c"
     "${PROJECT_SOURCE_DIR}/tools/cli_job.c"
     "${PROJECT_SOURCE_DIR}/tools/cli_input.c"
+    "${PROJECT_SOURCE_DIR}/tools/cli_perl.c"
     "${PROJECT_SOURCE_DIR}/tools/cli_run.c")
   file(RELATIVE_PATH _pp_bin_to_lib "${CMAKE_INSTALL_FULL_BINDIR}" "${CMAKE_INSTALL_FULL_LIBDIR}")
   set_target_properties(procpool_cli PROPERTIES

@@ -382,6 +382,33 @@ mine "--number-of-cpus = --number-of-cores" "yes" '[ $($X --number-of-cpus) = $(
 same "\$PARALLEL: options (and a command)" "x	x${nl}y	y" "PARALLEL=\"--tag -k 'echo'\" \$X ::: x y"
 mkdir -p home/.parallel; printf '# a comment\n-k\n--tag\n' > home/.parallel/config
 mine "~/.parallel/config" "a	a${nl}b	b" 'HOME=$PWD/home $X echo ::: a b'
+# -q: each command word stays one word, quoted as a whole
+same "-q: a word with spaces is one word" "echo 'a bc d'${nl}a bc d" "\$X -k -q -v echo 'a b{}' ::: 'c d'"
+same "-q: shell syntax is text" "x y" "\$X -q sh -c 'echo \$0' ::: 'x y'"
+mine "-q --dry-run" "printf '%s|' 'a;b'" "\$X -q --dry-run printf '%s|' ::: 'a;b'"
+# {= perl expression =}
+same "{= =}: each argument" "ax bx${nl}cx" "\$X -k -N2 echo '{= \$_.=\"x\" =}' ::: a b c"
+same "{=N =}" "B A" "\$X -k echo '{=2 s/b/B/ =}' '{=1 \$_=uc(\$_) =}' ::: a ::: b"
+same "{= =}: the value is quoted; uq() not" "echo 'a b'${nl}echo a b" \
+    "\$X -k --dry-run echo '{= \$_=\"a b\" =}' ::: 1; \$X -k --dry-run echo '{= \$_=\"a b\";uq() =}' ::: 1"
+same "{= =}: seq(), total_jobs(), @arg" "1 2 a${nl}2 2 b" \
+    "\$X -k echo '{= \$_=seq() =}' '{= \$_=total_jobs() =}' '{= \$_=\$arg[1] =}' ::: a b"
+same "{= =}: skip() skips the job, not its number" "1a${nl}3c" "\$X -k echo '{#}{= \$_ eq \"b\" and skip() =}' ::: a b c"
+same "{= =}: state kept from job to job" "a0${nl}b1${nl}c2" "\$X -k -j1 echo '{= \$_ .= \$x++ =}' ::: a b c"
+same "{= =}: Q()" "'a'\"'\"'b'" "\$X -k echo '{= \$_=Q(\$_) =}' ::: \"a'b\""
+same "{= =} with -X" "yax ybx" "\$X -k -X -j1 echo 'y{= \$_.=\"x\" =}' ::: a b"
+same "{= =}: a compile error: 255, nothing run" "255" "\$X echo '{= syntax error ( =}' touch perlx ::: a 2>/dev/null; echo \$?; ls perlx 2>/dev/null"
+mine "{= =} without perl: 255 and why" "255 1" \
+    "o=\$(PATH=/nonexistent \$X echo '{= =}' ::: a 2>&1); echo \$? \$(echo \"\$o\" | grep -c 'need perl')"
+# --tagstring
+same "--tagstring: replacement strings" "<a-1>	x a${nl}<b-2>	x b" "\$X -k --tagstring '<{}-{#}>' echo x ::: a b"
+same "--tag: the arguments, not the {= =} values" "a	z" "\$X -k --tag echo '{= \$_=\"z\" =}' ::: a"
+# --plus
+same "--plus: {..} {...} {/..} {+.} {+..} {+/}" "d/e/a.tar d/e/a a.tar x gz.x d/e${nl}b.c b.c b.c c  " \
+    "\$X -k --plus echo {..} {...} {/..} {+.} {+..} {+/} ::: d/e/a.tar.gz.x b.c"
+same "--plus: {##} {0#} {0%}" "3 1 1${nl}3 2 1${nl}3 3 1" "\$X -j1 --plus -k echo {##} {0#} {0%} ::: a b c"
+mine "--plus: {0#} has the width of the job count" "01${nl}10" "\$X -k --plus echo {0#} ::: \$(seq 10) | sed -n '1p;10p'"
+same "without --plus, {..} is text" "{..} a" "\$X echo {..} ::: a"
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"

@@ -237,6 +237,10 @@ void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t n
                        uint64_t seq, int slot);
 size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *words, char *const *args, size_t nargs,
                          uint64_t seq, int slot);
+/* The template's text with the values in place, unquoted, nothing appended
+ * (--tagstring, --results). */
+void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs,
+                     uint64_t seq, int slot);
 
 /* ---------------------------------------------------------------- */
 /* jobs: what travels to a worker and back                           */
@@ -330,6 +334,17 @@ bool cli_inputs_total(uint64_t *tuples);
 bool cli_next_job(strvec_t *args, char *err, size_t errlen);
 /* --shellquote: print each input quoted for the shell; the exit status. */
 int cli_shellquote(void);
+
+/* ---------------------------------------------------------------- */
+/* {= perl =} (cli_perl.c)                                           */
+/* ---------------------------------------------------------------- */
+
+/* Start perl when t has {= =} and compile them: 0, or -1 with err. */
+int cli_perl_start(const tmpl_t *t, char *err, size_t errlen);
+/* Append the values of t's {= =} for the job with args (see
+ * tmpl_real_args); false when an expression called skip(). */
+bool cli_perl_values(const tmpl_t *t, strvec_t *args, uint64_t seq, uint64_t total);
+void cli_perl_stop(void);
 
 /* ---------------------------------------------------------------- */
 /* running and output extras (cli_run.c)                             */

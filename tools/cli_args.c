@@ -661,6 +661,21 @@ void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t n
     sb_free(&v.tmp);
 }
 
+void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs,
+                     uint64_t seq, int slot) {
+    view_t v;
+    view_init(&v, t, args, nargs, seq, slot);
+    for (size_t i = 0; i < t->nseg; i++) {
+        if (t->seg[i].kind == SEG_SPACE)
+            sb_addc(out, ' ');
+        else
+            put_seg(t, out, &v, &t->seg[i], false, NULL);
+    }
+    if (!out->p)
+        sb_add(out, "", 0);
+    sb_free(&v.tmp);
+}
+
 size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t nargs,
                          uint64_t seq, int slot) {
     view_t v;

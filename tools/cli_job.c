@@ -894,10 +894,14 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
 
     if (o->tag) {
         cur_tag.len = 0;
-        for (uint32_t i = 0; i < h.nargs; i++) {
-            if (i)
-                sb_addc(&cur_tag, ' ');
-            sb_adds(&cur_tag, args[i]);
+        if (o->tagstring) { /* --tagstring: its replacement strings expanded */
+            tmpl_expand_raw(&o->tagtmpl, &cur_tag, args, h.nargs, h.seq, my_slot);
+        } else {
+            for (uint32_t i = 0; i < tmpl_real_args(&o->tmpl, h.nargs); i++) {
+                if (i)
+                    sb_addc(&cur_tag, ' ');
+                sb_adds(&cur_tag, args[i]);
+            }
         }
         sb_addc(&cur_tag, '\t');
     }

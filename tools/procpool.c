@@ -181,13 +181,15 @@ static void free_args(strvec_t *a) {
     a->n = 0;
 }
 
-/* The next job's arguments; false at the end. */
-static bool next_job_args(strvec_t *args) {
+/* The next job's arguments (and the values of its {= =}); false at the
+ * end. *skip: an expression called skip(). */
+static bool next_job_args(strvec_t *args, uint64_t seq, bool *skip) {
     free_args(args);
     char err[400];
     bool more = cli_next_job(args, err, sizeof err);
     if (err[0])
         die("%s", err);
+    *skip = more && !cli_perl_values(&O.tmpl, args, seq, IN.total_known ? IN.total : 0);
     return more;
 }
 
@@ -499,9 +501,10 @@ static int feed(void *ud, const void **out, size_t *len) {
             *out = item.p;
             *len = item.len;
         } else {
-            if (!next_job_args(&cur_args))
+            bool skip;
+            if (!next_job_args(&cur_args, h.seq, &skip))
                 return 0;
-            if (resume_skip(h.seq))
+            if (skip || resume_skip(h.seq))
                 continue;
             h.kind = JOB_ARGS;
             h.nargs = O.zero_args ? 0 : (uint32_t)cur_args.n;
@@ -635,11 +638,14 @@ static void halt_now(pp_pool_t *pool, bool *halting, int *status, bool *killed) 
 
 static int dry_run(void) {
     int nslots = O.jobs > 0 ? O.jobs : 1;
+    tmpl_total_jobs = IN.total_known ? IN.total : 0;
+    tmpl_nslots = nslots;
     sbuf_t cmd = {0};
     job_hdr_t h;
     (void)h;
     for (;;) {
         uint64_t seq = next_seq++;
+        bool skip = false;
         if (O.pipe) {
             size_t blen;
             if (!next_block(&blen))
@@ -648,10 +654,10 @@ static int dry_run(void) {
             if (part_off >= part_size)
                 break;
             part_off += O.block;
-        } else if (!next_job_args(&cur_args)) {
+        } else if (!next_job_args(&cur_args, seq, &skip)) {
             break;
         }
-        if (resume_skip(seq))
+        if (skip || resume_skip(seq))
             continue;
         cmd.len = 0;
         tmpl_expand_shell(&O.tmpl, &cmd, cur_args.v,
@@ -695,13 +701,19 @@ int main(int argc, char **argv) {
     if (O.pipe && !O.dry_run)
         part_fd = pipe_map_stdin();
     inputs_open();
+    char perr_msg[500];
+    if (cli_perl_start(&O.tmpl, perr_msg, sizeof perr_msg) < 0)
+        die("%s", perr_msg);
     if (!O.dry_run)
         joblog_open();
     else if (O.joblog && (O.resume || O.resume_failed))
         joblog_open();
 
-    if (O.dry_run)
-        return dry_run();
+    if (O.dry_run) {
+        int rc = dry_run();
+        cli_perl_stop();
+        return rc;
+    }
 
     /* workers: -j, capped by the number of jobs when it is known */
     int workers = O.jobs;
@@ -735,6 +747,8 @@ int main(int argc, char **argv) {
     if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
         die("%s", serr);
     SH->total = is_known ? known : 0;
+    tmpl_total_jobs = SH->total; /* --plus: {##}, {0#} */
+    tmpl_nslots = O.jobs > 0 ? O.jobs : workers;
 
     /* signals go to one thread; SIGPIPE is an error on write */
     sigemptyset(&sigs);
@@ -896,6 +910,7 @@ int main(int argc, char **argv) {
     pp_pool_destroy(pool);
     the_pool = NULL;
     pthread_mutex_unlock(&pool_lock);
+    cli_perl_stop();
     if (joblog && joblog != stdout)
         fclose(joblog);
     if (halt_status >= 0)
