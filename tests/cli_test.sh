@@ -409,6 +409,18 @@ same "--plus: {..} {...} {/..} {+.} {+..} {+/}" "d/e/a.tar d/e/a a.tar x gz.x d/
 same "--plus: {##} {0#} {0%}" "3 1 1${nl}3 2 1${nl}3 3 1" "\$X -j1 --plus -k echo {##} {0#} {0%} ::: a b c"
 mine "--plus: {0#} has the width of the job count" "01${nl}10" "\$X -k --plus echo {0#} ::: \$(seq 10) | sed -n '1p;10p'"
 same "without --plus, {..} is text" "{..} a" "\$X echo {..} ::: a"
+# --results, --files
+same "--results DIR: DIR/1/a/2/b/{stdout,stderr,seq}, nothing printed" \
+    "|a 1|e|1${nl}res/1/a/2/1/seq res/1/a/2/1/stderr res/1/a/2/1/stdout res/1/b/2/1/seq" \
+    'rm -rf res; o=$($X -k --results res "echo {1} {2}; echo e >&2" ::: a b ::: 1 2>&1); echo "|$(cat res/1/a/2/1/stdout)|$(cat res/1/a/2/1/stderr)|$(cat res/1/a/2/1/seq)$o"; find res -type f | sort | head -4 | paste -sd" " -'
+same "--results: / in a value is \\_" "res/1/a\\_b/stdout" 'rm -rf res; $X --results res/ echo ::: a/b; ls res/1/*/stdout'
+same "--results NAME{}: the file, .err, .seq" "x|e|1" \
+    'rm -rf r2; $X --results r2/{}.out "echo {}; echo e >&2" ::: x; echo "$(cat r2/x.out)|$(cat r2/x.out.err)|$(cat r2/x.out.seq)"'
+same "--files: the names of files that hold the output" "a${nl}b" \
+    'mkdir -p tf; $X -k --files --tmpdir tf echo ::: a b > names; cat $(cat names); rm -f $(cat names)'
+mine "--files: in --tmpdir, named par*.par" "2" 'rm -rf tf; mkdir tf; $X --files --tmpdir tf echo ::: a b | grep -c "^tf/par.*\.par$"'
+same "--results --files: the names of the stdout files" "r6/1/1/stdout" 'rm -rf r6; $X --results r6 --files "echo a" ::: 1'
+mine "--results x.csv: not supported, 255" "255" '$X --results x.csv echo ::: a 2>/dev/null; echo $?'
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"

@@ -174,6 +174,7 @@ typedef struct {
     bool files;            /* --files: print the file names, not the output */
     char *tagstring;       /* --tagstring STR (replacement strings expanded) */
     tmpl_t tagtmpl;
+    tmpl_t restmpl;        /* --results NAME as a template */
     bool progress;         /* --progress */
     double delay;          /* --delay: seconds between job starts */
     double load;           /* --load: start no job while the load average is this or more */
@@ -352,5 +353,10 @@ void cli_perl_stop(void);
 
 /* --number-of-cores/-threads/-sockets (enum print_count): print it; 0. */
 int cli_print_count(int what);
+/* --results, --files (in the worker, after the job): write the job's
+ * output to its files; out then holds what to print (--files: the name of
+ * stdout's file), err nothing. 0, or -1 with a message in msg. */
+int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
+                     int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen);
 
 #endif /* PROCPOOL_CLI_H */

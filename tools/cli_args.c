@@ -978,6 +978,7 @@ void cli_opts_free(cli_opts_t *o) {
     free(o->tagstring);
     free(o->tmpdir);
     tmpl_free(&o->tagtmpl);
+    tmpl_free(&o->restmpl);
     sep_args = ":::", sep_files = "::::";
     free(o->joblog);
     free(o->recend);
@@ -1044,6 +1045,11 @@ static int parse_template(cli_opts_t *o) {
     if (o->shell == SHELL_NEVER)
         o->tmpl.needs_shell = false;
     o->tmpl.context = o->multi == MULTI_X || (o->lines_ctx && o->multi == MULTI_NONE);
+    if (o->results) {
+        tmpl_free(&o->restmpl);
+        if (tmpl_parse_quoted(&o->restmpl, &o->results, 1, o->replace, perr_buf, perr_cap) < 0)
+            return -1;
+    }
     if (o->tagstring) {
         if (tmpl_parse_quoted(&o->tagtmpl, &o->tagstring, 1, o->replace, perr_buf, perr_cap) < 0)
             return -1;
@@ -1077,8 +1083,16 @@ static int more_checks(cli_opts_t *o) {
         return perr("--fifo and --cat exclude each other");
     if (o->tee && o->round_robin)
         return perr("--tee and --round-robin exclude each other");
-    if (o->files && o->ungroup)
-        return perr("--files cannot be combined with -u/--ungroup");
+    if ((o->files || o->results) && o->ungroup)
+        return perr("--files and --results cannot be combined with -u/--ungroup");
+    if (o->results) {
+        size_t rl = strlen(o->results);
+        static const char *const kinds[] = {".csv", ".tsv", ".json"};
+        for (size_t k = 0; k < 3; k++)
+            if (rl >= strlen(kinds[k]) && strcmp(o->results + rl - strlen(kinds[k]), kinds[k]) == 0)
+                return perr("--results %s: CSV, TSV and JSON results are not supported; "
+                            "give a directory", o->results);
+    }
     if (o->retry_failed && !o->joblog)
         return perr("--retry-failed needs --joblog FILE");
     if (o->shellquote || o->print_count)

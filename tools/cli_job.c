@@ -940,6 +940,10 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE))
             break;
     }
+    char rmsg[600];
+    if (rc >= 0 && (o->results || o->files) &&
+        cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg, sizeof rmsg) < 0)
+        sb_adds(&r.err, rmsg), sb_addc(&r.err, '\n');
     if (argv != argv_stack)
         free(argv);
     if (args != argsv_stack)

@@ -69,3 +69,136 @@ int cli_print_count(int what) {
     printf("%ld\n", count);
     return 0;
 }
+
+/* ---------------------------------------------------------------- */
+/* --results, --files                                                */
+/* ---------------------------------------------------------------- */
+
+/* mkdir -p the directories of path (not its last part). */
+static int make_dirs(char *path) {
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        int rc = mkdir(path, 0777);
+        *p = '/';
+        if (rc < 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+static int write_file(const char *path, const char *data, size_t len) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return -1;
+    while (len) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            close(fd);
+            return -1;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    return close(fd);
+}
+
+/* A value as one path component, as GNU parallel writes it: \ as \\, / as \_. */
+static void add_component(sbuf_t *p, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\')
+            sb_add(p, "\\\\", 2);
+        else if (*v == '/')
+            sb_add(p, "\\_", 2);
+        else
+            sb_addc(p, *v);
+    }
+    if (!p->len || p->p[p->len - 1] == '/')
+        sb_add(p, "", 0);
+}
+
+int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
+                     int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen) {
+    sbuf_t base = {0}, path = {0};
+    char seqs[32];
+    int n = snprintf(seqs, sizeof seqs, "%llu\n", (unsigned long long)seq);
+    size_t nreal = tmpl_real_args(&o->tmpl, nargs);
+    const char *outname = NULL;
+    int rc = 0;
+    if (o->results) {
+        tmpl_expand_raw(&o->restmpl, &base, args, nargs, seq, slot);
+        bool named = o->restmpl.has_rs && base.len && base.p[base.len - 1] != '/';
+        if (named) { /* --results {}.out: the file, .err, .seq */
+            const char *sfx[3] = {"", ".err", ".seq"};
+            const char *data[3] = {out->p, err->p, seqs};
+            size_t len[3] = {out->len, err->len, (size_t)n};
+            for (int i = 0; i < 3 && rc == 0; i++) {
+                path.len = 0;
+                sb_add(&path, base.p, base.len);
+                sb_adds(&path, sfx[i]);
+                rc = make_dirs(path.p) < 0 || write_file(path.p, data[i] ? data[i] : "", len[i]) < 0
+                         ? -1
+                         : 0;
+            }
+            path.len = 0;
+            sb_add(&path, base.p, base.len);
+        } else { /* DIR/1/a/2/b/{stdout,stderr,seq} */
+            if (base.len && base.p[base.len - 1] != '/')
+                sb_addc(&base, '/');
+            for (size_t k = 0; k < nreal && !o->zero_args; k++) {
+                char num[24];
+                snprintf(num, sizeof num, "%zu/", k + 1);
+                sb_adds(&base, num);
+                add_component(&base, args[k]);
+                sb_addc(&base, '/');
+            }
+            const char *names[3] = {"stdout", "stderr", "seq"};
+            const char *data[3] = {out->p, err->p, seqs};
+            size_t len[3] = {out->len, err->len, (size_t)n};
+            for (int i = 0; i < 3 && rc == 0; i++) {
+                path.len = 0;
+                sb_add(&path, base.p, base.len);
+                sb_adds(&path, names[i]);
+                rc = make_dirs(path.p) < 0 || write_file(path.p, data[i] ? data[i] : "", len[i]) < 0
+                         ? -1
+                         : 0;
+            }
+            path.len = 0;
+            sb_add(&path, base.p, base.len);
+            sb_adds(&path, "stdout");
+        }
+        outname = path.p;
+        if (rc < 0)
+            snprintf(msg, msglen, "--results: cannot write '%s': %s", path.p, strerror(errno));
+    } else { /* --files: stdout in a file of its own in the temporary directory */
+        const char *dir = o->tmpdir ? o->tmpdir : getenv("TMPDIR");
+        sb_adds(&path, dir && *dir ? dir : "/tmp");
+        sb_adds(&path, "/parXXXXXX.par");
+        int fd = mkstemps(path.p, 4);
+        if (fd < 0) {
+            rc = -1;
+            snprintf(msg, msglen, "--files: cannot make a file in '%s': %s",
+                     dir && *dir ? dir : "/tmp", strerror(errno));
+        } else {
+            close(fd);
+            rc = write_file(path.p, out->p ? out->p : "", out->len);
+            if (rc < 0)
+                snprintf(msg, msglen, "--files: cannot write '%s': %s", path.p, strerror(errno));
+        }
+        outname = path.p;
+    }
+    /* the output is in the files (--files alone keeps only stdout, as GNU
+     * parallel does); --files prints the name of stdout's */
+    out->len = 0;
+    err->len = 0;
+    if (o->files && rc == 0) {
+        sb_adds(out, outname);
+        sb_addc(out, '\n');
+    }
+    sb_free(&base);
+    sb_free(&path);
+    return rc;
+}
