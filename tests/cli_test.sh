@@ -421,6 +421,22 @@ same "--files: the names of files that hold the output" "a${nl}b" \
 mine "--files: in --tmpdir, named par*.par" "2" 'rm -rf tf; mkdir tf; $X --files --tmpdir tf echo ::: a b | grep -c "^tf/par.*\.par$"'
 same "--results --files: the names of the stdout files" "r6/1/1/stdout" 'rm -rf r6; $X --results r6 --files "echo a" ::: 1'
 mine "--results x.csv: not supported, 255" "255" '$X --results x.csv echo ::: a 2>/dev/null; echo $?'
+# --retry-failed: the joblog's failed commands, run again
+same "--retry-failed: only the failed jobs, from the joblog" "1${nl}2|2|2	1${nl}3	2" \
+    'rm -f jlr; $X --joblog jlr -k "echo {}; exit {}" ::: 0 1 2 0 > /dev/null; o=$($X -k --retry-failed --joblog jlr); echo "$o|$?|$(tail -n +6 jlr | cut -f1,7 | sort)"'
+mine "--retry-failed without --joblog: 255" "255" '$X --retry-failed echo ::: a 2>/dev/null; echo $?'
+# --nice, --delay, --load, --memfree, --progress
+if [ "$(id -u)" = 0 ] || [ "$(nice)" -le 5 ]; then # a niceness below the current one needs root
+    same "--nice 5: the jobs run at niceness 5" "5" '$X --nice 5 "nice; true" ::: 1'
+fi
+mine "--nice 19" "19" '$X --nice 19 "nice; true" ::: 1'
+same "--delay: every job still runs" "a${nl}b${nl}c" '$X -k --delay 0.1 echo ::: a b c'
+mine "--delay 1m30x is refused: 255" "255" '$X --delay 1m30x echo ::: a 2>/dev/null; echo $?'
+same "--load, --memfree: jobs start while the machine has room" "a${nl}b" '$X -k --load 1000 --memfree 1k echo ::: a b'
+mine "--load 100% accepted" "a" '$X --load 100% echo ::: a'
+mine "--memfree x: 255" "255" '$X --memfree x echo ::: a 2>/dev/null; echo $?'
+mine "--progress: the last line on stderr" "local:0/3/100%" \
+    '$X --progress -j2 true ::: 1 2 3 2>&1 >/dev/null | tr "\r" "\n" | grep . | tail -1 | cut -d/ -f1-3'
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"

@@ -288,6 +288,7 @@ typedef struct {
     volatile uint64_t lb_head; /* -k --line-buffer: the index of the job that may stream
                                   (the oldest not yet printed); set by the parent */
     volatile pid_t slots[CLI_MAX_SLOTS];
+    uint64_t next_start;       /* --delay: the monotonic time (ns) the next job may start */
 } cli_shared_t;
 
 /* Everything a worker needs; set before pp_pool_create, inherited by fork. */
@@ -353,6 +354,16 @@ void cli_perl_stop(void);
 
 /* --number-of-cores/-threads/-sockets (enum print_count): print it; 0. */
 int cli_print_count(int what);
+/* In the worker, before a job starts: --nice (once), then wait for --load,
+ * --memfree and --delay (the starts one delay apart, over all workers). */
+void cli_start_gate(const cli_opts_t *o, cli_shared_t *sh);
+/* --progress on stderr: first, the header; final, the last line. */
+void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg,
+                  int jobs);
+/* --retry-failed: the commands of the joblog, by job number (cmds->v[seq-1];
+ * "" for a number it lacks). 0, or -1 with a message in err. */
+int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t errlen);
+
 /* --results, --files (in the worker, after the job): write the job's
  * output to its files; out then holds what to print (--files: the name of
  * stdout's file), err nothing. 0, or -1 with a message in msg. */

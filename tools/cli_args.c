@@ -1093,8 +1093,17 @@ static int more_checks(cli_opts_t *o) {
                 return perr("--results %s: CSV, TSV and JSON results are not supported; "
                             "give a directory", o->results);
     }
-    if (o->retry_failed && !o->joblog)
-        return perr("--retry-failed needs --joblog FILE");
+    if (o->retry_failed) { /* the commands come from the joblog, the inputs are ignored */
+        if (!o->joblog)
+            return perr("--retry-failed needs --joblog FILE");
+        o->resume_failed = true;
+        sv_free(&o->cmd);
+        for (size_t k = 0; k < o->nsrc; k++) {
+            sv_free(&o->src[k].args);
+            free(o->src[k].path);
+        }
+        o->nsrc = 0;
+    }
     if (o->shellquote || o->print_count)
         return 0;
     if (o->multi != MULTI_NONE && o->zero_args)

@@ -207,6 +207,13 @@ int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *e
     if (!S || !idx || !unit)
         die("out of memory");
     streaming = !o->shuf && (o->nsrc == 0 || (o->nsrc == 1 && o->src[0].kind == IN_FILE));
+    if (o->retry_failed) { /* the joblog's commands, by job number */
+        streaming = false;
+        if (cli_retry_commands(o->joblog, &S[0].vals, err, errlen) < 0)
+            return -1;
+        tuples_done = !S[0].vals.n;
+        return 0;
+    }
     for (size_t k = 0; k < ns; k++) {
         unit[k] = k > 0 && o->nsrc && o->src[k].linked ? unit[k - 1] : k;
         if (o->nsrc && o->src[k].kind == IN_ARGS) {

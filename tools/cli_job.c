@@ -906,6 +906,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         sb_addc(&cur_tag, '\t');
     }
 
+    cli_start_gate(o, g_wcfg.sh); /* --nice, --load, --memfree, --delay */
     int attempts = o->retries > 1 ? o->retries : 1;
     static run_t r;
     int rc = 0;

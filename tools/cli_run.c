@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,4 +202,128 @@ int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint6
     sb_free(&base);
     sb_free(&path);
     return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* start gates: --delay, --load, --memfree; --nice                   */
+/* ---------------------------------------------------------------- */
+
+static double now_mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nap(double s) {
+    if (s <= 0)
+        return;
+    struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* The 1-minute load average; -1 when unknown. */
+static double load1(void) {
+    double l[1];
+    return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+/* MemAvailable in bytes; SIZE_MAX when unknown. */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "re");
+    size_t kb = SIZE_MAX;
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1)
+                break;
+        fclose(f);
+    }
+    return kb == SIZE_MAX ? SIZE_MAX : kb * 1024;
+}
+
+void cli_start_gate(const cli_opts_t *o, cli_shared_t *sh) {
+    static bool niced;
+    if (o->nice && !niced) { /* the worker, and so its jobs: this niceness, as GNU parallel */
+        niced = true;
+        if (setpriority(PRIO_PROCESS, 0, o->nice) < 0)
+            fprintf(stderr, "procpool: --nice %d: %s\n", o->nice, strerror(errno));
+    }
+    while ((o->load > 0 || o->memfree) && !__atomic_load_n(&sh->halted, __ATOMIC_ACQUIRE)) {
+        double l = o->load > 0 ? load1() : -1;
+        size_t m = o->memfree ? mem_available() : SIZE_MAX;
+        if ((o->load <= 0 || l < o->load) && (!o->memfree || m >= o->memfree))
+            break;
+        nap(0.1 + 0.05 * (double)(getpid() % 7)); /* the workers do not poll in step */
+    }
+    if (o->delay > 0) {
+        /* the start times, one delay apart: take the next free one */
+        uint64_t step = (uint64_t)(o->delay * 1e9);
+        for (;;) {
+            uint64_t now = (uint64_t)(now_mono() * 1e9);
+            uint64_t next = __atomic_load_n(&sh->next_start, __ATOMIC_ACQUIRE);
+            uint64_t at = next > now ? next : now;
+            if (__atomic_compare_exchange_n(&sh->next_start, &next, at + step, false,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                nap((double)(at - now) / 1e9);
+                break;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* --progress                                                        */
+/* ---------------------------------------------------------------- */
+
+void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg,
+                  int jobs) {
+    if (first)
+        fprintf(stderr,
+                "\nComputers / CPU cores / Max jobs to run\n1:local / %d / %d\n\n"
+                "Computer:jobs running/jobs completed/%%of started jobs/Average seconds to "
+                "complete\n",
+                pp_cpu_count(), jobs);
+    fprintf(stderr, "\rlocal:%llu/%llu/100%%/%.1fs %s", (unsigned long long)running,
+            (unsigned long long)done, avg, final ? "\n" : "");
+    fflush(stderr);
+}
+
+/* ---------------------------------------------------------------- */
+/* --retry-failed                                                    */
+/* ---------------------------------------------------------------- */
+
+int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t errlen) {
+    const char *path = joblog[0] == '+' ? joblog + 1 : joblog;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "--retry-failed: cannot read the joblog '%s': %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[--n] = 0;
+        char *p = line, *end;
+        unsigned long long seq = strtoull(p, &end, 10);
+        if (end == p || *end != '\t' || seq == 0 || seq > 100000000)
+            continue; /* the header, or a torn line */
+        for (int field = 1; field <= 8 && p; field++) { /* to Command, the 9th */
+            p = strchr(p, '\t');
+            if (p)
+                p++;
+        }
+        if (!p)
+            continue;
+        while (cmds->n < seq)
+            sv_push(cmds, xstrdup(""));
+        free(cmds->v[seq - 1]); /* the last line of a job counts */
+        cmds->v[seq - 1] = xstrdup(p);
+    }
+    free(line);
+    fclose(f);
+    return 0;
 }

@@ -561,6 +561,18 @@ static uint64_t n_done, n_failed, n_ok;
 static int n_workers;
 
 static void draw_progress(bool final) {
+    if (O.progress) {
+        static double last;
+        double t = mono();
+        if (final || t - last >= 0.1) {
+            uint64_t running = fed_n > n_done ? fed_n - n_done : 0;
+            if (running > (uint64_t)n_workers)
+                running = (uint64_t)n_workers;
+            cli_progress(last == 0, final, final ? 0 : running, n_done,
+                         n_done ? (t - t_start) / (double)n_done : 0.0, n_workers);
+            last = t;
+        }
+    }
     if (!O.bar && !O.eta)
         return;
     double now = mono();
@@ -784,7 +796,7 @@ int main(int argc, char **argv) {
 
     int halt_status = -1; /* the exit status --halt decided */
     bool halting = false, halt_killed = false;
-    double wait = (O.bar || O.eta || O.halt_when == HALT_NOW) ? 0.1 : -1;
+    double wait = (O.bar || O.eta || O.progress || O.halt_when == HALT_NOW) ? 0.1 : -1;
     bool lb_order = O.keep_order && O.line_buffer;
     size_t printed = SIZE_MAX; /* the index of the result last handled, if any */
     for (;;) {
