@@ -433,10 +433,23 @@ mine "--nice 19" "19" '$X --nice 19 "nice; true" ::: 1'
 same "--delay: every job still runs" "a${nl}b${nl}c" '$X -k --delay 0.1 echo ::: a b c'
 mine "--delay 1m30x is refused: 255" "255" '$X --delay 1m30x echo ::: a 2>/dev/null; echo $?'
 same "--load, --memfree: jobs start while the machine has room" "a${nl}b" '$X -k --load 1000 --memfree 1k echo ::: a b'
-mine "--load 100% accepted" "a" '$X --load 100% echo ::: a'
+mine "--load 5x: 255" "255" '$X --load 5x echo ::: a 2>/dev/null; echo $?'
 mine "--memfree x: 255" "255" '$X --memfree x echo ::: a 2>/dev/null; echo $?'
 mine "--progress: the last line on stderr" "local:0/3/100%" \
     '$X --progress -j2 true ::: 1 2 3 2>&1 >/dev/null | tr "\r" "\n" | grep . | tail -1 | cut -d/ -f1-3'
+# --pipe with --tee, --round-robin, --cat, --fifo
+same "--tee: every job gets all of stdin" "1${nl}10${nl}5" 'seq 10 | $X -k --pipe --tee "grep {}" ::: 1 5'
+mine "--tee from a file" "10 a${nl}10 b" 'seq 10 > ten; $X -k --pipe --tee "echo \$(wc -l) {}" ::: a b < ten'
+same "--round-robin: one job when it is one block" "1000" 'seq 1000 | $X -j3 --pipe --round-robin wc -l'
+same "--round-robin: at most one job per slot, every record once" "3 1000" \
+    'seq 1000 | $X -j3 --pipe --block 1k --round-robin wc -l | awk "{s += \$1} END {print NR, s}"'
+same "--cat: {} is a file with the block" "5${nl}1 2 3 4 5" 'seq 5 | $X --pipe --cat "wc -l < {}; cat {} | paste -sd\" \" -"'
+same "--cat: no {}: the file name is appended" "1${nl}2${nl}3" 'seq 3 | $X --pipe -N1 -k --cat cat'
+mine "--cat: in --tmpdir, removed after" "tf/par|0" 'rm -rf tf; mkdir tf; o=$(seq 3 | $X --pipe --cat --tmpdir tf "echo {}" | cut -c1-6); echo "$o|$(ls tf | wc -l | tr -d " ")"'
+same "--fifo: {} is a fifo with the block" "1 2 3 4 5" 'seq 5 | $X --pipe --fifo "cat {} | paste -sd\" \" -"'
+mine "--fifo: a job that never reads it still ends" "ok" 'seq 5 | $X --pipe --fifo "echo ok; true {}"'
+mine "--pipe-part --cat" "100000" '$X --pipe-part -a nums --block 100k --cat "wc -l < {}" | awk "{s += \$1} END {print s}"'
+mine "--tee without --pipe: 255" "255" '$X --tee echo ::: a 2>/dev/null; echo $?'
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"

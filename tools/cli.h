@@ -364,6 +364,20 @@ void cli_progress(bool first, bool final, uint64_t running, uint64_t done, doubl
  * "" for a number it lacks). 0, or -1 with a message in err. */
 int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t errlen);
 
+/* --pipe --tee, --round-robin: stdin (copied to a temporary file unless it
+ * is one) becomes: --tee: *tee_fd, all of it for every job (o->pipe is then
+ * off, the inputs make the jobs); --round-robin: --pipe-part over it, one
+ * part per job slot. 0, or -1 with a message in err. */
+int cli_pipe_setup(cli_opts_t *o, int *tee_fd, uint64_t *tee_size, char *err, size_t errlen);
+/* --cat, --fifo (in the worker): a temporary file (--fifo: a fifo, filled by
+ * a writer process *writer) at path with the block: data[0..len), or
+ * [off, end) of fd. 0, or -1 with a message in msg. */
+int cli_cat_make(const cli_opts_t *o, const char *data, size_t len, int fd, uint64_t off,
+                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg,
+                 size_t msglen);
+/* After the job: remove path, end the writer. */
+void cli_cat_done(const char *path, pid_t writer);
+
 /* --results, --files (in the worker, after the job): write the job's
  * output to its files; out then holds what to print (--files: the name of
  * stdout's file), err nothing. 0, or -1 with a message in msg. */

@@ -1083,6 +1083,8 @@ static int more_checks(cli_opts_t *o) {
         return perr("--fifo and --cat exclude each other");
     if (o->tee && o->round_robin)
         return perr("--tee and --round-robin exclude each other");
+    if ((o->tee || o->round_robin) && o->pipe_part)
+        return perr("--tee and --round-robin work with --pipe (not --pipe-part)");
     if ((o->files || o->results) && o->ungroup)
         return perr("--files and --results cannot be combined with -u/--ungroup");
     if (o->results) {
@@ -1239,8 +1241,10 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
         return perr("--block -%ld (parts per job slot) needs --pipe-part", o->block_parts);
     if (o->pipe_part && !o->block_set)
         o->block_parts = 10; /* GNU parallel's default: 10 parts per job slot */
-    if (o->pipe && o->nsrc)
+    if (o->pipe && o->nsrc && !o->tee)
         return perr("--pipe reads its data from stdin and takes no ::: or :::: inputs");
+    if (o->tee && !o->nsrc)
+        return perr("--tee needs inputs (::: or ::::): a job for each, all given all of stdin");
     if ((o->resume || o->resume_failed) && !o->joblog)
         return perr("--resume and --resume-failed need --joblog FILE");
     if (o->group && (o->ungroup || o->line_buffer))
@@ -1275,7 +1279,7 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
     if (o->shell == SHELL_NEVER && o->tmpl.raw)
         return perr("--no-shell needs a command (the inputs would be shell commands)");
     /* {N} past the last input gives the empty string, as in GNU parallel */
-    if (o->pipe || o->pipe_part) {
+    if ((o->pipe || o->pipe_part) && !o->cat && !o->fifo && !o->tee) {
         for (size_t k = 0; k < o->tmpl.nseg; k++)
             if (o->tmpl.seg[k].kind == SEG_ARG)
                 return perr("--pipe: replacement strings for arguments ({}, {1}, ...) have no "

@@ -818,6 +818,32 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         args[i] = (char *)p;
         p = z + 1;
     }
+    /* --cat, --fifo: the block in a file (a fifo) whose name is {} */
+    char catpath[4200] = "";
+    pid_t cat_writer = 0;
+    if ((o->cat || o->fifo) && h.kind != JOB_ARGS && h.nargs == 0) {
+        char msg[300];
+        int crc;
+        if (h.kind == JOB_BLOCK) {
+            crc = cli_cat_make(o, p, (size_t)h.data_len, -1, 0, 0, catpath, sizeof catpath,
+                               &cat_writer, msg, sizeof msg);
+        } else {
+            uint64_t from = h.part_off, to = h.part_end;
+            if (h.kind == JOB_PART) {
+                struct stat st;
+                fstat(g_wcfg.part_fd, &st);
+                from = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
+                to = align_part(g_wcfg.part_fd, h.part_end, (uint64_t)st.st_size);
+            }
+            crc = cli_cat_make(o, NULL, 0, g_wcfg.part_fd, from, to, catpath, sizeof catpath,
+                               &cat_writer, msg, sizeof msg);
+        }
+        if (crc < 0)
+            return pp_buf_fail(out, "%s", msg);
+        args[0] = catpath;
+        h.nargs = 1;
+        h.kind = JOB_ARGS; /* no stdin */
+    }
     /* the command */
     static sbuf_t cmd, words;
     cmd.len = 0;
@@ -941,6 +967,8 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE))
             break;
     }
+    if (catpath[0])
+        cli_cat_done(catpath, cat_writer);
     char rmsg[600];
     if (rc >= 0 && (o->results || o->files) &&
         cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg, sizeof rmsg) < 0)

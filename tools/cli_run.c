@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -326,4 +328,175 @@ int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t err
     free(line);
     fclose(f);
     return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* --pipe: --tee, --round-robin, --cat, --fifo                       */
+/* ---------------------------------------------------------------- */
+
+static const char *tmp_dir(const cli_opts_t *o) {
+    const char *d = o->tmpdir ? o->tmpdir : getenv("TMPDIR");
+    return d && *d ? d : "/tmp";
+}
+
+/* Copy stdin into a temporary file (unlinked at once) that becomes fd 0,
+ * unless it is a regular file already. */
+static int spool_stdin(const cli_opts_t *o, char *err, size_t errlen) {
+    struct stat st;
+    if (fstat(0, &st) == 0 && S_ISREG(st.st_mode))
+        return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/parXXXXXX", tmp_dir(o));
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot make a temporary file in '%s': %s", tmp_dir(o),
+                 strerror(errno));
+        return -1;
+    }
+    unlink(path);
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "reading stdin: %s", strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t at = 0; at < n;) {
+            ssize_t w = write(fd, buf + at, (size_t)(n - at));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                snprintf(err, errlen, "writing a temporary file in '%s': %s", tmp_dir(o),
+                         strerror(errno));
+                return -1;
+            }
+            at += w;
+        }
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) {
+        snprintf(err, errlen, "stdin: %s", strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int cli_pipe_setup(cli_opts_t *o, int *tee_fd, uint64_t *tee_size, char *err, size_t errlen) {
+    *tee_fd = -1;
+    if (!o->pipe || !(o->tee || o->round_robin))
+        return 0;
+    if (spool_stdin(o, err, errlen) < 0)
+        return -1;
+    struct stat st;
+    off_t pos = lseek(0, 0, SEEK_CUR);
+    if (fstat(0, &st) < 0 || pos < 0) {
+        snprintf(err, errlen, "stdin: %s", strerror(errno));
+        return -1;
+    }
+    o->pipe = false;
+    if (o->tee) { /* each job (one per input) reads all of stdin */
+        *tee_fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+        *tee_size = (uint64_t)st.st_size;
+        return *tee_fd < 0 ? -1 : 0;
+    }
+    /* --round-robin: the blocks shared out among (at most) one job per job
+     * slot, each job given all of its share at once: --pipe-part over stdin,
+     * with as many parts as there are blocks, but no more than the slots */
+    uint64_t size = (uint64_t)(st.st_size - pos), blk = o->block ? o->block : 1;
+    uint64_t parts = (size + blk - 1) / blk;
+    if (o->jobs > 0 && parts > (uint64_t)o->jobs)
+        parts = (uint64_t)o->jobs;
+    if (parts == 0)
+        parts = 1;
+    o->pipe_part = true;
+    sv_push(&o->arg_files, xstrdup("/proc/self/fd/0"));
+    o->block_parts = 0;
+    o->block = (size_t)(size / parts + 1);
+    return 0;
+}
+
+int cli_cat_make(const cli_opts_t *o, const char *data, size_t len, int fd, uint64_t off,
+                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg,
+                 size_t msglen) {
+    *writer = 0;
+    snprintf(path, cap, "%s/parXXXXXX", tmp_dir(o));
+    int out = mkstemp(path);
+    if (out < 0) {
+        snprintf(msg, msglen, "cannot make a temporary file in '%s': %s", tmp_dir(o),
+                 strerror(errno));
+        return -1;
+    }
+    if (o->fifo) { /* a fifo by that name; a writer process fills it as the job reads */
+        close(out);
+        unlink(path);
+        if (mkfifo(path, 0600) < 0) {
+            snprintf(msg, msglen, "cannot make a fifo '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            unlink(path);
+            snprintf(msg, msglen, "fork: %s", strerror(errno));
+            return -1;
+        }
+        if (pid > 0) {
+            *writer = pid;
+            return 0;
+        }
+        signal(SIGPIPE, SIG_DFL);
+        out = open(path, O_WRONLY | O_CLOEXEC); /* waits for the job to open it */
+        if (out < 0)
+            _exit(1);
+    }
+    char buf[1 << 16];
+    bool ok = true;
+    while (ok && (data ? len > 0 : off < end)) {
+        size_t n;
+        const char *from;
+        if (data) {
+            from = data;
+            n = len;
+        } else {
+            size_t want = end - off < sizeof buf ? (size_t)(end - off) : sizeof buf;
+            ssize_t r = pread(fd, buf, want, (off_t)off);
+            if (r <= 0) {
+                ok = false;
+                break;
+            }
+            from = buf;
+            n = (size_t)r;
+        }
+        ssize_t w = write(out, from, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            ok = false;
+            break;
+        }
+        if (data)
+            data += w, len -= (size_t)w;
+        else
+            off += (uint64_t)w;
+    }
+    if (o->fifo)
+        _exit(ok ? 0 : 1);
+    if (close(out) < 0 || !ok) {
+        unlink(path);
+        snprintf(msg, msglen, "writing '%s': %s", path, strerror(errno ? errno : EIO));
+        return -1;
+    }
+    return 0;
+}
+
+void cli_cat_done(const char *path, pid_t writer) {
+    unlink(path);
+    if (writer > 0) { /* a job that never opened the fifo leaves its writer waiting */
+        kill(writer, SIGKILL);
+        while (waitpid(writer, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
 }

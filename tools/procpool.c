@@ -447,6 +447,8 @@ static size_t fed_n, fed_cap;
 static strvec_t cur_args;
 static sbuf_t item;
 static uint64_t part_size, part_off;
+static int tee_fd = -1; /* --tee: stdin, as a file */
+static uint64_t tee_size;
 static cli_shared_t *SH;
 
 static void remember_seq(uint64_t seq) {
@@ -507,6 +509,11 @@ static int feed(void *ud, const void **out, size_t *len) {
             if (skip || resume_skip(h.seq))
                 continue;
             h.kind = JOB_ARGS;
+            if (tee_fd >= 0) { /* --tee: every job reads all of stdin */
+                h.kind = JOB_RANGE;
+                h.part_off = 0;
+                h.part_end = tee_size;
+            }
             h.nargs = O.zero_args ? 0 : (uint32_t)cur_args.n;
             item.len = 0;
             sb_add(&item, &h, sizeof h);
@@ -696,6 +703,11 @@ int main(int argc, char **argv) {
 
     /* everything that can fail is checked before any job starts */
     int part_fd = -1;
+    char pmsg[500];
+    if (!O.dry_run && cli_pipe_setup(&O, &tee_fd, &tee_size, pmsg, sizeof pmsg) < 0)
+        die("%s", pmsg);
+    if (tee_fd >= 0)
+        part_fd = tee_fd;
     if (O.pipe_part) {
         part_fd = open(O.arg_files.v[0], O.pipe_part ? O_RDONLY : O_RDONLY);
         struct stat st;
