@@ -526,7 +526,7 @@ static void view_init(view_t *v, const tmpl_t *t, char *const *args, size_t narg
     memset(v, 0, sizeof *v);
     v->nargs = tmpl_real_args(t, nargs);
     v->args = args;
-    v->pv = args + v->nargs;
+    v->pv = args ? args + v->nargs : NULL;
     v->npv = nargs - v->nargs;
     v->only = -1;
     v->seq = seq;
