@@ -450,6 +450,7 @@ same "--fifo: {} is a fifo with the block" "1 2 3 4 5" 'seq 5 | $X --pipe --fifo
 mine "--fifo: a job that never reads it still ends" "ok" 'seq 5 | $X --pipe --fifo "echo ok; true {}"'
 mine "--pipe-part --cat" "100000" '$X --pipe-part -a nums --block 100k --cat "wc -l < {}" | awk "{s += \$1} END {print s}"'
 mine "--tee without --pipe: 255" "255" '$X --tee echo ::: a 2>/dev/null; echo $?'
+mine "--pipe --header: not supported, 255" "255" 'seq 3 | $X --pipe --header : cat 2>/dev/null; echo $?'
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"
