@@ -371,7 +371,7 @@ same "::::+" "f1 a${nl}f2 b" 'printf "a\nb\n" | $X -k echo :::: in.txt ::::+ -'
 # --shuf: every job once
 mine "--shuf: every job, once" "1 2 3 4 5 6 7 8 9 10" '$X --shuf -j1 echo ::: $(seq 10) | sort -n | paste -sd" " -'
 # --shellquote, --number-of-*
-same "--shellquote" "'a b'${nl}'it'\"'\"'s'${nl}plain" "\$X --shellquote ::: 'a b' \"it's\" plain"
+same "--shellquote" "'a b'${nl}'it'\"'\"'s'${nl}plain" "\$X -k --shellquote ::: 'a b' \"it's\" plain"
 same "--shellquote: stdin" "'x\$y z'" 'echo "x\$y z" | $X --shellquote'
 same "--number-of-threads, --number-of-sockets" "$(getconf _NPROCESSORS_ONLN) 1" \
     'echo $($X --number-of-threads) $($X --number-of-sockets)'
