@@ -450,7 +450,12 @@ same "--fifo: {} is a fifo with the block" "1 2 3 4 5" 'seq 5 | $X --pipe --fifo
 mine "--fifo: a job that never reads it still ends" "ok" 'seq 5 | $X --pipe --fifo "echo ok; true {}"'
 mine "--pipe-part --cat" "100000" '$X --pipe-part -a nums --block 100k --cat "wc -l < {}" | awk "{s += \$1} END {print s}"'
 mine "--tee without --pipe: 255" "255" '$X --tee echo ::: a 2>/dev/null; echo $?'
-mine "--pipe --header: not supported, 255" "255" 'seq 3 | $X --pipe --header : cat 2>/dev/null; echo $?'
+printf 'h1,h2\n1,a\n2,b\n3,c\n' > hp.csv
+same "--pipe --header: the first line before every block" "h1,h2 1,a h1,h2 2,b h1,h2 3,c" \
+    'cat hp.csv | $X --pipe --header : -N1 -k cat | paste -sd" " -'
+same "--pipe --header, stdin a file" "3 2" '$X --pipe --header : -N2 -k "wc -l" < hp.csv | paste -sd" " -'
+same "--pipe-part --header" "h1,h2 1,a 2,b h1,h2 3,c" '$X --pipe-part -a hp.csv --header : --block 6 -k cat | paste -sd" " -'
+mine "--pipe --colsep: not supported, 255" "255" 'seq 3 | $X --pipe --colsep , cat 2>/dev/null; echo $?'
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"

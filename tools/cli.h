@@ -299,6 +299,8 @@ typedef struct {
     bool want_cmd;   /* return the command text (joblog, -v, errors) */
     int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file */
     const char *shell; /* the shell that runs commands: a path (cli_find_shell) */
+    char *pipe_header; /* --pipe --header: the first line, put before every block */
+    size_t pipe_header_len;
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;
@@ -369,6 +371,10 @@ int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t err
  * off, the inputs make the jobs); --round-robin: --pipe-part over it, one
  * part per job slot. 0, or -1 with a message in err. */
 int cli_pipe_setup(cli_opts_t *o, int *tee_fd, uint64_t *tee_size, char *err, size_t errlen);
+/* --pipe/--pipe-part --header: read the input's first line (fd 0, or
+ * part_fd from its start) into *hdr. 0, or -1 with a message in err. */
+int cli_pipe_header(const cli_opts_t *o, int part_fd, char **hdr, size_t *len, char *err,
+                    size_t errlen);
 /* --cat, --fifo (in the worker): a temporary file (--fifo: a fifo, filled by
  * a writer process *writer) at path with the block: data[0..len), or
  * [off, end) of fd. 0, or -1 with a message in msg. */

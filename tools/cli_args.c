@@ -1081,6 +1081,8 @@ static int more_checks(cli_opts_t *o) {
                                                         : "cat");
     if (o->fifo && o->cat)
         return perr("--fifo and --cat exclude each other");
+    if (o->header && (o->fifo || o->cat))
+        return perr("--header cannot be combined with --cat or --fifo");
     if (o->tee && o->round_robin)
         return perr("--tee and --round-robin exclude each other");
     if ((o->tee || o->round_robin) && o->pipe_part)
@@ -1108,10 +1110,10 @@ static int more_checks(cli_opts_t *o) {
     }
     if (o->shellquote || o->print_count)
         return 0;
-    if (piped && (o->header || o->colsep || o->multi != MULTI_NONE || o->shuf || o->eof_str))
+    if (piped && (o->colsep || o->multi != MULTI_NONE || o->shuf || o->eof_str))
         return perr("%s: not supported with --pipe or --pipe-part",
-                    o->header ? "--header" : o->colsep ? "--colsep" : o->shuf ? "--shuf"
-                    : o->eof_str ? "-E" : "-m/-X/--xargs");
+                    o->colsep ? "--colsep" : o->shuf ? "--shuf" : o->eof_str ? "-E"
+                                                                         : "-m/-X/--xargs");
     if (o->multi != MULTI_NONE && o->zero_args)
         return perr("-m, -X and --xargs cannot be combined with -N0");
     if (o->max_lines && piped) { /* --pipe -L N: records of N lines */

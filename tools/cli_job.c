@@ -684,7 +684,7 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                         fd_in->ppos = 0;
                     }
                 }
-                if (in_open && nosplice) {
+                if (in_open && (nosplice || fd_in->ppos < fd_in->plen)) { /* --header's too */
                     ssize_t w = write(pi[1], fd_in->pbuf + fd_in->ppos, fd_in->plen - fd_in->ppos);
                     if (w > 0)
                         fd_in->ppos += (size_t)w;
@@ -889,7 +889,15 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     feed_t feed, *fin = NULL;
     memset(&feed, 0, sizeof feed);
     static char *pbuf;
-    if (h.kind == JOB_BLOCK) {
+    static sbuf_t hblock; /* --pipe --header: the header, then the block */
+    if (h.kind == JOB_BLOCK && g_wcfg.pipe_header_len) {
+        hblock.len = 0;
+        sb_add(&hblock, g_wcfg.pipe_header, g_wcfg.pipe_header_len);
+        sb_add(&hblock, p, (size_t)h.data_len);
+        feed.data = hblock.p;
+        feed.len = hblock.len;
+        fin = &feed;
+    } else if (h.kind == JOB_BLOCK) {
         feed.data = p;
         feed.len = (size_t)h.data_len;
         fin = &feed;
@@ -950,6 +958,11 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             fstat(g_wcfg.part_fd, &st);
             feed.off = align_part(g_wcfg.part_fd, h.part_off, (uint64_t)st.st_size);
             feed.plen = feed.ppos = 0;
+        }
+        if (feed.part && g_wcfg.pipe_header_len) { /* --header: first, from the buffer */
+            memcpy(feed.pbuf, g_wcfg.pipe_header, g_wcfg.pipe_header_len);
+            feed.plen = g_wcfg.pipe_header_len;
+            feed.ppos = 0;
         }
         if (o->verbose_err) { /* -t: the command on stderr as the job starts */
             cmd.p[cmd.len] = '\n';

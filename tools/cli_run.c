@@ -500,3 +500,34 @@ void cli_cat_done(const char *path, pid_t writer) {
             ;
     }
 }
+
+int cli_pipe_header(const cli_opts_t *o, int part_fd, char **hdr, size_t *len, char *err,
+                    size_t errlen) {
+    sbuf_t h = {0};
+    char c;
+    uint64_t at = 0;
+    for (;;) { /* a byte at a time: what follows the line stays for the blocks */
+        ssize_t n = o->pipe_part ? pread(part_fd, &c, 1, (off_t)at) : read(0, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "--header: reading the input: %s", strerror(errno));
+            sb_free(&h);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        at++;
+        sb_addc(&h, c);
+        if (c == '\n')
+            break;
+        if (h.len >= (1u << 16)) {
+            snprintf(err, errlen, "--header: the header line is longer than 64K");
+            sb_free(&h);
+            return -1;
+        }
+    }
+    *hdr = h.p;
+    *len = h.len;
+    return 0;
+}

@@ -64,7 +64,8 @@ static void cli_usage(void) {
         "  :::+ B, ::::+ F     read along with the source before (to the shorter one)\n"
         "  --link              every source read along (the shorter ones wrap)\n"
         "  -C, --colsep RE     split each input into columns {1} {2} ... (POSIX ERE)\n"
-        "  --header :          the first input of each source names it ({name})\n"
+        "  --header :          the first input of each source names it ({name});\n"
+        "                      --pipe, --pipe-part: the first line goes before each block\n"
         "  -m, -X, --xargs     as many arguments per job as the line takes (-s N chars);\n"
         "                      -X repeats the word with {}; --xargs does not spread\n"
         "  -L N, -l [N]        N lines per job (-L as -X, -l as -m; -L 0: none given)\n"
@@ -754,6 +755,13 @@ int main(int argc, char **argv) {
             uint64_t b = 1 + part_size / slots / (uint64_t)O.block_parts;
             O.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
         }
+    }
+    if ((O.pipe || O.pipe_part) && O.header && !O.dry_run) { /* before every block */
+        if (cli_pipe_header(&O, part_fd, &g_wcfg.pipe_header, &g_wcfg.pipe_header_len, pmsg,
+                            sizeof pmsg) < 0)
+            die("%s", pmsg);
+        if (O.pipe_part)
+            part_off = g_wcfg.pipe_header_len;
     }
     if (O.pipe && !O.dry_run)
         part_fd = pipe_map_stdin();
