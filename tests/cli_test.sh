@@ -407,6 +407,9 @@ same "--tag: the arguments, not the {= =} values" "a	z" "\$X -k --tag echo '{= \
 same "--plus: {..} {...} {/..} {+.} {+..} {+/}" "d/e/a.tar d/e/a a.tar x gz.x d/e${nl}b.c b.c b.c c  " \
     "\$X -k --plus echo {..} {...} {/..} {+.} {+..} {+/} ::: d/e/a.tar.gz.x b.c"
 same "--plus: {##} {0#} {0%}" "3 1 1${nl}3 2 1${nl}3 3 1" "\$X -j1 --plus -k echo {##} {0#} {0%} ::: a b c"
+same "--plus: {:N} {:N:M} {#re} {%re} {/re/s} {^re} {^^re} {,re} {,,re} {:-s}" \
+    "xyz:bx:bxyz:abxy:Qbxyz:Abxyz:aBxyz:abxyz:abxyz:abxyz${nl}bA:Bb:ABbA:ABbA:ABbA:ABbA:ABBA:aBbA:AbbA:ABbA${nl}:::::::::def" \
+    "\$X -k --plus echo '{:2}:{:1:2}:{#a}:{%z}:{/a/Q}:{^a}:{^^b}:{,A}:{,,B}:{:-def}' ::: abxyz ABbA ''"
 mine "--plus: {0#} has the width of the job count" "01${nl}10" "\$X -k --plus echo {0#} ::: \$(seq 10) | sed -n '1p;10p'"
 same "without --plus, {..} is text" "{..} a" "\$X echo {..} ::: a"
 # --results, --files

@@ -35,7 +35,51 @@ static size_t plus_mod(const char *q, int *mod) {
     return 0;
 }
 
-/* {##} {0#} {0%}: its length and *s, or 0. */
+/* GNU parallel's --plus strings that are Perl: {:-STR} {:N} {:N:M} {#RE}
+ * {%RE} {/RE/STR} {^RE} {^^RE} {,RE} {,,RE}, made {= =} with GNU
+ * parallel's own code for them (the text goes into the code as it is). */
+static long parse_plus_perl(const char *p, seg_t *s) {
+    const char *close = strchr(p, '}');
+    if (!close || close - p > 4000)
+        return 0;
+    const char *b = p + 1;
+    size_t n = (size_t)(close - b);
+    char code[4200];
+    int len = -1;
+    if (n > 2 && b[0] == ':' && b[1] == '-') {
+        len = snprintf(code, sizeof code, "$_ ||= %.*s", (int)n - 2, b + 2);
+    } else if (n > 1 && b[0] == ':' && isdigit((unsigned char)b[1])) {
+        size_t d = strspn(b + 1, "0123456789");
+        if (1 + d == n) {
+            len = snprintf(code, sizeof code, "substr($_,0,%.*s) = \"\"", (int)d, b + 1);
+        } else if (b[1 + d] == ':' && 2 + d < n && strspn(b + 2 + d, "0123456789") == n - 2 - d) {
+            len = snprintf(code, sizeof code, "$_ = substr($_,%.*s,%.*s);", (int)d, b + 1,
+                           (int)(n - 2 - d), b + 2 + d);
+        }
+    } else if (n > 1 && b[0] == '#' && b[1] != '#') {
+        len = snprintf(code, sizeof code, "s/^%.*s//;", (int)n - 1, b + 1);
+    } else if (n > 1 && b[0] == '%') {
+        len = snprintf(code, sizeof code, "s/%.*s$//;", (int)n - 1, b + 1);
+    } else if (n > 2 && b[0] == '/' && b[1] != '/' && memchr(b + 2, '/', n - 2)) {
+        const char *mid = memchr(b + 2, '/', n - 2);
+        len = snprintf(code, sizeof code, "s/%.*s/%.*s/;", (int)(mid - b - 1), b + 1,
+                       (int)(close - mid - 1), mid + 1);
+    } else if (n > 2 && b[0] == '^' && b[1] == '^') {
+        len = snprintf(code, sizeof code, "s/(%.*s)/uc($1)/eg;", (int)n - 2, b + 2);
+    } else if (n > 1 && b[0] == '^') {
+        len = snprintf(code, sizeof code, "s/^(%.*s)/uc($1)/e;", (int)n - 1, b + 1);
+    } else if (n > 2 && b[0] == ',' && b[1] == ',') {
+        len = snprintf(code, sizeof code, "s/(%.*s)/lc($1)/eg;", (int)n - 2, b + 2);
+    } else if (n > 1 && b[0] == ',') {
+        len = snprintf(code, sizeof code, "s/^(%.*s)/lc($1)/e;", (int)n - 1, b + 1);
+    }
+    if (len < 0 || (size_t)len >= sizeof code)
+        return 0;
+    *s = (seg_t){.kind = SEG_PERL, .lit = xstrndup(code, (size_t)len), .len = (size_t)len};
+    return (long)(close + 1 - p);
+}
+
+/* {##} {0#} {0%}, and the Perl ones: its length and *s, or 0. */
 static long parse_plus(const char *p, seg_t *s) {
     if (!tmpl_plus)
         return 0;
@@ -48,7 +92,7 @@ static long parse_plus(const char *p, seg_t *s) {
             *s = (seg_t){.kind = SEG_PLUS, .pos = strs[i].kind};
             return 4;
         }
-    return 0;
+    return parse_plus_perl(p, s);
 }
 
 /* Where the last n extensions of s[0..len) begin ("\.[^/.]+" n times at the
