@@ -941,6 +941,17 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     }
 
     cli_start_gate(o, g_wcfg.sh); /* --nice, --load, --memfree, --delay */
+    if ((o->load > 0 || o->memfree || o->delay > 0) &&
+        __atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE)) { /* halted while it waited */
+        if (catpath[0])
+            cli_cat_done(catpath, cat_writer);
+        if (args != argsv_stack)
+            free(args);
+        if (argv != argv_stack)
+            free(argv);
+        res.skipped = 1;
+        return pp_buf_append(out, &res, sizeof res);
+    }
     int attempts = o->retries > 1 ? o->retries : 1;
     static run_t r;
     int rc = 0;
@@ -984,8 +995,11 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         cli_cat_done(catpath, cat_writer);
     char rmsg[600];
     if (rc >= 0 && (o->results || o->files) &&
-        cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg, sizeof rmsg) < 0)
-        sb_adds(&r.err, rmsg), sb_addc(&r.err, '\n');
+        cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg,
+                         sizeof rmsg) < 0) {
+        sb_adds(&r.err, rmsg);
+        sb_addc(&r.err, '\n');
+    }
     if (argv != argv_stack)
         free(argv);
     if (args != argsv_stack)

@@ -15,7 +15,8 @@
  * Signals: SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by a
  * signal thread, which terminates the pool (each worker's SIGTERM handler
  * kills its job's process group) and exits 130/143/129. No temporary file
- * is ever made.
+ * is made but for --files, --cat, --fifo and the copy of a piped stdin that
+ * --tee and --round-robin read (cli_run.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +83,7 @@ static void cli_usage(void) {
         "  --replace, -i [STR] the same; the value is optional (none: {})\n"
         "  {= perl =}, {=N perl =}  $_ after the Perl expression ran on the argument\n"
         "  --plus              also {..} {...} {/..} {/...} {+.} {+..} {+...} {+/} {##}\n"
-        "                      {0#} {0%}\n"
+        "                      {0#} {0%}; by perl: {:N:M} {#RE} {%RE} {/RE/S} {^RE} ...\n"
         "  -q, --quote         each command word stays one word (no shell syntax)\n"
         "Running:\n"
         "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
