@@ -11,7 +11,10 @@ if(PROCPOOL_CLI)
     "${PROJECT_SOURCE_DIR}/tools/cli_args.c"
     "${PROJECT_SOURCE_DIR}/tools/cli_job.c"
     "${PROJECT_SOURCE_DIR}/tools/cli_out.c"
-    "${PROJECT_SOURCE_DIR}/tools/cli_pipe.c")
+    "${PROJECT_SOURCE_DIR}/tools/cli_pipe.c"
+    "${PROJECT_SOURCE_DIR}/tools/cli_input.c"
+    "${PROJECT_SOURCE_DIR}/tools/cli_perl.c"
+    "${PROJECT_SOURCE_DIR}/tools/cli_run.c")
   file(RELATIVE_PATH _pp_bin_to_lib "${CMAKE_INSTALL_FULL_BINDIR}" "${CMAKE_INSTALL_FULL_LIBDIR}")
   set_target_properties(procpool_cli PROPERTIES
     OUTPUT_NAME procpool

@@ -174,7 +174,7 @@ for args in "--bogus" "-j x" "-j 1.5" "--halt bogus" "--halt now,fail=0" "--time
         bad "bad option '$args': rc=$rc lines=$lines: $err"; fi
 done
 check "{3} past the last source is empty" "x" "$($P echo x{3} ::: a ::: b)"
-for tmpl in '{=1=}' '{= $_ ' '{0}' '{0.}' '{-0}'; do
+for tmpl in '{=0 1 =}' '{= $_ ' '{0}' '{0.}' '{-0}'; do
     err=$($P echo "$tmpl" touch marker ::: 1 ::: 2 2>&1 >/dev/null); rc=$?
     if [ "$rc" = 255 ] && [ ! -e marker ]; then ok; else bad "bad replacement string '$tmpl': rc=$rc $err"; fi
 done
@@ -243,8 +243,8 @@ mine "--group with --ungroup: 255" "255" '$X --group -u echo ::: a 2>/dev/null; 
 check "the ambiguity error lists the candidates" \
     "procpool: option '--ve' is ambiguous (verbose, version)" "$($P --ve echo ::: a 2>&1)"
 check "an option of GNU parallel that procpool lacks says so" \
-    "procpool: option '--colsep' of GNU parallel is not supported by procpool (see procpool --help)" \
-    "$($P --colsep , echo ::: a 2>&1)"
+    "procpool: option '--csv' of GNU parallel is not supported by procpool (see procpool --help)" \
+    "$($P --csv echo ::: a 2>&1)"
 # durations with GNU's time units
 mine "--timeout 1m30s, 1.4m, 1h, 2d, 5S, 1M" "1m30s 1.4m 1h 2d 5S 1M" \
     'for t in 1m30s 1.4m 1h 2d 5S 1M; do $X --timeout $t echo ::: $t; done | paste -sd" " -' 
@@ -379,7 +379,8 @@ same "-d of several characters" "[a] [b] [c]" 'printf "a\r\nb\r\nc\r\n" | $X -d 
 mine "-d --: a record without the delimiter at the end" "[a] [b-c]" 'printf "a--b-c" | $X -d -- -k echo "[{}]" | paste -sd" " -'
 same "--recend '' alone: blocks of exactly --block bytes" "5 5 5 5 1" \
     'seq 10 | $X --pipe --recend "" --block 5 -k wc -c | tr -d " " | paste -sd" " -'
-same "-j FILE" "1 2" 'echo 2 > jf; $X -j jf -k "echo {%}" ::: 1 2 3 4 | sort -u | paste -sd" " -'
+# each job lasts long enough for both slots to be taken (a fast one frees its slot first)
+same "-j FILE" "1 2" 'echo 2 > jf; $X -j jf -k "sleep 0.3; echo {%}" ::: 1 2 3 4 | sort -u | paste -sd" " -'
 # jobs 4-6 start after the file says 1: they never overlap (with -j3 they would)
 mine "-j FILE is read again as jobs end" "0" \
     'echo 3 > jf; $X -j jf --joblog jlf "echo 1 > jf; sleep {}" ::: 0.1 0.6 0.6 0.3 0.3 0.3 > /dev/null
@@ -396,6 +397,146 @@ mine "--recstart of several bytes, records longer than --block" "2999997 3000005
     'cat long2 | $X --pipe --block 64k --recstart "xxx</r>" -k wc -c | tr -d " " | paste -sd" " -'
 mine "--pipe-part with a record longer than --block" "3000005 3000005" \
     '$X --pipe-part -a long2 --block 100k --recend "</r>\n" -k wc -c | tr -d " " | paste -sd" " -'
+
+# ---- 10. more of GNU parallel's options -------------------------------------
+# --colsep/-C (a regular expression; columns trimmed) and --header
+printf 'a,b\nc , d\n' > cols.csv
+printf 'h1,h2\na,b\nc,d\n' > head.csv
+same "--colsep: {2}-{1}" "b-a${nl}d-c" '$X -k --colsep , echo {2}-{1} :::: cols.csv'
+same "-C: a regular expression, ::: values too" "b${nl}d" "\$X -k -C '[,;]' echo {2} ::: 'a;b' 'c,d'"
+same "--colsep: columns appended, several sources" "x y b" '$X -k --colsep , echo ::: x,y ::: a,b | cut -d" " -f1,2,4'
+same "--colsep: an empty column stays" "[a][][b]" 'printf "a,,b\n" | $X --colsep , echo "[{1}][{2}][{3}]"'
+same "--header : --colsep: {name}" "b a${nl}d c" '$X -k --header : --colsep , echo {h2} {1} :::: head.csv'
+same "--header : without --colsep: the source's name" "1${nl}2" '$X -k --header : echo {f} ::: f 1 2'
+mine "--header: {name/} and {name.}" "x c.x" '$X --header : echo {p/} {q.} ::: p d/d/x ::: q c.x.y'
+same "--header: the header line is no job" "a" 'printf "h\na\n" | $X --header : echo'
+# -m, -X, --xargs and -s
+same "-m: a job holds many; few are spread over the slots" "1 2 3${nl}4 5" '$X -k -j2 -m echo ::: 1 2 3 4 5'
+same "-X: the word with {} repeated" "x1y x2y x3y${nl}x4y x5y" '$X -k -j2 -X echo x{}y ::: 1 2 3 4 5'
+same "--xargs: not spread" "1 2 3 4 5" '$X -k -j2 --xargs echo ::: 1 2 3 4 5'
+same "-m stdin, -j3" "1 2 3${nl}4 5 6${nl}7" 'seq 7 | $X -k -j3 -m echo'
+same "-m -N2" "1 2${nl}3 4${nl}5" '$X -k -j2 -m -N2 echo ::: 1 2 3 4 5'
+same "-s 14 -m: lines shorter than 14" "aa bb cc|dd ee" '$X -k -j1 -s 14 -m echo ::: aa bb cc dd ee | paste -sd"|" -'
+same "-s 17 -X" "xaa xbb xcc|xdd xee" '$X -k -j1 -s 17 -X echo x{} ::: aa bb cc dd ee | paste -sd"|" -'
+same "-s: quoting counts" "'a b' c|'d e'" '$X -k -j1 -s 15 -m --dry-run echo ::: "a b" c "d e" | sed "s/^echo //" | paste -sd"|" -'
+same "-s too small for one argument: 255" "255" '$X -j1 -s 5 -m echo ::: aaaaaaa b >/dev/null 2>&1; echo $?'
+mine "-m: a long input makes several full lines" "3 1000" \
+    'seq 1000 | $X -k -j1 -s 1500 -m echo | awk "{n += NF} END {print NR, n}"'
+# -L, -l, --max-lines
+same "-L 2: two lines per job, as -X" "x1 x2${nl}x3 x4${nl}x5" 'seq 5 | $X -k -L2 echo x{}'
+same "-l 2: two lines per job, as -m" "x1 2${nl}x3 4${nl}x5" 'seq 5 | $X -k -l 2 echo x{}'
+same "-l without a number: 1" "x1${nl}x2" 'seq 2 | $X -k -l echo x{}'
+same "--max-lines=2" "x1 2${nl}x3" 'seq 3 | $X -k --max-lines=2 echo x{}'
+same "-L1: a trailing blank goes on on the next line" "xa b${nl}xc" 'printf "a \nb\nc\n" | $X -k -L1 echo x{}'
+same "-L 0: a job per line, given none of it" "x${nl}x" 'seq 2 | $X -k -L 0 echo x{}'
+# -r, -E, --arg-sep, --arg-file-sep
+same "-r: white-space-only lines are no jobs" "xa${nl}xb" 'printf "a\n\n  \nb\n" | $X -k -r echo x{}'
+same "-r: ::: values too" "xa${nl}xb" "\$X -k -r echo x{} ::: a '' ' ' b"
+same "-E: the input ends at the eof string" "a${nl}b" 'printf "a\nb\nSTOP\nc\n" | $X -k -E STOP echo'
+same "-E: ::: values too" "a" '$X -k -E b echo ::: a b c'
+same "--arg-sep" "a${nl}b" '$X -k --arg-sep ,, echo ,, a b'
+same "--arg-file-sep" "f1${nl}f2" '$X -k --arg-file-sep // echo // in.txt'
+mine "--arg-sep: ::: is then an argument" "::: a" '$X -k --arg-sep ,, echo ,, ::: a | paste -sd" " -'
+# :::+, ::::+, --link
+same ":::+: side by side, to the shorter" "a 1${nl}b 2" '$X -k echo ::: a b c :::+ 1 2'
+same "--link: the shorter wraps" "a 1${nl}b 2${nl}c 1" '$X -k --link echo ::: a b c ::: 1 2'
+same ":::+ within a cross product" "a 1 x${nl}a 2 y${nl}b 1 x${nl}b 2 y" '$X -k echo ::: a b ::: 1 2 :::+ x y'
+same "::::+" "f1 a${nl}f2 b" 'printf "a\nb\n" | $X -k echo :::: in.txt ::::+ -'
+# --shuf: every job once
+mine "--shuf: every job, once" "1 2 3 4 5 6 7 8 9 10" '$X --shuf -j1 echo ::: $(seq 10) | sort -n | paste -sd" " -'
+# --shellquote, --number-of-*
+same "--shellquote" "'a b'${nl}'it'\"'\"'s'${nl}plain" "\$X -k --shellquote ::: 'a b' \"it's\" plain"
+same "--shellquote: stdin" "'x\$y z'" 'echo "x\$y z" | $X --shellquote'
+same "--number-of-threads, --number-of-sockets" "$(getconf _NPROCESSORS_ONLN) 1" \
+    'echo $($X --number-of-threads) $($X --number-of-sockets)'
+same "--number-of-cores: cores, not threads" "yes" \
+    'c=$($X --number-of-cores); [ "$c" -ge 1 ] && [ "$c" -le $($X --number-of-threads) ] && echo yes'
+mine "--number-of-cpus = --number-of-cores" "yes" '[ $($X --number-of-cpus) = $($X --number-of-cores) ] && echo yes'
+# $PARALLEL and ~/.parallel/config: words before the command line's
+same "\$PARALLEL: options (and a command)" "x	x${nl}y	y" "PARALLEL=\"--tag -k 'echo'\" \$X ::: x y"
+mkdir -p home/.parallel; printf '# a comment\n-k\n--tag\n' > home/.parallel/config
+mine "~/.parallel/config" "a	a${nl}b	b" 'HOME=$PWD/home $X echo ::: a b'
+# -q: each command word stays one word, quoted as a whole
+same "-q: a word with spaces is one word" "echo 'a bc d'${nl}a bc d" "\$X -k -q -v echo 'a b{}' ::: 'c d'"
+same "-q: shell syntax is text" "x y" "\$X -q sh -c 'echo \$0' ::: 'x y'"
+mine "-q --dry-run" "printf '%s|' 'a;b'" "\$X -q --dry-run printf '%s|' ::: 'a;b'"
+# {= perl expression =}
+same "{= =}: each argument" "ax bx${nl}cx" "\$X -k -N2 echo '{= \$_.=\"x\" =}' ::: a b c"
+same "{=N =}" "B A" "\$X -k echo '{=2 s/b/B/ =}' '{=1 \$_=uc(\$_) =}' ::: a ::: b"
+same "{= =}: the value is quoted; uq() not" "echo 'a b'${nl}echo a b" \
+    "\$X -k --dry-run echo '{= \$_=\"a b\" =}' ::: 1; \$X -k --dry-run echo '{= \$_=\"a b\";uq() =}' ::: 1"
+same "{= =}: seq(), total_jobs(), @arg" "1 2 a${nl}2 2 b" \
+    "\$X -k echo '{= \$_=seq() =}' '{= \$_=total_jobs() =}' '{= \$_=\$arg[1] =}' ::: a b"
+same "{= =}: skip() skips the job, not its number" "1a${nl}3c" "\$X -k echo '{#}{= \$_ eq \"b\" and skip() =}' ::: a b c"
+same "{= =}: state kept from job to job" "a0${nl}b1${nl}c2" "\$X -k -j1 echo '{= \$_ .= \$x++ =}' ::: a b c"
+same "{= =}: Q()" "'a'\"'\"'b'" "\$X -k echo '{= \$_=Q(\$_) =}' ::: \"a'b\""
+same "{= =} with -X" "yax ybx" "\$X -k -X -j1 echo 'y{= \$_.=\"x\" =}' ::: a b"
+same "{= =}: a compile error: 255, nothing run" "255" "\$X echo '{= syntax error ( =}' touch perlx ::: a 2>/dev/null; echo \$?; ls perlx 2>/dev/null"
+mine "{= =} without perl: 255 and why" "255 1" \
+    "o=\$(PATH=/nonexistent \$X echo '{= =}' ::: a 2>&1); echo \$? \$(echo \"\$o\" | grep -c 'need perl')"
+# --tagstring
+same "--tagstring: replacement strings" "<a-1>	x a${nl}<b-2>	x b" "\$X -k --tagstring '<{}-{#}>' echo x ::: a b"
+same "--tag: the arguments, not the {= =} values" "a	z" "\$X -k --tag echo '{= \$_=\"z\" =}' ::: a"
+# --plus
+same "--plus: {..} {...} {/..} {+.} {+..} {+/}" "d/e/a.tar d/e/a a.tar x gz.x d/e${nl}b.c b.c b.c c  " \
+    "\$X -k --plus echo {..} {...} {/..} {+.} {+..} {+/} ::: d/e/a.tar.gz.x b.c"
+same "--plus: {##} {0#} {0%}" "3 1 1${nl}3 2 1${nl}3 3 1" "\$X -j1 --plus -k echo {##} {0#} {0%} ::: a b c"
+same "--plus: {:N} {:N:M} {#re} {%re} {/re/s} {^re} {^^re} {,re} {,,re} {:-s}" \
+    "xyz:bx:bxyz:abxy:Qbxyz:Abxyz:aBxyz:abxyz:abxyz:abxyz${nl}bA:Bb:ABbA:ABbA:ABbA:ABbA:ABBA:aBbA:AbbA:ABbA${nl}:::::::::def" \
+    "\$X -k --plus echo '{:2}:{:1:2}:{#a}:{%z}:{/a/Q}:{^a}:{^^b}:{,A}:{,,B}:{:-def}' ::: abxyz ABbA ''"
+mine "--plus: {0#} has the width of the job count" "01${nl}10" "\$X -k --plus echo {0#} ::: \$(seq 10) | sed -n '1p;10p'"
+same "without --plus, {..} is text" "{..} a" "\$X echo {..} ::: a"
+# --results, --files
+same "--results DIR: DIR/1/a/2/b/{stdout,stderr,seq}, nothing printed" \
+    "|a 1|e|1${nl}res/1/a/2/1/seq res/1/a/2/1/stderr res/1/a/2/1/stdout res/1/b/2/1/seq" \
+    'rm -rf res; o=$($X -k --results res "echo {1} {2}; echo e >&2" ::: a b ::: 1 2>&1); echo "|$(cat res/1/a/2/1/stdout)|$(cat res/1/a/2/1/stderr)|$(cat res/1/a/2/1/seq)$o"; find res -type f | sort | head -4 | paste -sd" " -'
+same "--results: / in a value is \\_" "res/1/a\\_b/stdout" 'rm -rf res; $X --results res/ echo ::: a/b; ls res/1/*/stdout'
+same "--results NAME{}: the file, .err, .seq" "x|e|1" \
+    'rm -rf r2; $X --results r2/{}.out "echo {}; echo e >&2" ::: x; echo "$(cat r2/x.out)|$(cat r2/x.out.err)|$(cat r2/x.out.seq)"'
+same "--files: the names of files that hold the output" "a${nl}b" \
+    'mkdir -p tf; $X -k --files --tmpdir tf echo ::: a b > names; cat $(cat names); rm -f $(cat names)'
+mine "--files: in --tmpdir, named par*.par" "2" 'rm -rf tf; mkdir tf; $X --files --tmpdir tf echo ::: a b | grep -c "^tf/par.*\.par$"'
+same "--results --files: the names of the stdout files" "r6/1/1/stdout" 'rm -rf r6; $X --results r6 --files "echo a" ::: 1'
+mine "--results x.csv: not supported, 255" "255" '$X --results x.csv echo ::: a 2>/dev/null; echo $?'
+# --retry-failed: the joblog's failed commands, run again
+same "--retry-failed: only the failed jobs, from the joblog" "1${nl}2|2|2	1${nl}3	2" \
+    'rm -f jlr; $X --joblog jlr -k "echo {}; exit {}" ::: 0 1 2 0 > /dev/null; o=$($X -k --retry-failed --joblog jlr); echo "$o|$?|$(tail -n +6 jlr | cut -f1,7 | sort)"'
+mine "--retry-failed without --joblog: 255" "255" '$X --retry-failed echo ::: a 2>/dev/null; echo $?'
+# --nice, --delay, --load, --memfree, --progress
+if [ "$(id -u)" = 0 ] || [ "$(nice)" -le 5 ]; then # a niceness below the current one needs root
+    same "--nice 5: the jobs run at niceness 5" "5" '$X --nice 5 "nice; true" ::: 1'
+fi
+mine "--nice 19" "19" '$X --nice 19 "nice; true" ::: 1'
+same "--delay: every job still runs" "a${nl}b${nl}c" '$X -k --delay 0.1 echo ::: a b c'
+mine "--delay 1m30x is refused: 255" "255" '$X --delay 1m30x echo ::: a 2>/dev/null; echo $?'
+same "--load, --memfree: jobs start while the machine has room" "a${nl}b" '$X -k --load 1000 --memfree 1k echo ::: a b'
+mine "--load 5x: 255" "255" '$X --load 5x echo ::: a 2>/dev/null; echo $?'
+mine "--memfree x: 255" "255" '$X --memfree x echo ::: a 2>/dev/null; echo $?'
+mine "--progress: the last line on stderr" "local:0/3/100%" \
+    '$X --progress -j2 true ::: 1 2 3 2>&1 >/dev/null | tr "\r" "\n" | grep . | tail -1 | cut -d/ -f1-3'
+# --pipe with --tee, --round-robin, --cat, --fifo
+same "--tee: every job gets all of stdin" "1${nl}10${nl}5" 'seq 10 | $X -k --pipe --tee "grep {}" ::: 1 5'
+mine "--tee from a file" "10 a${nl}10 b" 'seq 10 > ten; $X -k --pipe --tee "echo \$(wc -l) {}" ::: a b < ten'
+same "--round-robin: one job when it is one block" "1000" 'seq 1000 | $X -j3 --pipe --round-robin wc -l'
+same "--round-robin: at most one job per slot, every record once" "3 1000" \
+    'seq 1000 | $X -j3 --pipe --block 1k --round-robin wc -l | awk "{s += \$1} END {print NR, s}"'
+same "--cat: {} is a file with the block" "5${nl}1 2 3 4 5" 'seq 5 | $X --pipe --cat "wc -l < {}; cat {} | paste -sd\" \" -"'
+same "--cat: no {}: the file name is appended" "1${nl}2${nl}3" 'seq 3 | $X --pipe -N1 -k --cat cat'
+mine "--cat: in --tmpdir, removed after" "tf/par|0" 'rm -rf tf; mkdir tf; o=$(seq 3 | $X --pipe --cat --tmpdir tf "echo {}" | cut -c1-6); echo "$o|$(ls tf | wc -l | tr -d " ")"'
+same "--fifo: {} is a fifo with the block" "1 2 3 4 5" 'seq 5 | $X --pipe --fifo "cat {} | paste -sd\" \" -"'
+mine "--fifo: a job that never reads it still ends" "ok" 'seq 5 | $X --pipe --fifo "echo ok; true {}"'
+mine "--pipe-part --cat" "100000" '$X --pipe-part -a nums --block 100k --cat "wc -l < {}" | awk "{s += \$1} END {print s}"'
+mine "--tee without --pipe: 255" "255" '$X --tee echo ::: a 2>/dev/null; echo $?'
+printf 'h1,h2\n1,a\n2,b\n3,c\n' > hp.csv
+same "--pipe --header: the first line before every block" "h1,h2 1,a h1,h2 2,b h1,h2 3,c" \
+    'cat hp.csv | $X --pipe --header : -N1 -k cat | paste -sd" " -'
+same "--pipe --header, stdin a file" "3 2" '$X --pipe --header : -N2 -k "wc -l" < hp.csv | paste -sd" " -'
+same "--pipe-part --header" "h1,h2 1,a 2,b h1,h2 3,c" '$X --pipe-part -a hp.csv --header : --block 6 -k cat | paste -sd" " -'
+mine "--pipe --colsep: not supported, 255" "255" 'seq 3 | $X --pipe --colsep , cat 2>/dev/null; echo $?'
+# remote execution is refused
+mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'
+check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"
+mine "--env: not supported" "255" '$X --env X echo ::: a 2>/dev/null; echo $?'
 
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "procpool.h"
@@ -56,15 +57,28 @@ __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
 /* the command template                                              */
 /* ---------------------------------------------------------------- */
 
-enum seg_kind { SEG_LIT, SEG_ARG, SEG_SEQ, SEG_SLOT, SEG_SPACE };
-enum seg_mod { MOD_NONE, MOD_NOEXT, MOD_BASE, MOD_DIR, MOD_BASENOEXT };
+enum seg_kind { SEG_LIT, SEG_ARG, SEG_SEQ, SEG_SLOT, SEG_SPACE, SEG_PERL, SEG_PLUS };
+enum seg_mod {
+    MOD_NONE, MOD_NOEXT, MOD_BASE, MOD_DIR, MOD_BASENOEXT,
+    /* --plus: {..} {...} {/..} {/...} {+.} {+..} {+...} {+/} */
+    MOD_NOEXT2, MOD_NOEXT3, MOD_BASENOEXT2, MOD_BASENOEXT3, MOD_EXT, MOD_EXT2, MOD_EXT3, MOD_PDIR,
+    MOD_LAST = MOD_PDIR
+};
+/* SEG_PLUS: --plus's {##} (the number of jobs), {0#} and {0%} (zero-padded) */
+enum plus_kind { PLUS_TOTAL, PLUS_SEQ0, PLUS_SLOT0 };
+
+/* Set by the parent before the workers start (--plus): the number of jobs
+ * (0: not known) and of job slots. */
+extern uint64_t tmpl_total_jobs;
+extern int tmpl_nslots;
 
 typedef struct {
     int kind;    /* enum seg_kind; SEG_SPACE: a word break (unquoted white space) */
     int pos;     /* SEG_ARG: 0 = every argument ({}), k > 0 the k-th, k < 0 from the end */
     int mod;     /* SEG_ARG: enum seg_mod */
-    char *lit;   /* SEG_LIT */
+    char *lit;   /* SEG_LIT; SEG_PERL: the Perl expression */
     size_t len;
+    int perl;    /* SEG_PERL: the expression's number (0, 1, ...) */
 } seg_t;
 
 typedef struct {
@@ -74,7 +88,15 @@ typedef struct {
     bool needs_shell; /* the literal text has shell syntax */
     bool raw;         /* no command: the arguments are themselves commands (not quoted) */
     int max_pos;      /* highest positive position used by {N} */
+    bool quoted;      /* -q: every word is one word, quoted as a whole for the shell */
+    bool context;     /* -X: a word with {} is repeated for each argument */
+    size_t nperl;     /* SEG_PERL segments ({= =}), numbered in order */
+    size_t nperl_all; /* of them, those with no position: one value per argument */
 } tmpl_t;
+
+/* Replacement strings named by --header (each a position: names[k] is
+ * {k+1}); set before tmpl_parse and cleared after (NULL: none). */
+extern const strvec_t *tmpl_names;
 
 /* ---------------------------------------------------------------- */
 /* options                                                           */
@@ -89,6 +111,7 @@ typedef struct {
     int kind;      /* enum input_kind */
     strvec_t args; /* IN_ARGS */
     char *path;    /* IN_FILE ("-" is stdin) */
+    bool linked;   /* :::+ / ::::+: read along with the source before it */
 } input_src_t;
 
 typedef struct {
@@ -136,7 +159,40 @@ typedef struct {
     /* the command words */
     strvec_t cmd;
     tmpl_t tmpl;
+    /* input sources, their shape, and more per job (cli_input.c) */
+    char *colsep;          /* -C, --colsep: a regular expression (POSIX extended) */
+    char *header;          /* --header: the first value of each source names it */
+    int multi;             /* enum multi_mode: -m, -X, --xargs */
+    long max_chars;        /* -s: a command line's length limit; 0 = the default */
+    long max_lines;        /* -L, -l: input lines per job (a trailing blank continues) */
+    bool lines_ctx;        /* -L (not -l): as -X */
+    bool quote;            /* -q: each command word stays one word */
+    bool no_run_empty;     /* -r: skip input that is only white space */
+    bool link;             /* --link: every source linked */
+    char *eof_str;         /* -E: input ends at a line that is this */
+    char *arg_sep, *argfile_sep; /* ::: and :::: by other names */
+    bool shuf;             /* --shuf: the jobs in a random order */
+    /* output and running (cli_output.c) */
+    char *results;         /* --results DIR (or a file prefix) */
+    bool files;            /* --files: print the file names, not the output */
+    char *tagstring;       /* --tagstring STR (replacement strings expanded) */
+    tmpl_t tagtmpl;
+    tmpl_t restmpl;        /* --results NAME as a template */
+    bool progress;         /* --progress */
+    double delay;          /* --delay: seconds between job starts */
+    double load;           /* --load: start no job while the load average is this or more */
+    size_t memfree;        /* --memfree: bytes of MemAvailable a job start needs */
+    int nice;              /* --nice N */
+    bool retry_failed;     /* --retry-failed (with --joblog) */
+    char *tmpdir;          /* --tmpdir */
+    bool shellquote;       /* --shellquote: print the inputs quoted, run nothing */
+    int print_count;       /* --number-of-cpus/-cores/-threads/-sockets: print and exit */
+    bool plus;             /* --plus */
+    bool round_robin, tee, fifo, cat; /* --pipe's */
 } cli_opts_t;
+
+enum multi_mode { MULTI_NONE, MULTI_M, MULTI_X, MULTI_XARGS };
+enum print_count { COUNT_NONE, COUNT_CORES, COUNT_THREADS, COUNT_SOCKETS };
 
 /*
  * Parse argv into *o (which it initialises; free with cli_opts_free, also
@@ -150,11 +206,26 @@ int cli_parse_args(cli_opts_t *o, int argc, char **argv, char *err, size_t errle
  * message in err. */
 int cli_parse_jobs(const char *v, int *jobs, char *err, size_t errlen);
 void cli_opts_free(cli_opts_t *o);
+/* Parse the command of o again, with the --header names (0, or -1 with err). */
+int cli_tmpl_reparse(cli_opts_t *o, const strvec_t *names, char *err, size_t errlen);
+
 
 /* Parse the template text (the command words joined by spaces): 0, or -1
  * with a message in err (t is then empty). Free with tmpl_free. */
 int tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw, char *err,
                size_t errlen);
+/* -q: each of words[0..n) stays one word (no shell syntax); 0 or -1 as tmpl_parse. */
+int tmpl_parse_quoted(tmpl_t *t, char *const *words, size_t n, const char *replace, char *err,
+                      size_t errlen);
+
+/*
+ * {= perl =}: a job's arguments are followed by the values of its Perl
+ * expressions, computed by the parent (cli_perl.c), in the order of the
+ * template's SEG_PERL segments: one value for a {=N ... =}, one per
+ * argument for a {= ... =}. tmpl_real_args gives how many of nargs are
+ * the job's own arguments.
+ */
+size_t tmpl_real_args(const tmpl_t *t, size_t nargs);
 void tmpl_free(tmpl_t *t);
 
 /* Shell-quote s the way GNU parallel does (backslashes; '' for empty). */
@@ -173,6 +244,10 @@ void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t n
                        uint64_t seq, int slot);
 size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *words, char *const *args, size_t nargs,
                          uint64_t seq, int slot);
+/* The template's text with the values in place, unquoted, nothing appended
+ * (--tagstring, --results). */
+void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs,
+                     uint64_t seq, int slot);
 
 /* ---------------------------------------------------------------- */
 /* jobs: what travels to a worker and back                           */
@@ -225,6 +300,7 @@ typedef struct {
     volatile int running;      /* jobs running now (for the SIGHUP message) */
     volatile int jobs_limit;   /* -j FILE: at most this many jobs run (0: no limit) */
     volatile pid_t slots[CLI_MAX_SLOTS];
+    uint64_t next_start;       /* --delay: the monotonic time (ns) the next job may start */
 } cli_shared_t;
 
 /* Everything a worker needs; set before pp_pool_create, inherited by fork. */
@@ -236,6 +312,8 @@ typedef struct {
     int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file */
     const char *shell; /* the shell that runs commands: a path (cli_find_shell) */
     const char *spill_dir; /* where output over CLI_SPILL_AT bytes goes; NULL: none */
+    char *pipe_header; /* --pipe --header: the first line, put before every block */
+    size_t pipe_header_len;
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;
@@ -298,5 +376,79 @@ uint64_t part_boundary(int fd, uint64_t pos, uint64_t size, const recsep_t *s);
 
 void cli_worker_init(void *arg);                             /* pool initializer */
 int cli_job_task(const void *arg, size_t len, pp_buf_t *out); /* the task */
+
+/* ---------------------------------------------------------------- */
+/* input sources (cli_input.c)                                       */
+/* ---------------------------------------------------------------- */
+
+typedef char *(*cli_read_fn)(FILE *f);         /* the next record, NULL at the end */
+typedef FILE *(*cli_open_fn)(const char *path); /* open a :::: file ("-": stdin) */
+
+/* Put the words of ~/.parallel/config, then of $PARALLEL, before argv[1]. */
+void cli_env_args(int *argc, char ***argv);
+/* Open the inputs of o (reads them all unless one source is streamed, and
+ * the --header line): 0, or -1 with a message in err. */
+int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *err,
+                    size_t errlen);
+/* The --header names ({name} is {k+1} for names->v[k]), or NULL. */
+const strvec_t *cli_input_names(void);
+/* The number of input tuples, when every input is loaded (false: streamed). */
+bool cli_inputs_total(uint64_t *tuples);
+/* The next job's arguments appended to args: false at the end, or on an
+ * error, with its message in err (err[0] is 0 otherwise). */
+bool cli_next_job(strvec_t *args, char *err, size_t errlen);
+/* --shellquote: print each input quoted for the shell; the exit status. */
+int cli_shellquote(void);
+
+/* ---------------------------------------------------------------- */
+/* {= perl =} (cli_perl.c)                                           */
+/* ---------------------------------------------------------------- */
+
+/* Start perl when t has {= =} and compile them: 0, or -1 with err. */
+int cli_perl_start(const tmpl_t *t, char *err, size_t errlen);
+/* Append the values of t's {= =} for the job with args (see
+ * tmpl_real_args); false when an expression called skip(). */
+bool cli_perl_values(const tmpl_t *t, strvec_t *args, uint64_t seq, uint64_t total);
+void cli_perl_stop(void);
+
+/* ---------------------------------------------------------------- */
+/* running and output extras (cli_run.c)                             */
+/* ---------------------------------------------------------------- */
+
+/* --number-of-cores/-threads/-sockets (enum print_count): print it; 0. */
+int cli_print_count(int what);
+/* In the worker, before a job starts: --nice (once), then wait for --load,
+ * --memfree and --delay (the starts one delay apart, over all workers). */
+void cli_start_gate(const cli_opts_t *o, cli_shared_t *sh);
+/* --progress on stderr: first, the header; final, the last line. */
+void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg,
+                  int jobs);
+/* --retry-failed: the commands of the joblog, by job number (cmds->v[seq-1];
+ * "" for a number it lacks). 0, or -1 with a message in err. */
+int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t errlen);
+
+/* --pipe --tee, --round-robin: stdin (copied to a temporary file unless it
+ * is one) becomes: --tee: *tee_fd, all of it for every job (o->pipe is then
+ * off, the inputs make the jobs); --round-robin: --pipe-part over it, one
+ * part per job slot. 0, or -1 with a message in err. */
+int cli_pipe_setup(cli_opts_t *o, int *tee_fd, uint64_t *tee_size, char *err, size_t errlen);
+/* --pipe/--pipe-part --header: read the input's first line (fd 0, or
+ * part_fd from its start) into *hdr. 0, or -1 with a message in err. */
+int cli_pipe_header(const cli_opts_t *o, int part_fd, char **hdr, size_t *len, char *err,
+                    size_t errlen);
+/* --cat, --fifo (in the worker): a temporary file (--fifo: a fifo, filled by
+ * a writer process *writer) at path with the block: data[0..len), or
+ * [off, end) of fd. 0, or -1 with a message in msg. */
+int cli_cat_make(const cli_opts_t *o, const char *data, size_t len, int fd, uint64_t off,
+                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg,
+                 size_t msglen);
+/* After the job: remove path, end the writer. */
+void cli_cat_done(const char *path, pid_t writer);
+
+/* --results, --files (in the worker, after the job): write the job's
+ * output to its files; out then holds what to print (--files: the name of
+ * stdout's file), err nothing. 0, or -1 with a message in msg. */
+int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
+                     int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen);
 
 #endif /* PROCPOOL_CLI_H */

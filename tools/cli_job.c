@@ -712,7 +712,7 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                         fd_in->ppos = 0;
                     }
                 }
-                if (in_open && nosplice) {
+                if (in_open && (nosplice || fd_in->ppos < fd_in->plen)) { /* --header's too */
                     ssize_t w = write(pi[1], fd_in->pbuf + fd_in->ppos, fd_in->plen - fd_in->ppos);
                     if (w > 0)
                         fd_in->ppos += (size_t)w;
@@ -853,6 +853,26 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         args[i] = (char *)p;
         p = z + 1;
     }
+    /* --cat, --fifo: the block in a file (a fifo) whose name is {} */
+    char catpath[4200] = "";
+    pid_t cat_writer = 0;
+    if ((o->cat || o->fifo) && h.kind != JOB_ARGS && h.nargs == 0) {
+        char msg[300];
+        int crc;
+        if (h.kind == JOB_BLOCK) {
+            crc = cli_cat_make(o, p, (size_t)h.data_len, -1, 0, 0, catpath, sizeof catpath,
+                               &cat_writer, msg, sizeof msg);
+        } else {
+            crc = cli_cat_make(o, NULL, 0, g_wcfg.part_fd, h.part_off, h.part_end, catpath,
+                               sizeof catpath,
+                               &cat_writer, msg, sizeof msg);
+        }
+        if (crc < 0)
+            return pp_buf_fail(out, "%s", msg);
+        args[0] = catpath;
+        h.nargs = 1;
+        h.kind = JOB_ARGS; /* no stdin */
+    }
     /* the command */
     static sbuf_t cmd, words;
     cmd.len = 0;
@@ -898,7 +918,15 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     feed_t feed, *fin = NULL;
     memset(&feed, 0, sizeof feed);
     static char *pbuf;
-    if (h.kind == JOB_BLOCK) {
+    static sbuf_t hblock; /* --pipe --header: the header, then the block */
+    if (h.kind == JOB_BLOCK && g_wcfg.pipe_header_len) {
+        hblock.len = 0;
+        sb_add(&hblock, g_wcfg.pipe_header, g_wcfg.pipe_header_len);
+        sb_add(&hblock, p, (size_t)h.data_len);
+        feed.data = hblock.p;
+        feed.len = hblock.len;
+        fin = &feed;
+    } else if (h.kind == JOB_BLOCK) {
         feed.data = p;
         feed.len = (size_t)h.data_len;
         fin = &feed;
@@ -919,14 +947,30 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
 
     if (o->tag) {
         cur_tag.len = 0;
-        for (uint32_t i = 0; i < h.nargs; i++) {
-            if (i)
-                sb_addc(&cur_tag, ' ');
-            sb_adds(&cur_tag, args[i]);
+        if (o->tagstring) { /* --tagstring: its replacement strings expanded */
+            tmpl_expand_raw(&o->tagtmpl, &cur_tag, args, h.nargs, h.seq, my_slot);
+        } else {
+            for (uint32_t i = 0; i < tmpl_real_args(&o->tmpl, h.nargs); i++) {
+                if (i)
+                    sb_addc(&cur_tag, ' ');
+                sb_adds(&cur_tag, args[i]);
+            }
         }
         sb_addc(&cur_tag, '\t');
     }
 
+    cli_start_gate(o, g_wcfg.sh); /* --nice, --load, --memfree, --delay */
+    if ((o->load > 0 || o->memfree || o->delay > 0) &&
+        __atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE)) { /* halted while it waited */
+        if (catpath[0])
+            cli_cat_done(catpath, cat_writer);
+        if (args != argsv_stack)
+            free(args);
+        if (argv != argv_stack)
+            free(argv);
+        res.skipped = 1;
+        return pp_buf_append(out, &res, sizeof res);
+    }
     int attempts = o->retries > 1 ? o->retries : 1;
     static run_t r = {.sp = {{.fd = -1}, {.fd = -1}}};
     int rc = 0;
@@ -953,6 +997,11 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             feed.off = h.part_off;
             feed.plen = feed.ppos = 0;
         }
+        if (feed.part && g_wcfg.pipe_header_len) { /* --header: first, from the buffer */
+            memcpy(feed.pbuf, g_wcfg.pipe_header, g_wcfg.pipe_header_len);
+            feed.plen = g_wcfg.pipe_header_len;
+            feed.ppos = 0;
+        }
         if (o->verbose_err) { /* -t: the command on stderr as the job starts */
             cmd.p[cmd.len] = '\n';
             write_fd(2, cmd.p, cmd.len + 1);
@@ -968,6 +1017,15 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             break;
         if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE))
             break;
+    }
+    if (catpath[0])
+        cli_cat_done(catpath, cat_writer);
+    char rmsg[600];
+    if (rc >= 0 && (o->results || o->files) &&
+        cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg,
+                         sizeof rmsg) < 0) {
+        sb_adds(&r.err, rmsg);
+        sb_addc(&r.err, '\n');
     }
     __atomic_sub_fetch(&g_wcfg.sh->running, 1, __ATOMIC_ACQ_REL);
     /* what spilled: the rest follows it into the file, which the parent prints */

@@ -17,11 +17,20 @@ enum {
     OPT_SHELL, OPT_NOSHELL, OPT_PIPE, OPT_PIPEPART, OPT_BLOCK, OPT_RECEND, OPT_RECSTART,
     OPT_MAXREP, OPT_MAXARGS, OPT_BAR, OPT_ETA, OPT_REPLACE, OPT_NULL, OPT_DELIM, OPT_ARGFILE,
     OPT_HELP, OPT_VERSION, OPT_QUOTE, OPT_WILLCITE, OPT_RETIRED_G, OPT_VERBOSE_ERR, OPT_REPLACE_OPT,
+    /* input sources and their shape (cli_input.c) */
+    OPT_COLSEP, OPT_HEADER, OPT_CTX, OPT_MULTI, OPT_XARGS, OPT_MAXLINES_L, OPT_MAXLINES,
+    OPT_MAXCHARS, OPT_NORUN, OPT_LINK, OPT_EOF, OPT_ARGSEP, OPT_ARGFILESEP, OPT_SHUF,
+    /* output and running */
+    OPT_RESULTS, OPT_FILES, OPT_TAGSTRING, OPT_PROGRESS, OPT_DELAY, OPT_LOAD, OPT_MEMFREE,
+    OPT_NICE, OPT_PLUS, OPT_RETRY_FAILED, OPT_ROUNDROBIN, OPT_TEE, OPT_FIFO, OPT_CAT, OPT_TMPDIR,
+    OPT_SHELLQUOTE, OPT_NCPUS, OPT_NCORES, OPT_NTHREADS, OPT_NSOCKETS, OPT_REMOTE,
 };
 
 /* ARG_OPTIONAL: Getopt::Long's ":s": --opt=V, -oV, or the next word unless
  * that looks like an option ("-x", "--x", "--"); else no value. */
-enum { ARG_NONE, ARG_NEEDED, ARG_OPTIONAL };
+enum { ARG_NONE, ARG_NEEDED, ARG_OPTIONAL, ARG_OPTNUM };
+/* ARG_OPTNUM: Getopt::Long's ":i": as ARG_OPTIONAL, but the next word only
+ * when it is a number. */
 
 typedef struct {
     const char *name;
@@ -55,6 +64,37 @@ static const opt_t long_opts[] = {
     {"version|V", OPT_VERSION, ARG_NONE},
     {"will-cite|willcite|nn|nonotice|no-notice", OPT_WILLCITE, ARG_NONE},
     {"shell", OPT_SHELL, ARG_NONE}, {"no-shell", OPT_NOSHELL, ARG_NONE},
+    {"col-sep|colsep|C", OPT_COLSEP, ARG_NEEDED}, {"header", OPT_HEADER, ARG_NEEDED},
+    {"X", OPT_CTX, ARG_NONE}, {"m", OPT_MULTI, ARG_NONE}, {"xargs", OPT_XARGS, ARG_NONE},
+    {"L", OPT_MAXLINES_L, ARG_NEEDED}, {"max-lines|maxlines|l", OPT_MAXLINES, ARG_OPTNUM},
+    {"max-chars|maxchars|s", OPT_MAXCHARS, ARG_NEEDED},
+    {"no-run-if-empty|norunifempty|r", OPT_NORUN, ARG_NONE},
+    {"link|xapply", OPT_LINK, ARG_NONE}, {"eof|e", OPT_EOF, ARG_OPTIONAL},
+    {"E", OPT_EOF, ARG_NEEDED}, {"arg-sep|argsep", OPT_ARGSEP, ARG_NEEDED},
+    {"arg-file-sep|argfilesep", OPT_ARGFILESEP, ARG_NEEDED}, {"shuf", OPT_SHUF, ARG_NONE},
+    {"results|result|res", OPT_RESULTS, ARG_NEEDED},
+    {"output-as-files|outputasfiles|files", OPT_FILES, ARG_NONE},
+    {"tag-string|tagstring", OPT_TAGSTRING, ARG_NEEDED}, {"progress", OPT_PROGRESS, ARG_NONE},
+    {"delay", OPT_DELAY, ARG_NEEDED}, {"load", OPT_LOAD, ARG_NEEDED},
+    {"memfree", OPT_MEMFREE, ARG_NEEDED}, {"nice", OPT_NICE, ARG_NEEDED},
+    {"plus", OPT_PLUS, ARG_NONE}, {"retry-failed|retryfailed", OPT_RETRY_FAILED, ARG_NONE},
+    {"round-robin|roundrobin|round", OPT_ROUNDROBIN, ARG_NONE}, {"tee", OPT_TEE, ARG_NONE},
+    {"fifo", OPT_FIFO, ARG_NONE}, {"cat", OPT_CAT, ARG_NONE},
+    {"tmpdir|tempdir", OPT_TMPDIR, ARG_NEEDED},
+    {"shell-quote|shellquote|shell_quote", OPT_SHELLQUOTE, ARG_NONE},
+    {"number-of-cpus|numberofcpus", OPT_NCPUS, ARG_NONE},
+    {"number-of-cores|numberofcores", OPT_NCORES, ARG_NONE},
+    {"number-of-threads|numberofthreads", OPT_NTHREADS, ARG_NONE},
+    {"number-of-sockets|numberofsockets", OPT_NSOCKETS, ARG_NONE},
+    /* remote execution (clusters use the MPI backend): refused with a message of its own */
+    {"sshlogin|S", OPT_REMOTE, ARG_NEEDED}, {"sshloginfile|slf", OPT_REMOTE, ARG_NEEDED},
+    {"env", OPT_REMOTE, ARG_NEEDED},
+    {"transfer-file|transferfile|transfer-files|transferfiles|tf", OPT_REMOTE, ARG_NEEDED},
+    {"return", OPT_REMOTE, ARG_NEEDED}, {"basefile|bf", OPT_REMOTE, ARG_NEEDED},
+    {"onall", OPT_REMOTE, ARG_NONE}, {"nonall", OPT_REMOTE, ARG_NONE},
+    {"work-dir|workdir|wd", OPT_REMOTE, ARG_NEEDED}, {"trc", OPT_REMOTE, ARG_NEEDED},
+    {"transfer", OPT_REMOTE, ARG_NONE}, {"cleanup", OPT_REMOTE, ARG_NONE},
+    {"controlmaster|M", OPT_REMOTE, ARG_NONE}, {"ssh", OPT_REMOTE, ARG_NEEDED},
     {NULL, 0, ARG_NONE},
 };
 
@@ -63,39 +103,28 @@ static const opt_t long_opts[] = {
  * ambiguous is refused here too, and one procpool takes today never changes
  * meaning when procpool takes more options. */
 static const char *const gnu_only_opts[] = {
-    "B", "E", "H", "L", "T", "U", "W", "X", "Y", "arg-file-sep|argfilesep", "arg-sep|argsep",
-    "basefile|bf", "basenameextensionreplace|bner", "basenamereplace|bnr", "bg", "bin",
-    "block-timeout|blocktimeout|bt", "bug", "cat", "cleanup", "col-sep|colsep|C",
+    "B", "H", "T", "U", "W", "Y", "basenameextensionreplace|bner", "basenamereplace|bnr", "bg",
+    "bin", "block-timeout|blocktimeout|bt", "bug",
     "color-failed|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf",
-    "color|colour", "compress", "controlmaster|M", "csv", "ctag-string|ctagstring", "ctag",
-    "ctrl-c|ctrlc", "debug|D", "delay", "dirnamereplace|dnr", "embed", "env", "eof|e", "exit|x",
-    "extensionreplace|er", "fg", "fifo", "filter-hosts|filterhosts|filter-host", "filter", "gnu",
-    "group-by|groupby", "header", "hgrp|hostgrp|hostgroup|hostgroups", "interactive|p",
-    "latest-line|latestline|ll", "limit", "linkinputsource|xapplyinputsource", "link|xapply",
-    "load", "m", "max-chars|maxchars|s", "max-line-length-allowed|maxlinelengthallowed",
-    "max-lines|maxlines|l", "memfree", "memsuspend", "min-version|minversion", "nice",
-    "no-ctrl-c|no-ctrlc|noctrlc", "no-run-if-empty|norunifempty|r", "nonall", "noswap",
-    "number-of-cores|numberofcores", "number-of-cpus|numberofcpus",
-    "number-of-sockets|numberofsockets", "number-of-threads|numberofthreads", "onall",
-    "open-tty|o", "output-as-files|outputasfiles|files", "parens", "plain", "plus",
-    "process-slot-var|processslotvar", "profile|J", "progress", "recordenv|record-env",
-    "regexp|regex", "remove-rec-sep|removerecsep|rrs", "results|result|res",
-    "retry-failed|retryfailed", "return", "round-robin|roundrobin|round", "rpl",
-    "rsync-opts|rsyncopts", "semaphore-name|semaphorename|id",
-    "semaphore-timeout|semaphoretimeout|st", "semaphore", "seqreplace", "session", "shard",
-    "shebang|hashbang", "shell-completion|shellcompletion", "shell-quote|shellquote|shell_quote",
-    "show-limits|showlimits", "shuf", "silent", "skip-first-line|skipfirstline", "slotreplace",
+    "color|colour", "compress", "csv", "ctag-string|ctagstring", "ctag", "ctrl-c|ctrlc", "debug|D",
+    "dirnamereplace|dnr", "embed", "exit|x", "extensionreplace|er", "fg",
+    "filter-hosts|filterhosts|filter-host", "filter", "gnu", "group-by|groupby",
+    "hgrp|hostgrp|hostgroup|hostgroups", "interactive|p", "latest-line|latestline|ll", "limit",
+    "linkinputsource|xapplyinputsource", "max-line-length-allowed|maxlinelengthallowed",
+    "memsuspend", "min-version|minversion", "no-ctrl-c|no-ctrlc|noctrlc", "noswap", "open-tty|o",
+    "parens", "plain", "process-slot-var|processslotvar", "profile|J", "recordenv|record-env",
+    "regexp|regex", "remove-rec-sep|removerecsep|rrs", "rpl", "rsync-opts|rsyncopts",
+    "semaphore-name|semaphorename|id", "semaphore-timeout|semaphoretimeout|st", "semaphore",
+    "seqreplace", "session", "shard", "shebang|hashbang", "shell-completion|shellcompletion",
+    "show-limits|showlimits", "silent", "skip-first-line|skipfirstline", "slotreplace",
     "sql-and-worker|sqlandworker", "sql-master|sqlmaster", "sql-worker|sqlworker", "sql",
-    "ssh-delay|sshdelay", "ssh", "sshloginfile|slf", "sshlogin|S", "tag-string|tagstring", "tee",
-    "template|tmpl", "term-seq|termseq", "tmpdir|tempdir", "tmux-pane|tmuxpane", "tmux", "tollef",
-    "total-jobs|totaljobs|total", "transfer-file|transferfile|transfer-files|transferfiles|tf",
-    "transfer", "trc", "trim", "tty",
+    "ssh-delay|sshdelay", "template|tmpl", "term-seq|termseq", "tmux-pane|tmuxpane", "tmux",
+    "tollef", "total-jobs|totaljobs|total", "trim", "tty",
     "use-compress-program|compress-program|usecompressprogram|compressprogram",
     "use-cores-instead-of-threads|usecoresinsteadofthreads",
     "use-cpus-instead-of-cores|usecpusinsteadofcores",
     "use-decompress-program|decompress-program|usedecompressprogram|decompressprogram",
-    "use-sockets-instead-of-threads|usesocketsinsteadofthreads", "wait", "work-dir|workdir|wd",
-    "xargs",
+    "use-sockets-instead-of-threads|usesocketsinsteadofthreads", "wait",
     NULL,
 };
 
@@ -110,7 +139,12 @@ static const struct {
     {'I', OPT_REPLACE, ARG_NEEDED}, {'0', OPT_NULL, ARG_NONE}, {'d', OPT_DELIM, ARG_NEEDED},
     {'a', OPT_ARGFILE, ARG_NEEDED}, {'h', OPT_HELP, ARG_NONE}, {'V', OPT_VERSION, ARG_NONE},
     {'q', OPT_QUOTE, ARG_NONE}, {'g', OPT_RETIRED_G, ARG_NONE},
-    {'t', OPT_VERBOSE_ERR, ARG_NONE}, {'i', OPT_REPLACE_OPT, ARG_OPTIONAL}, {0, 0, ARG_NONE},
+    {'t', OPT_VERBOSE_ERR, ARG_NONE}, {'i', OPT_REPLACE_OPT, ARG_OPTIONAL},
+    {'C', OPT_COLSEP, ARG_NEEDED}, {'X', OPT_CTX, ARG_NONE}, {'m', OPT_MULTI, ARG_NONE},
+    {'L', OPT_MAXLINES_L, ARG_NEEDED}, {'l', OPT_MAXLINES, ARG_OPTNUM},
+    {'s', OPT_MAXCHARS, ARG_NEEDED}, {'r', OPT_NORUN, ARG_NONE}, {'E', OPT_EOF, ARG_NEEDED},
+    {'e', OPT_EOF, ARG_OPTIONAL}, {'S', OPT_REMOTE, ARG_NEEDED}, {'M', OPT_REMOTE, ARG_NONE},
+    {0, 0, ARG_NONE},
 };
 
 /* Does the spec "name|alias|..." have a name that is nl bytes long and

@@ -12,9 +12,16 @@
  *     cli_parse_args(); a parsed template is then expanded for a few
  *     argument lists (the ::: values when there are any).
  *   byte 0 bit 0 set: piece 0 is a template, piece 1 the -I string (empty:
- *     none), the rest the job's arguments; bit 1 is `raw` (no command), the
+ *     none), the rest the job's arguments; bit 1 is `raw` (no command), bit
+ *     2 parses piece 0 as -q's one word (tmpl_parse_quoted), bit 3 makes it
+ *     -X's (context) and gives it --header names ({a}, {name}, {x.y}); the
  *     other bits the job number and slot. tmpl_parse, tmpl_expand_shell,
- *     tmpl_expand_words, shell_quote and apply_mod run on them.
+ *     tmpl_expand_words, tmpl_expand_raw, shell_quote and apply_mod (every
+ *     modifier, --plus's too) run on them.
+ * Options mode also expands --tagstring's and --results' templates, and
+ * parses the command again with --header names (the first ::: values). A
+ * template with {= =} is expanded with the arguments standing in for the
+ * values perl would add.
  * Neither parser may crash, leak, exit or start anything; the expanders'
  * word counts must match the words they wrote.
  */
@@ -44,14 +51,20 @@ static void check_words(const sbuf_t *w, size_t count) {
 }
 
 static void expand(const tmpl_t *t, char *const *args, size_t nargs, uint64_t seq, int slot) {
-    sbuf_t cmd = {0}, words = {0};
+    sbuf_t cmd = {0}, words = {0}, raw = {0};
     tmpl_expand_shell(t, &cmd, args, nargs, seq, slot);
     if (!cmd.p || strlen(cmd.p) > cmd.len)
         abort();
     size_t n = tmpl_expand_words(t, &words, args, nargs, seq, slot);
     check_words(&words, n);
+    tmpl_expand_raw(t, &raw, args, nargs, seq, slot);
+    if (!raw.p)
+        abort();
+    if (tmpl_real_args(t, nargs) > nargs)
+        abort();
     sb_free(&cmd);
     sb_free(&words);
+    sb_free(&raw);
 }
 
 static void run_options(char **pieces, size_t n) {
@@ -77,6 +90,17 @@ static void run_options(char **pieces, size_t n) {
         for (size_t k = 0; k < o.nsrc; k++)
             if (o.src[k].kind == IN_ARGS)
                 expand(&o.tmpl, o.src[k].args.v, o.src[k].args.n, k + 1, (int)k);
+        if (o.tagstring)
+            expand(&o.tagtmpl, two, 2, 7, 2);
+        if (o.results)
+            expand(&o.restmpl, two, 2, 7, 2);
+        /* --header: the command again, with names */
+        if (o.nsrc && o.src[0].kind == IN_ARGS && o.src[0].args.n) {
+            if (cli_tmpl_reparse(&o, &o.src[0].args, err, sizeof err) == 0)
+                expand(&o.tmpl, o.src[0].args.v, o.src[0].args.n, 3, 1);
+            else if (!err[0])
+                abort();
+        }
     }
     cli_opts_free(&o);
 }
@@ -90,7 +114,16 @@ static void run_template(uint8_t flags, char **pieces, size_t n) {
     size_t nargs = n > 2 ? n - 2 : 0;
     tmpl_t t;
     char err[256];
-    if (tmpl_parse(&t, text, replace, (flags & 2) != 0, err, sizeof err) == 0) {
+    char *names_v[4] = {"a", "name", "x.y", NULL};
+    strvec_t names = {names_v, 3, 4};
+    if (flags & 8)
+        tmpl_names = &names;
+    char *word = (char *)text;
+    int rc = flags & 4 ? tmpl_parse_quoted(&t, &word, 1, replace, err, sizeof err)
+                       : tmpl_parse(&t, text, replace, (flags & 2) != 0, err, sizeof err);
+    tmpl_names = NULL;
+    if (rc == 0) {
+        t.context = (flags & 8) != 0;
         expand(&t, args, nargs, flags >> 2, (int)(flags >> 4));
         tmpl_free(&t);
     } else if (!err[0]) {
@@ -100,7 +133,7 @@ static void run_template(uint8_t flags, char **pieces, size_t n) {
     sbuf_t b = {0};
     for (size_t i = 0; i < nargs; i++) {
         shell_quote(&b, args[i], strlen(args[i]));
-        for (int m = MOD_NONE; m <= MOD_BASENOEXT; m++)
+        for (int m = MOD_NONE; m <= MOD_LAST; m++)
             apply_mod(&b, args[i], m);
     }
     sb_free(&b);

@@ -20,7 +20,9 @@
  * Memory is bounded in every output mode: a job's output past
  * CLI_SPILL_AT bytes goes to a temporary file (cli_out.c), --line-buffer
  * keeps only a partial line, and a failed write of the output (EPIPE, a
- * full disk) ends the run.
+ * full disk) ends the run. Other temporary files: --files, --cat, --fifo
+ * and the copy of a piped stdin that --tee and --round-robin read
+ * (cli_run.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,25 +56,42 @@ static void cli_version(void) {
 
 static void cli_usage(void) {
     fputs(
-        "Usage: procpool [OPTIONS] COMMAND [ARG...] ::: A B C [::: X Y ...] [:::: FILE...]\n"
+        "Usage: procpool [OPTIONS] COMMAND [ARG...] ::: A B C [::: X Y ...] [:::: FILE]\n"
         "       procpool [OPTIONS] COMMAND [ARG...] < LINES\n"
         "       procpool [OPTIONS] --pipe COMMAND < DATA\n"
         "Run COMMAND once for each input (or combination of inputs), several at a time.\n"
         "\n"
         "Inputs:\n"
-        "  ::: A B C           the arguments A, B, C; several ::: groups give every combination\n"
+        "  ::: A B C           the arguments A, B, C; several groups: every combination\n"
         "  :::: FILE           one argument per line of FILE ('-' is stdin)\n"
         "  -a, --arg-file FILE the same as :::: FILE\n"
         "  (none)              one argument per line of stdin\n"
         "  -0, --null          inputs end with NUL instead of newline; -d C: with C\n"
         "  -N, -n N            N arguments per job ({1}..{N}); with --pipe: N records\n"
         "                      per job; -N0: a job per input, given none of it\n"
+        "  :::+ B, ::::+ F     read along with the source before (to the shorter one)\n"
+        "  --link              every source read along (the shorter ones wrap)\n"
+        "  -C, --colsep RE     split each input into columns {1} {2} ... (POSIX ERE)\n"
+        "  --header :          the first input of each source names it ({name});\n"
+        "                      --pipe, --pipe-part: the first line goes before each block\n"
+        "  -m, -X, --xargs     as many arguments per job as the line takes (-s N chars);\n"
+        "                      -X repeats the word with {}; --xargs does not spread\n"
+        "  -L N, -l [N]        N lines per job (-L as -X, -l as -m; -L 0: none given)\n"
+        "  -r                  no job for an input of white space only\n"
+        "  -E STR              the input ends at the line STR\n"
+        "  --arg-sep S, --arg-file-sep S  use S instead of ::: and ::::\n"
+        "  --shuf              run the jobs in a random order\n"
+        "  --retry-failed      run the failed commands of --joblog FILE again\n"
         "Replacement strings (no replacement string: the arguments are appended):\n"
         "  {}  argument        {.}  without extension     {/}  basename     {//} dirname\n"
         "  {/.} basename without extension    {#} job number    {%} job slot\n"
         "  {N} {N.} {N/} {N//} {N/.}  the N-th input source (or argument with -N)\n"
         "  -I STR              use STR instead of {}\n"
         "  --replace, -i [STR] the same; the value is optional (none: {})\n"
+        "  {= perl =}, {=N perl =}  $_ after the Perl expression ran on the argument\n"
+        "  --plus              also {..} {...} {/..} {/...} {+.} {+..} {+...} {+/} {##}\n"
+        "                      {0#} {0%}; by perl: {:N:M} {#RE} {%RE} {/RE/S} {^RE} ...\n"
+        "  -q, --quote         each command word stays one word (no shell syntax)\n"
         "Running:\n"
         "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
         "                      0 as many as possible (default: the CPU count)\n"
@@ -80,10 +99,15 @@ static void cli_usage(void) {
         "                      the command has shell syntax). The shell: $PARALLEL_SHELL,\n"
         "                      else the shell procpool runs under, else $SHELL, /bin/sh\n"
         "  --timeout DURATION  TERM, then KILL, a job's process group after DURATION:\n"
-        "                      seconds, or with units s, m, h, d (1m30s, 1.4m, 2h); 0: none\n"
+        "                      seconds, or with units s, m, h, d (1m30s, 1.4m, 2h); 0: no\n"
+        "                      timeout\n"
         "  --retries N         run a failing job up to N times\n"
         "  --halt WHEN,WHAT=N  WHEN: now|soon; WHAT: fail|success|done; N or N%\n"
         "  --dry-run           print the commands, run nothing\n"
+        "  --delay DURATION    start the jobs at least DURATION apart\n"
+        "  --load N[%], --memfree SIZE  start a job only below that load average /\n"
+        "                      with that much memory available\n"
+        "  --nice N            run the jobs at niceness N\n"
         "  --joblog FILE       log every job (Seq Host Starttime JobRuntime Send Receive\n"
         "                      Exitval Signal Command, tab-separated); +FILE appends,\n"
         "                      - writes to stdout\n"
@@ -93,6 +117,12 @@ static void cli_usage(void) {
         "  (default)           each job's stdout, then its stderr, printed when it ends\n"
         "  -k, --keep-order    print in input order\n"
         "  --tag               prefix each line with the arguments and a TAB\n"
+        "  --tagstring STR     prefix each line with STR (replacement strings) and a TAB\n"
+        "  --results DIR       each job's output in DIR/1/ARG/{stdout,stderr,seq}, or in\n"
+        "                      NAME, NAME.err, NAME.seq for a NAME with {}\n"
+        "  --files             print the names of files that hold each job's stdout\n"
+        "  --tmpdir DIR        where temporary files go (default $TMPDIR, /tmp)\n"
+        "  --progress          progress on stderr\n"
         "  --line-buffer       print whole lines as they come (with -k: in job order,\n"
         "                      only the oldest job streaming)\n"
         "  -u, --ungroup       no capture: jobs write straight to stdout/stderr\n"
@@ -106,8 +136,14 @@ static void cli_usage(void) {
         "                      -N: N parts per job slot (default -10)\n"
         "  --recend STR        record end (default \\n); --recstart STR record start\n"
         "  --pipe-part -a FILE like --pipe over FILE, read by the jobs' workers\n"
+        "  --tee               with ::: inputs: each job gets all of stdin\n"
+        "  --round-robin       the blocks shared out among one job per slot\n"
+        "  --cat, --fifo       {} is a file (a fifo) that holds the block\n"
         "Other: -h, --help; -V, --version; --group (the default); --no-keep-order;\n"
-        "       --will-cite (accepted, no effect)\n"
+        "       --will-cite (accepted, no effect); --shellquote (print the inputs\n"
+        "       quoted); --number-of-cpus, -cores, -threads, -sockets\n"
+        "Options are read from ~/.parallel/config and $PARALLEL first. Remote\n"
+        "  execution (-S, --sshlogin, --env, ...) is not supported.\n"
         "Long options: any of GNU parallel's names (--jl, --linebuffer, --blocksize,\n"
         "  --dr, --keeporder, ...), any case, abbreviated to any prefix that is not\n"
         "  ambiguous among all of GNU parallel's options\n"
@@ -176,76 +212,27 @@ static char *read_record(FILE *f) {
 }
 
 typedef struct {
-    bool streaming;
-    FILE *stream;      /* streaming: the one input */
-    strvec_t *groups;  /* loaded: every group */
-    size_t ngroups;
-    size_t *idx;
-    bool done;
     uint64_t total;    /* jobs, when known */
     bool total_known;
 } inputs_t;
 
 static inputs_t IN;
 
+/* The inputs (cli_input.c): sources, values, tuples, the jobs' arguments. */
 static void inputs_open(void) {
     if (O.pipe || O.pipe_part)
         return;
-    if (O.nsrc == 0 || (O.nsrc == 1 && O.src[0].kind == IN_FILE)) {
-        IN.streaming = true;
-        IN.stream = O.nsrc ? open_input(O.src[0].path) : stdin;
-        return;
+    char err[400];
+    if (cli_inputs_open(&O, read_record, open_input, err, sizeof err) < 0)
+        die("%s", err);
+    if (cli_input_names() && cli_tmpl_reparse(&O, cli_input_names(), err, sizeof err) < 0)
+        die("%s", err);
+    uint64_t tuples;
+    if (O.multi == MULTI_NONE && cli_inputs_total(&tuples)) {
+        long per = O.max_args ? O.max_args : 1;
+        IN.total = (uint64_t)ceil((double)tuples / (double)per);
+        IN.total_known = true;
     }
-    IN.ngroups = O.nsrc;
-    IN.groups = xmalloc(O.nsrc * sizeof *IN.groups);
-    IN.idx = calloc(O.nsrc, sizeof *IN.idx);
-    double prod = 1;
-    for (size_t g = 0; g < O.nsrc; g++) {
-        if (O.src[g].kind == IN_ARGS) {
-            IN.groups[g] = O.src[g].args;
-        } else {
-            memset(&IN.groups[g], 0, sizeof IN.groups[g]);
-            FILE *f = open_input(O.src[g].path);
-            char *r;
-            while ((r = read_record(f)))
-                sv_push(&IN.groups[g], r);
-            if (f != stdin)
-                fclose(f);
-        }
-        prod *= (double)IN.groups[g].n;
-    }
-    long per = O.max_args ? O.max_args : 1;
-    IN.total = (uint64_t)ceil(prod / (double)per);
-    IN.total_known = true;
-    if (prod == 0)
-        IN.done = true;
-}
-
-/* The next input tuple appended to *args; false at the end. */
-static bool next_tuple(strvec_t *args) {
-    if (IN.done)
-        return false;
-    if (IN.streaming) {
-        char *r = read_record(IN.stream);
-        if (!r) {
-            IN.done = true;
-            return false;
-        }
-        sv_push(args, r);
-        return true;
-    }
-    for (size_t g = 0; g < IN.ngroups; g++)
-        sv_push(args, xstrdup(IN.groups[g].v[IN.idx[g]]));
-    /* the last group varies fastest */
-    size_t g = IN.ngroups;
-    while (g-- > 0) {
-        if (++IN.idx[g] < IN.groups[g].n)
-            break;
-        IN.idx[g] = 0;
-        if (g == 0)
-            IN.done = true;
-    }
-    return true;
 }
 
 static void free_args(strvec_t *a) {
@@ -254,14 +241,16 @@ static void free_args(strvec_t *a) {
     a->n = 0;
 }
 
-/* The next job's arguments; false at the end. */
-static bool next_job_args(strvec_t *args) {
+/* The next job's arguments (and the values of its {= =}); false at the
+ * end. *skip: an expression called skip(). */
+static bool next_job_args(strvec_t *args, uint64_t seq, bool *skip) {
     free_args(args);
-    long per = O.max_args ? O.max_args : 1;
-    for (long k = 0; k < per; k++)
-        if (!next_tuple(args))
-            break;
-    return args->n > 0;
+    char err[400];
+    bool more = cli_next_job(args, err, sizeof err);
+    if (err[0])
+        die("%s", err);
+    *skip = more && !cli_perl_values(&O.tmpl, args, seq, IN.total_known ? IN.total : 0);
+    return more;
 }
 
 /* ---------------------------------------------------------------- */
@@ -521,6 +510,8 @@ static strvec_t cur_args;
 static sbuf_t item;
 static uint64_t part_size, part_off;
 static int part_fd = -1; /* --pipe-part: the file */
+static int tee_fd = -1; /* --tee: stdin, as a file */
+static uint64_t tee_size;
 static cli_shared_t *SH;
 
 static void remember_seq(uint64_t seq) {
@@ -577,11 +568,17 @@ static int feed(void *ud, const void **out, size_t *len) {
             *out = item.p;
             *len = item.len;
         } else {
-            if (!next_job_args(&cur_args))
+            bool skip;
+            if (!next_job_args(&cur_args, h.seq, &skip))
                 return 0;
-            if (resume_skip(h.seq))
+            if (skip || resume_skip(h.seq))
                 continue;
             h.kind = JOB_ARGS;
+            if (tee_fd >= 0) { /* --tee: every job reads all of stdin */
+                h.kind = JOB_RANGE;
+                h.part_off = 0;
+                h.part_end = tee_size;
+            }
             h.nargs = O.zero_args ? 0 : (uint32_t)cur_args.n;
             item.len = 0;
             sb_add(&item, &h, sizeof h);
@@ -663,6 +660,18 @@ static uint64_t n_done, n_failed, n_ok;
 static int n_workers;
 
 static void draw_progress(bool final) {
+    if (O.progress) {
+        static double last;
+        double t = mono();
+        if (final || t - last >= 0.1) {
+            uint64_t running = fed_n > n_done ? fed_n - n_done : 0;
+            if (running > (uint64_t)n_workers)
+                running = (uint64_t)n_workers;
+            cli_progress(last == 0, final, final ? 0 : running, n_done,
+                         n_done ? (t - t_start) / (double)n_done : 0.0, n_workers);
+            last = t;
+        }
+    }
     if (!O.bar && !O.eta)
         return;
     double now = mono();
@@ -810,11 +819,14 @@ static int fit_workers(int want) {
 
 static int dry_run(void) {
     int nslots = O.jobs > 0 ? O.jobs : 1;
+    tmpl_total_jobs = IN.total_known ? IN.total : 0;
+    tmpl_nslots = nslots;
     sbuf_t cmd = {0};
     job_hdr_t h;
     (void)h;
     for (;;) {
         uint64_t seq = next_seq++;
+        bool skip = false;
         if (O.pipe) {
             size_t blen;
             if (!next_block(&blen))
@@ -823,10 +835,10 @@ static int dry_run(void) {
             if (part_off >= part_size)
                 break;
             part_off = part_boundary(part_fd, part_off + O.block, part_size, &RS);
-        } else if (!next_job_args(&cur_args)) {
+        } else if (!next_job_args(&cur_args, seq, &skip)) {
             break;
         }
-        if (resume_skip(seq))
+        if (skip || resume_skip(seq))
             continue;
         cmd.len = 0;
         tmpl_expand_shell(&O.tmpl, &cmd, cur_args.v,
@@ -842,10 +854,22 @@ static int dry_run(void) {
 }
 
 int main(int argc, char **argv) {
+    cli_env_args(&argc, &argv);
     cli_parse(&O, argc, argv);
+    if (O.print_count)
+        return cli_print_count(O.print_count);
+    if (O.shellquote) {
+        inputs_open();
+        return cli_shellquote();
+    }
 
     recsep_init(&RS, O.recend, O.recend_len, O.recstart, O.recstart_len);
     /* everything that can fail is checked before any job starts */
+    char pmsg[500];
+    if (!O.dry_run && cli_pipe_setup(&O, &tee_fd, &tee_size, pmsg, sizeof pmsg) < 0)
+        die("%s", pmsg);
+    if (tee_fd >= 0)
+        part_fd = tee_fd;
     if (O.pipe_part) {
         if (O.nsrc) /* GNU parallel uses them only with --tee */
             fputs("procpool: Warning: --pipe-part ignores ::: arguments\n", stderr);
@@ -862,16 +886,29 @@ int main(int argc, char **argv) {
             O.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
         }
     }
+    if ((O.pipe || O.pipe_part) && O.header && !O.dry_run) { /* before every block */
+        if (cli_pipe_header(&O, part_fd, &g_wcfg.pipe_header, &g_wcfg.pipe_header_len, pmsg,
+                            sizeof pmsg) < 0)
+            die("%s", pmsg);
+        if (O.pipe_part)
+            part_off = g_wcfg.pipe_header_len;
+    }
     if (O.pipe && !O.dry_run)
         part_fd = pipe_map_stdin();
     inputs_open();
+    char perr_msg[500];
+    if (cli_perl_start(&O.tmpl, perr_msg, sizeof perr_msg) < 0)
+        die("%s", perr_msg);
     if (!O.dry_run)
         joblog_open();
     else if (O.joblog && (O.resume || O.resume_failed))
         joblog_open();
 
-    if (O.dry_run)
-        return dry_run();
+    if (O.dry_run) {
+        int rc = dry_run();
+        cli_perl_stop();
+        return rc;
+    }
 
     /* workers: -j, capped by the number of jobs when it is known */
     if (O.jobs_file)
@@ -907,6 +944,8 @@ int main(int argc, char **argv) {
     if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
         die("%s", serr);
     SH->total = is_known ? known : 0;
+    tmpl_total_jobs = SH->total; /* --plus: {##}, {0#} */
+    tmpl_nslots = O.jobs > 0 ? O.jobs : workers;
 
     /* signals go to one thread; SIGPIPE is an error on write */
     sigemptyset(&sigs);
@@ -920,8 +959,10 @@ int main(int argc, char **argv) {
         die("cannot start the signal thread");
     pthread_detach(st);
 
-    /* a job's output past CLI_SPILL_AT bytes goes to a file (none with -u) */
-    if (!O.ungroup && cli_spill_dir_make() == 0)
+    /* a job's output past CLI_SPILL_AT bytes goes to a file (none with -u;
+     * none with --results or --files, which write each job's whole output
+     * to files of their own from memory) */
+    if (!O.ungroup && !O.results && !O.files && cli_spill_dir_make() == 0)
         atexit(cli_spill_dir_remove);
 
     /* as many workers as the descriptors allow (GNU parallel lowers the
@@ -968,7 +1009,7 @@ int main(int argc, char **argv) {
 
     int halt_status = -1; /* the exit status --halt decided */
     bool halting = false, halt_killed = false;
-    double wait = (O.bar || O.eta || O.halt_when == HALT_NOW) ? 0.1 : -1;
+    double wait = (O.bar || O.eta || O.progress || O.halt_when == HALT_NOW) ? 0.1 : -1;
     bool lb_order = O.keep_order && O.line_buffer;
     size_t printed = SIZE_MAX; /* the index of the result last handled, if any */
     for (;;) {
@@ -1107,6 +1148,7 @@ int main(int argc, char **argv) {
     pp_pool_destroy(pool);
     the_pool = NULL;
     pthread_mutex_unlock(&pool_lock);
+    cli_perl_stop();
     if (joblog && joblog != stdout)
         fclose(joblog);
     if (halt_status >= 0)
