@@ -29,6 +29,7 @@ if(CMAKE_DL_LIBS)
 endif()
 
 procpool_program(fi_prog "${PROJECT_SOURCE_DIR}/tests/fi/fi_prog.c" procpool_fi)
+target_include_directories(fi_prog PRIVATE "${PROJECT_SOURCE_DIR}/tests")
 add_executable(fi_driver "${PROJECT_SOURCE_DIR}/tests/fi/fi_driver.c")
 
 add_test(NAME test_fault_sweep

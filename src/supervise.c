@@ -394,6 +394,10 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     pp__fork_unlock();
     w->state = PP__W_EMPTY;
     w->pid = 0;
+    /* its large arguments are closed or went back to the queue with their
+     * tasks: none is out to come back from this slot (a count left here
+     * made a memfd that could not be made wait for ever) */
+    w->memfd_inflight = 0;
     uint64_t now = pp__now_ns();
     if (early) {
         w->early_deaths++;

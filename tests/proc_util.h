@@ -101,18 +101,24 @@ static inline int ppt_children_of(pid_t pid, pid_t *out, int max) {
     return n;
 }
 
-/* How many fds this process has open (not counting the directory's own). */
-static inline int ppt_fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
+/* Entries of a directory but "." and ".."; -1 if it cannot be read. */
+static inline int ppt_count_entries(const char *path) {
+    DIR *d = opendir(path);
     if (!d)
         return -1;
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
-        if (ppt_is_number(e->d_name))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
             n++;
     closedir(d);
-    return n - 1;
+    return n;
+}
+
+/* How many fds this process has open (not counting the directory's own). */
+static inline int ppt_fd_count(void) {
+    int n = ppt_count_entries("/proc/self/fd");
+    return n < 0 ? -1 : n - 1;
 }
 
 /* A /dev/shm name that another program makes while a test runs (Open MPI's

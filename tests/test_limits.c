@@ -677,6 +677,61 @@ static void body_respawn_impossible(void) {
     CHECK(children_left() == 0, "%d children left", children_left());
 }
 
+/* A worker dies holding large arguments (memfds) of its tasks; then no
+ * descriptor can be made. A new large argument cannot get its memfd, and
+ * nothing of the pool is out to come back (the dead worker's memfds went
+ * with it): its task must fail -EMFILE at once, not wait for a return that
+ * never comes, while the surviving worker goes on running small tasks. */
+static void body_memfd_worker_dies(void) {
+    int fds0 = ppt_fd_count();
+    pp_options_t o;
+    pp_options_init(&o);
+    o.processes = 2;
+    pp_pool_t *pool = NULL;
+    int rc = pp_pool_create(&pool, &o);
+    CHECK(rc == 0, "pp_pool_create: %d (%s)", rc, pp_err_name(rc));
+    static unsigned char big[100 * 1024];
+    pp_future_t *die = NULL, *hold = NULL;
+    CHECK(pp_apply_async(pool, task_die_later, big, sizeof big, &die) == 0, "pp_apply_async");
+    CHECK(pp_apply_async(pool, task_sum, big, sizeof big, &hold) == 0, "pp_apply_async");
+    CHECK(pp_future_get(hold, 20, NULL, NULL) == 0, "a large argument before the limit");
+    pp_future_free(hold);
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    struct rlimit low = {3, old.rlim_max};
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    rc = pp_future_get(die, 20, NULL, NULL);
+    CHECK(rc == PP_EWORKER, "the dying task: %d (%s)", rc, pp_err_name(rc));
+    pp_future_free(die);
+    pp_future_t *f = NULL;
+    double t0 = ppt_now();
+    rc = pp_apply_async(pool, task_sum, big, sizeof big, &f);
+    CHECK(rc == 0, "pp_apply_async of a large argument: %d (%s)", rc, pp_err_name(rc));
+    rc = pp_future_get(f, 20, NULL, NULL);
+    CHECK(rc == -EMFILE, "a large argument with no descriptor left: %d (%s), expected -EMFILE",
+          rc, pp_err_name(rc));
+    CHECK(ppt_now() - t0 < 10, "it failed after %.1f s", ppt_now() - t0);
+    pp_future_free(f);
+    long v = 4, r = 0;
+    void *res = NULL;
+    size_t len = 0;
+    rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
+    CHECK(rc == 0 && len == sizeof r, "a small task on the surviving worker: %d", rc);
+    if (rc == 0)
+        memcpy(&r, res, sizeof r);
+    CHECK(r == 8, "a small task: %ld", r);
+    free(res);
+    setrlimit(RLIMIT_NOFILE, &old);
+    pp_pool_destroy(pool);
+    CHECK(ppt_fd_count() == fds0, "fds: %d before, %d after", fds0, ppt_fd_count());
+    CHECK(children_left() == 0, "%d children left", children_left());
+}
+
+static void test_memfd_worker_dies(void **state) {
+    (void)state;
+    run_in_child(body_memfd_worker_dies);
+}
+
 static void test_respawn_impossible(void **state) {
     (void)state;
     run_in_child(body_respawn_impossible);
@@ -690,6 +745,7 @@ int main(void) {
         cmocka_unit_test(test_nofile_backlog),
         cmocka_unit_test(test_nofile_small),
         cmocka_unit_test(test_respawn_impossible),
+        cmocka_unit_test(test_memfd_worker_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@
 
 #include "procpool.h"
 #include "helpers.h"
+#include "proc_util.h"
 
 #define KiB ((size_t)1024)
 #define MiB (1024 * KiB)
@@ -1001,24 +1002,12 @@ static int mapped_at(uintptr_t addr, char *line, size_t size) {
     return found;
 }
 
-static int count_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
-}
 
 static void nothing_left(pp_start_t start) {
     ppt_hang_guard(30);
     int maps0 = count_shm_maps();
-    int shm0 = count_dir("/dev/shm");
-    int fd0 = count_dir("/proc/self/fd");
+    int shm0 = ppt_count_entries("/dev/shm");
+    int fd0 = ppt_count_entries("/proc/self/fd");
 
     pp_pool_t *pool = shm_pool(2, start, 0);
     struct pat_hdr *a = make_pattern(pool, 4 * MiB, 11);
@@ -1026,9 +1015,9 @@ static void nothing_left(pp_start_t start) {
     memset(big, 3, 64 * MiB);
     uintptr_t ap = (uintptr_t)a;
     assert_true(run_long(pool, task_check_block, &ap, sizeof ap) > 0);
-    if (count_dir("/dev/shm") != shm0)
+    if (ppt_count_entries("/dev/shm") != shm0)
         fail_msg("/dev/shm had %d entries before the pool, %d while it lives", shm0,
-                 count_dir("/dev/shm"));
+                 ppt_count_entries("/dev/shm"));
     char line[4096];
     assert_true(mapped_at((uintptr_t)big, line, sizeof line));
     /* freed or not: destroy takes everything */
@@ -1041,8 +1030,8 @@ static void nothing_left(pp_start_t start) {
                  maps0, maps1);
     if (mapped_at((uintptr_t)big, line, sizeof line) && !strstr(line, "[heap]"))
         fail_msg("the shared range is still mapped after destroy: %s", line);
-    assert_int_equal(count_dir("/dev/shm"), shm0);
-    int fd1 = count_dir("/proc/self/fd");
+    assert_int_equal(ppt_count_entries("/dev/shm"), shm0);
+    int fd1 = ppt_count_entries("/proc/self/fd");
     if (fd1 != fd0)
         fail_msg("open fds: %d before create, %d after destroy", fd0, fd1);
 }

@@ -391,6 +391,21 @@ static void note_rs(tmpl_t *t, seg_t *s) {
     }
 }
 
+/* A replacement string at p (one that starts with '{' or the -I string):
+ * the text before it becomes a literal segment and it becomes one of its
+ * own. Returns the bytes it took: 0 where none starts, -1 (a message in
+ * perr) for a malformed one. */
+static long take_rs(tmpl_t *t, sbuf_t *lit, const char *p, const char *replace) {
+    seg_t s;
+    long n = (*p == '{' || (replace && *replace && *p == *replace)) ? parse_rs(p, &s, replace) : 0;
+    if (n > 0) {
+        lit_push(t, lit);
+        note_rs(t, &s);
+        seg_push(t, s);
+    }
+    return n;
+}
+
 int tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw, char *err,
                size_t errlen) {
     memset(t, 0, sizeof *t);
@@ -411,9 +426,7 @@ int tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw, char 
             continue;
         }
         in_first = first_word;
-        seg_t s;
-        long n = (*p == '{' || (replace && *replace && *p == *replace)) ? parse_rs(p, &s, replace)
-                                                                        : 0;
+        long n = take_rs(t, &lit, p, replace);
         if (n < 0) {
             sb_free(&first);
             sb_free(&lit);
@@ -421,9 +434,6 @@ int tmpl_parse(tmpl_t *t, const char *text, const char *replace, bool raw, char 
             return -1;
         }
         if (n) {
-            lit_push(t, &lit);
-            note_rs(t, &s);
-            seg_push(t, s);
             if (first_word)
                 first_lit_only = false;
             p += n;
@@ -460,19 +470,13 @@ int tmpl_parse_quoted(tmpl_t *t, char *const *words, size_t n, const char *repla
         if (k)
             seg_push(t, (seg_t){.kind = SEG_SPACE});
         for (const char *p = words[k]; *p;) {
-            seg_t s;
-            long m = (*p == '{' || (replace && *replace && *p == *replace))
-                         ? parse_rs(p, &s, replace)
-                         : 0;
+            long m = take_rs(t, &lit, p, replace);
             if (m < 0) {
                 sb_free(&lit);
                 tmpl_free(t);
                 return -1;
             }
             if (m) {
-                lit_push(t, &lit);
-                note_rs(t, &s);
-                seg_push(t, s);
                 p += m;
                 continue;
             }

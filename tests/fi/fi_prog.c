@@ -16,7 +16,6 @@
  * 4 something left behind; 5 a misuse of this program. Each finding is a
  * line on stderr starting "FI:". A hang or a crash is the driver's to see.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +29,7 @@
 #include <unistd.h>
 
 #include "procpool.h"
+#include "proc_util.h"
 
 static int verdict;
 
@@ -128,18 +128,6 @@ static void check_result(const char *what, uint32_t x, int rc, const void *data,
 
 /* ---- what a pool may leave behind --------------------------------------- */
 
-static int count_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - (strcmp(path, "/proc/self/fd") == 0); /* opendir's own */
-}
 
 static int count_memfd_maps(void) {
     FILE *f = fopen("/proc/self/maps", "re");
@@ -198,7 +186,7 @@ static int leftover_processes(void) {
 static int fds0;
 
 static void check_nothing_left(void) {
-    int fds = count_dir("/proc/self/fd");
+    int fds = ppt_fd_count();
     if (fds != fds0)
         finding(4, "LEAK descriptors: %d before the pool, %d after", fds0, fds);
     int maps = count_memfd_maps();
@@ -209,7 +197,7 @@ static void check_nothing_left(void) {
         finding(4, "LEAK %d processes after destroy", kids);
     /* threads end just after destroy returns: allow them a moment */
     int threads = 0;
-    for (int i = 0; i < 100 && (threads = count_dir("/proc/self/task")) > 1; i++) {
+    for (int i = 0; i < 100 && (threads = ppt_count_entries("/proc/self/task")) > 1; i++) {
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -253,6 +241,23 @@ static void sc_apply(pp_pool_t *p) {
     free(res);
 }
 
+/* Waits for the future of task x (index i) and judges it; frees it. A
+ * task that hangs must not succeed. */
+static void await(pp_future_t *f, uint32_t x, int i) {
+    if (!f)
+        return;
+    const void *d;
+    size_t len;
+    int rc = pp_future_get(f, 60, &d, &len);
+    if (rc == -ETIMEDOUT)
+        finding(1, "HANG future %d pending after 60 s", i);
+    else if ((x & F_HANG) && rc == 0)
+        finding(2, "WRONG a hanging task succeeded");
+    else
+        check_result("pp_future_get", x, rc, d, len);
+    pp_future_free(f);
+}
+
 #define BURST 200
 static void sc_burst(pp_pool_t *p) {
     static unsigned char args[BURST][100 * 1024];
@@ -270,18 +275,8 @@ static void sc_burst(pp_pool_t *p) {
             f[i] = NULL;
         }
     }
-    for (int i = 0; i < BURST; i++) {
-        if (!f[i])
-            continue;
-        const void *d;
-        size_t len;
-        int rc = pp_future_get(f[i], 60, &d, &len);
-        if (rc == -ETIMEDOUT)
-            finding(1, "HANG future %d pending after 60 s", i);
-        else
-            check_result("pp_future_get", xs[i], rc, d, len);
-        pp_future_free(f[i]);
-    }
+    for (int i = 0; i < BURST; i++)
+        await(f[i], xs[i], i);
 }
 
 #define NMAP 2000
@@ -416,22 +411,8 @@ static void sc_timeout(pp_pool_t *p) {
         if (rc)
             check_code("pp_apply_async", submit_codes, rc);
     }
-    for (int i = 0; i < 2; i++) {
-        if (!f[i])
-            continue;
-        const void *d;
-        size_t len;
-        int rc = pp_future_get(f[i], 60, &d, &len);
-        if (rc == -ETIMEDOUT)
-            finding(1, "HANG future %d pending after 60 s", i);
-        else if (i == 0 && rc == 0)
-            finding(2, "WRONG a hanging task succeeded");
-        else if (i == 0)
-            check_code("pp_future_get(timeout)", result_codes, rc);
-        else
-            check_result("pp_future_get", xs[i], rc, d, len);
-        pp_future_free(f[i]);
-    }
+    for (int i = 0; i < 2; i++)
+        await(f[i], xs[i], i);
 }
 
 /* Work queued and running (some of it hanging), then terminate (every
@@ -494,7 +475,7 @@ int main(int argc, char **argv) {
         return 5;
     if (strcmp(sc, "timeout") == 0 || strcmp(sc, "imap_crash") == 0)
         opts.task_timeout = 0.5;
-    fds0 = count_dir("/proc/self/fd");
+    fds0 = ppt_fd_count();
 
     pp_pool_t *p = make_pool();
     if (p) {
