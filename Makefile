@@ -5,8 +5,8 @@
 #   make demo       build and run the lecture example
 #   make test       install test deps if needed (root), build, run ctest
 #   make bench      build and run every benchmark
-#   make fault-sweep  the whole fault-injection sweep (tests/fi; about an
-#                   hour: every call site the library reaches fails in turn)
+#   make fault-sweep  the whole fault-injection sweep (tests/fi; about 25
+#                   minutes: every call site the library reaches fails in turn)
 #   make install    install into $(PREFIX) (default /usr/local; ldconfig as root)
 #   make deb        Debian packages (cpack -G DEB) into build-deb/packages/
 #   make asan       build into build-asan with ASan+UBSan and run its tests
