@@ -513,6 +513,27 @@ static int children_left(void) {
     return ppt_children_of(getpid(), kids, 64);
 }
 
+/* v doubled by a task of pool, checked; what: the case, for the message. */
+static void expect_double(pp_pool_t *pool, long v, const char *what) {
+    long r = 0;
+    void *res = NULL;
+    size_t len = 0;
+    int rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
+    CHECK(rc == 0 && len == sizeof r, "%s: %d (%s)", what, rc, pp_err_name(rc));
+    if (rc == 0)
+        memcpy(&r, res, sizeof r);
+    CHECK(r == 2 * v, "%s: %ld, expected %ld", what, r, 2 * v);
+    free(res);
+}
+
+/* Destroys pool and checks that it left no fd (of fds0 before it) and no
+ * child. */
+static void destroy_leaving_nothing(pp_pool_t *pool, int fds0) {
+    pp_pool_destroy(pool);
+    CHECK(ppt_fd_count() == fds0, "fds: %d before, %d after", fds0, ppt_fd_count());
+    CHECK(children_left() == 0, "%d children left", children_left());
+}
+
 /* A pool of `processes` workers (0: the default) under RLIMIT_NOFILE 64:
  * create fails -EMFILE, leaving nothing behind, or the pool works --
  * apply, map, imap with PP_CHUNK_AUTO, a worker's crash and its
@@ -578,10 +599,7 @@ static bool nofile_small_pool(int processes, pp_start_t method) {
     free(in);
     free(outv);
 
-    pp_pool_destroy(pool);
-    CHECK(ppt_fd_count() == fds0, "%d fds before the pool, %d after its destroy", fds0,
-          ppt_fd_count());
-    CHECK(children_left() == 0, "%d children left after destroy", children_left());
+    destroy_leaving_nothing(pool, fds0);
     return true;
 }
 
@@ -622,12 +640,8 @@ static void test_nofile_small(void **state) {
  * recovers: the next task runs. */
 static void body_respawn_impossible(void) {
     int fds0 = ppt_fd_count();
-    pp_options_t o;
-    pp_options_init(&o);
-    o.processes = 2;
-    pp_pool_t *pool = NULL;
-    int rc = pp_pool_create(&pool, &o);
-    CHECK(rc == 0, "pp_pool_create: %d (%s)", rc, pp_err_name(rc));
+    pp_pool_t *pool = child_pool(2, PP_START_FORK, 0);
+    int rc;
     pp_future_t *die[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) {
         rc = pp_apply_async(pool, task_die_later, NULL, 0, &die[i]);
@@ -639,14 +653,13 @@ static void body_respawn_impossible(void) {
      * unusable; what is open stays open */
     struct rlimit old;
     getrlimit(RLIMIT_NOFILE, &old);
-    struct rlimit low = {3, old.rlim_max};
-    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    set_limit(RLIMIT_NOFILE, 3);
     for (int i = 0; i < 2; i++) {
         rc = pp_future_get(die[i], 20, NULL, NULL);
         CHECK(rc == PP_EWORKER, "a killed task: %d (%s), expected PP_EWORKER", rc, pp_err_name(rc));
         pp_future_free(die[i]);
     }
-    long v = 21, r = 0;
+    long v = 21;
     void *res = NULL;
     size_t len = 0;
     double t0 = ppt_now();
@@ -664,17 +677,9 @@ static void body_respawn_impossible(void) {
           "the message: %s", msg ? msg : "(none)");
     pp_future_free(f);
     /* descriptors again: the pool recovers */
-    setrlimit(RLIMIT_NOFILE, &old);
-    res = NULL;
-    rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
-    CHECK(rc == 0 && len == sizeof r, "after recovery: %d (%s)", rc, pp_err_name(rc));
-    if (rc == 0)
-        memcpy(&r, res, sizeof r);
-    CHECK(r == 42, "after recovery: %ld", r);
-    free(res);
-    pp_pool_destroy(pool);
-    CHECK(ppt_fd_count() == fds0, "fds: %d before, %d after", fds0, ppt_fd_count());
-    CHECK(children_left() == 0, "%d children left", children_left());
+    set_limit(RLIMIT_NOFILE, old.rlim_cur);
+    expect_double(pool, v, "after recovery");
+    destroy_leaving_nothing(pool, fds0);
 }
 
 /* A worker dies holding large arguments (memfds) of its tasks; then no
@@ -684,12 +689,8 @@ static void body_respawn_impossible(void) {
  * never comes, while the surviving worker goes on running small tasks. */
 static void body_memfd_worker_dies(void) {
     int fds0 = ppt_fd_count();
-    pp_options_t o;
-    pp_options_init(&o);
-    o.processes = 2;
-    pp_pool_t *pool = NULL;
-    int rc = pp_pool_create(&pool, &o);
-    CHECK(rc == 0, "pp_pool_create: %d (%s)", rc, pp_err_name(rc));
+    pp_pool_t *pool = child_pool(2, PP_START_FORK, 0);
+    int rc;
     static unsigned char big[100 * 1024];
     pp_future_t *die = NULL, *hold = NULL;
     CHECK(pp_apply_async(pool, task_die_later, big, sizeof big, &die) == 0, "pp_apply_async");
@@ -698,8 +699,7 @@ static void body_memfd_worker_dies(void) {
     pp_future_free(hold);
     struct rlimit old;
     getrlimit(RLIMIT_NOFILE, &old);
-    struct rlimit low = {3, old.rlim_max};
-    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit: %s", strerror(errno));
+    set_limit(RLIMIT_NOFILE, 3);
     rc = pp_future_get(die, 20, NULL, NULL);
     CHECK(rc == PP_EWORKER, "the dying task: %d (%s)", rc, pp_err_name(rc));
     pp_future_free(die);
@@ -712,19 +712,9 @@ static void body_memfd_worker_dies(void) {
           rc, pp_err_name(rc));
     CHECK(ppt_now() - t0 < 10, "it failed after %.1f s", ppt_now() - t0);
     pp_future_free(f);
-    long v = 4, r = 0;
-    void *res = NULL;
-    size_t len = 0;
-    rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
-    CHECK(rc == 0 && len == sizeof r, "a small task on the surviving worker: %d", rc);
-    if (rc == 0)
-        memcpy(&r, res, sizeof r);
-    CHECK(r == 8, "a small task: %ld", r);
-    free(res);
-    setrlimit(RLIMIT_NOFILE, &old);
-    pp_pool_destroy(pool);
-    CHECK(ppt_fd_count() == fds0, "fds: %d before, %d after", fds0, ppt_fd_count());
-    CHECK(children_left() == 0, "%d children left", children_left());
+    expect_double(pool, 4, "a small task on the surviving worker");
+    set_limit(RLIMIT_NOFILE, old.rlim_cur);
+    destroy_leaving_nothing(pool, fds0);
 }
 
 static void test_memfd_worker_dies(void **state) {
