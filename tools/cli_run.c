@@ -123,6 +123,23 @@ static void add_component(sbuf_t *p, const char *v) {
         sb_add(p, "", 0);
 }
 
+/* A job's stdout, stderr and sequence number into the files base + names[i]
+ * (directories made as needed), stopping at the first failure; *path is
+ * left naming the file that failed. 0, or -1 with errno set. */
+static int write_results(sbuf_t *path, const sbuf_t *base, const char *const names[3],
+                         const sbuf_t *out, const sbuf_t *err, const char *seqs, size_t nseq) {
+    const char *data[3] = {out->p, err->p, seqs};
+    size_t len[3] = {out->len, err->len, nseq};
+    for (int i = 0; i < 3; i++) {
+        path->len = 0;
+        sb_add(path, base->p, base->len);
+        sb_adds(path, names[i]);
+        if (make_dirs(path->p) < 0 || write_file(path->p, data[i] ? data[i] : "", len[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
                      int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen) {
     sbuf_t base = {0}, path = {0};
@@ -135,17 +152,8 @@ int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint6
         tmpl_expand_raw(&o->restmpl, &base, args, nargs, seq, slot);
         bool named = o->restmpl.has_rs && base.len && base.p[base.len - 1] != '/';
         if (named) { /* --results {}.out: the file, .err, .seq */
-            const char *sfx[3] = {"", ".err", ".seq"};
-            const char *data[3] = {out->p, err->p, seqs};
-            size_t len[3] = {out->len, err->len, (size_t)n};
-            for (int i = 0; i < 3 && rc == 0; i++) {
-                path.len = 0;
-                sb_add(&path, base.p, base.len);
-                sb_adds(&path, sfx[i]);
-                rc = make_dirs(path.p) < 0 || write_file(path.p, data[i] ? data[i] : "", len[i]) < 0
-                         ? -1
-                         : 0;
-            }
+            static const char *const sfx[3] = {"", ".err", ".seq"};
+            rc = write_results(&path, &base, sfx, out, err, seqs, (size_t)n);
             path.len = 0;
             sb_add(&path, base.p, base.len);
         } else { /* DIR/1/a/2/b/{stdout,stderr,seq} */
@@ -158,17 +166,8 @@ int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint6
                 add_component(&base, args[k]);
                 sb_addc(&base, '/');
             }
-            const char *names[3] = {"stdout", "stderr", "seq"};
-            const char *data[3] = {out->p, err->p, seqs};
-            size_t len[3] = {out->len, err->len, (size_t)n};
-            for (int i = 0; i < 3 && rc == 0; i++) {
-                path.len = 0;
-                sb_add(&path, base.p, base.len);
-                sb_adds(&path, names[i]);
-                rc = make_dirs(path.p) < 0 || write_file(path.p, data[i] ? data[i] : "", len[i]) < 0
-                         ? -1
-                         : 0;
-            }
+            static const char *const names[3] = {"stdout", "stderr", "seq"};
+            rc = write_results(&path, &base, names, out, err, seqs, (size_t)n);
             path.len = 0;
             sb_add(&path, base.p, base.len);
             sb_adds(&path, "stdout");
