@@ -506,6 +506,163 @@ PP_EXTERN int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata);
 PP_EXTERN void pp_future_free(pp_future_t *f);
 
 /* ------------------------------------------------------------------------ */
+/* Per-task options, cancel, waiting for several futures (0.2)              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Options of one task, for pp_submit. Fill with pp_task_opts_init first,
+ * then change what you need: fields added later get their defaults.
+ */
+typedef struct pp_task_opts {
+    double timeout;     /* seconds this task may run: > 0 its own limit; 0 the pool's
+                           task_timeout; < 0 no limit even if the pool has one */
+    int retries;        /* runs again after its worker dies (0 and up); -1 the pool's
+                           opt.retries */
+    pp_done_fn on_done; /* NULL or called once when the task is done, always on the pool's
+                           callback thread (never in the submitting thread) */
+    void *userdata;     /* passed to on_done */
+} pp_task_opts_t;
+
+/* pp_task_opts_init - the defaults: the pool's timeout and retries, no
+ * callback. NULL is a no-op. */
+PP_EXTERN void pp_task_opts_init(pp_task_opts_t *o);
+
+/*
+ * pp_submit - pp_apply_async with options that hold for this task only.
+ * The done-callback is set before the task can finish, so it always runs
+ * on the pool's callback thread (callbacks of one pool run one at a time,
+ * in completion order), never in the submitting thread; it may do what a
+ * pp_future_on_done callback may. opts NULL: the defaults.
+ * future NULL: fire-and-forget. Nobody holds the future; on_done, if any,
+ * still runs once (it must not free the future), and the future is freed
+ * after it; a task of a pool that is terminated fails PP_ECANCELED and its
+ * callback runs all the same. Otherwise *future is set as by
+ * pp_apply_async and the caller frees it (the callback then must not).
+ * A timeout applies from when a worker starts the task; when it runs past
+ * it, its worker is killed and replaced and the task fails
+ * PP_ETASKTIMEOUT, as with the pool's task_timeout.
+ * Returns 0, or what pp_apply_async returns, and also -EINVAL when opts
+ * has a NaN timeout or retries below -1. On an MPI pool a task's own
+ * timeout and retries are not supported: -ENOTSUP unless they are the
+ * defaults.
+ */
+PP_EXTERN int pp_submit(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
+                        const pp_task_opts_t *opts, pp_future_t **future);
+
+/*
+ * pp_apply_msg - pp_apply that also gives the task's message on failure.
+ * Like pp_apply; in addition, when msg is not NULL, *msg is set to NULL on
+ * success and, on failure, to a malloc'd copy of the message that
+ * pp_future_error would give (the caller frees it; NULL when the failure
+ * is the submission's own, such as -EINVAL or PP_ECLOSED, or when no
+ * memory was left for the copy).
+ */
+PP_EXTERN int pp_apply_msg(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
+                           void **result, size_t *result_len, char **msg);
+
+/*
+ * pp_future_cancel - stop a task that has not started
+ * (concurrent.futures.Future.cancel). Returns 1 when it is cancelled: it
+ * will never run, and the future is done at once with PP_ECANCELED (its
+ * callback, if any, runs; waiters wake). Returns 0 when a worker has
+ * started it or it is done already (or f is NULL): it then ends as it
+ * would have. A task queued in the pool, or sent ahead to a worker's ring
+ * but not yet started, is cancelled; on an MPI pool only one still queued
+ * at rank 0 is.
+ * A map future (pp_map_async) is cancelled while it is not done: its
+ * chunks not yet started are dropped, chunks already running finish and
+ * their results are discarded, and the future is done at once with
+ * PP_ECANCELED. (A results array in the pool's shared memory, which
+ * workers write in place, may still be written by chunks already running
+ * until pp_pool_join returns.)
+ */
+PP_EXTERN int pp_future_cancel(pp_future_t *f);
+
+/* pp_future_running - 1 while a worker is running the task (started, not
+ * done; for a map future, while it is not done and has started); 0
+ * otherwise (queued, done, or NULL). Never an error code. */
+PP_EXTERN int pp_future_running(const pp_future_t *f);
+
+/* return_when of pp_wait (concurrent.futures.wait) */
+enum { PP_FIRST_COMPLETED = 1, PP_FIRST_EXCEPTION = 2, PP_ALL_COMPLETED = 3 };
+
+/*
+ * pp_wait - wait for several futures, of any pools, until one is done
+ * (PP_FIRST_COMPLETED), one has failed or all are done
+ * (PP_FIRST_EXCEPTION: failed means any error, cancelled included), or all
+ * are done (PP_ALL_COMPLETED). Returns the number of fs[0..n) done when it
+ * returns (the condition holds; n == 0 returns 0 at once), -ETIMEDOUT if
+ * it does not hold after timeout seconds (< 0: no limit; 0: look once),
+ * or -EINVAL (fs NULL with n > 0, a NULL entry, a bad return_when, a NaN
+ * timeout). Use pp_future_ready to see which are done.
+ */
+PP_EXTERN int pp_wait(pp_future_t *const *fs, size_t n, int return_when, double timeout);
+
+/*
+ * A completion queue: futures come out in the order they finish (the
+ * as_completed pattern), and its descriptor lets an event loop (epoll,
+ * poll, select, libuv's uv_poll_t, GLib's g_unix_fd_add) wait for the
+ * pool without a thread. One queue may hold futures of several pools; a
+ * future is in at most one queue at a time. Every call may be made from
+ * any thread.
+ */
+typedef struct pp_queue pp_queue_t;
+
+/* pp_queue_create - a new, empty queue. Returns 0 and sets *q; -EINVAL (q
+ * NULL), -ENOMEM, -EMFILE or -ENFILE (its eventfd). */
+PP_EXTERN int pp_queue_create(pp_queue_t **q);
+
+/*
+ * pp_queue_add - deliver f through q once it is done (at once if it is
+ * done already). The future stays the caller's: q does not free it, and
+ * freeing it takes it out of q. Returns 0, -EINVAL (q or f NULL) or
+ * -EBUSY (f is in a queue already and not yet taken out).
+ */
+PP_EXTERN int pp_queue_add(pp_queue_t *q, pp_future_t *f);
+
+/*
+ * pp_queue_next - take the next done future, in completion order.
+ * Returns 1 and sets *f to it (it is out of the queue; still the caller's
+ * to free); 0 with *f NULL when nothing added is left undelivered (the
+ * queue is drained); -ETIMEDOUT with *f NULL when futures are still
+ * running after timeout seconds (< 0: no limit; 0: look once); -EINVAL (q
+ * or f NULL, timeout NaN).
+ */
+PP_EXTERN int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **f);
+
+/*
+ * pp_queue_fd - a descriptor that is readable while a done future waits
+ * in q (level-triggered: it stays readable until pp_queue_next has taken
+ * the last one). Only for poll/epoll/select: do not read, write or close
+ * it. Valid until pp_queue_destroy. -EINVAL for NULL.
+ */
+PP_EXTERN int pp_queue_fd(const pp_queue_t *q);
+
+/* pp_queue_destroy - free q. Futures still in it leave it and stay the
+ * caller's to free. NULL is a no-op. */
+PP_EXTERN void pp_queue_destroy(pp_queue_t *q);
+
+/* What a pool has done so far (pp_pool_stats). */
+typedef struct pp_stats {
+    unsigned long long submitted; /* tasks and map items submitted */
+    unsigned long long completed; /* of which done and succeeded */
+    unsigned long long failed;    /* done with an error other than PP_ECANCELED */
+    unsigned long long cancelled; /* done with PP_ECANCELED (cancel, terminate) */
+    unsigned long long worker_deaths; /* worker processes that ended other than by retiring */
+    unsigned long long respawns;      /* worker processes started after the first ones */
+    unsigned long long timeouts;      /* workers killed for a task past its timeout */
+    size_t queued; /* tasks and map chunks submitted, not yet sent to a worker */
+    int workers;   /* live worker processes (MPI pools: remote workers) */
+} pp_stats_t;
+
+/*
+ * pp_pool_stats - fill *st with the pool's counts so far. Counts are
+ * consistent with each other only approximately while work runs (each
+ * is read once). Returns 0, or -EINVAL (pool or st NULL).
+ */
+PP_EXTERN int pp_pool_stats(pp_pool_t *pool, pp_stats_t *st);
+
+/* ------------------------------------------------------------------------ */
 /* Map family                                                               */
 /* ------------------------------------------------------------------------ */
 
