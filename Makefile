@@ -37,7 +37,7 @@ OPT_FLAGS  := -O2 -g
 ASAN_FLAGS := -O1 -g
 
 DEPS_PKGS  := libcmocka-dev pkg-config
-DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel
+DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel libuv1-dev
 
 # configure DIR, then the extra cmake arguments. A change of $(CC) starts the
 # directory afresh, since CMake fixes the compiler on first configure.
@@ -67,8 +67,9 @@ demo: build
 
 # Install the test dependencies when missing (Debian/Ubuntu): cmocka,
 # pkg-config, Open MPI (the MPI backend and its tests), iproute2 (the
-# multi-host MPI test makes network namespaces) and GNU parallel (the
-# command's tests compare with it side by side).
+# multi-host MPI test makes network namespaces), GNU parallel (the
+# command's tests compare with it side by side) and libuv (examples/eventloop.c,
+# built and run only when it is found).
 # As root: apt-get install, running apt-get update first when the package
 # lists are empty or the first install attempt fails. Not root: say how.
 deps:
@@ -88,7 +89,7 @@ deps:
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "deps: not root; install them with:"; \
 		echo "    sudo apt-get install -y $(DEPS_PKGS) $(DEPS_OPT)"; \
-		if [ -z "$$missing" ]; then echo "deps: (optional: without Open MPI the MPI backend and its tests are left out)"; exit 0; fi; \
+		if [ -z "$$missing" ]; then echo "deps: (optional: without Open MPI the MPI backend and its tests are left out, without libuv examples/eventloop.c)"; exit 0; fi; \
 		exit 1; \
 	fi; \
 	missing="$$missing$$optional"; \
