@@ -543,7 +543,8 @@ PP_EXTERN void pp_task_opts_init(pp_task_opts_t *o);
  * it, its worker is killed and replaced and the task fails
  * PP_ETASKTIMEOUT, as with the pool's task_timeout.
  * Returns 0, or what pp_apply_async returns, and also -EINVAL when opts
- * has a NaN timeout or retries below -1. On an MPI pool a task's own
+ * has a NaN timeout or retries below -1; on an error nothing was
+ * submitted and on_done is never called. On an MPI pool a task's own
  * timeout and retries are not supported: -ENOTSUP unless they are the
  * defaults.
  */

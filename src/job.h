@@ -97,5 +97,7 @@ void pp__job_fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int 
 int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, size_t item_size,
                 size_t count, size_t chunksize, pp__job_t **out);
 int pp__job_start_locked(pp_pool_t *pool, pp__job_t *j);
+/* Take back the chunks of cancelled job j that workers have not started. */
+void pp__job_take_back_locked(pp_pool_t *pool, pp__job_t *j);
 
 #endif

@@ -866,7 +866,7 @@ int pp_map(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size, 
 /* Chunks of cancelled job j sent ahead to workers and not started are
  * taken back (their claim words, internal.h): they will not run. The
  * records stay in the rings for the workers to skip. Lock held. */
-static void take_back_chunks(pp_pool_t *pool, pp__job_t *j) {
+void pp__job_take_back_locked(pp_pool_t *pool, pp__job_t *j) {
     for (int i = 0; i < pool->nworkers && !pool->torn_down; i++) {
         pp__worker_t *w = &pool->workers[i];
         if (!w->chan.ctrl || w->broken)
@@ -897,7 +897,7 @@ bool pp__future_cancel_job(pp_future_t *f) {
         j->f = NULL;
         f->job = NULL;
         pp__job_cancel_locked(pool, j);
-        take_back_chunks(pool, j);
+        pp__job_take_back_locked(pool, j);
         pp__future_complete(f, PP_ECANCELED, PP_ECANCELED, NULL);
         pp__job_unref(j);
         cancelled = true;
