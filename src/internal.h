@@ -333,6 +333,7 @@ typedef struct pp__worker {
     unsigned early_deaths; /* consecutive deaths before any task finished */
     pp__arena_t arena;     /* this slot's result pages in shared memory (all incarnations) */
     uint64_t respawn_at;   /* throttle: not before this time */
+    uint64_t progress_ns;  /* when it last finished a record, or got one while empty */
 } pp__worker_t;
 
 typedef struct pp__remote pp__remote_t;
@@ -409,6 +410,10 @@ int pp__drain(pp_pool_t *pool, bool block);
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries);
 int pp__worker_depth(const pp_pool_t *pool);
+/* Work-conserving dispatch: while a worker idles, take back the records
+ * another has not started because a task ahead of them runs long, and
+ * send them again. Returns ms until it should look again, or -1. Lock held. */
+int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now);
 /* Take pending node t out of the queue (pp_future_cancel). Lock held. */
 void pp__pend_unlink(pp_pool_t *pool, pp__task_t *t);
 
