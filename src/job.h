@@ -55,6 +55,7 @@ struct pp__job {
     size_t sent, held;  /* chunks in flight; finished chunks unread */
     size_t window;
     size_t done, total;
+    size_t st_done, st_total; /* what pp_pool_stats has been told of done and total */
     int refs;
     pp__job_t *next_job;
     /* map */
