@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -460,6 +461,8 @@ static double stream_run(pp_pool_t *pool, pp_future_t **fs, long n, int use_queu
 struct loop_res {
     double p50_us, p99_us, max_us; /* lateness of the timer ticks */
     long ticks, overruns;          /* ticks seen; reads that found > 1 expiration */
+    double cb_p99_us, cb_max_us;   /* time in the queue callback (drain + resubmit) */
+    long cb_calls, preempted;      /* its calls; the loop thread's involuntary switches */
     double wall_s, tasks_s;
     long tasks;
 };
@@ -545,7 +548,7 @@ static int event_loop(pp_pool_t *pool, long ntasks, long idle_ticks, struct loop
     memset(r, 0, sizeof *r);
     struct loop l = {.pool = pool, .ntasks = ntasks};
     double t_tasks = now(); /* tasks/s counts the first window's submission too */
-    struct samples s = {0};
+    struct samples s = {0}, cbt = {0};
     int ret = -1;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -591,6 +594,8 @@ static int event_loop(pp_pool_t *pool, long ntasks, long idle_ticks, struct loop
     }
     double base_s = (double)base.tv_sec + (double)base.tv_nsec * 1e-9;
     uint64_t cum = 0;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_THREAD, &ru0);
     double t0 = now();
     while (pool ? l.done < ntasks : (long)cum < idle_ticks) {
         struct epoll_event evs[4];
@@ -617,12 +622,22 @@ static int event_loop(pp_pool_t *pool, long ntasks, long idle_ticks, struct loop
                         goto out;
                 cum += exp;
                 r->overruns += exp > 1;
-            } else if (on_queue(&l) < 0) {
-                goto out;
+            } else {
+                double c0 = now();
+                if (on_queue(&l) < 0 || push(&cbt, now() - c0) < 0)
+                    goto out;
             }
         }
     }
     r->wall_s = now() - t0;
+    getrusage(RUSAGE_THREAD, &ru1);
+    r->preempted = ru1.ru_nivcsw - ru0.ru_nivcsw;
+    if (cbt.n) {
+        qsort(cbt.v, cbt.n, sizeof *cbt.v, cmp_double);
+        r->cb_calls = (long)cbt.n;
+        r->cb_p99_us = cbt.v[cbt.n * 99 / 100] * 1e6;
+        r->cb_max_us = cbt.v[cbt.n - 1] * 1e6;
+    }
     if (s.n == 0) {
         printf("  no timer tick was seen\n");
         goto out;
@@ -652,6 +667,7 @@ out:
     if (ep >= 0)
         close(ep);
     free(s.v);
+    free(cbt.v);
     return ret;
 }
 
@@ -685,6 +701,10 @@ static void print_loop(const char *what, const struct loop_res *r)
            what, r->ticks, r->p50_us, r->p99_us, r->max_us, r->overruns);
     if (r->tasks)
         printf("  | %ld tasks in %.2f s: %.1f k tasks/s", r->tasks, r->wall_s, r->tasks_s / 1e3);
+    printf("\n    the loop thread was preempted %ld times", r->preempted);
+    if (r->cb_calls)
+        printf("; queue callback: %ld calls, p99 %.1f us, max %.1f us", r->cb_calls,
+               r->cb_p99_us, r->cb_max_us);
     printf("\n");
 }
 
