@@ -463,6 +463,7 @@ struct loop_res {
     long ticks, overruns;          /* ticks seen; reads that found > 1 expiration */
     double cb_p99_us, cb_max_us;   /* time in the queue callback (drain + resubmit) */
     long cb_calls, preempted;      /* its calls; the loop thread's involuntary switches */
+    long cb_slept;                 /* times the loop thread slept inside the callback */
     double wall_s, tasks_s;
     long tasks;
 };
@@ -623,9 +624,13 @@ static int event_loop(pp_pool_t *pool, long ntasks, long idle_ticks, struct loop
                 cum += exp;
                 r->overruns += exp > 1;
             } else {
+                struct rusage u0, u1;
+                getrusage(RUSAGE_THREAD, &u0);
                 double c0 = now();
                 if (on_queue(&l) < 0 || push(&cbt, now() - c0) < 0)
                     goto out;
+                getrusage(RUSAGE_THREAD, &u1);
+                r->cb_slept += u1.ru_nvcsw - u0.ru_nvcsw; /* a lock's futex, say */
             }
         }
     }
@@ -703,8 +708,8 @@ static void print_loop(const char *what, const struct loop_res *r)
         printf("  | %ld tasks in %.2f s: %.1f k tasks/s", r->tasks, r->wall_s, r->tasks_s / 1e3);
     printf("\n    the loop thread was preempted %ld times", r->preempted);
     if (r->cb_calls)
-        printf("; queue callback: %ld calls, p99 %.1f us, max %.1f us", r->cb_calls,
-               r->cb_p99_us, r->cb_max_us);
+        printf("; queue callback: %ld calls, p99 %.1f us, max %.1f us, slept in it %ld times",
+               r->cb_calls, r->cb_p99_us, r->cb_max_us, r->cb_slept);
     printf("\n");
 }
 
