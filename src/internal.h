@@ -242,7 +242,6 @@ struct pp_future {
     pp__task_t *node;         /* PP__AT_PENDING */
     int wi;                   /* PP__AT_RING: worker slot index */
     uint64_t wseq;            /* PP__AT_RING: its sequence number there */
-    bool forget;              /* fire-and-forget: nobody holds the user's reference */
     /* completion queue membership (queue.c's lock) */
     pp_queue_t *queue;
     pp_future_t *q_prev, *q_next;

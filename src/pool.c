@@ -250,6 +250,8 @@ static int take_back(pp_pool_t *pool, pp__worker_t *v) {
                 memory_order_seq_cst, memory_order_seq_cst))
             break; /* v claims in order: this one and all before it are its own */
         n++;
+        if (v->dispatched) /* v will not run it: max_tasks_per_child counts what it runs */
+            v->dispatched--;
         if (s->job) {
             pp__task_t c = *s;
             s->job = NULL;
@@ -476,7 +478,6 @@ int pp__submit_cb(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_d
         f->cb_arg = userdata;
         atomic_store_explicit(&f->state, PP__FS_CLAIM | PP__FS_CB, memory_order_relaxed);
     }
-    f->forget = forget;
     pp__task_t t = *tmpl;
     t.f = f;
     t.argfd = -1;
