@@ -135,11 +135,6 @@ static void handle(struct app *a, pp_future_t *f)
     a->delivered++;
 }
 
-static void on_close(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* pp_queue_fd is readable: take every future that is done, without waiting. */
 static void on_queue_readable(uv_poll_t *h, int status, int events)
 {
@@ -161,8 +156,8 @@ static void on_queue_readable(uv_poll_t *h, int status, int events)
         }
     }
     /* 0: every future added has been delivered (or an error): stop. */
-    uv_close((uv_handle_t *)&a->poll, on_close);
-    uv_close((uv_handle_t *)&a->timer, on_close);
+    uv_close((uv_handle_t *)&a->poll, NULL);
+    uv_close((uv_handle_t *)&a->timer, NULL);
 }
 
 static void on_tick(uv_timer_t *h)
