@@ -60,6 +60,8 @@ typedef struct pp__core_api {
                            uint64_t run_ns);
     void (*job_chunk_lost)(pp_pool_t *pool, pp__task_t *s, long k, int err, const char *why,
                            uint64_t fails);
+    int (*pool_give_back)(pp_pool_t *pool, int err);
+    int (*pool_requeue_arg)(pp_pool_t *pool, const pp__task_t *t, const void *arg);
 } pp__core_api_t;
 
 /* What the core calls in the backend (rank 0's side, as in internal.h's

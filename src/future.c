@@ -104,15 +104,22 @@ void pp__future_complete(pp_future_t *f, int err, int task_status, char *msg) {
     f->node = NULL;
     if (!f->is_map) /* a map counts its items (map.c) */
         pp__stat_done(f->pool, err, 1);
-    uint32_t old = atomic_fetch_or_explicit(&f->state, PP__FS_DONE, memory_order_acq_rel);
+    uint32_t old;
+    if (atomic_load_explicit(&f->state, memory_order_acquire) & PP__FS_Q) {
+        /* in a queue: done and delivered in one step, so whoever sees it
+         * done finds it in the queue too */
+        old = pp__queue_done(f);
+    } else {
+        old = atomic_fetch_or_explicit(&f->state, PP__FS_DONE, memory_order_acq_rel);
+        if (old & PP__FS_Q)
+            pp__queue_deliver(f); /* added meanwhile */
+    }
     if (atomic_load_explicit(&f->waiters, memory_order_seq_cst))
         pp__futex_wake(&f->state, INT32_MAX, false);
     if (atomic_load_explicit(&pp__wait_sleepers, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&pp__wait_seq, 1, memory_order_seq_cst);
         pp__futex_wake(&pp__wait_seq, INT32_MAX, false);
     }
-    if (old & PP__FS_Q)
-        pp__queue_deliver(f);
     if (old & PP__FS_CB)
         pp__queue_callback(f->pool, f); /* the callback queue takes over the pool's ref */
     else

@@ -246,7 +246,7 @@ struct pp_future {
     pp_queue_t *queue;
     pp_future_t *q_prev, *q_next;
     bool q_done;
-    unsigned char small[PP__SMALL_RESULT];
+    _Alignas(16) unsigned char small[PP__SMALL_RESULT]; /* aligned as malloc's results are */
 };
 
 pp_future_t *pp__future_new(pp_pool_t *pool);
@@ -256,6 +256,8 @@ void pp__future_unref(pp_future_t *f);
 void pp__future_set_fail(pp_future_t *f, int err, const char *fmt, ...) PP_PRINTF(3, 4);
 /* queue.c: f, which has the Q bit, is done: move it to its queue's done list */
 void pp__queue_deliver(pp_future_t *f);
+/* f has the Q bit: set DONE and deliver it under the queue lock; returns the old state */
+uint32_t pp__queue_done(pp_future_t *f);
 void pp__queue_detach(pp_future_t *f); /* pp_future_free: take f out of its queue */
 extern _Atomic uint32_t pp__wait_seq;     /* bumped per completion while pp_wait sleeps */
 extern _Atomic uint32_t pp__wait_sleepers;
@@ -415,6 +417,10 @@ int pp__worker_depth(const pp_pool_t *pool);
  * another has not started because a task ahead of them runs long, and
  * send them again. Returns ms until it should look again, or -1. Lock held. */
 int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now);
+/* MPI: an agent gives back what its local pool has not started; rank 0
+ * queues a task that came back again (see pool.c). */
+int pp__pool_give_back(pp_pool_t *pool, int err);
+int pp__pool_requeue_arg(pp_pool_t *pool, const pp__task_t *t, const void *arg);
 /* Take pending node t out of the queue (pp_future_cancel). Lock held. */
 void pp__pend_unlink(pp_pool_t *pool, pp__task_t *t);
 

@@ -419,6 +419,65 @@ static pp__task_t *pend_new(const pp__task_t *tmpl, const void *arg) {
     return t;
 }
 
+/* An MPI agent's local pool: every task (and raw chunk) not yet started
+ * is done at once with err, unrun (rank 0 asked, for an idle agent: it
+ * sends them again). Returns how many. */
+int pp__pool_give_back(pp_pool_t *pool, int err) {
+    int n = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (pp__task_t *t = pool->pend_head, *next; t; t = next) {
+        next = t->next;
+        pp_future_t *f = t->f;
+        pp__pend_unlink(pool, t);
+        pp__close(&t->argfd);
+        free(t);
+        pool->inflight_total--;
+        pp__future_complete(f, err, err, NULL);
+        n++;
+    }
+    for (int i = 0; i < pool->nworkers && !pool->torn_down; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (!w->chan.ctrl || w->broken)
+            continue;
+        for (uint64_t seq = w->seq_next; seq-- > w->seq_done;) {
+            pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
+            if (!s->f || s->job)
+                continue;
+            uint32_t fresh = pp__claim_word(seq, PP__CLAIM_FRESH);
+            if (!atomic_compare_exchange_strong_explicit(
+                    pp__claim_at(w->chan.ctrl, seq), &fresh, pp__claim_word(seq, PP__CLAIM_CANCEL),
+                    memory_order_seq_cst, memory_order_seq_cst))
+                break;
+            pp_future_t *f = s->f;
+            s->f = NULL;
+            if (w->dispatched)
+                w->dispatched--;
+            pool->inflight_total--;
+            pp__future_complete(f, err, err, NULL);
+            n++;
+        }
+    }
+    if (pool->inflight_total == 0)
+        pthread_cond_broadcast(&pool->cond);
+    pthread_mutex_unlock(&pool->lock);
+    return n;
+}
+
+/* Rank 0 of an MPI pool: single task t, whose future is still pending,
+ * came back from an agent unrun; queue it again at the head with its
+ * argument. Lock held. */
+int pp__pool_requeue_arg(pp_pool_t *pool, const pp__task_t *t, const void *arg) {
+    pp__task_t tmpl = *t;
+    tmpl.flags &= ~(uint32_t)PP__F_REF; /* arg is a copy: the node keeps its own */
+    tmpl.argfd = -1;
+    pp__task_t *node = pend_new(&tmpl, arg);
+    if (!node)
+        return -ENOMEM;
+    node->tries = t->tries;
+    pend_push(pool, node, true);
+    return 0;
+}
+
 /* Requeue a task a dead worker had not started, at the head of the queue. */
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries) {
     const void *arg = NULL;

@@ -19,7 +19,9 @@
  * bits: pp_queue_add sets f->queue, then the bit; completion sets DONE;
  * whichever of the two comes second sees the other's bit and delivers.
  * Delivering twice is harmless (the second finds it done), so a bit left
- * from an earlier queue does no harm. All queue state is guarded by one
+ * from an earlier queue does no harm. A completion that finds the bit set
+ * sets DONE and delivers under qlock in one step, so a thread that sees
+ * the future done and then looks in the queue finds it there. All queue state is guarded by one
  * leaf mutex, qlock: it is taken under a pool's lock (by completion) and
  * no pool lock is ever taken under it, so the order is fixed. The
  * eventfd counts nothing: it is made readable when the done list becomes
@@ -91,6 +93,8 @@ int pp_wait(pp_future_t *const *fs, size_t n, int return_when, double timeout) {
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
             return -EINVAL;
+    if (n == 0)
+        return 0; /* nothing to wait for: every condition holds */
     int ndone;
     if (wait_holds(fs, n, return_when, &ndone))
         return ndone;
@@ -159,8 +163,7 @@ static void set_readable(pp_queue_t *q, bool on) {
     (void)r; /* a full counter is readable already; an empty one is not readable */
 }
 
-void pp__queue_deliver(pp_future_t *f) {
-    pthread_mutex_lock(&qlock);
+static void deliver_locked(pp_future_t *f) {
     pp_queue_t *q = f->queue;
     if (q && !f->q_done) {
         unlink_locked(q, f);
@@ -176,7 +179,20 @@ void pp__queue_deliver(pp_future_t *f) {
         if (q->sleepers)
             pthread_cond_signal(&q->cond);
     }
+}
+
+void pp__queue_deliver(pp_future_t *f) {
+    pthread_mutex_lock(&qlock);
+    deliver_locked(f);
     pthread_mutex_unlock(&qlock);
+}
+
+uint32_t pp__queue_done(pp_future_t *f) {
+    pthread_mutex_lock(&qlock);
+    uint32_t old = atomic_fetch_or_explicit(&f->state, PP__FS_DONE, memory_order_acq_rel);
+    deliver_locked(f);
+    pthread_mutex_unlock(&qlock);
+    return old;
 }
 
 void pp__queue_detach(pp_future_t *f) {

@@ -253,6 +253,17 @@ static void do_tasks(uint32_t id, uint64_t count, const unsigned char *p, const 
     }
 }
 
+/* Rank 0 has an idle agent: what our local pool has not started goes
+ * back (each future completes PP__EGIVENBACK; on_done sends that). */
+static void give_back(uint32_t id) {
+    pthread_mutex_lock(&ag.lock);
+    apool_t *ap = find(id);
+    pp_pool_t *pool = ap ? ap->pool : NULL;
+    pthread_mutex_unlock(&ag.lock);
+    if (pool) /* only this thread ends pools: it stays valid */
+        pp__pool_give_back(pool, PP__EGIVENBACK);
+}
+
 static void do_end(uint32_t id, bool terminate) {
     pthread_mutex_lock(&ag.lock);
     apool_t **pp = &ag.pools;
@@ -385,6 +396,8 @@ void pp__agent_main(void) {
                     do_tasks(h.pool, h.count, p, end);
                 else if (h.type == PP__M_END)
                     do_end(h.pool, h.count != 0);
+                else if (h.type == PP__M_GIVEBACK)
+                    give_back(h.pool);
                 else if (h.type == PP__M_SHUTDOWN)
                     shutdown = true;
             }

@@ -45,6 +45,8 @@ extern const pp__core_api_t *pp__core PP__HIDDEN;
 #define pp__smooth (pp__core->smooth)
 #define pp__job_chunk_done (pp__core->job_chunk_done)
 #define pp__job_chunk_lost (pp__core->job_chunk_lost)
+#define pp__pool_give_back (pp__core->pool_give_back)
+#define pp__pool_requeue_arg (pp__core->pool_requeue_arg)
 
 #define PP__MPI_TAG 0x7070
 #define PP__MPI_MAX_MSG ((size_t)1 << 30) /* one message's bytes (MPI counts are int) */
@@ -56,8 +58,13 @@ enum {
     PP__M_RESULTS,  /* agent -> rank 0: pp__mres_t records, each + message + data */
     PP__M_END,      /* rank 0 -> agent: the pool is finished (count 1: terminate it) */
     PP__M_SHUTDOWN, /* rank 0 -> agent: the program is exiting */
-    PP__M_LOST      /* agent -> rank 0: a TASKS batch of the pool could not be received */
+    PP__M_LOST,     /* agent -> rank 0: a TASKS batch of the pool could not be received */
+    PP__M_GIVEBACK  /* rank 0 -> agent: answer every record not yet started with
+                       PP__EGIVENBACK (another agent idles) */
 };
+/* The err of a result for a record the agent gave back unrun: rank 0
+ * sends it again (never seen by the program). */
+#define PP__EGIVENBACK (-29999)
 
 typedef struct pp__mhdr {
     uint32_t type;

@@ -29,6 +29,15 @@
  * touches a pool that is being torn down. pp__mpi_remote_place runs under the
  * pool's lock and only bumps the kick word.
  *
+ * Work-conserving: while an agent has nothing out and nothing waits here,
+ * an agent that has sent no result for a while (2x the average task time,
+ * 4 to 50 ms: a long task holds up the records behind it) is sent
+ * GIVEBACK; it answers every record its local pool has not started with
+ * PP__EGIVENBACK (the claim words decide, as for a local steal), and each
+ * such record is sent again: a map chunk's items through its job, a
+ * single task from the copy of its argument its slot keeps until its
+ * result is in.
+ *
  * Faults: task_timeout, max_tasks_per_child, retries and worker deaths are
  * handled by the agents' local pools; what comes back is the outcome
  * (error code, task status, message, the item a chunk's worker died on).
@@ -53,6 +62,7 @@
 
 typedef struct rslot {
     pp__task_t t;
+    void *argcopy;       /* a single task's argument, to send again if it comes back unrun */
     uint32_t gen;
     int32_t agent;
     uint32_t next_free;
@@ -63,6 +73,8 @@ typedef struct ragent {
     int rank;
     int workers;
     size_t out;          /* records out */
+    uint64_t progress_ns; /* its last result, or when it was given work while it had none */
+    uint64_t asked_ns;   /* when it was last asked to give back what it has not started */
     pp__wbuf_t batch;    /* records not yet sent */
     bool asked, replied;
     int open_err;
@@ -125,6 +137,8 @@ static rslot_t *slot_new(pp__remote_t *r, uint32_t *idx) {
 }
 
 static void slot_free(pp__remote_t *r, uint32_t idx) {
+    free(r->slot[idx].argcopy);
+    r->slot[idx].argcopy = NULL;
     r->slot[idx].used = false;
     r->slot[idx].next_free = r->free_head;
     r->free_head = idx;
@@ -171,11 +185,18 @@ bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *
     pp__addr_encode((const void *)(uintptr_t)t->fn, &key, &off); /* checked at submission */
     uint32_t idx;
     rslot_t *s = slot_new(r, &idx);
-    if (!s) {
+    /* a single task keeps a copy of its argument: an agent may give it
+     * back unrun (work-conserving dispatch), and it is sent again */
+    void *copy = s && !t->job && t->arg_len ? malloc(t->arg_len) : NULL;
+    if (!s || (!t->job && t->arg_len && !copy)) {
+        if (s)
+            slot_free(r, idx);
         if (r->out == 0)
             *err = -ENOMEM;
         return false;
     }
+    if (copy)
+        memcpy(copy, arg, t->arg_len);
     pp__mtask_t m = {.id = (uint64_t)s->gen << 32 | idx,
                      .flags = t->flags & (PP__F_CHUNK | PP__F_VAR),
                      .fn_key = key,
@@ -186,6 +207,7 @@ bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *
                      .res_size = t->res_size};
     bool was_empty = a->batch.len == 0;
     if (!pp__wbuf_record(&a->batch, PP__M_TASKS, r->id, &m, sizeof m, arg, t->arg_len, NULL, 0)) {
+        free(copy);
         slot_free(r, idx);
         if (r->out == 0)
             *err = -ENOMEM;
@@ -194,7 +216,10 @@ bool pp__mpi_remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *
     s->t = *t;
     s->t.arg = NULL; /* it travels in the batch */
     s->t.next = NULL;
+    s->argcopy = copy;
     s->agent = (int32_t)(a - r->ag);
+    if (a->out == 0)
+        a->progress_ns = pp__now_ns();
     a->out++;
     r->out++;
     if (was_empty)
@@ -237,6 +262,21 @@ static void take_result(pp_pool_t *pool, pp__remote_t *r, int agent, const pp__m
         r->slot[idx].agent != agent)
         return; /* not ours (any more) */
     pp__task_t s = r->slot[idx].t;
+    if (m->err == PP__EGIVENBACK) { /* given back unrun: send it again */
+        void *copy = r->slot[idx].argcopy;
+        r->slot[idx].argcopy = NULL;
+        slot_free(r, idx);
+        r->ag[agent].out--;
+        r->out--;
+        if (s.job) {
+            pp__job_chunk_lost(pool, &s, -1, 0, NULL, 0); /* its items go back to the job */
+        } else if (pp__pool_requeue_arg(pool, &s, copy) < 0) {
+            pool->inflight_total--;
+            pp__future_set_fail(s.f, -ENOMEM, "out of memory while moving the task to an idle MPI rank");
+        }
+        free(copy);
+        return;
+    }
     slot_free(r, idx);
     r->ag[agent].out--;
     r->out--;
@@ -330,6 +370,7 @@ static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p, c
         return;
     pp_pool_t *pool = r->pool;
     pthread_mutex_lock(&pool->lock);
+    r->ag[agent].progress_ns = pp__now_ns();
     for (uint64_t i = 0; i < h->count; i++) {
         pp__mres_t m;
         if ((size_t)(end - p) < sizeof m)
@@ -415,6 +456,36 @@ static void ctl_failed(const ctl_t *c, int err) {
 /* the hub thread                                                    */
 /* ---------------------------------------------------------------- */
 
+static int ctl_queue(int dest, uint32_t type, uint32_t pool, uint64_t count, const void *body,
+                     size_t len);
+
+#define BACK_MIN_NS 4000000u  /* records behind a busy agent this long... */
+#define BACK_MAX_NS 50000000u /* ...or twice the average task time, up to this */
+
+/* Work-conserving dispatch across ranks: while an agent has nothing out
+ * and nothing waits at rank 0, an agent that has returned nothing for a
+ * while (a long task ahead of its records) is asked to give back what it
+ * has not started. Pool lock and hub.lock held. */
+static void ask_back(pp__remote_t *r, uint64_t now) {
+    pp_pool_t *pool = r->pool;
+    if (r->closed || pool->terminating || pool->pend_head || r->nagents < 2)
+        return;
+    bool idle = false;
+    for (int i = 0; i < r->nagents && !idle; i++)
+        idle = r->ag[i].workers > 0 && r->ag[i].out == 0;
+    if (!idle)
+        return;
+    uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
+    uint64_t min_age = 2 * avg < BACK_MIN_NS ? BACK_MIN_NS : 2 * avg > BACK_MAX_NS ? BACK_MAX_NS : 2 * avg;
+    for (int i = 0; i < r->nagents; i++) {
+        ragent_t *a = &r->ag[i];
+        if (a->out == 0 || now - a->progress_ns < min_age || now - a->asked_ns < min_age)
+            continue;
+        if (ctl_queue(a->rank, PP__M_GIVEBACK, r->id, 0, NULL, 0) == 0)
+            a->asked_ns = now;
+    }
+}
+
 static void *hub_main(void *arg) {
     (void)arg;
     prctl(PR_SET_NAME, "procpool-mpi");
@@ -451,6 +522,8 @@ static void *hub_main(void *arg) {
                 }
                 work++;
             }
+            if (r->out)
+                ask_back(r, pp__now_ns());
             if (r->out || r->replies_wanted)
                 expecting = true;
             pthread_mutex_unlock(&r->pool->lock);
@@ -661,6 +734,8 @@ void pp__mpi_remote_free(pp_pool_t *pool) {
         return;
     for (int i = 0; i < r->nagents; i++)
         pp__wbuf_free(&r->ag[i].batch);
+    for (uint32_t i = 0; i < r->nslots; i++)
+        free(r->slot[i].argcopy);
     free(r->ag);
     free(r->slot);
     free(r);
