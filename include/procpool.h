@@ -382,7 +382,7 @@ typedef void (*pp_done_fn)(pp_future_t *f, void *userdata);
  *  -EFBIG, -EMFILE, -ENFILE  a large argument or result could not travel
  *           in its memfd (see pp_apply_async and pp_future_get).
  *  -EOVERFLOW, -EIO  MPI pools only (see pp_apply_async).
- * The task's message is lost with pp_apply; use pp_apply_async to read it.
+ * pp_apply does not give the task's message; pp_apply_msg does.
  */
 PP_EXTERN int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
                        void **result, size_t *result_len);
@@ -495,7 +495,8 @@ PP_EXTERN int pp_future_task_status(const pp_future_t *f);
  * must not join or destroy its own pool (-EDEADLK). If the future is freed
  * while pending, the callback still runs exactly once and must not free it
  * again. Returns 0, -EINVAL (f or cb NULL) or -EBUSY (a callback is
- * already set).
+ * already set). To have the callback always on the callback thread, set
+ * it at submission: pp_submit's opts.on_done.
  */
 PP_EXTERN int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata);
 
@@ -542,7 +543,8 @@ PP_EXTERN void pp_task_opts_init(pp_task_opts_t *o);
  * it, its worker is killed and replaced and the task fails
  * PP_ETASKTIMEOUT, as with the pool's task_timeout.
  * Returns 0, or what pp_apply_async returns, and also -EINVAL when opts
- * has a NaN timeout or retries below -1. On an MPI pool a task's own
+ * has a NaN timeout or retries below -1; on an error nothing was
+ * submitted and on_done is never called. On an MPI pool a task's own
  * timeout and retries are not supported: -ENOTSUP unless they are the
  * defaults.
  */
@@ -651,7 +653,8 @@ typedef struct pp_stats {
     unsigned long long worker_deaths; /* worker processes that ended other than by retiring */
     unsigned long long respawns;      /* worker processes started after the first ones */
     unsigned long long timeouts;      /* workers killed for a task past its timeout */
-    size_t queued; /* tasks and map chunks submitted, not yet sent to a worker */
+    size_t queued; /* tasks and map items submitted, not yet sent to a worker (a fed
+                      iterator's by the chunk) */
     int workers;   /* live worker processes (MPI pools: remote workers) */
 } pp_stats_t;
 

@@ -23,7 +23,7 @@
 
 #include "internal.h"
 
-#define PP__MPI_ABI 2u
+#define PP__MPI_ABI 3u
 #define PP__MPI_ENTRY pp_mpi_backend_v1
 #define PP__MPI_ENTRY_NAME "pp_mpi_backend_v1"
 #define PP__MPI_SONAME "libprocpool_mpi.so.0"

@@ -60,6 +60,13 @@ pp_future_t *pp__future_new(pp_pool_t *pool) {
     atomic_init(&f->prog_done, 0);
     atomic_init(&f->prog_total, 1);
     f->next = NULL;
+    f->where = PP__AT_NONE;
+    f->node = NULL;
+    f->wi = -1;
+    f->wseq = 0;
+    f->queue = NULL;
+    f->q_prev = f->q_next = NULL;
+    f->q_done = false;
     atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
     return f;
 }
@@ -93,9 +100,19 @@ void pp__future_complete(pp_future_t *f, int err, int task_status, char *msg) {
         release_data(f);
         f->len = 0;
     }
+    f->where = PP__AT_NONE;
+    f->node = NULL;
+    if (!f->is_map) /* a map counts its items (map.c) */
+        pp__stat_done(f->pool, err, 1);
     uint32_t old = atomic_fetch_or_explicit(&f->state, PP__FS_DONE, memory_order_acq_rel);
     if (atomic_load_explicit(&f->waiters, memory_order_seq_cst))
         pp__futex_wake(&f->state, INT32_MAX, false);
+    if (atomic_load_explicit(&pp__wait_sleepers, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&pp__wait_seq, 1, memory_order_seq_cst);
+        pp__futex_wake(&pp__wait_seq, INT32_MAX, false);
+    }
+    if (old & PP__FS_Q)
+        pp__queue_deliver(f);
     if (old & PP__FS_CB)
         pp__queue_callback(f->pool, f); /* the callback queue takes over the pool's ref */
     else
@@ -220,6 +237,8 @@ int pp_future_on_done(pp_future_t *f, pp_done_fn cb, void *userdata) {
 void pp_future_free(pp_future_t *f) {
     if (!f)
         return;
+    if (atomic_load_explicit(&f->state, memory_order_acquire) & PP__FS_Q)
+        pp__queue_detach(f);
     if (f->is_map && !(atomic_load_explicit(&f->state, memory_order_acquire) & PP__FS_DONE))
         pp__future_cancel_job(f); /* a map still running: stop it first */
     pp__future_unref(f);

@@ -72,7 +72,8 @@ static inline bool pp__alloc_fails(const char *site) {
 /* ------------------------------------------------------------------ */
 #define PP__TASK_RING (256u * 1024u)
 #define PP__RES_RING (256u * 1024u)
-#define PP__CTRL_SIZE 4096u
+#define PP__CTRL_SIZE 8192u /* the control block's page, then the claim words' page */
+#define PP__CLAIM_OFF 4096u /* PP__INFLIGHT_MAX claim words (uint32) start here */
 #define PP__INLINE_MAX (PP__TASK_RING / 4) /* larger args/results go by memfd */
 
 enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
@@ -118,7 +119,21 @@ typedef struct pp__ctrl {
     PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
     PP__LINE(_Atomic uint32_t, booted);        /* start-up and the initializer are done */
 } pp__ctrl_t;
-_Static_assert(sizeof(pp__ctrl_t) <= PP__CTRL_SIZE, "the control block outgrew its page");
+_Static_assert(sizeof(pp__ctrl_t) <= PP__CLAIM_OFF, "the control block outgrew its page");
+
+/* Claim words: one per in-flight record (index seq % PP__INFLIGHT_MAX),
+ * in the control block's memfd, which both sides map read-write. The
+ * parent writes FRESH for a record before publishing it; the worker CASes
+ * FRESH -> RUN before it starts the record, the parent FRESH -> CANCEL to
+ * take back a record not started (pp_future_cancel). One CAS wins: a task
+ * is either run or cancelled, never both. The low two bits are the state,
+ * the rest the record's sequence number (mod 2^30), so a word left from an
+ * older record never matches. */
+enum { PP__CLAIM_FRESH = 0u, PP__CLAIM_RUN = 1u, PP__CLAIM_CANCEL = 2u };
+static inline uint32_t pp__claim_word(uint64_t seq, uint32_t state) {
+    return (uint32_t)(seq << 2) | state;
+}
+static inline _Atomic uint32_t *pp__claim_at(pp__ctrl_t *ctrl, uint64_t seq);
 
 typedef struct pp__task_hdr {
     uint32_t kind;
@@ -179,11 +194,14 @@ bool pp__chan_has_result(const pp__chan_t *c);
 
 typedef struct pp__job pp__job_t;
 typedef struct pp__shm pp__shm_t;
+typedef struct pp__task pp__task_t;
 
 /* ------------------------------------------------------------------ */
 /* future.c                                                            */
 /* ------------------------------------------------------------------ */
-enum { PP__FS_DONE = 1u, PP__FS_CB = 2u, PP__FS_CLAIM = 4u };
+enum { PP__FS_DONE = 1u, PP__FS_CB = 2u, PP__FS_CLAIM = 4u, PP__FS_Q = 8u };
+/* Where a task is, as far as cancel needs to know (pool lock). */
+enum { PP__AT_NONE = 0, PP__AT_PENDING, PP__AT_RING, PP__AT_REMOTE };
 enum { PP__DATA_NONE = 0, PP__DATA_INLINE, PP__DATA_MALLOC, PP__DATA_MMAP, PP__DATA_ARENA };
 
 /* A worker slot's page arena in shared memory (arena.c). */
@@ -219,6 +237,15 @@ struct pp_future {
     uint64_t remote_id;       /* MPI agent: the id rank 0 gave the task */
     _Atomic size_t prog_done, prog_total;
     pp_future_t *next;        /* callback queue link */
+    /* where the task is (pool lock): its pending node, or its worker slot and seq */
+    int where;                /* PP__AT_* */
+    pp__task_t *node;         /* PP__AT_PENDING */
+    int wi;                   /* PP__AT_RING: worker slot index */
+    uint64_t wseq;            /* PP__AT_RING: its sequence number there */
+    /* completion queue membership (queue.c's lock) */
+    pp_queue_t *queue;
+    pp_future_t *q_prev, *q_next;
+    bool q_done;
     unsigned char small[PP__SMALL_RESULT];
 };
 
@@ -227,6 +254,18 @@ pp_future_t *pp__future_new(pp_pool_t *pool);
 void pp__future_complete(pp_future_t *f, int err, int task_status, char *msg);
 void pp__future_unref(pp_future_t *f);
 void pp__future_set_fail(pp_future_t *f, int err, const char *fmt, ...) PP_PRINTF(3, 4);
+/* queue.c: f, which has the Q bit, is done: move it to its queue's done list */
+void pp__queue_deliver(pp_future_t *f);
+void pp__queue_detach(pp_future_t *f); /* pp_future_free: take f out of its queue */
+extern _Atomic uint32_t pp__wait_seq;     /* bumped per completion while pp_wait sleeps */
+extern _Atomic uint32_t pp__wait_sleepers;
+static inline void pp__stat_add(_Atomic unsigned long long *c, unsigned long long n) {
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+/* Count n map items or tasks done with err (0, PP_ECANCELED, other). */
+void pp__stat_done(pp_pool_t *pool, int err, unsigned long long n);
+/* n map items done (counted by set_progress) failed with err */
+void pp__stat_item_bad(pp_pool_t *pool, int err, unsigned long long n);
 
 /* ------------------------------------------------------------------ */
 /* pool.c / supervise.c                                                 */
@@ -255,11 +294,17 @@ typedef struct pp__task {
     uint64_t rec_end;   /* in flight: record end */
     uint64_t start_ns;  /* in flight: when the worker began it (0: not seen) */
     unsigned tries;     /* times it already ran on a worker that died (opt.retries) */
+    int retries;        /* this task's retries; -1: the pool's opt.retries */
+    int64_t timeout_ns; /* this task's timeout: 0 the pool's, < 0 none */
     uint64_t item_seen; /* chunk: item index (+1) whose start start_ns is */
-    struct pp__task *next; /* pending queue link */
+    struct pp__task *next, *prev; /* pending queue links */
 } pp__task_t;
 
 #define PP__INFLIGHT_MAX 1024u
+_Static_assert(PP__CLAIM_OFF + PP__INFLIGHT_MAX * 4u <= PP__CTRL_SIZE, "claim words");
+static inline _Atomic uint32_t *pp__claim_at(pp__ctrl_t *ctrl, uint64_t seq) {
+    return (_Atomic uint32_t *)((unsigned char *)ctrl + PP__CLAIM_OFF) + seq % PP__INFLIGHT_MAX;
+}
 
 typedef struct pp__worker {
     int state;
@@ -272,6 +317,8 @@ typedef struct pp__worker {
     bool broken;           /* broke the protocol: killed, being replaced */
     bool timed_out;        /* killed for running past task_timeout */
     uint64_t kill_at;      /* timed out: SIGKILL at this time if still alive */
+    uint64_t timeout_ns;   /* timed out: the limit it ran past */
+    bool timeout_own;      /* that limit was the task's own (pp_submit) */
     unsigned memfd_inflight; /* large args whose fd sits in the socket */
     bool have_status;
     int wait_code, wait_status; /* siginfo si_code / si_status */
@@ -285,6 +332,7 @@ typedef struct pp__worker {
     unsigned early_deaths; /* consecutive deaths before any task finished */
     pp__arena_t arena;     /* this slot's result pages in shared memory (all incarnations) */
     uint64_t respawn_at;   /* throttle: not before this time */
+    uint64_t progress_ns;  /* when it last finished a record, or got one while empty */
 } pp__worker_t;
 
 typedef struct pp__remote pp__remote_t;
@@ -336,6 +384,11 @@ struct pp_pool {
     _Atomic size_t shm_users;  /* futures holding arena pages: keep the range mapped */
     _Atomic uint64_t avg_ns;   /* smoothed task run time */
     _Atomic int refs;          /* handle + every unfreed future */
+    bool task_timeouts;        /* a task with its own timeout was submitted (lock) */
+    /* pp_pool_stats */
+    _Atomic unsigned long long st_submitted, st_completed, st_failed, st_cancelled;
+    _Atomic unsigned long long st_deaths, st_respawns, st_timeouts;
+    _Atomic unsigned long long st_item_done, st_item_bad; /* map items done; of which failed */
     struct pp_pool *reg_next;  /* registry of live pools (for fork hygiene) */
 };
 
@@ -345,6 +398,10 @@ void pp__smooth(pp_pool_t *pool, uint64_t ns);
 /* Submit a task (t: fn, flags, n, item_size, res_size) with a fresh future;
  * the MPI agent submits raw chunks this way. */
 int pp__submit(pp_pool_t *pool, const pp__task_t *t, const void *arg, pp_future_t **future);
+/* The same with a done-callback set before the task can finish; future
+ * NULL: fire-and-forget (the future is freed once done and called back). */
+int pp__submit_cb(pp_pool_t *pool, const pp__task_t *t, const void *arg, pp_done_fn cb,
+                  void *userdata, pp_future_t **future);
 int pp__pool_dispatch_locked(pp_pool_t *pool);
 void pp__pool_wake_supervisor(pp_pool_t *pool);
 bool pp__fn_ok(const pp_pool_t *pool, pp_task_fn fn);
@@ -352,6 +409,12 @@ int pp__drain(pp_pool_t *pool, bool block);
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries);
 int pp__worker_depth(const pp_pool_t *pool);
+/* Work-conserving dispatch: while a worker idles, take back the records
+ * another has not started because a task ahead of them runs long, and
+ * send them again. Returns ms until it should look again, or -1. Lock held. */
+int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now);
+/* Take pending node t out of the queue (pp_future_cancel). Lock held. */
+void pp__pend_unlink(pp_pool_t *pool, pp__task_t *t);
 
 /* map.c */
 /* Result data of one record, wherever it lives. */
@@ -373,7 +436,7 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
 void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *job);
 void pp__jobs_cancel_all(pp_pool_t *pool, const char *why);
 void pp__jobs_fail_unsent(pp_pool_t *pool, int err, const char *why);
-void pp__future_cancel_job(pp_future_t *f);
+bool pp__future_cancel_job(pp_future_t *f); /* true: it was running and is now cancelled */
 /* place() from pool.c, for chunks */
 /* *err < 0: the argument cannot be put in a memfd, the task must fail */
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);

@@ -397,6 +397,7 @@ void pp_iter_free(pp_iter_t *it) {
     pp_pool_t *pool = j->pool;
     pthread_mutex_lock(&pool->lock);
     pp__job_cancel_locked(pool, j);
+    pp__job_take_back_locked(pool, j); /* chunks sent ahead, not started: they will not run */
     pp__job_unref(j);
     pthread_mutex_unlock(&pool->lock);
     pp__pool_unref(pool);

@@ -55,6 +55,7 @@ struct pp__job {
     size_t sent, held;  /* chunks in flight; finished chunks unread */
     size_t window;
     size_t done, total;
+    size_t st_done, st_total; /* what pp_pool_stats has been told of done and total */
     int refs;
     pp__job_t *next_job;
     /* map */
@@ -96,5 +97,7 @@ void pp__job_fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int 
 int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, size_t item_size,
                 size_t count, size_t chunksize, pp__job_t **out);
 int pp__job_start_locked(pp_pool_t *pool, pp__job_t *j);
+/* Take back the chunks of cancelled job j that workers have not started. */
+void pp__job_take_back_locked(pp_pool_t *pool, pp__job_t *j);
 
 #endif

@@ -133,6 +133,15 @@ void pp__job_wake(pp__job_t *j) {
 }
 
 static void set_progress(pp__job_t *j) {
+    pp_pool_t *pool = j->pool;
+    if (j->done > j->st_done) {
+        pp__stat_add(&pool->st_item_done, j->done - j->st_done);
+        j->st_done = j->done;
+    }
+    if (j->total > j->st_total) {
+        pp__stat_add(&pool->st_submitted, j->total - j->st_total);
+        j->st_total = j->total;
+    }
     atomic_store_explicit(&j->a_done, j->done, memory_order_relaxed);
     atomic_store_explicit(&j->a_total, j->total, memory_order_relaxed);
     if (j->f) {
@@ -172,6 +181,8 @@ void pp__job_cancel_locked(pp_pool_t *pool, pp__job_t *j) {
     if (j->cancelled)
         return;
     j->cancelled = true;
+    if (j->total > j->done) /* the items that will not be done */
+        pp__stat_add(&pool->st_cancelled, j->total - j->done);
     list_remove(pool, j);
     free_ranges(j->retry);
     j->retry = NULL;
@@ -384,6 +395,7 @@ int pp__jobs_dispatch_locked(pp_pool_t *pool) {
 
 static void note_failure(pp__job_t *j, size_t index, int err, int status, const char *msg,
                          size_t msg_len) {
+    pp__stat_item_bad(j->pool, err, 1);
     if (j->fail_err && index >= j->fail_index)
         return;
     free(j->fail_msg);
@@ -432,7 +444,10 @@ static void fail_items(pp_pool_t *pool, pp__job_t *j, size_t lo, size_t n, int e
                        const char *why) {
     if (j->kind == PP__JOB_MAP) {
         note_failure(j, lo, err, err, why, why ? strlen(why) : 0);
+        if (n > 1)
+            pp__stat_item_bad(pool, err, n - 1);
     } else {
+        pp__stat_item_bad(pool, err, n);
         pp__chunk_res_t *r = pp__alloc_fails("map.chunk_res") ? NULL : calloc(1, sizeof *r);
         if (r) {
             r->lo = lo;
@@ -848,7 +863,35 @@ int pp_map(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size, 
 }
 
 /* Called by pp_future_free on a map future: cancel if still running. */
-void pp__future_cancel_job(pp_future_t *f) {
+/* Chunks of cancelled job j sent ahead to workers and not started are
+ * taken back (their claim words, internal.h): they will not run. The
+ * records stay in the rings for the workers to skip. Lock held. */
+void pp__job_take_back_locked(pp_pool_t *pool, pp__job_t *j) {
+    for (int i = 0; i < pool->nworkers && !pool->torn_down; i++) {
+        pp__worker_t *w = &pool->workers[i];
+        if (!w->chan.ctrl || w->broken)
+            continue;
+        for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
+            pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
+            uint32_t fresh = pp__claim_word(seq, PP__CLAIM_FRESH);
+            if (s->job != j ||
+                !atomic_compare_exchange_strong_explicit(
+                    pp__claim_at(w->chan.ctrl, seq), &fresh,
+                    pp__claim_word(seq, PP__CLAIM_CANCEL), memory_order_seq_cst,
+                    memory_order_seq_cst))
+                continue;
+            pp__task_t c = *s;
+            s->job = NULL;
+            s->blob = NULL;
+            if (w->dispatched) /* max_tasks_per_child counts what it runs */
+                w->dispatched--;
+            pp__job_chunk_lost(pool, &c, -2, PP_ECANCELED, NULL, 0); /* drops its job ref */
+        }
+    }
+}
+
+bool pp__future_cancel_job(pp_future_t *f) {
+    bool cancelled = false;
     pp_pool_t *pool = f->pool;
     pthread_mutex_lock(&pool->lock);
     pp__job_t *j = f->job;
@@ -856,10 +899,13 @@ void pp__future_cancel_job(pp_future_t *f) {
         j->f = NULL;
         f->job = NULL;
         pp__job_cancel_locked(pool, j);
+        pp__job_take_back_locked(pool, j);
         pp__future_complete(f, PP_ECANCELED, PP_ECANCELED, NULL);
         pp__job_unref(j);
+        cancelled = true;
     }
     pthread_mutex_unlock(&pool->lock);
+    return cancelled;
 }
 
 int pp_future_progress(const pp_future_t *f, size_t *done, size_t *total) {

@@ -55,8 +55,9 @@ int pp__worker_depth(const pp_pool_t *pool) {
     if (avg == 0)
         return 4;
     uint64_t d = DEPTH_TARGET_NS / avg;
-    if (d < 1)
-        d = 1;
+    if (d < 2) /* one queued behind the running task: no hand-off gap (stealing
+                  takes it back if the running one runs long) */
+        d = 2;
     if (d > PP__INFLIGHT_MAX)
         d = PP__INFLIGHT_MAX;
     return (int)d;
@@ -123,8 +124,14 @@ static bool memfd_room(const pp_pool_t *pool) {
  * this pool are out is only waited for: they come back. */
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
     *err = 0;
-    if (pool->remote)
-        return pp__remote_place(pool, t, arg, err);
+    if (pool->remote) {
+        bool placed = pp__remote_place(pool, t, arg, err);
+        if (placed && t->f) {
+            t->f->where = PP__AT_REMOTE;
+            t->f->node = NULL;
+        }
+        return placed;
+    }
     int depth = pp__worker_depth(pool);
     bool memfd = t->argfd >= 0 || t->big;
     bool byref = memfd || (t->flags & PP__F_REF);
@@ -171,6 +178,8 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
         t->argfd = fd; /* the slot owns it from here */
         best->memfd_inflight++;
     }
+    if (best->seq_next == best->seq_done)
+        best->progress_ns = pp__now_ns(); /* it had nothing: its wait starts now */
     pp__task_t *s = &best->inflight[best->seq_next % PP__INFLIGHT_MAX];
     *s = *t;
     s->arg = (t->flags & PP__F_REF) ? (void *)arg : NULL;
@@ -191,17 +200,115 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
                         .addr = (t->flags & PP__F_REF) ? (uint64_t)(uintptr_t)arg : 0,
                         .res_addr = (uint64_t)(uintptr_t)t->res_addr,
                         .res_size = t->res_size};
+    /* the claim word first: the worker may CAS it as soon as the record is published */
+    atomic_store_explicit(pp__claim_at(best->chan.ctrl, s->seq),
+                          pp__claim_word(s->seq, PP__CLAIM_FRESH), memory_order_relaxed);
+    if (t->f) {
+        t->f->where = PP__AT_RING;
+        t->f->node = NULL;
+        t->f->wi = best->index;
+        t->f->wseq = s->seq;
+    }
     s->rec_end = pp__chan_push_task(&best->chan, &h, arg, byref);
     s->rec_off = s->rec_end - PP__ALIGN8(sizeof(pp__task_hdr_t) + (byref ? 0 : t->arg_len));
     best->seq_next++;
     best->dispatched++;
     pp__chan_publish(&best->chan);
     /* a task with a deadline: the supervisor must be watching the clock */
-    if (pool->opt.task_timeout > 0 &&
+    if ((pool->opt.task_timeout > 0 || t->timeout_ns > 0) &&
         atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
         atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
         pp__pool_wake_supervisor(pool);
     return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* work-conserving dispatch                                          */
+/* ---------------------------------------------------------------- */
+
+#define STEAL_MIN_NS 1000000u  /* records waiting this long behind a running task... */
+#define STEAL_MAX_NS 20000000u /* ...or twice the average task time, up to this */
+
+static bool idle_worker(const pp_pool_t *pool, const pp__worker_t *w) {
+    return w->state == PP__W_READY && !w->broken && w->chan.ctrl && w->seq_done == w->seq_next &&
+           !(pool->opt.max_tasks_per_child && w->dispatched >= pool->opt.max_tasks_per_child);
+}
+
+/* Take back v's records from seq_next - 1 down to the first one it has
+ * started, each by its claim word, and send them again through the
+ * pending queue (in their order, at its head) or, for map chunks, the
+ * job's retry list. Returns how many. Lock held. */
+static int take_back(pp_pool_t *pool, pp__worker_t *v) {
+    int n = 0;
+    for (uint64_t seq = v->seq_next; seq-- > v->seq_done;) {
+        pp__task_t *s = &v->inflight[seq % PP__INFLIGHT_MAX];
+        if (!s->f && !s->job)
+            continue; /* cancelled already */
+        uint32_t fresh = pp__claim_word(seq, PP__CLAIM_FRESH);
+        if (!atomic_compare_exchange_strong_explicit(
+                pp__claim_at(v->chan.ctrl, seq), &fresh, pp__claim_word(seq, PP__CLAIM_CANCEL),
+                memory_order_seq_cst, memory_order_seq_cst))
+            break; /* v claims in order: this one and all before it are its own */
+        n++;
+        if (v->dispatched) /* v will not run it: max_tasks_per_child counts what it runs */
+            v->dispatched--;
+        if (s->job) {
+            pp__task_t c = *s;
+            s->job = NULL;
+            s->blob = NULL;
+            /* its items go back to the job; the record (and its memfd, if
+             * any) stays for v to skip and drain to free */
+            pp__job_chunk_lost(pool, &c, -1, 0, NULL, 0);
+            continue;
+        }
+        if (pp__requeue(pool, v, s, s->tries) == 0) {
+            /* the queued copy owns the argument's memfd now; v skips the
+             * record and closes the copy it receives */
+            if (s->argfd >= 0 && v->memfd_inflight)
+                v->memfd_inflight--;
+            s->argfd = -1;
+        } else {
+            pool->inflight_total--;
+            pp__future_set_fail(s->f, -ENOMEM, "out of memory while moving the task to an idle worker");
+            if (pool->inflight_total == 0)
+                pthread_cond_broadcast(&pool->cond);
+        }
+        s->f = NULL;
+    }
+    return n;
+}
+
+int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now) {
+    if (pool->remote || pool->nworkers < 2 || pool->terminating || pool->torn_down ||
+        pool->pend_head)
+        return -1;
+    bool idle = false;
+    for (int i = 0; i < pool->nworkers && !idle; i++)
+        idle = idle_worker(pool, &pool->workers[i]);
+    if (!idle)
+        return -1;
+    uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
+    uint64_t min_age = 2 * avg < STEAL_MIN_NS ? STEAL_MIN_NS
+                       : 2 * avg > STEAL_MAX_NS ? STEAL_MAX_NS
+                                                : 2 * avg;
+    int64_t next = -1;
+    int stolen = 0;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *v = &pool->workers[i];
+        if (v->state != PP__W_READY || v->broken || !v->chan.ctrl || v->seq_next == v->seq_done)
+            continue; /* it holds nothing */
+        uint64_t age = now > v->progress_ns ? now - v->progress_ns : 0;
+        if (age < min_age) {
+            int64_t ms = (int64_t)((min_age - age) / 1000000u) + 1;
+            if (next < 0 || ms < next)
+                next = ms;
+            continue;
+        }
+        stolen += take_back(pool, v);
+    }
+    if (stolen)
+        pp__pool_dispatch_locked(pool);
+    return next;
 }
 
 /* A pending task whose argument cannot be put in a memfd fails. Lock held. */
@@ -225,7 +332,9 @@ int pp__pool_dispatch_locked(pp_pool_t *pool) {
         if (!placed && !err)
             break;
         pool->pend_head = t->next;
-        if (!pool->pend_head)
+        if (pool->pend_head)
+            pool->pend_head->prev = NULL;
+        else
             pool->pend_tail = NULL;
         pool->npending--;
         if (!placed)
@@ -243,13 +352,16 @@ int pp__pool_dispatch_locked(pp_pool_t *pool) {
 }
 
 static void pend_push(pp_pool_t *pool, pp__task_t *t, bool front) {
-    t->next = NULL;
+    t->next = t->prev = NULL;
     if (front) {
         t->next = pool->pend_head;
+        if (pool->pend_head)
+            pool->pend_head->prev = t;
         pool->pend_head = t;
         if (!pool->pend_tail)
             pool->pend_tail = t;
     } else {
+        t->prev = pool->pend_tail;
         if (pool->pend_tail)
             pool->pend_tail->next = t;
         else
@@ -257,6 +369,23 @@ static void pend_push(pp_pool_t *pool, pp__task_t *t, bool front) {
         pool->pend_tail = t;
     }
     pool->npending++;
+    if (t->f) {
+        t->f->where = PP__AT_PENDING;
+        t->f->node = t;
+    }
+}
+
+void pp__pend_unlink(pp_pool_t *pool, pp__task_t *t) {
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        pool->pend_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        pool->pend_tail = t->prev;
+    t->next = t->prev = NULL;
+    pool->npending--;
 }
 
 /* A pending node for single task (or raw chunk) like tmpl, with its own
@@ -279,6 +408,8 @@ static pp__task_t *pend_new(const pp__task_t *tmpl, const void *arg) {
     t->n = tmpl->n;
     t->item_size = tmpl->item_size;
     t->res_size = tmpl->res_size;
+    t->retries = tmpl->retries;
+    t->timeout_ns = tmpl->timeout_ns;
     t->arg = (flags & PP__F_REF) ? (void *)arg : tmpl->argfd >= 0 ? NULL : (void *)(t + 1);
     if (extra)
         memcpy(t->arg, arg, len);
@@ -306,11 +437,20 @@ int pp_apply_async(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_l
         *future = NULL;
     if (!pool || !fn || !future || (!arg && arg_len))
         return -EINVAL;
-    pp__task_t t = {.fn = fn, .arg_len = arg_len, .argfd = -1};
+    pp__task_t t = {.fn = fn, .arg_len = arg_len, .argfd = -1, .retries = -1};
     return pp__submit(pool, &t, arg, future);
 }
 
 int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_future_t **future) {
+    return pp__submit_cb(pool, tmpl, arg, NULL, NULL, future);
+}
+
+int pp__submit_cb(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_done_fn cb,
+                  void *userdata, pp_future_t **future) {
+    bool forget = future == NULL; /* fire-and-forget: no user reference */
+    pp_future_t *dummy;
+    if (forget)
+        future = &dummy;
     *future = NULL;
     pp_task_fn fn = tmpl->fn;
     size_t arg_len = tmpl->arg_len;
@@ -333,6 +473,11 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
     pp_future_t *f = pp__future_new(pool);
     if (!f)
         return -ENOMEM;
+    if (cb) { /* set before the task can finish: it always runs on the callback thread */
+        f->cb = cb;
+        f->cb_arg = userdata;
+        atomic_store_explicit(&f->state, PP__FS_CLAIM | PP__FS_CB, memory_order_relaxed);
+    }
     pp__task_t t = *tmpl;
     t.f = f;
     t.argfd = -1;
@@ -362,6 +507,8 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
         goto fail;
     }
     pool->inflight_total++;
+    if (t.timeout_ns > 0)
+        pool->task_timeouts = true;
     if (!node && (pool->pend_head || !pp__place(pool, &t, arg, &err))) {
         if (err == 0 || t.argfd >= 0) {
             /* it waits: its argument in memory, not in a descriptor (a
@@ -385,6 +532,7 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
     }
     size_t backlog = pool->npending;
     pthread_mutex_unlock(&pool->lock);
+    pp__stat_add(&pool->st_submitted, 1);
     /* A thread submitting a burst collects results itself now and then (and
      * tells the supervisor, which then stays passive: no eventfd write and
      * no wake-up per result, no fight for the lock). */
@@ -393,7 +541,10 @@ int pp__submit(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_futu
         atomic_store_explicit(&pool->burst_ns, pp__now_ns(), memory_order_relaxed);
         pp__drain(pool, false);
     }
-    *future = f;
+    if (forget)
+        pp__future_unref(f); /* the user's reference, which nobody holds */
+    else
+        *future = f;
     return 0;
 fail:
     pp__close(&t.argfd);
@@ -569,6 +720,30 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         }
         pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
         pp_future_t *f = s->f;
+        if (!f && !s->job) {
+            /* cancelled in the ring: the worker skipped it (or, if it ran
+             * it all the same, its result is not wanted) */
+            pp__view_t dv = {0};
+            if (h.status == 0 && result_view(w, &h, body, &dv) == -EPROTO) {
+                proto_error(pool, w);
+                break;
+            }
+            pp__chan_consume_result(&w->chan, &h);
+            w->chan.tail = s->rec_end;
+            if (s->argfd >= 0) {
+                pp__close(&s->argfd);
+                if (w->memfd_inflight)
+                    w->memfd_inflight--;
+            }
+            if (dv.map)
+                munmap(dv.map, dv.map_len);
+            if (dv.arena)
+                pp__arena_free(dv.arena, (size_t)(dv.p - dv.arena->data) / 4096u,
+                               pp__arena_pages(dv.len));
+            w->seq_done++;
+            n++;
+            continue;
+        }
         int err = 0;
         char *msg = NULL;
         pp__view_t v = {0};
@@ -637,6 +812,8 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         pp__future_complete(f, err, h.status, msg);
         n++;
     }
+    if (n)
+        w->progress_ns = pp__now_ns();
     pp__chan_release_results(&w->chan);
     return n;
 }
@@ -657,6 +834,10 @@ int pp__drain(pp_pool_t *pool, bool block) {
         }
         if (n && (pool->pend_head || pool->jobs))
             pp__pool_dispatch_locked(pool);
+        if (n && !pool->pend_head && pp__steal_locked(pool, pp__now_ns()) >= 0 &&
+            atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
+            atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
+            pp__pool_wake_supervisor(pool); /* it must look again when a wait grows long */
         if (n && pool->inflight_total == 0)
             pthread_cond_broadcast(&pool->cond);
     }

@@ -202,8 +202,11 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
     w->memfd_inflight = 0;
     w->broken = w->exited = w->have_status = w->timed_out = false;
     w->kill_at = 0;
+    w->timeout_ns = 0;
+    w->timeout_own = false;
     w->pid = 0;
     w->born_ns = pp__now_ns();
+    w->progress_ns = w->born_ns;
     w->state = PP__W_STARTING;
     if (pool->opt.start_method == PP_START_SPAWN) {
         err = pp__spawn_worker(pool, w); /* a fresh exec, from any thread */
@@ -309,11 +312,24 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     /* early: died before its start-up was done (a crashing initializer,
      * say); a worker killed later, idle or not, is not a start-up failure */
     bool booted = atomic_load_explicit(&w->chan.ctrl->booted, memory_order_acquire) != 0;
+    /* a worker that retired (exit 0: max_tasks_per_child, max memory, stop) did not die */
+    if (!(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0))
+        pp__stat_add(&pool->st_deaths, 1);
     bool early = !booted && w->completed == 0 && raw_started == 0 && !w->timed_out &&
                  pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&
                  !(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0);
+    char tmo[200]; /* the running task's timeout, when it ran past it */
+    tmo[0] = 0;
+    if (w->timed_out)
+        snprintf(tmo, sizeof tmo, "the task ran past %s of %g s; worker process %d was killed",
+                 w->timeout_own ? "its own timeout" : "the pool's task_timeout",
+                 (double)w->timeout_ns / 1e9, (int)w->pid);
     for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
         pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
+        if (!s->job && !s->f) { /* cancelled in the ring: nothing to tell */
+            pp__close(&s->argfd);
+            continue;
+        }
         if (s->job) {
             pp__task_t c = *s;
             s->job = NULL;
@@ -328,12 +344,6 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                     atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed),
                     atomic_load_explicit(&w->chan.ctrl->chunk_fails, memory_order_relaxed), c.n,
                     &fails);
-                char tmo[200];
-                if (w->timed_out)
-                    snprintf(tmo, sizeof tmo,
-                             "the task ran past the pool's task_timeout of %g s; "
-                             "worker process %d was killed",
-                             pool->opt.task_timeout, (int)w->pid);
                 pp__job_chunk_lost(pool, &c, k,
                                    w->timed_out ? PP_ETASKTIMEOUT
                                                 : w->broken ? PP_EPROTO : PP_EWORKER,
@@ -355,10 +365,7 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             if (w->timed_out)
-                pp__future_set_fail(s->f, PP_ETASKTIMEOUT,
-                                    "the task ran past the pool's task_timeout of %g s; "
-                                    "worker process %d was killed",
-                                    pool->opt.task_timeout, (int)w->pid);
+                pp__future_set_fail(s->f, PP_ETASKTIMEOUT, "%s", tmo);
             else
                 pp__future_set_fail(s->f, w->broken ? PP_EPROTO : PP_EWORKER, "%s", why);
         } else if (pool->terminating) {
@@ -368,11 +375,10 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         } else if (seq < started && w->timed_out && seq == w->seq_done) {
             pp__close(&s->argfd);
             pool->inflight_total--;
-            pp__future_set_fail(s->f, PP_ETASKTIMEOUT,
-                                "the task ran past the pool's task_timeout of %g s; "
-                                "worker process %d was killed",
-                                pool->opt.task_timeout, (int)w->pid);
-        } else if (seq < started && (w->broken || s->tries >= pool->opt.retries ||
+            pp__future_set_fail(s->f, PP_ETASKTIMEOUT, "%s", tmo);
+        } else if (seq < started && (w->broken ||
+                                     s->tries >= (s->retries >= 0 ? (unsigned)s->retries
+                                                                  : pool->opt.retries) ||
                                      pp__requeue(pool, w, s, s->tries + 1) < 0)) {
             pp__close(&s->argfd);
             pool->inflight_total--;
@@ -632,10 +638,12 @@ static int64_t check_pidless(pp_pool_t *pool) {
 /* Kill workers whose running task is past its deadline; returns the poll
  * timeout (ms) needed to catch the next one, or -1. Pool lock held. */
 static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
-    if (pool->opt.task_timeout <= 0)
+    if (pool->opt.task_timeout <= 0 && !pool->task_timeouts)
         return -1;
-    uint64_t limit = pool->opt.task_timeout >= 1e9 ? UINT64_MAX / 2
-                                                   : (uint64_t)(pool->opt.task_timeout * 1e9);
+    uint64_t pool_limit = pool->opt.task_timeout <= 0 ? 0
+                          : pool->opt.task_timeout >= 1e9
+                              ? UINT64_MAX / 2
+                              : (uint64_t)(pool->opt.task_timeout * 1e9);
     int64_t next = -1;
     for (int i = 0; i < pool->nworkers; i++) {
         pp__worker_t *w = &pool->workers[i];
@@ -654,6 +662,16 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
         int64_t wait_ms = TIMEOUT_TICK_MS;
         if (started > w->seq_done && started <= w->seq_next) {
             pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
+            /* its own limit, else the pool's; none: nothing to watch */
+            uint64_t limit = s->job ? pool_limit
+                             : s->timeout_ns > 0 ? (uint64_t)s->timeout_ns
+                             : s->timeout_ns < 0 ? 0
+                                                 : pool_limit;
+            if (!limit || (!s->job && !s->f)) {
+                if (next < 0 || wait_ms < next)
+                    next = wait_ms; /* the next task may have one */
+                continue;
+            }
             if (s->job || (s->flags & PP__F_CHUNK)) { /* a chunk: every item has its own deadline */
                 uint64_t item = atomic_load_explicit(&w->chan.ctrl->item_index,
                                                      memory_order_relaxed) + 1;
@@ -670,6 +688,9 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             uint64_t deadline = s->start_ns + limit;
             if (now >= deadline) {
                 w->timed_out = true;
+                w->timeout_ns = limit;
+                w->timeout_own = !s->job && s->timeout_ns > 0;
+                pp__stat_add(&pool->st_timeouts, 1);
                 w->kill_at = now + TIMEOUT_KILL_NS;
                 pp__worker_signal(pool, w, SIGTERM);
                 wait_ms = TIMEOUT_KILL_NS / 1000000u;
@@ -849,6 +870,8 @@ void *pp__supervisor_main(void *arg) {
                 continue;
             }
             int se = start_worker(pool, w, false);
+            if (se == 0)
+                pp__stat_add(&pool->st_respawns, 1);
             if (se < 0) {
                 start_failed(pool, w, se, now);
                 int64_t ms = (int64_t)((w->respawn_at - now) / 1000000u) + 1;
@@ -859,6 +882,9 @@ void *pp__supervisor_main(void *arg) {
         note_parked(pool);
         if (pool->pend_head || pool->jobs)
             pp__pool_dispatch_locked(pool);
+        int64_t steal_ms = pp__steal_locked(pool, now);
+        if (steal_ms >= 0 && (timeout_ms < 0 || steal_ms < timeout_ms))
+            timeout_ms = steal_ms;
         int64_t tmo = check_timeouts(pool, now);
         if (tmo >= 0 && (timeout_ms < 0 || tmo < timeout_ms))
             timeout_ms = tmo;

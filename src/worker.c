@@ -408,6 +408,25 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         memcpy(&h, W.task + off, sizeof h);
         if (h.kind != PP__REC_TASK || h.rec_len < sizeof h || h.rec_len > PP__TASK_RING - off)
             worker_exit(121); /* the parent never writes this: give up loudly */
+        /* claim it; the parent may have taken it back (pp_future_cancel) */
+        uint32_t fresh = pp__claim_word(h.seq, PP__CLAIM_FRESH);
+        if (!atomic_compare_exchange_strong_explicit(pp__claim_at(W.ctrl, h.seq), &fresh,
+                                                     pp__claim_word(h.seq, PP__CLAIM_RUN),
+                                                     memory_order_seq_cst, memory_order_seq_cst) &&
+            fresh == pp__claim_word(h.seq, PP__CLAIM_CANCEL)) {
+            if (h.flags & PP__F_MEMFD) { /* its argument's fd is next in the socket: take it */
+                void *m;
+                size_t ml;
+                if (map_arg((size_t)h.arg_len, &m, &ml) && m)
+                    munmap(m, ml);
+            }
+            atomic_store_explicit(&W.ctrl->tasks_started, ++W.started, memory_order_release);
+            W.tail += h.rec_len;
+            pp__buf_reset(&W.buf);
+            W.buf.arena = NULL;
+            publish(h.seq, 0, 0); /* an empty result: the parent frees the record */
+            continue;
+        }
         atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
         atomic_store_explicit(&W.ctrl->item_index, 0, memory_order_relaxed);
         atomic_store_explicit(&W.ctrl->chunk_fails, 0, memory_order_relaxed);
