@@ -315,6 +315,65 @@ static void test_wait_many_threads(void **state) {
     ppt_finish(pool);
 }
 
+/* Cancelling a queued task wakes a pp_wait and a pp_queue_next waiting
+ * for it in other threads, while the task ahead of it still runs. */
+struct waiter {
+    pp_future_t *f;
+    pp_queue_t *q;
+    atomic_int started;
+    int rc;
+    pp_future_t *got;
+};
+
+static void *wait_one_thread(void *p) {
+    struct waiter *w = p;
+    atomic_store(&w->started, 1);
+    w->rc = pp_wait(&w->f, 1, PP_FIRST_COMPLETED, BOUND);
+    return NULL;
+}
+
+static void *queue_one_thread(void *p) {
+    struct waiter *w = p;
+    atomic_store(&w->started, 1);
+    w->rc = pp_queue_next(w->q, BOUND, &w->got);
+    return NULL;
+}
+
+static void test_cancel_wakes_wait_and_queue(void **state) {
+    (void)state;
+    pp_pool_t *pool = ppt_pool(1);
+    pp_future_t *busy = sleeper(pool, 1500);
+    pp_future_t *a = sleeper(pool, 10), *b = sleeper(pool, 10);
+    pp_queue_t *q = NULL;
+    assert_rc(pp_queue_create(&q), 0);
+    assert_rc(pp_queue_add(q, b), 0);
+    struct waiter wa = {.f = a, .rc = -1}, wb = {.q = q, .rc = -1};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, wait_one_thread, &wa), 0);
+    assert_int_equal(pthread_create(&tb, NULL, queue_one_thread, &wb), 0);
+    while (!atomic_load(&wa.started) || !atomic_load(&wb.started))
+        ppt_sleep_ms(1);
+    ppt_sleep_ms(30); /* both asleep by now, most likely */
+    assert_int_equal(pp_future_cancel(a), 1);
+    assert_int_equal(pp_future_cancel(b), 1);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(wa.rc, 1);
+    assert_rc(wb.rc, 1);
+    assert_ptr_equal(wb.got, b);
+    assert_rc(pp_future_get(a, 0, NULL, NULL), PP_ECANCELED);
+    assert_rc(pp_future_get(b, 0, NULL, NULL), PP_ECANCELED);
+    /* woken by the cancels, not by the end of the task ahead */
+    assert_int_equal(pp_future_ready(busy), 0);
+    assert_rc(pp_queue_next(q, 0, &wb.got), 0);
+    pp_queue_destroy(q);
+    pp_future_free(a);
+    pp_future_free(b);
+    assert_rc(pp_pool_terminate(pool), 0);
+    pp_future_free(busy);
+    ppt_finish(pool);
+}
+
 /* ======================================================================== */
 /* completion queues                                                          */
 /* ======================================================================== */
@@ -796,6 +855,7 @@ int main(void) {
         cmocka_unit_test(test_wait_edge_cases),
         cmocka_unit_test(test_wait_two_pools),
         cmocka_unit_test(test_wait_many_threads),
+        cmocka_unit_test(test_cancel_wakes_wait_and_queue),
         cmocka_unit_test(test_queue_args),
         cmocka_unit_test(test_queue_completion_order),
         cmocka_unit_test(test_queue_timeout_pending),

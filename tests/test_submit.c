@@ -768,6 +768,144 @@ static void test_retries_own(void **state) {
     ppt_finish(pool);
 }
 
+/* The callback of a task that is retried, or that times out, runs once,
+ * with the final outcome. */
+struct outcome {
+    atomic_int calls;
+    atomic_int err;
+    atomic_long value;
+};
+
+static void cb_outcome(pp_future_t *f, void *ud) {
+    struct outcome *o = ud;
+    const void *d = NULL;
+    size_t n = 0;
+    int rc = pp_future_get(f, 0, &d, &n);
+    atomic_store(&o->err, rc);
+    if (rc == 0 && n == sizeof(long))
+        atomic_store(&o->value, load_long(d));
+    atomic_fetch_add(&o->calls, 1);
+}
+
+static void test_on_done_once_across_retry_and_timeout(void **state) {
+    (void)state;
+    pp_pool_t *pool = pool_opts(2, 0, 0);
+    _Atomic int *runs = shm_counters(pool, 2);
+    struct outcome retried = {0}, timed = {0}, failed = {0};
+    pp_task_opts_t o;
+    pp_task_opts_init(&o);
+    o.retries = 1;
+    o.on_done = cb_outcome;
+    o.userdata = &retried;
+    struct mark m = {runs, 0};
+    assert_rc(pp_submit(pool, task_crash_first_run, &m, sizeof m, &o, NULL), 0);
+
+    pp_task_opts_init(&o);
+    o.timeout = 0.2;
+    o.on_done = cb_outcome;
+    o.userdata = &timed;
+    int ms = 5000;
+    assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, &o, NULL), 0);
+
+    pp_task_opts_init(&o);
+    o.retries = 0;
+    o.on_done = cb_outcome;
+    o.userdata = &failed;
+    m.idx = 1;
+    assert_rc(pp_submit(pool, task_crash_first_run, &m, sizeof m, &o, NULL), 0);
+
+    assert_rc(pp_pool_close(pool), 0);
+    assert_rc(pp_pool_join(pool), 0);
+    assert_int_equal(atomic_load(&retried.calls), 1);
+    assert_rc(atomic_load(&retried.err), 0);
+    assert_int_equal(atomic_load(&retried.value), 1);
+    assert_int_equal(atomic_load(&runs[0]), 2);
+    assert_int_equal(atomic_load(&timed.calls), 1);
+    assert_rc(atomic_load(&timed.err), PP_ETASKTIMEOUT);
+    assert_int_equal(atomic_load(&failed.calls), 1);
+    assert_rc(atomic_load(&failed.err), PP_EWORKER);
+    assert_int_equal(atomic_load(&runs[1]), 1);
+    pp_pool_destroy(pool);
+}
+
+/* A callback may submit work: here each callback submits the next link of
+ * a chain (fire-and-forget, with the same callback) until the chain is
+ * long enough. Callbacks never nest, each runs once, and join returns
+ * after the last. */
+enum { CHAIN = 300, CHAINS = 3 };
+struct chain {
+    pp_pool_t *pool;
+    atomic_int links[CHAINS];
+    atomic_int calls[CHAINS][CHAIN];
+    atomic_int inside;
+    atomic_int nested;
+    atomic_int errors;
+    long ids[CHAINS];
+};
+
+static struct chain *g_chain;
+
+static void cb_chain(pp_future_t *f, void *ud) {
+    long *id = ud;
+    struct chain *c = g_chain;
+    if (atomic_fetch_add(&c->inside, 1) != 0)
+        atomic_fetch_add(&c->nested, 1);
+    const void *d = NULL;
+    size_t n = 0;
+    int link = atomic_fetch_add(&c->links[*id], 1);
+    if (link >= CHAIN || pp_future_get(f, 0, &d, &n) != 0 || n != sizeof(long) ||
+        load_long(d) != (long)link * link)
+        atomic_fetch_add(&c->errors, 1);
+    else
+        atomic_fetch_add(&c->calls[*id][link], 1);
+    if (link + 1 < CHAIN) {
+        long next = link + 1;
+        pp_task_opts_t o;
+        pp_task_opts_init(&o);
+        o.on_done = cb_chain;
+        o.userdata = id;
+        if (pp_submit(c->pool, task_square, &next, sizeof next, &o, NULL) != 0)
+            atomic_fetch_add(&c->errors, 1);
+    }
+    atomic_fetch_sub(&c->inside, 1);
+}
+
+static void test_submit_from_callback(void **state) {
+    (void)state;
+    struct chain *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    g_chain = c;
+    c->pool = ppt_pool(2);
+    for (long k = 0; k < CHAINS; k++) {
+        c->ids[k] = k;
+        pp_task_opts_t o;
+        pp_task_opts_init(&o);
+        o.on_done = cb_chain;
+        o.userdata = &c->ids[k];
+        long first = 0;
+        assert_rc(pp_submit(c->pool, task_square, &first, sizeof first, &o, NULL), 0);
+    }
+    /* the chains end by themselves; wait for them before closing */
+    double t0 = ppt_now();
+    for (long k = 0; k < CHAINS; k++)
+        while (atomic_load(&c->links[k]) < CHAIN) {
+            if (ppt_now() - t0 > BOUND)
+                fail_msg("chain %ld stopped at link %d", k, atomic_load(&c->links[k]));
+            ppt_sleep_ms(1);
+        }
+    assert_rc(pp_pool_close(c->pool), 0);
+    assert_rc(pp_pool_join(c->pool), 0);
+    assert_int_equal(atomic_load(&c->errors), 0);
+    assert_int_equal(atomic_load(&c->nested), 0);
+    for (long k = 0; k < CHAINS; k++) {
+        assert_int_equal(atomic_load(&c->links[k]), CHAIN);
+        for (int i = 0; i < CHAIN; i++)
+            assert_int_equal(atomic_load(&c->calls[k][i]), 1);
+    }
+    pp_pool_destroy(c->pool);
+    free(c);
+}
+
 /* ======================================================================== */
 /* pp_apply_msg                                                               */
 /* ======================================================================== */
@@ -1259,6 +1397,8 @@ int main(void) {
         cmocka_unit_test(test_timeout_own_limit),
         cmocka_unit_test(test_timeout_overrides_pool),
         cmocka_unit_test(test_retries_own),
+        cmocka_unit_test(test_on_done_once_across_retry_and_timeout),
+        cmocka_unit_test(test_submit_from_callback),
         cmocka_unit_test(test_apply_msg),
         cmocka_unit_test(test_cancel_queued_running_done),
         cmocka_unit_test(test_cancel_wakes_waiter),
