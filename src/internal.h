@@ -333,6 +333,8 @@ typedef struct pp__worker {
     pp__arena_t arena;     /* this slot's result pages in shared memory (all incarnations) */
     uint64_t respawn_at;   /* throttle: not before this time */
     uint64_t progress_ns;  /* when it last finished a record, or got one while empty */
+    bool stalled;          /* records were taken back from it: none are given to it until
+                              it finishes one */
 } pp__worker_t;
 
 typedef struct pp__remote pp__remote_t;

@@ -84,7 +84,7 @@ void pp__pool_wake_supervisor(pp_pool_t *pool) {
  * zygote to fork its process (STARTING) may wait forever (a stopped
  * zygote), while the tasks would sit in its ring and other workers idle. */
 static bool can_take(const pp_pool_t *pool, const pp__worker_t *w, int depth) {
-    if (w->state != PP__W_READY || w->broken)
+    if (w->state != PP__W_READY || w->broken || w->stalled)
         return false;
     if (w->seq_next - w->seq_done >= (uint64_t)depth)
         return false;
@@ -304,7 +304,10 @@ int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now) {
                 next = ms;
             continue;
         }
-        stolen += take_back(pool, v);
+        if (take_back(pool, v)) {
+            v->stalled = true;
+            stolen++;
+        }
     }
     if (stolen)
         pp__pool_dispatch_locked(pool);
@@ -812,8 +815,10 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         pp__future_complete(f, err, h.status, msg);
         n++;
     }
-    if (n)
+    if (n) {
         w->progress_ns = pp__now_ns();
+        w->stalled = false;
+    }
     pp__chan_release_results(&w->chan);
     return n;
 }

@@ -207,6 +207,7 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
     w->pid = 0;
     w->born_ns = pp__now_ns();
     w->progress_ns = w->born_ns;
+    w->stalled = false;
     w->state = PP__W_STARTING;
     if (pool->opt.start_method == PP_START_SPAWN) {
         err = pp__spawn_worker(pool, w); /* a fresh exec, from any thread */
