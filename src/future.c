@@ -64,7 +64,6 @@ pp_future_t *pp__future_new(pp_pool_t *pool) {
     f->node = NULL;
     f->wi = -1;
     f->wseq = 0;
-    f->forget = false;
     f->queue = NULL;
     f->q_prev = f->q_next = NULL;
     f->q_done = false;

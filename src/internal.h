@@ -242,7 +242,6 @@ struct pp_future {
     pp__task_t *node;         /* PP__AT_PENDING */
     int wi;                   /* PP__AT_RING: worker slot index */
     uint64_t wseq;            /* PP__AT_RING: its sequence number there */
-    bool forget;              /* fire-and-forget: nobody holds the user's reference */
     /* completion queue membership (queue.c's lock) */
     pp_queue_t *queue;
     pp_future_t *q_prev, *q_next;
@@ -333,6 +332,7 @@ typedef struct pp__worker {
     unsigned early_deaths; /* consecutive deaths before any task finished */
     pp__arena_t arena;     /* this slot's result pages in shared memory (all incarnations) */
     uint64_t respawn_at;   /* throttle: not before this time */
+    uint64_t progress_ns;  /* when it last finished a record, or got one while empty */
 } pp__worker_t;
 
 typedef struct pp__remote pp__remote_t;
@@ -409,6 +409,10 @@ int pp__drain(pp_pool_t *pool, bool block);
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w);
 int pp__requeue(pp_pool_t *pool, pp__worker_t *w, pp__task_t *s, unsigned tries);
 int pp__worker_depth(const pp_pool_t *pool);
+/* Work-conserving dispatch: while a worker idles, take back the records
+ * another has not started because a task ahead of them runs long, and
+ * send them again. Returns ms until it should look again, or -1. Lock held. */
+int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now);
 /* Take pending node t out of the queue (pp_future_cancel). Lock held. */
 void pp__pend_unlink(pp_pool_t *pool, pp__task_t *t);
 

@@ -883,6 +883,8 @@ void pp__job_take_back_locked(pp_pool_t *pool, pp__job_t *j) {
             pp__task_t c = *s;
             s->job = NULL;
             s->blob = NULL;
+            if (w->dispatched) /* max_tasks_per_child counts what it runs */
+                w->dispatched--;
             pp__job_chunk_lost(pool, &c, -2, PP_ECANCELED, NULL, 0); /* drops its job ref */
         }
     }

@@ -55,8 +55,9 @@ int pp__worker_depth(const pp_pool_t *pool) {
     if (avg == 0)
         return 4;
     uint64_t d = DEPTH_TARGET_NS / avg;
-    if (d < 1)
-        d = 1;
+    if (d < 2) /* one queued behind the running task: no hand-off gap (stealing
+                  takes it back if the running one runs long) */
+        d = 2;
     if (d > PP__INFLIGHT_MAX)
         d = PP__INFLIGHT_MAX;
     return (int)d;
@@ -177,6 +178,8 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
         t->argfd = fd; /* the slot owns it from here */
         best->memfd_inflight++;
     }
+    if (best->seq_next == best->seq_done)
+        best->progress_ns = pp__now_ns(); /* it had nothing: its wait starts now */
     pp__task_t *s = &best->inflight[best->seq_next % PP__INFLIGHT_MAX];
     *s = *t;
     s->arg = (t->flags & PP__F_REF) ? (void *)arg : NULL;
@@ -217,6 +220,95 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
         atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
         pp__pool_wake_supervisor(pool);
     return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* work-conserving dispatch                                          */
+/* ---------------------------------------------------------------- */
+
+#define STEAL_MIN_NS 1000000u  /* records waiting this long behind a running task... */
+#define STEAL_MAX_NS 20000000u /* ...or twice the average task time, up to this */
+
+static bool idle_worker(const pp_pool_t *pool, const pp__worker_t *w) {
+    return w->state == PP__W_READY && !w->broken && w->chan.ctrl && w->seq_done == w->seq_next &&
+           !(pool->opt.max_tasks_per_child && w->dispatched >= pool->opt.max_tasks_per_child);
+}
+
+/* Take back v's records from seq_next - 1 down to the first one it has
+ * started, each by its claim word, and send them again through the
+ * pending queue (in their order, at its head) or, for map chunks, the
+ * job's retry list. Returns how many. Lock held. */
+static int take_back(pp_pool_t *pool, pp__worker_t *v) {
+    int n = 0;
+    for (uint64_t seq = v->seq_next; seq-- > v->seq_done;) {
+        pp__task_t *s = &v->inflight[seq % PP__INFLIGHT_MAX];
+        if (!s->f && !s->job)
+            continue; /* cancelled already */
+        uint32_t fresh = pp__claim_word(seq, PP__CLAIM_FRESH);
+        if (!atomic_compare_exchange_strong_explicit(
+                pp__claim_at(v->chan.ctrl, seq), &fresh, pp__claim_word(seq, PP__CLAIM_CANCEL),
+                memory_order_seq_cst, memory_order_seq_cst))
+            break; /* v claims in order: this one and all before it are its own */
+        n++;
+        if (v->dispatched) /* v will not run it: max_tasks_per_child counts what it runs */
+            v->dispatched--;
+        if (s->job) {
+            pp__task_t c = *s;
+            s->job = NULL;
+            s->blob = NULL;
+            /* its items go back to the job; the record (and its memfd, if
+             * any) stays for v to skip and drain to free */
+            pp__job_chunk_lost(pool, &c, -1, 0, NULL, 0);
+            continue;
+        }
+        if (pp__requeue(pool, v, s, s->tries) == 0) {
+            /* the queued copy owns the argument's memfd now; v skips the
+             * record and closes the copy it receives */
+            if (s->argfd >= 0 && v->memfd_inflight)
+                v->memfd_inflight--;
+            s->argfd = -1;
+        } else {
+            pool->inflight_total--;
+            pp__future_set_fail(s->f, -ENOMEM, "out of memory while moving the task to an idle worker");
+            if (pool->inflight_total == 0)
+                pthread_cond_broadcast(&pool->cond);
+        }
+        s->f = NULL;
+    }
+    return n;
+}
+
+int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now) {
+    if (pool->remote || pool->nworkers < 2 || pool->terminating || pool->torn_down ||
+        pool->pend_head)
+        return -1;
+    bool idle = false;
+    for (int i = 0; i < pool->nworkers && !idle; i++)
+        idle = idle_worker(pool, &pool->workers[i]);
+    if (!idle)
+        return -1;
+    uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
+    uint64_t min_age = 2 * avg < STEAL_MIN_NS ? STEAL_MIN_NS
+                       : 2 * avg > STEAL_MAX_NS ? STEAL_MAX_NS
+                                                : 2 * avg;
+    int64_t next = -1;
+    int stolen = 0;
+    for (int i = 0; i < pool->nworkers; i++) {
+        pp__worker_t *v = &pool->workers[i];
+        if (v->state != PP__W_READY || v->broken || !v->chan.ctrl || v->seq_next == v->seq_done)
+            continue; /* it holds nothing */
+        uint64_t age = now > v->progress_ns ? now - v->progress_ns : 0;
+        if (age < min_age) {
+            int64_t ms = (int64_t)((min_age - age) / 1000000u) + 1;
+            if (next < 0 || ms < next)
+                next = ms;
+            continue;
+        }
+        stolen += take_back(pool, v);
+    }
+    if (stolen)
+        pp__pool_dispatch_locked(pool);
+    return next;
 }
 
 /* A pending task whose argument cannot be put in a memfd fails. Lock held. */
@@ -386,7 +478,6 @@ int pp__submit_cb(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_d
         f->cb_arg = userdata;
         atomic_store_explicit(&f->state, PP__FS_CLAIM | PP__FS_CB, memory_order_relaxed);
     }
-    f->forget = forget;
     pp__task_t t = *tmpl;
     t.f = f;
     t.argfd = -1;
@@ -721,6 +812,8 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         pp__future_complete(f, err, h.status, msg);
         n++;
     }
+    if (n)
+        w->progress_ns = pp__now_ns();
     pp__chan_release_results(&w->chan);
     return n;
 }
@@ -741,6 +834,10 @@ int pp__drain(pp_pool_t *pool, bool block) {
         }
         if (n && (pool->pend_head || pool->jobs))
             pp__pool_dispatch_locked(pool);
+        if (n && !pool->pend_head && pp__steal_locked(pool, pp__now_ns()) >= 0 &&
+            atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
+            atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
+            pp__pool_wake_supervisor(pool); /* it must look again when a wait grows long */
         if (n && pool->inflight_total == 0)
             pthread_cond_broadcast(&pool->cond);
     }

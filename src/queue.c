@@ -250,7 +250,7 @@ int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **fp) {
         *fp = NULL;
     if (!q || !fp || isnan(timeout))
         return -EINVAL;
-    uint64_t start = pp__now_ns(), limit = limit_ns(timeout);
+    uint64_t start = 0, limit = limit_ns(timeout);
     bool drained_once = false;
     pthread_mutex_lock(&qlock);
     for (;;) {
@@ -259,6 +259,8 @@ int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **fp) {
             unlink_locked(q, f);
             f->queue = NULL;
             f->q_done = false;
+            /* out of every queue: pp_future_free need not look */
+            atomic_fetch_and_explicit(&f->state, ~(uint32_t)PP__FS_Q, memory_order_relaxed);
             if (q->ndone == 0)
                 set_readable(q, false);
             pthread_mutex_unlock(&qlock);
@@ -269,6 +271,8 @@ int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **fp) {
             pthread_mutex_unlock(&qlock);
             return 0;
         }
+        if (!start) /* the clock only once there is something to wait for */
+            start = pp__now_ns();
         uint64_t el = pp__now_ns() - start;
         if ((timeout == 0 && drained_once) || el >= limit) {
             pthread_mutex_unlock(&qlock);

@@ -140,6 +140,8 @@ int pp_future_cancel(pp_future_t *f) {
                     pp__claim_word(s->seq, PP__CLAIM_CANCEL), memory_order_seq_cst,
                     memory_order_seq_cst)) {
                 s->f = NULL; /* the record stays: the worker skips it, drain frees it */
+                if (w->dispatched) /* max_tasks_per_child counts what it runs */
+                    w->dispatched--;
                 r = 1;
             }
         }

@@ -206,6 +206,7 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
     w->timeout_own = false;
     w->pid = 0;
     w->born_ns = pp__now_ns();
+    w->progress_ns = w->born_ns;
     w->state = PP__W_STARTING;
     if (pool->opt.start_method == PP_START_SPAWN) {
         err = pp__spawn_worker(pool, w); /* a fresh exec, from any thread */
@@ -881,6 +882,9 @@ void *pp__supervisor_main(void *arg) {
         note_parked(pool);
         if (pool->pend_head || pool->jobs)
             pp__pool_dispatch_locked(pool);
+        int64_t steal_ms = pp__steal_locked(pool, now);
+        if (steal_ms >= 0 && (timeout_ms < 0 || steal_ms < timeout_ms))
+            timeout_ms = steal_ms;
         int64_t tmo = check_timeouts(pool, now);
         if (tmo >= 0 && (timeout_ms < 0 || tmo < timeout_ms))
             timeout_ms = tmo;

@@ -237,6 +237,7 @@ static void do_tasks(uint32_t id, uint64_t count, const unsigned char *p, const 
         pp__task_t t = {.fn = fn,
                         .arg_len = (size_t)m.arg_len,
                         .argfd = -1,
+                        .retries = -1, /* the agent pool's own setting */
                         .flags = m.flags & (PP__F_CHUNK | PP__F_VAR),
                         .n = (size_t)m.nitems,
                         .item_size = (size_t)m.item_size,
