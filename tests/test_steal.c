@@ -57,7 +57,7 @@
 #endif
 
 #define BOUND 60.0     /* seconds one result may take before we call it a hang */
-#define BATCH 65536    /* futures outstanding at once */
+#define BATCH 65536    /* futures outstanding at once, at most */
 #define SLOW_EVERY 1500 /* about one task in this many spins SLOW_US */
 #define SLOW_US 2000
 #define KILL_EVERY 40000 /* pp_apply_async with kills: about one task in this many dies */
@@ -225,12 +225,23 @@ static void run_free(struct run *r) {
 
 /* ---- pp_apply_async ------------------------------------------------------------- */
 
-/* Submit every task of r in batches of BATCH futures; record each outcome. */
+/* A batch size from 1 to max, log-uniform: small batches fit in the rings
+ * with nothing pending (when the pool steals), large ones keep a backlog,
+ * and each batch ends with a tail where workers run dry. */
+static size_t batch_size(struct run *r, size_t max) {
+    uint32_t x = next_rand(r);
+    size_t b = ((size_t)1 << (x % 18)) + (x >> 18) % ((size_t)1 << (x % 18));
+    return b < max ? b : max;
+}
+
+/* Submit every task of r in batches of up to BATCH futures; record each
+ * outcome. */
 static void apply_all(struct run *r, const char *what) {
     pp_future_t **fs = malloc(BATCH * sizeof *fs);
     assert_non_null(fs);
-    for (size_t lo = 0; lo < r->n; lo += BATCH) {
-        size_t m = r->n - lo < BATCH ? r->n - lo : BATCH;
+    for (size_t lo = 0, m; lo < r->n; lo += m) {
+        m = batch_size(r, BATCH);
+        m = r->n - lo < m ? r->n - lo : m;
         for (size_t k = 0; k < m; k++) {
             struct item it = {r->count, (uint32_t)(lo + k), r->flags[lo + k]};
             int rc = pp_apply_async(r->pool, task_count, &it, sizeof it, &fs[k]);
@@ -379,8 +390,9 @@ static void map_all(struct run *r, const char *what, bool in_shm) {
     uint64_t *res = in_shm ? pp_shm_alloc(r->pool, cap * sizeof *res) : malloc(cap * sizeof *res);
     assert_non_null(items);
     assert_non_null(res);
-    for (size_t lo = 0; lo < r->n; lo += cap) {
-        size_t m = r->n - lo < cap ? r->n - lo : cap;
+    for (size_t lo = 0, m; lo < r->n; lo += m) {
+        m = batch_size(r, cap);
+        m = r->n - lo < m ? r->n - lo : m;
         bool kills = false;
         for (size_t k = 0; k < m; k++) {
             items[k] = (struct item){r->count, (uint32_t)(lo + k), r->flags[lo + k]};
