@@ -21,7 +21,7 @@
  * ran before its worker died are not run again).
  *
  * About 10 million tasks in all; PPT_STEAL_TASKS=N sets the total (the parts
- * keep their shares), and builds with a sanitizer default to 200 000.
+ * keep their shares), and builds with a sanitizer default to 500 000.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,7 +51,7 @@
 #endif
 
 #ifdef PPT_SANITIZER
-#define DEFAULT_TASKS 200000UL
+#define DEFAULT_TASKS 500000UL
 #else
 #define DEFAULT_TASKS 10000000UL
 #endif
@@ -60,8 +60,14 @@
 #define BATCH 65536    /* futures outstanding at once, at most */
 #define SLOW_EVERY 1500 /* about one task in this many spins SLOW_US */
 #define SLOW_US 2000
-#define KILL_EVERY 40000 /* pp_apply_async with kills: about one task in this many dies */
-#define MAP_KILL_EVERY 200000
+#define KILL_PARTS 100 /* the parts with kills: about one task in n / KILL_PARTS dies */
+
+/* One task in this many kills its worker: about KILL_PARTS deaths per part,
+ * whatever its size. */
+static unsigned kill_every(size_t n) {
+    size_t k = n / KILL_PARTS;
+    return k < 100 ? 100 : k > 100000 ? 100000 : (unsigned)k;
+}
 
 /* ---- the task ---------------------------------------------------------------- */
 
@@ -291,7 +297,7 @@ static void test_apply_steal_self_kills(void **state) {
     (void)state;
     struct run r;
     size_t n = total_tasks() * 20 / 100;
-    run_init(&r, 3, n, SLOW_EVERY, KILL_EVERY, 0x5eed0002);
+    run_init(&r, 3, n, SLOW_EVERY, kill_every(n), 0x5eed0002);
     apply_all(&r, "pp_apply_async, 3 workers, self-kills");
     size_t killing = 0;
     for (size_t i = 0; i < n; i++)
@@ -442,7 +448,7 @@ static void test_map_steal_kills_results_in_shm(void **state) {
     (void)state;
     struct run r;
     size_t n = total_tasks() * 5 / 100;
-    run_init(&r, 3, n, SLOW_EVERY, MAP_KILL_EVERY / 20, 0x5eed0005);
+    run_init(&r, 3, n, SLOW_EVERY, kill_every(n), 0x5eed0005);
     map_all(&r, "pp_map PP_CHUNK_AUTO, 3 workers, kills, results in shm", true);
     size_t killing = 0;
     for (size_t i = 0; i < n; i++)
