@@ -90,6 +90,11 @@ if(_pp_tests_on)
       TIMEOUT 120
       ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=stdout")
   endforeach()
+  # about 10 million tasks (PPT_STEAL_TASKS scales them): a minute or so on
+  # two busy cores, more under load
+  if(TEST test_steal)
+    set_tests_properties(test_steal PROPERTIES TIMEOUT 300)
+  endif()
 
   # The MPI backend's tests run under mpirun (3 ranks: rank 0 and two
   # agents), as root too, oversubscribed on small machines.
