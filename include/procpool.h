@@ -696,6 +696,13 @@ PP_EXTERN int pp_pool_stats(pp_pool_t *pool, pp_stats_t *st);
  * in pp_apply_async, or the chunk's results could not be received, as in
  * pp_future_get; -ENOMEM also: its worker died and it could not be queued
  * to run again); the other items' results are still stored.
+ * When a worker dies in the middle of a chunk, the item it was running
+ * fails (PP_EWORKER) and the chunk's other items are run again by another
+ * worker, those before it included: their results died with the worker.
+ * Only when results is in the pool's shared memory (pp_shm_alloc), where
+ * workers write them in place, do the items before it keep their results
+ * and not run twice. Items must therefore tolerate running again after a
+ * crash, as tasks do under opt.retries.
  * When workers keep dying at start-up (a crashing initializer: five
  * deaths of a slot in a row before its start-up was done, and no other
  * worker past it), every item not yet sent fails PP_EWORKER, its message
