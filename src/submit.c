@@ -167,7 +167,7 @@ int pp_future_running(const pp_future_t *f) {
     if (done(f)) {
         r = 0;
     } else if (f->is_map) {
-        r = f->job != NULL; /* started when submitted: its chunks go out at once */
+        r = f->job && (f->job->sent || f->job->done); /* a chunk is out, or some are done */
     } else if (f->where == PP__AT_REMOTE) {
         r = 1; /* on an MPI agent: running as far as rank 0 can tell */
     } else {
