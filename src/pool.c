@@ -280,8 +280,8 @@ static int take_back(pp_pool_t *pool, pp__worker_t *v) {
 
 int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now) {
     if (pool->remote || pool->nworkers < 2 || pool->terminating || pool->torn_down ||
-        pool->pend_head)
-        return -1;
+        pool->pend_head || pool->jobs)
+        return -1; /* work waits to be sent: an idle worker gets that */
     bool idle = false;
     for (int i = 0; i < pool->nworkers && !idle; i++)
         idle = idle_worker(pool, &pool->workers[i]);
@@ -898,7 +898,7 @@ int pp__drain(pp_pool_t *pool, bool block) {
         }
         if (n && (pool->pend_head || pool->jobs))
             pp__pool_dispatch_locked(pool);
-        if (n && !pool->pend_head && pp__steal_locked(pool, pp__now_ns()) >= 0 &&
+        if (n && !pool->pend_head && !pool->jobs && pp__steal_locked(pool, pp__now_ns()) >= 0 &&
             atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
             atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
             pp__pool_wake_supervisor(pool); /* it must look again when a wait grows long */

@@ -468,8 +468,8 @@ static int ctl_queue(int dest, uint32_t type, uint32_t pool, uint64_t count, con
  * has not started. Pool lock and hub.lock held. */
 static void ask_back(pp__remote_t *r, uint64_t now) {
     pp_pool_t *pool = r->pool;
-    if (r->closed || pool->terminating || pool->pend_head || r->nagents < 2)
-        return;
+    if (r->closed || pool->terminating || pool->pend_head || pool->jobs || r->nagents < 2)
+        return; /* work waits here: the idle agent gets that */
     bool idle = false;
     for (int i = 0; i < r->nagents && !idle; i++)
         idle = r->ag[i].workers > 0 && r->ag[i].out == 0;
