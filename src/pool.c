@@ -618,38 +618,7 @@ fail:
 
 int pp_apply(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len, void **result,
              size_t *result_len) {
-    if (result)
-        *result = NULL;
-    if (result_len)
-        *result_len = 0;
-    if (!result || !result_len)
-        return -EINVAL;
-    pp_future_t *f;
-    int r = pp_apply_async(pool, fn, arg, arg_len, &f);
-    if (r < 0)
-        return r;
-    pp_future_wait(f, -1);
-    r = f->err;
-    if (r == 0) {
-        if (f->data_kind == PP__DATA_MALLOC) {
-            *result = f->data;
-            f->data_kind = PP__DATA_NONE;
-            f->data = NULL;
-        } else {
-            void *p = malloc(f->len ? f->len : 1);
-            if (!p) {
-                r = -ENOMEM;
-            } else {
-                if (f->len)
-                    memcpy(p, f->data, f->len);
-                *result = p;
-            }
-        }
-        if (r == 0)
-            *result_len = f->len;
-    }
-    pp_future_free(f);
-    return r;
+    return pp_apply_msg(pool, fn, arg, arg_len, result, result_len, NULL);
 }
 
 /* ---------------------------------------------------------------- */
@@ -748,6 +717,16 @@ static int take_data(pp_pool_t *pool, pp_future_t *f, pp__view_t *v) {
     return 0;
 }
 
+/* What v still holds (take_data or chunk_done took what they keep). */
+static void view_release(pp__view_t *v) {
+    if (v->map)
+        munmap(v->map, v->map_len);
+    if (v->arena)
+        pp__arena_free(v->arena, (size_t)(v->p - v->arena->data) / 4096u, pp__arena_pages(v->len));
+    v->map = NULL;
+    v->arena = NULL;
+}
+
 static char *copy_msg(const unsigned char *body, uint32_t len) {
     char *m = malloc((size_t)len + 1);
     if (!m)
@@ -782,30 +761,9 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         }
         pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
         pp_future_t *f = s->f;
-        if (!f && !s->job) {
-            /* cancelled in the ring: the worker skipped it (or, if it ran
-             * it all the same, its result is not wanted) */
-            pp__view_t dv = {0};
-            if (h.status == 0 && result_view(w, &h, body, &dv) == -EPROTO) {
-                proto_error(pool, w);
-                break;
-            }
-            pp__chan_consume_result(&w->chan, &h);
-            w->chan.tail = s->rec_end;
-            if (s->argfd >= 0) {
-                pp__close(&s->argfd);
-                if (w->memfd_inflight)
-                    w->memfd_inflight--;
-            }
-            if (dv.map)
-                munmap(dv.map, dv.map_len);
-            if (dv.arena)
-                pp__arena_free(dv.arena, (size_t)(dv.p - dv.arena->data) / 4096u,
-                               pp__arena_pages(dv.len));
-            w->seq_done++;
-            n++;
-            continue;
-        }
+        /* taken back (cancel, steal): the worker skipped it (or, if it ran
+         * it all the same, its result is not wanted) */
+        bool skipped = !f && !s->job;
         int err = 0;
         char *msg = NULL;
         pp__view_t v = {0};
@@ -824,6 +782,11 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
                 w->memfd_inflight--;
         }
         w->seq_done++;
+        if (skipped) {
+            view_release(&v);
+            n++;
+            continue;
+        }
         w->completed++;
         w->early_deaths = 0;
         pp__smooth(pool, h.run_ns);
@@ -843,22 +806,14 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
                                    0);
             else
                 pp__job_chunk_done(pool, &done, &v, h.status, h.run_ns);
-            if (v.map)
-                munmap(v.map, v.map_len);
-            if (v.arena) /* chunks never use the arena; a worker that does loses the run */
-                pp__arena_free(v.arena, (size_t)(v.p - v.arena->data) / 4096u,
-                               pp__arena_pages(v.len));
+            view_release(&v); /* chunks never use the arena; a worker that does loses the run */
             n++;
             continue;
         }
         if (h.status == 0) {
             if (!err)
                 err = take_data(pool, f, &v);
-            if (v.map)
-                munmap(v.map, v.map_len);
-            if (v.arena)
-                pp__arena_free(v.arena, (size_t)(v.p - v.arena->data) / 4096u,
-                               pp__arena_pages(v.len));
+            view_release(&v);
             if (err)
                 msg = strdup(err == -EMFILE ? "the task's result could not be received: no file "
                                               "descriptor was free for its memfd"

@@ -77,8 +77,13 @@ int pp_apply_msg(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len
     if (r < 0)
         return r;
     pp_future_wait(f, -1);
-    r = pp_future_get(f, 0, NULL, NULL);
-    if (r == 0) {
+    r = f->err;
+    if (r == 0 && f->data_kind == PP__DATA_MALLOC) { /* take the block: no copy */
+        *result = f->data;
+        *result_len = f->len;
+        f->data_kind = PP__DATA_NONE;
+        f->data = NULL;
+    } else if (r == 0) {
         void *p = malloc(f->len ? f->len : 1);
         if (!p) {
             r = -ENOMEM;
