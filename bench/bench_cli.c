@@ -7,8 +7,9 @@
  *   one run of procpool takes about a second here (a probe run of 100 jobs
  *   first; 300 to 3000 jobs), the same count for every anchor; GNU parallel,
  *   some six times slower, runs a quarter of it once.
- *   The limit: fork+exec+wait of `true` in tight C loops (posix_spawn +
- *   waitpid, two loops in parallel), and procpool's ratio to it.
+ *   The limit: fork+exec+wait of the same `true N` commands in tight C loops
+ *   (posix_spawn + waitpid, two loops in parallel), and procpool's ratio to
+ *   it.
  *   --pipe wc -l and --pipe-part wc -l over a 100 MB text file: MB/s.
  *   Record splitting: 512 MB of 1 MB records ending in a multi-byte
  *   --recend, --block 16M (16 records a job), from a file and from a pipe:
@@ -69,11 +70,15 @@ static double median_of(const char *cmd, int runs) {
 
 extern char **environ;
 
-/* Seconds for n runs of /bin/true, inflight at a time: as many loops of
- * posix_spawn + waitpid, each in its own process (one loop alone spawns
- * one job at a time, and so measures less than the machine can do). */
+/* Seconds for n runs of `true 1` .. `true n`, inflight at a time: as many
+ * loops of posix_spawn + waitpid, each in its own process (one loop alone
+ * spawns one job at a time, and so measures less than the machine can do).
+ * The same command lines as the jobs procpool and xargs run from the list:
+ * with an argument coreutils' true sets up the locale (to answer --help),
+ * which costs it about a third more than bare `true` here. */
 static double spawn_limit(int n, int inflight) {
-    char *argv[] = {"true", NULL};
+    char num[24];
+    char *argv[] = {"true", num, NULL};
     const char *path = access("/bin/true", X_OK) == 0 ? "/bin/true" : "/usr/bin/true";
     double t0 = now();
     for (int l = 0; l < inflight; l++) {
@@ -84,6 +89,7 @@ static double spawn_limit(int n, int inflight) {
             for (int i = l; i < n; i += inflight) {
                 pid_t pid;
                 int st;
+                snprintf(num, sizeof num, "%d", i + 1);
                 if (posix_spawn(&pid, path, NULL, NULL, argv, environ) != 0 ||
                     waitpid(pid, &st, 0) != pid)
                     _exit(1);
@@ -176,31 +182,48 @@ int main(void) {
     if (write_list(list, njobs) != 0 || write_list(glist, gjobs) != 0)
         return 1;
 
-    printf("== %d jobs of `true`, 2 at a time (median of 3; GNU parallel: %d jobs, once)\n",
+    printf("== %d jobs of `true N`, 2 at a time (median of 3 rounds; GNU parallel: %d jobs, "
+           "once)\n",
            njobs, gjobs);
-    snprintf(cmd, sizeof cmd, "%s -j2 true < %s", pp, list);
-    double t_pp = median_of(cmd, 3);
-    snprintf(cmd, sizeof cmd, "xargs -P2 -n1 true < %s", list);
-    double t_x = median_of(cmd, 3);
+    /* in rounds, procpool, xargs and the limit one after the other, so that
+     * a change in the machine's load (it may be shared) hits all three; the
+     * ratios are medians of the rounds' ratios */
+    char ppcmd[700], xcmd[700];
+    snprintf(ppcmd, sizeof ppcmd, "%s -j2 true < %s", pp, list);
+    snprintf(xcmd, sizeof xcmd, "xargs -P2 -n1 true < %s", list);
+    enum { ROUNDS = 3 };
+    double t_pp[ROUNDS], t_x[ROUNDS], t_lim[ROUNDS], r_x[ROUNDS], r_lim[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        t_pp[i] = timed(ppcmd);
+        t_x[i] = timed(xcmd);
+        t_lim[i] = spawn_limit(njobs, 2);
+        if (t_pp[i] <= 0 || t_x[i] <= 0 || t_lim[i] <= 0) {
+            printf("bench_cli: a run of `true` jobs failed\n");
+            return 1;
+        }
+        r_x[i] = t_x[i] / t_pp[i];
+        r_lim[i] = t_lim[i] / t_pp[i];
+    }
+    qsort(t_pp, ROUNDS, sizeof t_pp[0], cmp_d);
+    qsort(t_x, ROUNDS, sizeof t_x[0], cmp_d);
+    qsort(t_lim, ROUNDS, sizeof t_lim[0], cmp_d);
+    qsort(r_x, ROUNDS, sizeof r_x[0], cmp_d);
+    qsort(r_lim, ROUNDS, sizeof r_lim[0], cmp_d);
     double t_g = -1;
     if (gnu) {
         snprintf(cmd, sizeof cmd, "parallel --will-cite -j2 true < %s", glist);
         t_g = median_of(cmd, 1);
     }
-    printf("procpool -j2 true      %8.0f jobs/s\n", njobs / t_pp);
-    printf("xargs -P2 -n1 true     %8.0f jobs/s   procpool/xargs    = %.2fx\n", njobs / t_x,
-           t_x / t_pp);
+    printf("procpool -j2 true      %8.0f jobs/s\n", njobs / t_pp[ROUNDS / 2]);
+    printf("xargs -P2 -n1 true     %8.0f jobs/s   procpool/xargs    = %.2fx\n",
+           njobs / t_x[ROUNDS / 2], r_x[ROUNDS / 2]);
     if (t_g > 0)
         printf("parallel -j2 true      %8.0f jobs/s   procpool/parallel = %.2fx\n", gjobs / t_g,
-               (t_g / gjobs) / (t_pp / njobs));
+               (t_g / gjobs) / (t_pp[ROUNDS / 2] / njobs));
     else
         printf("parallel               (GNU parallel not installed)\n");
-    double t_lim[3];
-    for (int i = 0; i < 3; i++)
-        t_lim[i] = spawn_limit(njobs, 2);
-    qsort(t_lim, 3, sizeof t_lim[0], cmp_d);
     printf("limit: posix_spawn+wait %8.0f jobs/s   procpool/limit    = %.0f%% (goal >= 90%%)\n",
-           njobs / t_lim[1], 100.0 * t_lim[1] / t_pp);
+           njobs / t_lim[ROUNDS / 2], 100.0 * r_lim[ROUNDS / 2]);
     section_end();
 
     int mb = quick ? 50 : 100;
