@@ -1,22 +1,24 @@
 /*
  * bench_cli.c - the `procpool` command against xargs -P and GNU parallel.
  *
- *   Jobs of `true`, 2 at a time: jobs/s for procpool, xargs -P2 -n1, and
- *   GNU parallel -j2 (installed from Debian with apt-get when this runs as
- *   root and it is missing); ratios printed. The job count is sized so that
- *   one run of procpool takes about a second here (a probe run of 100 jobs
- *   first; 300 to 3000 jobs), the same count for every anchor; GNU parallel,
- *   some six times slower, runs a quarter of it once.
+ *   Jobs of `true N` (N from a list), 2 at a time: jobs/s for procpool,
+ *   xargs -P2 -n1, and GNU parallel -j2 (installed from Debian with apt-get
+ *   when this runs as root and it is missing); ratios printed. The job
+ *   count is sized so that one run of procpool takes about 0.7 s here (a
+ *   probe run of 100 jobs first; 300 to 3000 jobs), the same count for
+ *   every anchor; GNU parallel, some six times slower, runs a quarter of it
+ *   once.
  *   The limit: fork+exec+wait of the same `true N` commands in tight C loops
  *   (posix_spawn + waitpid, two loops in parallel), and procpool's ratio to
- *   it.
+ *   it. procpool, xargs and the limit run in 5 rounds, one after the other
+ *   in each; ratios are medians of the rounds' ratios.
  *   --pipe wc -l and --pipe-part wc -l over a 100 MB text file: MB/s.
  *   Record splitting: 512 MB of 1 MB records ending in a multi-byte
  *   --recend, --block 16M (16 records a job), from a file and from a pipe:
  *   GB/s (goal >= 1); GNU parallel on 50 MB of the same.
  *   Start-up: `procpool true ::: 1`, median of 21 runs.
  *
- * Medians of 3 runs (GNU parallel: one run; 3 for start-up) on this
+ * Otherwise medians of 3 runs (GNU parallel: one run; 3 for start-up) on this
  * machine; only ratios measured in the same run are comparable. Each
  * section prints the seconds it took (the whole run: about a minute on a
  * slow two-core machine). PROCPOOL_CLI (env) overrides the path of the
@@ -169,20 +171,20 @@ int main(void) {
     snprintf(list, sizeof list, "%s/list", tmpd);
     snprintf(glist, sizeof glist, "%s/glist", tmpd);
 
-    /* the job count: about a second (quick: a third) of procpool here */
+    /* the job count: about 0.7 s (quick: a third of a second) of procpool here */
     int probe = 100;
     if (write_list(list, probe) != 0)
         return 1;
     snprintf(cmd, sizeof cmd, "%s -j2 true < %s", pp, list);
     double t_probe = median_of(cmd, 1);
     int lo = quick ? 200 : 300, hi = quick ? 1000 : 3000;
-    int njobs = t_probe > 0 ? (int)(probe / t_probe * (quick ? 0.33 : 1.0)) / 100 * 100 : lo;
+    int njobs = t_probe > 0 ? (int)(probe / t_probe * (quick ? 0.33 : 0.7)) / 100 * 100 : lo;
     njobs = njobs < lo ? lo : njobs > hi ? hi : njobs;
     int gjobs = njobs / 4;
     if (write_list(list, njobs) != 0 || write_list(glist, gjobs) != 0)
         return 1;
 
-    printf("== %d jobs of `true N`, 2 at a time (median of 3 rounds; GNU parallel: %d jobs, "
+    printf("== %d jobs of `true N`, 2 at a time (median of 5 rounds; GNU parallel: %d jobs, "
            "once)\n",
            njobs, gjobs);
     /* in rounds, procpool, xargs and the limit one after the other, so that
@@ -191,7 +193,7 @@ int main(void) {
     char ppcmd[700], xcmd[700];
     snprintf(ppcmd, sizeof ppcmd, "%s -j2 true < %s", pp, list);
     snprintf(xcmd, sizeof xcmd, "xargs -P2 -n1 true < %s", list);
-    enum { ROUNDS = 3 };
+    enum { ROUNDS = 5 };
     double t_pp[ROUNDS], t_x[ROUNDS], t_lim[ROUNDS], r_x[ROUNDS], r_lim[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {
         t_pp[i] = timed(ppcmd);
