@@ -1,20 +1,28 @@
 /*
  * bench_cli.c - the `procpool` command against xargs -P and GNU parallel.
  *
- *   2000 jobs of `true`, 2 at a time: jobs/s for procpool, xargs -P2 -n1,
- *   and GNU parallel -j2 (installed from Debian with apt-get when this runs
- *   as root and it is missing); ratios printed.
- *   The limit: fork+exec+wait of `true` in tight C loops (posix_spawn +
- *   waitpid, two loops in parallel), and procpool's ratio to it.
- *   --pipe wc -l and --pipe-part wc -l over a 200 MB text file: MB/s.
- *   Record splitting: 1 GB of 1 MB records ending in a multi-byte --recend,
- *   --block 16M (16 records a job), from a file and from
- *   a pipe: GB/s (goal >= 1); GNU parallel on 50 MB of the same.
+ *   Jobs of `true N` (N from a list), 2 at a time: jobs/s for procpool,
+ *   xargs -P2 -n1, and GNU parallel -j2 (installed from Debian with apt-get
+ *   when this runs as root and it is missing); ratios printed. The job
+ *   count is sized so that one run of procpool takes about 0.7 s here (a
+ *   probe run of 100 jobs first; 300 to 3000 jobs), the same count for
+ *   every anchor; GNU parallel, some six times slower, runs a quarter of it
+ *   once.
+ *   The limit: fork+exec+wait of the same `true N` commands in tight C loops
+ *   (posix_spawn + waitpid, two loops in parallel), and procpool's ratio to
+ *   it. procpool, xargs and the limit run in 5 rounds, one after the other
+ *   in each; ratios are medians of the rounds' ratios.
+ *   --pipe wc -l and --pipe-part wc -l over a 100 MB text file: MB/s.
+ *   Record splitting: 512 MB of 1 MB records ending in a multi-byte
+ *   --recend, --block 16M (16 records a job), from a file and from a pipe:
+ *   GB/s (goal >= 1); GNU parallel on 50 MB of the same.
  *   Start-up: `procpool true ::: 1`, median of 21 runs.
  *
- * Medians of 3 runs (5 for start-up) on this machine; only ratios measured
- * in the same run are comparable. PROCPOOL_CLI (env) overrides the path of
- * the procpool binary; BENCH_CLI_QUICK=1 runs smaller sizes.
+ * Otherwise medians of 3 runs (GNU parallel: one run; 3 for start-up) on this
+ * machine; only ratios measured in the same run are comparable. Each
+ * section prints the seconds it took (the whole run: about a minute on a
+ * slow two-core machine). PROCPOOL_CLI (env) overrides the path of the
+ * procpool binary; BENCH_CLI_QUICK=1 runs smaller sizes.
  */
 #include <fcntl.h>
 #include <spawn.h>
@@ -64,11 +72,15 @@ static double median_of(const char *cmd, int runs) {
 
 extern char **environ;
 
-/* Seconds for n runs of /bin/true, inflight at a time: as many loops of
- * posix_spawn + waitpid, each in its own process (one loop alone spawns
- * one job at a time, and so measures less than the machine can do). */
+/* Seconds for n runs of `true 1` .. `true n`, inflight at a time: as many
+ * loops of posix_spawn + waitpid, each in its own process (one loop alone
+ * spawns one job at a time, and so measures less than the machine can do).
+ * The same command lines as the jobs procpool and xargs run from the list:
+ * with an argument coreutils' true sets up the locale (to answer --help),
+ * which costs it about a third more than bare `true` here. */
 static double spawn_limit(int n, int inflight) {
-    char *argv[] = {"true", NULL};
+    char num[24];
+    char *argv[] = {"true", num, NULL};
     const char *path = access("/bin/true", X_OK) == 0 ? "/bin/true" : "/usr/bin/true";
     double t0 = now();
     for (int l = 0; l < inflight; l++) {
@@ -79,6 +91,7 @@ static double spawn_limit(int n, int inflight) {
             for (int i = l; i < n; i += inflight) {
                 pid_t pid;
                 int st;
+                snprintf(num, sizeof num, "%d", i + 1);
                 if (posix_spawn(&pid, path, NULL, NULL, argv, environ) != 0 ||
                     waitpid(pid, &st, 0) != pid)
                     _exit(1);
@@ -115,10 +128,27 @@ static int have(const char *prog) {
     return system(cmd) == 0;
 }
 
+static double t_section;
+
+/* The seconds since the last section began; starts the next. */
+static void section_end(void) {
+    double t = now();
+    printf("(this section: %.1f s)\n", t - t_section);
+    t_section = t;
+}
+
+/* Write the numbers 1..n, one a line, to path. */
+static int write_list(const char *path, int n) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "seq %d > %s", n, path);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 int main(void) {
     const char *pp = getenv("PROCPOOL_CLI") ? getenv("PROCPOOL_CLI") : PROCPOOL_CLI_PATH;
     int quick = getenv("BENCH_CLI_QUICK") != NULL;
-    int njobs = quick ? 500 : 2000;
+    double t_begin = now();
+    t_section = t_begin;
     char cmd[4096];
     if (access(pp, X_OK) != 0 && strchr(pp, '/')) {
         printf("bench_cli: %s not built; skipped\n", pp);
@@ -137,38 +167,68 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    char list[300];
+    char list[300], glist[300];
     snprintf(list, sizeof list, "%s/list", tmpd);
-    snprintf(cmd, sizeof cmd, "seq %d > %s", njobs, list);
-    if (system(cmd) != 0)
+    snprintf(glist, sizeof glist, "%s/glist", tmpd);
+
+    /* the job count: about 0.7 s (quick: a third of a second) of procpool here */
+    int probe = 100;
+    if (write_list(list, probe) != 0)
+        return 1;
+    snprintf(cmd, sizeof cmd, "%s -j2 true < %s", pp, list);
+    double t_probe = median_of(cmd, 1);
+    int lo = quick ? 200 : 300, hi = quick ? 1000 : 3000;
+    int njobs = t_probe > 0 ? (int)(probe / t_probe * (quick ? 0.33 : 0.7)) / 100 * 100 : lo;
+    njobs = njobs < lo ? lo : njobs > hi ? hi : njobs;
+    int gjobs = njobs / 4;
+    if (write_list(list, njobs) != 0 || write_list(glist, gjobs) != 0)
         return 1;
 
-    printf("== %d jobs of `true`, 2 at a time (median of 3)\n", njobs);
-    snprintf(cmd, sizeof cmd, "%s -j2 true < %s", pp, list);
-    double t_pp = median_of(cmd, 3);
-    snprintf(cmd, sizeof cmd, "xargs -P2 -n1 true < %s", list);
-    double t_x = median_of(cmd, 3);
+    printf("== %d jobs of `true N`, 2 at a time (median of 5 rounds; GNU parallel: %d jobs, "
+           "once)\n",
+           njobs, gjobs);
+    /* in rounds, procpool, xargs and the limit one after the other, so that
+     * a change in the machine's load (it may be shared) hits all three; the
+     * ratios are medians of the rounds' ratios */
+    char ppcmd[700], xcmd[700];
+    snprintf(ppcmd, sizeof ppcmd, "%s -j2 true < %s", pp, list);
+    snprintf(xcmd, sizeof xcmd, "xargs -P2 -n1 true < %s", list);
+    enum { ROUNDS = 5 };
+    double t_pp[ROUNDS], t_x[ROUNDS], t_lim[ROUNDS], r_x[ROUNDS], r_lim[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        t_pp[i] = timed(ppcmd);
+        t_x[i] = timed(xcmd);
+        t_lim[i] = spawn_limit(njobs, 2);
+        if (t_pp[i] <= 0 || t_x[i] <= 0 || t_lim[i] <= 0) {
+            printf("bench_cli: a run of `true` jobs failed\n");
+            return 1;
+        }
+        r_x[i] = t_x[i] / t_pp[i];
+        r_lim[i] = t_lim[i] / t_pp[i];
+    }
+    qsort(t_pp, ROUNDS, sizeof t_pp[0], cmp_d);
+    qsort(t_x, ROUNDS, sizeof t_x[0], cmp_d);
+    qsort(t_lim, ROUNDS, sizeof t_lim[0], cmp_d);
+    qsort(r_x, ROUNDS, sizeof r_x[0], cmp_d);
+    qsort(r_lim, ROUNDS, sizeof r_lim[0], cmp_d);
     double t_g = -1;
     if (gnu) {
-        snprintf(cmd, sizeof cmd, "parallel --will-cite -j2 true < %s", list);
-        t_g = median_of(cmd, quick ? 1 : 3);
+        snprintf(cmd, sizeof cmd, "parallel --will-cite -j2 true < %s", glist);
+        t_g = median_of(cmd, 1);
     }
-    printf("procpool -j2 true      %8.0f jobs/s\n", njobs / t_pp);
-    printf("xargs -P2 -n1 true     %8.0f jobs/s   procpool/xargs    = %.2fx\n", njobs / t_x,
-           t_x / t_pp);
+    printf("procpool -j2 true      %8.0f jobs/s\n", njobs / t_pp[ROUNDS / 2]);
+    printf("xargs -P2 -n1 true     %8.0f jobs/s   procpool/xargs    = %.2fx\n",
+           njobs / t_x[ROUNDS / 2], r_x[ROUNDS / 2]);
     if (t_g > 0)
-        printf("parallel -j2 true      %8.0f jobs/s   procpool/parallel = %.2fx\n", njobs / t_g,
-               t_g / t_pp);
+        printf("parallel -j2 true      %8.0f jobs/s   procpool/parallel = %.2fx\n", gjobs / t_g,
+               (t_g / gjobs) / (t_pp[ROUNDS / 2] / njobs));
     else
         printf("parallel               (GNU parallel not installed)\n");
-    double t_lim[3];
-    for (int i = 0; i < 3; i++)
-        t_lim[i] = spawn_limit(njobs, 2);
-    qsort(t_lim, 3, sizeof t_lim[0], cmp_d);
     printf("limit: posix_spawn+wait %8.0f jobs/s   procpool/limit    = %.0f%% (goal >= 90%%)\n",
-           njobs / t_lim[1], 100.0 * t_lim[1] / t_pp);
+           njobs / t_lim[ROUNDS / 2], 100.0 * r_lim[ROUNDS / 2]);
+    section_end();
 
-    int mb = quick ? 50 : 200;
+    int mb = quick ? 50 : 100;
     char big[300];
     snprintf(big, sizeof big, "%s/big.txt", tmpd);
     snprintf(cmd, sizeof cmd,
@@ -205,8 +265,10 @@ int main(void) {
         printf("parallel --pipepart --block 10M    %7.0f MB/s   procpool/parallel = %.1fx\n",
                mbytes / gpart, gpart / pp_part);
     }
+    unlink(big);
+    section_end();
 
-    int gb_mb = quick ? 200 : 1024;
+    int gb_mb = quick ? 200 : 512;
     char recs[300];
     snprintf(recs, sizeof recs, "%s/records", tmpd);
     if (make_records(recs, gb_mb) != 0)
@@ -231,6 +293,7 @@ int main(void) {
                52.4288 / g, (gb / r_pipe) / (0.0524288 / g));
     }
     unlink(recs);
+    section_end();
 
     printf("== start-up: `procpool true ::: 1` (median of 21)\n");
     snprintf(cmd, sizeof cmd, "%s true ::: 1", pp);
@@ -251,9 +314,11 @@ int main(void) {
     printf("procpool true ::: 1                %7.2f ms\n", t[10] * 1e3);
     if (gnu) {
         snprintf(cmd, sizeof cmd, "parallel --will-cite true ::: 1");
-        printf("parallel true ::: 1                %7.2f ms (with sh -c)\n",
-               median_of(cmd, 5) * 1e3);
+        printf("parallel true ::: 1                %7.2f ms (with sh -c; median of 3)\n",
+               median_of(cmd, 3) * 1e3);
     }
+    section_end();
+    printf("bench_cli: %.0f s in all\n", now() - t_begin);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpd);
     (void)system(cmd);
     return 0;
