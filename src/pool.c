@@ -55,9 +55,12 @@ int pp__worker_depth(const pp_pool_t *pool) {
     if (avg == 0)
         return 4;
     uint64_t d = DEPTH_TARGET_NS / avg;
-    if (d < 2) /* one queued behind the running task: no hand-off gap (stealing
-                  takes it back if the running one runs long) */
-        d = 2;
+    /* one queued behind the running task while tasks are short enough that
+     * a hand-off gap would show (stealing takes it back if the running one
+     * runs long); longer tasks wait in the shared queue for the first
+     * worker free, in order */
+    if (d < 2)
+        d = avg <= 2 * DEPTH_TARGET_NS ? 2 : 1;
     if (d > PP__INFLIGHT_MAX)
         d = PP__INFLIGHT_MAX;
     return (int)d;
@@ -226,8 +229,8 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
 /* work-conserving dispatch                                          */
 /* ---------------------------------------------------------------- */
 
-#define STEAL_MIN_NS 1000000u  /* records waiting this long behind a running task... */
-#define STEAL_MAX_NS 20000000u /* ...or twice the average task time, up to this */
+#define STEAL_MIN_NS 500000u   /* records waiting this long behind a running task... */
+#define STEAL_MAX_NS 2000000u  /* ...or twice the average task time, up to this */
 
 static bool idle_worker(const pp_pool_t *pool, const pp__worker_t *w) {
     return w->state == PP__W_READY && !w->broken && w->chan.ctrl && w->seq_done == w->seq_next &&
