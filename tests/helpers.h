@@ -16,6 +16,25 @@
 #include "procpool.h"
 #include "proc_util.h"
 
+/* PPT_SANITIZER: built with AddressSanitizer or ThreadSanitizer (gcc or
+ * clang); PPT_ASAN: with AddressSanitizer. Tests scale down or expect what
+ * a sanitizer changes. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PPT_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PPT_SANITIZER 1
+#endif
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PPT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PPT_ASAN 1
+#endif
+#endif
+
 /* Compare two return codes and print their symbolic names on mismatch. */
 #define assert_rc(actual, expected)                                                      \
     do {                                                                                 \
@@ -84,6 +103,29 @@ static inline long ppt_get_long(pp_future_t *f, double timeout) {
     long v;
     memcpy(&v, d, sizeof v);
     return v;
+}
+
+/* ---- shared tasks (they run in the workers of the binary that names them) */
+
+/* Task: the square of a long argument, as a long; fails on another length. */
+static inline int ppt_task_square(const void *arg, size_t len, pp_buf_t *out) {
+    if (len != sizeof(long))
+        return pp_buf_fail(out, "bad len %zu", len);
+    long v;
+    memcpy(&v, arg, sizeof v);
+    v *= v;
+    return pp_buf_append(out, &v, sizeof v);
+}
+
+/* Task: sleep for an int argument of ms (0 without one); the result is
+ * that ms as a long. */
+static inline int ppt_task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
+    int ms = 0;
+    if (len == sizeof ms)
+        memcpy(&ms, arg, sizeof ms);
+    ppt_sleep_ms(ms);
+    long v = ms;
+    return pp_buf_append(out, &v, sizeof v);
 }
 
 #endif /* PP_TEST_HELPERS_H */

@@ -149,14 +149,6 @@ static void crash_among_others(pp_task_fn crash, const char *what, const char *n
 /* Under AddressSanitizer a NULL write is caught by ASan's own SEGV handler
  * (it ignores our SIG_DFL), which reports and exits with status 1: the
  * worker still dies, but not by SIGSEGV. */
-#if defined(__SANITIZE_ADDRESS__)
-#define PPT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PPT_ASAN 1
-#endif
-#endif
-
 static void test_segv_null_write(void **state) {
     (void)state;
 #ifdef PPT_ASAN

@@ -16,30 +16,12 @@
 
 /* ---- tasks ---------------------------------------------------------------- */
 
-static int task_square(const void *arg, size_t len, pp_buf_t *out) {
-    if (len != sizeof(long))
-        return pp_buf_fail(out, "bad len %zu", len);
-    long v;
-    memcpy(&v, arg, sizeof v);
-    v *= v;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 static int task_text(const void *arg, size_t len, pp_buf_t *out) {
     /* echoes "<arg>!" */
     int rc = pp_buf_append(out, arg, len);
     if (rc)
         return rc;
     return pp_buf_append(out, "!", 1);
-}
-
-static int task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
-    int ms = 0;
-    if (len == sizeof ms)
-        memcpy(&ms, arg, sizeof ms);
-    ppt_sleep_ms(ms);
-    long v = ms;
-    return pp_buf_append(out, &v, sizeof v);
 }
 
 static int task_fail_bad7(const void *arg, size_t len, pp_buf_t *out) {
@@ -99,7 +81,7 @@ static void test_apply_async_get(void **state) {
     pp_pool_t *pool = ppt_pool(2);
     long v = 12;
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, &f), 0);
     assert_non_null(f);
     const void *d = NULL;
     size_t n = 0;
@@ -135,7 +117,7 @@ static void test_get_data_len_null(void **state) {
     pp_pool_t *pool = ppt_pool(2);
     long v = 3;
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, &f), 0);
     assert_rc(pp_future_get(f, 30, NULL, NULL), 0);
     const void *d = NULL;
     assert_rc(pp_future_get(f, 30, &d, NULL), 0);
@@ -172,7 +154,7 @@ static void test_wait_timeout_then_done(void **state) {
     pp_pool_t *pool = ppt_pool(2);
     int ms = 500;
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &f), 0);
 
     assert_rc(pp_future_wait(f, 0), -ETIMEDOUT);
     double t0 = ppt_now();
@@ -202,7 +184,7 @@ static void test_wait_timeout_then_done(void **state) {
 
     /* wait forever (< 0) */
     ms = 50;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &f), 0);
     assert_rc(pp_future_wait(f, -1), 0);
     assert_int_equal(pp_future_ready(f), 1);
     pp_future_free(f);
@@ -356,7 +338,7 @@ static void test_on_done_after_completion_runs_now(void **state) {
     struct cb_state s = {0};
     long v = 7;
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, &f), 0);
     assert_rc(pp_future_wait(f, 30), 0);
     atomic_store(&s.thread, (pthread_t)0);
     assert_rc(pp_future_on_done(f, cb_count, &s), 0);
@@ -387,7 +369,7 @@ static void test_on_done_pending_runs_on_other_thread(void **state) {
     struct cb_state s = {0};
     int ms = 200;
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &f), 0);
     assert_rc(pp_future_on_done(f, cb_count, &s), 0);
     assert_rc(pp_future_on_done(f, cb_count, &s), -EBUSY); /* twice while pending */
     assert_int_equal(atomic_load(&s.calls), 0);
@@ -428,7 +410,7 @@ static void test_fire_and_forget(void **state) {
     long expect = 0;
     for (long i = 0; i < N; i++) {
         pp_future_t *f = NULL;
-        assert_rc(pp_apply_async(pool, task_square, &i, sizeof i, &f), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_square, &i, sizeof i, &f), 0);
         assert_rc(pp_future_on_done(f, cb_fire_and_forget, NULL), 0);
         /* f may already be freed here */
         expect += i * i;
@@ -448,7 +430,7 @@ static void test_futures_readable_after_destroy(void **state) {
     pp_pool_t *pool = ppt_pool(2);
     long v = 11;
     pp_future_t *a = NULL, *b = NULL, *c = NULL;
-    assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, &a), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, &a), 0);
     assert_rc(pp_apply_async(pool, task_text, "abc", 3, &b), 0);
     assert_rc(pp_apply_async(pool, task_fail_bad7, NULL, 0, &c), 0);
     const void *da = NULL;
@@ -488,14 +470,14 @@ static void test_free_pending_future(void **state) {
     int ms = 300;
     for (int i = 0; i < 4; i++) {
         pp_future_t *f = NULL;
-        assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &f), 0);
         pp_future_free(f); /* still pending */
     }
     /* the pool goes on */
     long v = 6;
     void *r = NULL;
     size_t n = 0;
-    assert_rc(pp_apply(pool, task_square, &v, sizeof v, &r, &n), 0);
+    assert_rc(pp_apply(pool, ppt_task_square, &v, sizeof v, &r, &n), 0);
     assert_int_equal(n, sizeof(long));
     assert_int_equal(*(long *)r, 36);
     free(r);
@@ -505,7 +487,7 @@ static void test_free_pending_future(void **state) {
     pool = ppt_pool(2);
     for (int i = 0; i < 4; i++) {
         pp_future_t *f = NULL;
-        assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &f), 0);
         pp_future_free(f);
     }
     pp_pool_destroy(pool);
@@ -535,17 +517,17 @@ static void test_null_arguments(void **state) {
     pp_pool_t *pool = ppt_pool(2);
     pp_future_t *f = (pp_future_t *)&f;
     long v = 2;
-    assert_rc(pp_apply_async(NULL, task_square, &v, sizeof v, &f), -EINVAL);
+    assert_rc(pp_apply_async(NULL, ppt_task_square, &v, sizeof v, &f), -EINVAL);
     assert_null(f);
     f = (pp_future_t *)&f;
     assert_rc(pp_apply_async(pool, NULL, &v, sizeof v, &f), -EINVAL);
     assert_null(f);
     f = (pp_future_t *)&f;
-    assert_rc(pp_apply_async(pool, task_square, NULL, 8, &f), -EINVAL);
+    assert_rc(pp_apply_async(pool, ppt_task_square, NULL, 8, &f), -EINVAL);
     assert_null(f);
-    assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, NULL), -EINVAL);
+    assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, NULL), -EINVAL);
 
-    assert_rc(pp_apply_async(pool, task_square, &v, sizeof v, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, &f), 0);
     assert_rc(pp_future_on_done(f, NULL, NULL), -EINVAL);
     assert_rc(pp_future_wait(f, 30), 0);
     assert_rc(pp_future_on_done(f, NULL, NULL), -EINVAL);

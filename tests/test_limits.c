@@ -28,14 +28,6 @@
 #include "procpool.h"
 #include "helpers.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PPT_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define PPT_SANITIZER 1
-#endif
-#endif
-
 #define CHILD_LIMIT_S 40 /* the child's own hang guard */
 
 /* ---- the child's checks ----------------------------------------------------- */

@@ -420,14 +420,6 @@ static void test_size_of_running_pool(void **state) {
     ppt_finish(pool);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PPT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PPT_ASAN 1
-#endif
-#endif
-
 static void test_worker_signal_state(void **state) {
     (void)state;
     /* cmocka has its own SIGSEGV handler installed while a test runs; a

@@ -28,15 +28,6 @@
 
 /* ---- tasks ------------------------------------------------------------------ */
 
-static int task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
-    int ms = 0;
-    if (len == sizeof ms)
-        memcpy(&ms, arg, sizeof ms);
-    ppt_sleep_ms(ms);
-    long v = ms;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 /* sleeps arg ms, then fails with "failed after <ms>" */
 static int task_sleep_fail(const void *arg, size_t len, pp_buf_t *out) {
     int ms = 0;
@@ -67,7 +58,7 @@ static long load_long(const void *p) {
 
 static pp_future_t *sleeper(pp_pool_t *pool, int ms) {
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &f), 0);
     return f;
 }
 

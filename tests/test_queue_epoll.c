@@ -42,15 +42,6 @@ static int task_item(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, r, sizeof r);
 }
 
-static int task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
-    int ms = 0;
-    if (len == sizeof ms)
-        memcpy(&ms, arg, sizeof ms);
-    ppt_sleep_ms(ms);
-    long v = ms;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 static int task_status_5(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg;
     (void)len;
@@ -98,7 +89,7 @@ static int readable(int ep, int ms) {
 
 static pp_future_t *submit_sleep(pp_pool_t *pool, int ms) {
     pp_future_t *f = NULL;
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, NULL, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, NULL, &f), 0);
     assert_non_null(f);
     return f;
 }
@@ -345,7 +336,7 @@ static void test_failures_delivered(void **state) {
     pp_task_opts_init(&to);
     to.timeout = 0.2;
     int long_ms = 20000;
-    assert_rc(pp_submit(pool, task_sleep_ms, &long_ms, sizeof long_ms, &to, &fs[OVERRUNS]), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &long_ms, sizeof long_ms, &to, &fs[OVERRUNS]), 0);
     fs[FINE] = submit_sleep(pool, 7);
     for (int i = 0; i < N; i++)
         assert_rc(pp_queue_add(q, fs[i]), 0);

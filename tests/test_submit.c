@@ -30,27 +30,9 @@
 
 /* ---- tasks ------------------------------------------------------------------ */
 
-static int task_square(const void *arg, size_t len, pp_buf_t *out) {
-    if (len != sizeof(long))
-        return pp_buf_fail(out, "bad len %zu", len);
-    long v;
-    memcpy(&v, arg, sizeof v);
-    v *= v;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 static int task_noop(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg, (void)len, (void)out;
     return 0;
-}
-
-static int task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
-    int ms = 0;
-    if (len == sizeof ms)
-        memcpy(&ms, arg, sizeof ms);
-    ppt_sleep_ms(ms);
-    long v = ms;
-    return pp_buf_append(out, &v, sizeof v);
 }
 
 static int task_fail(const void *arg, size_t len, pp_buf_t *out) {
@@ -204,7 +186,7 @@ static void test_submit_defaults_like_apply_async(void **state) {
         const pp_task_opts_t *op = k ? &o : NULL;
         long v = 12;
         pp_future_t *f = NULL;
-        assert_rc(pp_submit(pool, task_square, &v, sizeof v, op, &f), 0);
+        assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, op, &f), 0);
         assert_non_null(f);
         assert_int_equal(ppt_get_long(f, BOUND), 144);
         assert_int_equal(pp_future_successful(f), 1);
@@ -234,20 +216,20 @@ static void test_submit_defaults_like_apply_async(void **state) {
     /* the arguments pp_apply_async refuses, refused the same way */
     long v = 2;
     pp_future_t *f = (pp_future_t *)&f;
-    assert_rc(pp_submit(NULL, task_square, &v, sizeof v, NULL, &f), -EINVAL);
+    assert_rc(pp_submit(NULL, ppt_task_square, &v, sizeof v, NULL, &f), -EINVAL);
     assert_null(f);
     f = (pp_future_t *)&f;
     assert_rc(pp_submit(pool, NULL, &v, sizeof v, NULL, &f), -EINVAL);
     assert_null(f);
     f = (pp_future_t *)&f;
-    assert_rc(pp_submit(pool, task_square, NULL, 8, NULL, &f), -EINVAL);
+    assert_rc(pp_submit(pool, ppt_task_square, NULL, 8, NULL, &f), -EINVAL);
     assert_null(f);
 
     assert_rc(pp_pool_close(pool), 0);
     f = (pp_future_t *)&f;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, NULL, &f), PP_ECLOSED);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, NULL, &f), PP_ECLOSED);
     assert_null(f);
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, NULL, NULL), PP_ECLOSED);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, NULL, NULL), PP_ECLOSED);
     assert_rc(pp_pool_join(pool), 0);
     pp_pool_destroy(pool);
 }
@@ -262,29 +244,29 @@ static void test_submit_invalid_opts(void **state) {
     pp_task_opts_init(&o);
     o.timeout = NAN;
     f = (pp_future_t *)&f;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, &f), -EINVAL);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, &f), -EINVAL);
     assert_null(f);
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, NULL), -EINVAL);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, NULL), -EINVAL);
 
     pp_task_opts_init(&o);
     o.retries = -2;
     f = (pp_future_t *)&f;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, &f), -EINVAL);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, &f), -EINVAL);
     assert_null(f);
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, NULL), -EINVAL);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, NULL), -EINVAL);
     o.retries = INT_MIN;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, &f), -EINVAL);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, &f), -EINVAL);
 
     /* the valid extremes are accepted */
     pp_task_opts_init(&o);
     o.timeout = INFINITY;
     o.retries = 0;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, &f), 0);
     assert_int_equal(ppt_get_long(f, BOUND), 9);
     pp_future_free(f);
     o.timeout = -INFINITY;
     o.retries = -1;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, &f), 0);
     assert_int_equal(ppt_get_long(f, BOUND), 9);
     pp_future_free(f);
     ppt_finish(pool);
@@ -329,7 +311,7 @@ static void note_thread(struct cb_run *r) {
         atomic_fetch_add(&r->nthreads_seen, 1);
 }
 
-/* Task i is task_square of i: checks the result, the thread, and counts. */
+/* Task i is ppt_task_square of i: checks the result, the thread, and counts. */
 static void cb_square(pp_future_t *f, void *ud) {
     struct cb_arg *a = ud;
     struct cb_run *r = a->run;
@@ -371,7 +353,7 @@ static void *submit_thread(void *p) {
         pp_task_opts_init(&o);
         o.on_done = cb_square;
         o.userdata = &s->args[i];
-        int rc = pp_submit(s->pool, task_square, &s->args[i].idx, sizeof(long), &o,
+        int rc = pp_submit(s->pool, ppt_task_square, &s->args[i].idx, sizeof(long), &o,
                            &s->futures[i]);
         if (rc != 0) {
             atomic_fetch_add(&s->errors, 1);
@@ -464,7 +446,7 @@ static void test_submit_on_done_already_done(void **state) {
         o.on_done = cb_square;
         o.userdata = &args[i];
         pp_future_t *f = NULL;
-        assert_rc(pp_submit(pool, task_square, &args[i].idx, sizeof(long), &o, &f), 0);
+        assert_rc(pp_submit(pool, ppt_task_square, &args[i].idx, sizeof(long), &o, &f), 0);
         if (i % 2)
             ppt_sleep_ms(1); /* let it finish before we touch the future */
         assert_int_equal(ppt_get_long(f, BOUND), i * i);
@@ -544,7 +526,7 @@ static void test_fire_and_forget_with_callback(void **state) {
         o.on_done = cb_ff;
         o.userdata = &args[i];
         /* every tenth fails */
-        assert_rc(pp_submit(pool, i % 10 == 9 ? task_fail : task_square, &args[i].idx,
+        assert_rc(pp_submit(pool, i % 10 == 9 ? task_fail : ppt_task_square, &args[i].idx,
                             sizeof(long), &o, NULL),
                   0);
         if (i % 10 != 9)
@@ -583,7 +565,7 @@ static void test_fire_and_forget_no_callback(void **state) {
     o.retries = 1;
     long v = 5;
     for (int i = 0; i < 50; i++)
-        assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, NULL), 0);
+        assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, NULL), 0);
     assert_rc(pp_pool_close(pool), 0);
     assert_rc(pp_pool_join(pool), 0);
     for (long i = 0; i < N; i++)
@@ -613,7 +595,7 @@ static void test_fire_and_forget_terminate(void **state) {
         o.userdata = &args[i];
         /* a few short ones finish; the rest (14 s of work) cannot before terminate */
         int ms = i < 20 ? 5 : 50;
-        assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, &o, NULL), 0);
+        assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, NULL), 0);
     }
     ppt_sleep_ms(100); /* some have run, some run now, most are queued */
     double t0 = ppt_now();
@@ -625,7 +607,7 @@ static void test_fire_and_forget_terminate(void **state) {
     o.on_done = cb_ff;
     o.userdata = &late;
     int ms = 1;
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, &o, NULL), PP_ECLOSED);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, NULL), PP_ECLOSED);
     assert_rc(pp_pool_join(pool), 0);
     pp_pool_destroy(pool);
     if (ppt_now() - t0 > BOUND)
@@ -656,19 +638,19 @@ static void test_timeout_own_limit(void **state) {
     o.timeout = 0.2;
     int ms = 5000;
     pp_future_t *f = NULL;
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, &o, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, &f), 0);
     assert_rc(get_bounded(f, "task with its own 0.2 s timeout"), PP_ETASKTIMEOUT);
     assert_rc(pp_future_task_status(f), PP_ETASKTIMEOUT);
     assert_non_null(pp_future_error(f));
     pp_future_free(f);
     /* the pool goes on with a fresh worker */
     long v = 9;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, NULL, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, NULL, &f), 0);
     assert_int_equal(ppt_get_long(f, BOUND), 81);
     pp_future_free(f);
     /* and a timeout a task stays under changes nothing */
     ms = 20;
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, &o, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, &f), 0);
     assert_int_equal(ppt_get_long(f, BOUND), 20);
     pp_future_free(f);
     assert_int_equal(pp_pool_size(pool), 1);
@@ -691,10 +673,10 @@ static void test_timeout_overrides_pool(void **state) {
     zero.timeout = 0;
     int ms600 = 600, ms500 = 500, ms5000 = 5000;
     pp_future_t *fu = NULL, *fl = NULL, *fd = NULL, *fz = NULL;
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms600, sizeof(int), &unlimited, &fu), 0);
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms500, sizeof(int), &longer, &fl), 0);
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms5000, sizeof(int), &deflt, &fd), 0);
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms5000, sizeof(int), &zero, &fz), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms600, sizeof(int), &unlimited, &fu), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms500, sizeof(int), &longer, &fl), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms5000, sizeof(int), &deflt, &fd), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms5000, sizeof(int), &zero, &fz), 0);
     assert_rc(get_bounded(fd, "defaults under the pool's 0.2 s"), PP_ETASKTIMEOUT);
     assert_rc(get_bounded(fz, "timeout 0 under the pool's 0.2 s"), PP_ETASKTIMEOUT);
     assert_int_equal(ppt_get_long(fu, BOUND), 600);
@@ -705,7 +687,7 @@ static void test_timeout_overrides_pool(void **state) {
     pp_future_free(fz);
     /* pp_apply_async keeps the pool's timeout */
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms5000, sizeof(int), &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms5000, sizeof(int), &f), 0);
     assert_rc(get_bounded(f, "pp_apply_async under the pool's 0.2 s"), PP_ETASKTIMEOUT);
     pp_future_free(f);
     ppt_finish(pool);
@@ -761,7 +743,7 @@ static void test_retries_own(void **state) {
 
     /* and the pool goes on */
     long v = 4;
-    assert_rc(pp_submit(pool, task_square, &v, sizeof v, &o, &f), 0);
+    assert_rc(pp_submit(pool, ppt_task_square, &v, sizeof v, &o, &f), 0);
     assert_int_equal(ppt_get_long(f, BOUND), 16);
     pp_future_free(f);
     assert_int_equal(pp_pool_size(pool), 2);
@@ -805,7 +787,7 @@ static void test_on_done_once_across_retry_and_timeout(void **state) {
     o.on_done = cb_outcome;
     o.userdata = &timed;
     int ms = 5000;
-    assert_rc(pp_submit(pool, task_sleep_ms, &ms, sizeof ms, &o, NULL), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, NULL), 0);
 
     pp_task_opts_init(&o);
     o.retries = 0;
@@ -864,7 +846,7 @@ static void cb_chain(pp_future_t *f, void *ud) {
         pp_task_opts_init(&o);
         o.on_done = cb_chain;
         o.userdata = id;
-        if (pp_submit(c->pool, task_square, &next, sizeof next, &o, NULL) != 0)
+        if (pp_submit(c->pool, ppt_task_square, &next, sizeof next, &o, NULL) != 0)
             atomic_fetch_add(&c->errors, 1);
     }
     atomic_fetch_sub(&c->inside, 1);
@@ -883,7 +865,7 @@ static void test_submit_from_callback(void **state) {
         o.on_done = cb_chain;
         o.userdata = &c->ids[k];
         long first = 0;
-        assert_rc(pp_submit(c->pool, task_square, &first, sizeof first, &o, NULL), 0);
+        assert_rc(pp_submit(c->pool, ppt_task_square, &first, sizeof first, &o, NULL), 0);
     }
     /* the chains end by themselves; wait for them before closing */
     double t0 = ppt_now();
@@ -919,7 +901,7 @@ static void test_apply_msg(void **state) {
     char *msg = (char *)&msg;
 
     /* success */
-    assert_rc(pp_apply_msg(pool, task_square, &v, sizeof v, &res, &len, &msg), 0);
+    assert_rc(pp_apply_msg(pool, ppt_task_square, &v, sizeof v, &res, &len, &msg), 0);
     assert_null(msg);
     assert_non_null(res);
     assert_int_equal(len, sizeof(long));
@@ -936,7 +918,7 @@ static void test_apply_msg(void **state) {
     free(res);
 
     /* msg NULL: like pp_apply */
-    assert_rc(pp_apply_msg(pool, task_square, &v, sizeof v, &res, &len, NULL), 0);
+    assert_rc(pp_apply_msg(pool, ppt_task_square, &v, sizeof v, &res, &len, NULL), 0);
     assert_int_equal(*(long *)res, 121);
     free(res);
 
@@ -968,26 +950,26 @@ static void test_apply_msg(void **state) {
 
     /* bad arguments: the submission's own failure, no message */
     msg = (char *)&msg;
-    assert_rc(pp_apply_msg(NULL, task_square, &v, sizeof v, &res, &len, &msg), -EINVAL);
+    assert_rc(pp_apply_msg(NULL, ppt_task_square, &v, sizeof v, &res, &len, &msg), -EINVAL);
     assert_null(msg);
     msg = (char *)&msg;
     assert_rc(pp_apply_msg(pool, NULL, &v, sizeof v, &res, &len, &msg), -EINVAL);
     assert_null(msg);
     msg = (char *)&msg;
-    assert_rc(pp_apply_msg(pool, task_square, NULL, 8, &res, &len, &msg), -EINVAL);
+    assert_rc(pp_apply_msg(pool, ppt_task_square, NULL, 8, &res, &len, &msg), -EINVAL);
     assert_null(msg);
     msg = (char *)&msg;
-    assert_rc(pp_apply_msg(pool, task_square, &v, sizeof v, NULL, &len, &msg), -EINVAL);
+    assert_rc(pp_apply_msg(pool, ppt_task_square, &v, sizeof v, NULL, &len, &msg), -EINVAL);
     assert_null(msg);
     msg = (char *)&msg;
-    assert_rc(pp_apply_msg(pool, task_square, &v, sizeof v, &res, NULL, &msg), -EINVAL);
+    assert_rc(pp_apply_msg(pool, ppt_task_square, &v, sizeof v, &res, NULL, &msg), -EINVAL);
     assert_null(msg);
 
     /* a closed pool: PP_ECLOSED, no message */
     assert_rc(pp_pool_close(pool), 0);
     msg = (char *)&msg;
     res = (void *)&res;
-    assert_rc(pp_apply_msg(pool, task_square, &v, sizeof v, &res, &len, &msg), PP_ECLOSED);
+    assert_rc(pp_apply_msg(pool, ppt_task_square, &v, sizeof v, &res, &len, &msg), PP_ECLOSED);
     assert_null(msg);
     assert_null(res);
     assert_rc(pp_pool_join(pool), 0);
@@ -1018,7 +1000,7 @@ static void test_cancel_queued_running_done(void **state) {
     /* the one worker is busy */
     int ms = 400;
     pp_future_t *busy = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &busy), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &busy), 0);
     wait_running(busy, "the busy task");
 
     /* tasks queued behind it (some possibly sent ahead to its ring) */
@@ -1098,10 +1080,10 @@ static void test_cancel_wakes_waiter(void **state) {
     pp_pool_t *pool = ppt_pool(1);
     int ms = 300;
     pp_future_t *busy = NULL, *f = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &busy), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &busy), 0);
     wait_running(busy, "the busy task");
     int ms2 = 3000;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms2, sizeof ms2, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms2, sizeof ms2, &f), 0);
     struct waiter w = {.f = f};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
@@ -1121,9 +1103,9 @@ static void test_running_states(void **state) {
     pp_pool_t *pool = ppt_pool(1);
     int ms = 400;
     pp_future_t *a = NULL, *b = NULL;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &a), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &a), 0);
     int ms_b = 50;
-    assert_rc(pp_apply_async(pool, task_sleep_ms, &ms_b, sizeof ms_b, &b), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms_b, sizeof ms_b, &b), 0);
     wait_running(a, "the sleeping task");
     /* b waits behind a: not running while a is */
     int rb = pp_future_running(b);
@@ -1231,8 +1213,8 @@ static void test_cancel_map(void **state) {
         items[i] = 20; /* 200 x 20 ms on 2 workers: 2 s if it ran to the end */
     pp_future_t *f = NULL;
     double t0 = ppt_now();
-    assert_rc(pp_map_async(pool, task_sleep_ms, items, sizeof *items, N, results, sizeof *results,
-                           1, &f),
+    assert_rc(pp_map_async(pool, ppt_task_sleep_ms, items, sizeof *items, N, results,
+                           sizeof *results, 1, &f),
               0);
     wait_running(f, "the map");
     assert_int_equal(pp_future_cancel(f), 1);
@@ -1247,7 +1229,7 @@ static void test_cancel_map(void **state) {
     long v = 6;
     void *res = NULL;
     size_t len = 0;
-    assert_rc(pp_apply(pool, task_square, &v, sizeof v, &res, &len), 0);
+    assert_rc(pp_apply(pool, ppt_task_square, &v, sizeof v, &res, &len), 0);
     assert_int_equal(*(long *)res, 36);
     free(res);
     assert_rc(pp_pool_close(pool), 0);
@@ -1292,7 +1274,7 @@ static void test_pool_stats(void **state) {
     _Atomic int *runs = shm_counters(pool, NK);
     pp_future_t *fs[NS], *ff[NF], *fk[NK], *busy[2], *crash, *tmo, *map;
     for (long i = 0; i < NS; i++)
-        assert_rc(pp_submit(pool, task_square, &i, sizeof i, NULL, &fs[i]), 0);
+        assert_rc(pp_submit(pool, ppt_task_square, &i, sizeof i, NULL, &fs[i]), 0);
     for (long i = 0; i < NF; i++)
         assert_rc(pp_submit(pool, task_fail, &i, sizeof i, NULL, &ff[i]), 0);
     for (int i = 0; i < NS; i++)
@@ -1303,7 +1285,7 @@ static void test_pool_stats(void **state) {
     /* both workers busy, NK tasks queued behind them and cancelled */
     int ms = 300;
     for (int i = 0; i < 2; i++)
-        assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &busy[i]), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_sleep_ms, &ms, sizeof ms, &busy[i]), 0);
     wait_running(busy[0], "busy task 0");
     wait_running(busy[1], "busy task 1");
     for (long i = 0; i < NK; i++) {
@@ -1324,14 +1306,14 @@ static void test_pool_stats(void **state) {
     pp_task_opts_init(&o);
     o.timeout = 0.2;
     int long_ms = 5000;
-    assert_rc(pp_submit(pool, task_sleep_ms, &long_ms, sizeof long_ms, &o, &tmo), 0);
+    assert_rc(pp_submit(pool, ppt_task_sleep_ms, &long_ms, sizeof long_ms, &o, &tmo), 0);
     assert_rc(get_bounded(tmo, "timed-out task"), PP_ETASKTIMEOUT);
 
     /* a map: its items count one by one */
     long items[NMAP], results[NMAP];
     for (int i = 0; i < NMAP; i++)
         items[i] = i;
-    assert_rc(pp_map_async(pool, task_square, items, sizeof *items, NMAP, results,
+    assert_rc(pp_map_async(pool, ppt_task_square, items, sizeof *items, NMAP, results,
                            sizeof *results, 0, &map),
               0);
     assert_rc(get_bounded(map, "map"), 0);
