@@ -48,40 +48,6 @@ static void sleep_ms(long ms) {
 
 /* ---- finding and killing workers ------------------------------------------ */
 
-
-
-static bool is_live_worker(pid_t pid) {
-    char path[64], comm[32];
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t r = read(fd, comm, sizeof comm - 1);
-    close(fd);
-    if (r <= 0)
-        return false;
-    comm[r] = '\0';
-    if (strncmp(comm, "procpool-worker", 15) != 0)
-        return false; /* never the zygote */
-    char st = 0;
-    return ppt_proc_stat(pid, &st, NULL, NULL) == 0 && st != 'Z' && st != 'X';
-}
-
-/* the pool's live workers: our children and the zygote's */
-static int find_workers(pid_t *out, int max) {
-    pid_t kids[256], all[1024];
-    int n = 0, nk = ppt_children_of(getpid(), kids, 256);
-    for (int i = 0; i < nk && n < 1024; i++) {
-        all[n++] = kids[i];
-        n += ppt_children_of(kids[i], all + n, 1024 - n);
-    }
-    int m = 0;
-    for (int i = 0; i < n && m < max; i++)
-        if (is_live_worker(all[i]))
-            out[m++] = all[i];
-    return m;
-}
-
 static struct {
     pthread_t th;
     atomic_bool stop;
@@ -95,7 +61,7 @@ static void *killer_main(void *arg) {
     while (!atomic_load(&K.stop)) {
         sleep_ms(K.interval_ms);
         pid_t w[256];
-        int n = find_workers(w, 256);
+        int n = ppt_find_workers(w, 256);
         if (n == 0)
             continue;
         seed = seed * 1103515245u + 12345u;

@@ -6,7 +6,10 @@
 #define PP_TEST_HELPERS_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +129,49 @@ static inline int ppt_task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) 
     ppt_sleep_ms(ms);
     long v = ms;
     return pp_buf_append(out, &v, sizeof v);
+}
+
+/* ---- a thread that SIGKILLs random workers ---------------------------------- */
+
+struct ppt_killer {
+    pthread_t th;
+    atomic_bool stop;
+    atomic_long kills;
+    int interval_ms;
+    unsigned seed;
+};
+
+/* Every interval_ms, SIGKILL one of the live workers (ppt_find_workers),
+ * drawn with an LCG from seed; counts the kills. */
+static inline void *ppt_killer_main(void *arg) {
+    struct ppt_killer *k = arg;
+    while (!atomic_load(&k->stop)) {
+        ppt_sleep_ms(k->interval_ms);
+        pid_t w[64];
+        int n = ppt_find_workers(w, 64);
+        if (n == 0)
+            continue;
+        k->seed = k->seed * 1103515245u + 12345u;
+        if (kill(w[(k->seed >> 16) % (unsigned)n], SIGKILL) == 0)
+            atomic_fetch_add(&k->kills, 1);
+    }
+    return NULL;
+}
+
+/* Start the killer thread; fails the test if it cannot. */
+static inline void ppt_killer_start(struct ppt_killer *k, int interval_ms, unsigned seed) {
+    atomic_store(&k->stop, false);
+    atomic_store(&k->kills, 0);
+    k->interval_ms = interval_ms;
+    k->seed = seed;
+    assert_int_equal(pthread_create(&k->th, NULL, ppt_killer_main, k), 0);
+}
+
+/* Stop and join the killer thread; returns how many workers it killed. */
+static inline long ppt_killer_stop(struct ppt_killer *k) {
+    atomic_store(&k->stop, true);
+    pthread_join(k->th, NULL);
+    return atomic_load(&k->kills);
 }
 
 #endif /* PP_TEST_HELPERS_H */

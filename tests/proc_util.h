@@ -1,17 +1,20 @@
 /*
  * proc_util.h - reading /proc for the tests and the soak benchmark:
- * a process's state, parent and start time, and a process's children.
+ * a process's state, parent and start time, a process's children, and a
+ * pool's live workers.
  * Static inline only; no cmocka, so bench/ may include it too.
  */
 #ifndef PP_TEST_PROC_UTIL_H
 #define PP_TEST_PROC_UTIL_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 static inline int ppt_is_number(const char *s) {
     if (!*s)
@@ -99,6 +102,42 @@ static inline int ppt_children_of(pid_t pid, pid_t *out, int max) {
     }
     closedir(d);
     return n;
+}
+
+/* Whether pid is a live pool worker: named procpool-worker (never the
+ * fork server or zygote) and neither a zombie nor dead. */
+static inline bool ppt_is_live_worker(pid_t pid) {
+    char path[64], comm[32];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t r = read(fd, comm, sizeof comm - 1);
+    close(fd);
+    if (r <= 0)
+        return false;
+    comm[r] = '\0';
+    if (strncmp(comm, "procpool-worker", 15) != 0)
+        return false;
+    char st = 0;
+    return ppt_proc_stat(pid, &st, NULL, NULL) == 0 && st != 'Z' && st != 'X';
+}
+
+/* The live workers of this process's pools, at most max of them into out:
+ * our children and their children (the fork server's or zygote's).
+ * Returns how many. */
+static inline int ppt_find_workers(pid_t *out, int max) {
+    pid_t kids[256], all[1024];
+    int n = 0, nk = ppt_children_of(getpid(), kids, 256);
+    for (int i = 0; i < nk && n < 1024; i++) {
+        all[n++] = kids[i];
+        n += ppt_children_of(kids[i], all + n, 1024 - n);
+    }
+    int m = 0;
+    for (int i = 0; i < n && m < max; i++)
+        if (ppt_is_live_worker(all[i]))
+            out[m++] = all[i];
+    return m;
 }
 
 /* Entries of a directory but "." and ".."; -1 if it cannot be read. */

@@ -30,79 +30,6 @@
 #define MAP_SECONDS 6.0
 #define IMAP_SECONDS 4.0
 
-/* ---- the killer ----------------------------------------------------------- */
-
-
-
-static bool is_live_worker(pid_t pid) {
-    char path[64], comm[32];
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t r = read(fd, comm, sizeof comm - 1);
-    close(fd);
-    if (r <= 0)
-        return false;
-    comm[r] = '\0';
-    if (strncmp(comm, "procpool-worker", 15) != 0)
-        return false;
-    char st = 0;
-    return ppt_proc_stat(pid, &st, NULL, NULL) == 0 && st != 'Z' && st != 'X';
-}
-
-/* the pool's live workers: our children and the zygote's */
-static int find_workers(pid_t *out, int max) {
-    pid_t kids[64], all[256];
-    int n = 0, nk = ppt_children_of(getpid(), kids, 64);
-    for (int i = 0; i < nk && n < 256; i++) {
-        all[n++] = kids[i];
-        n += ppt_children_of(kids[i], all + n, 256 - n);
-    }
-    int m = 0;
-    for (int i = 0; i < n && m < max; i++)
-        if (is_live_worker(all[i]))
-            out[m++] = all[i];
-    return m;
-}
-
-struct killer {
-    pthread_t th;
-    atomic_bool stop;
-    _Atomic long kills;
-    int interval_ms;
-    unsigned seed;
-};
-
-static void *killer_main(void *arg) {
-    struct killer *k = arg;
-    while (!atomic_load(&k->stop)) {
-        ppt_sleep_ms(k->interval_ms);
-        pid_t w[64];
-        int n = find_workers(w, 64);
-        if (n == 0)
-            continue;
-        k->seed = k->seed * 1103515245u + 12345u;
-        if (kill(w[(k->seed >> 16) % (unsigned)n], SIGKILL) == 0)
-            atomic_fetch_add(&k->kills, 1);
-    }
-    return NULL;
-}
-
-static void killer_start(struct killer *k, int interval_ms) {
-    atomic_store(&k->stop, false);
-    atomic_store(&k->kills, 0);
-    k->interval_ms = interval_ms;
-    k->seed = (unsigned)getpid() * 2654435761u;
-    assert_int_equal(pthread_create(&k->th, NULL, killer_main, k), 0);
-}
-
-static long killer_stop(struct killer *k) {
-    atomic_store(&k->stop, true);
-    pthread_join(k->th, NULL);
-    return atomic_load(&k->kills);
-}
-
 /* ---- tasks ---------------------------------------------------------------- */
 
 struct soak_arg {
@@ -159,8 +86,8 @@ static void test_soak_apply(void **state) {
     long ok = 0, failed = 0, storm = 0, wrong = 0, other = 0, lost = 0, dup = 0;
     char first_other[300] = "";
 
-    struct killer k;
-    killer_start(&k, KILL_EVERY_MS);
+    struct ppt_killer k;
+    ppt_killer_start(&k, KILL_EVERY_MS, (unsigned)getpid() * 2654435761u);
     double t0 = ppt_now();
     long submitted = 0;
     for (long i = 0;; i++) {
@@ -207,7 +134,7 @@ static void test_soak_apply(void **state) {
         }
     }
     double el = ppt_now() - t0;
-    long kills = killer_stop(&k);
+    long kills = ppt_killer_stop(&k);
     long N = submitted;
     printf("    soak, apply: %ld tasks in %.2f s (%.0f tasks/s), %ld workers killed: %ld ok, %ld "
            "PP_EWORKER (%ld start-up), %ld wrong, %ld run twice, %ld other errors, %ld lost\n",
@@ -254,8 +181,8 @@ static void test_soak_map(void **state) {
                  {37, false, "pp_map, chunksize 37"}};
     enum { NK = sizeof kinds / sizeof kinds[0] };
     long maps[NK] = {0}, failed_maps[NK] = {0}, failed_items[NK] = {0};
-    struct killer k;
-    killer_start(&k, KILL_EVERY_MS);
+    struct ppt_killer k;
+    ppt_killer_start(&k, KILL_EVERY_MS, (unsigned)getpid() * 2654435761u);
     double t0 = ppt_now();
     for (long iter = 0; iter < NK || ppt_now() - t0 < MAP_SECONDS; iter++) {
         int r = (int)(iter % NK);
@@ -310,7 +237,7 @@ static void test_soak_map(void **state) {
         }
     }
     double el = ppt_now() - t0;
-    long kills = killer_stop(&k);
+    long kills = ppt_killer_stop(&k);
     long total = 0;
     for (int r = 0; r < NK; r++)
         total += maps[r];
@@ -341,8 +268,8 @@ static void test_soak_imap_unordered(void **state) {
         items[i] = i;
     long ok = 0, failed = 0, storm = 0, wrong = 0, twice = 0, other = 0, bad_index = 0;
     long missing = 0, iters = 0;
-    struct killer k;
-    killer_start(&k, KILL_EVERY_MS);
+    struct ppt_killer k;
+    ppt_killer_start(&k, KILL_EVERY_MS, (unsigned)getpid() * 2654435761u);
     double t0 = ppt_now();
     int rc = 0;
     while (iters == 0 || ppt_now() - t0 < IMAP_SECONDS) {
@@ -385,7 +312,7 @@ static void test_soak_imap_unordered(void **state) {
             break;
     }
     double el = ppt_now() - t0;
-    long kills = killer_stop(&k);
+    long kills = ppt_killer_stop(&k);
     printf("    soak, pp_imap_unordered: %ld x %d items in %.2f s, %ld workers killed: %ld ok, "
            "%ld PP_EWORKER (%ld start-up), %ld wrong, %ld reported twice, %ld missing, %ld "
            "other\n",

@@ -301,73 +301,15 @@ static void test_apply_steal_self_kills(void **state) {
 
 /* ---- a thread that SIGKILLs random workers -------------------------------------- */
 
-static bool is_live_worker(pid_t pid) {
-    char path[64], comm[32];
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    FILE *fp = fopen(path, "re");
-    if (!fp)
-        return false;
-    bool ok = fgets(comm, sizeof comm, fp) != NULL;
-    fclose(fp);
-    if (!ok || strncmp(comm, "procpool-worker", 15) != 0)
-        return false;
-    char st = 0;
-    return ppt_proc_stat(pid, &st, NULL, NULL) == 0 && st != 'Z' && st != 'X';
-}
-
-/* The pool's live workers: our children and the fork server's. */
-static int find_workers(pid_t *out, int max) {
-    pid_t kids[64], all[256];
-    int n = 0, nk = ppt_children_of(getpid(), kids, 64);
-    for (int i = 0; i < nk && n < 256; i++) {
-        all[n++] = kids[i];
-        n += ppt_children_of(kids[i], all + n, 256 - n);
-    }
-    int m = 0;
-    for (int i = 0; i < n && m < max; i++)
-        if (is_live_worker(all[i]))
-            out[m++] = all[i];
-    return m;
-}
-
-struct killer {
-    pthread_t th;
-    atomic_bool stop;
-    atomic_long kills;
-    int interval_ms;
-    unsigned seed;
-};
-
-static void *killer_main(void *arg) {
-    struct killer *k = arg;
-    while (!atomic_load(&k->stop)) {
-        ppt_sleep_ms(k->interval_ms);
-        pid_t w[64];
-        int n = find_workers(w, 64);
-        if (n == 0)
-            continue;
-        k->seed = k->seed * 1103515245u + 12345u;
-        if (kill(w[(k->seed >> 16) % (unsigned)n], SIGKILL) == 0)
-            atomic_fetch_add(&k->kills, 1);
-    }
-    return NULL;
-}
-
 static void test_apply_steal_killer_thread(void **state) {
     (void)state;
     struct run r;
     size_t n = total_tasks() * 5 / 100;
     run_init(&r, 3, n, SLOW_EVERY / 4, 0, 0x5eed0003);
-    struct killer k;
-    atomic_init(&k.stop, false);
-    atomic_init(&k.kills, 0);
-    k.interval_ms = 10;
-    k.seed = 12345;
-    assert_int_equal(pthread_create(&k.th, NULL, killer_main, &k), 0);
+    struct ppt_killer k;
+    ppt_killer_start(&k, 10, 12345);
     apply_all(&r, "pp_apply_async, 3 workers, killer thread");
-    atomic_store(&k.stop, true);
-    pthread_join(k.th, NULL);
-    long kills = atomic_load(&k.kills);
+    long kills = ppt_killer_stop(&k);
     size_t failed = run_check(&r, "pp_apply_async, 3 workers, killer thread", true);
     print_message("  killer thread: %ld workers killed, %zu tasks failed\n", kills, failed);
     /* a kill fails at most the one task its worker was running */
