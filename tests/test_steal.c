@@ -136,23 +136,12 @@ static uint32_t next_rand(struct run *r) {
     return (uint32_t)(r->rng >> 16);
 }
 
-static pp_pool_t *make_pool(int processes) {
-    pp_options_t opt;
-    pp_options_init(&opt);
-    opt.processes = processes;
-    pp_pool_t *pool = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    assert_rc(pp_pool_create(&pool, &opt), 0);
-    return pool;
-}
-
 /* A pool and n zeroed counters in its shared memory; flags drawn with
  * one slow task in slow_every and one killing task in kill_every (0: none). */
 static void run_init(struct run *r, int processes, size_t n, unsigned slow_every,
                      unsigned kill_every, uint64_t seed) {
     memset(r, 0, sizeof *r);
-    r->pool = make_pool(processes);
+    r->pool = ppt_pool(processes);
     r->n = n;
     r->count = pp_shm_alloc(r->pool, n);
     assert_non_null(r->count);
