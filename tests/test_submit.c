@@ -509,22 +509,35 @@ static void cb_ff(pp_future_t *f, void *ud) {
     atomic_fetch_add(&r->calls, 1);
 }
 
+/* n tasks' arguments {run, i}, and run's per-task counters, zeroed. */
+static struct ff_arg *ff_args(struct ff_run *run, long n) {
+    struct ff_arg *args = calloc((size_t)n, sizeof *args);
+    run->per_task = calloc((size_t)n, sizeof *run->per_task);
+    assert_non_null(args);
+    assert_non_null(run->per_task);
+    for (long i = 0; i < n; i++)
+        args[i] = (struct ff_arg){run, i};
+    return args;
+}
+
+/* Task options whose on_done is cb_ff with a. */
+static pp_task_opts_t ff_opts(struct ff_arg *a) {
+    pp_task_opts_t o;
+    pp_task_opts_init(&o);
+    o.on_done = cb_ff;
+    o.userdata = a;
+    return o;
+}
+
 static void test_fire_and_forget_with_callback(void **state) {
     (void)state;
     pp_pool_t *pool = ppt_pool(2);
     enum { N = 1000 };
     struct ff_run run = {.main_thread = pthread_self()};
-    struct ff_arg *args = calloc(N, sizeof *args);
-    run.per_task = calloc(N, sizeof *run.per_task);
-    assert_non_null(args);
-    assert_non_null(run.per_task);
+    struct ff_arg *args = ff_args(&run, N);
     long expect = 0;
     for (long i = 0; i < N; i++) {
-        args[i] = (struct ff_arg){&run, i};
-        pp_task_opts_t o;
-        pp_task_opts_init(&o);
-        o.on_done = cb_ff;
-        o.userdata = &args[i];
+        pp_task_opts_t o = ff_opts(&args[i]);
         /* every tenth fails */
         assert_rc(pp_submit(pool, i % 10 == 9 ? task_fail : ppt_task_square, &args[i].idx,
                             sizeof(long), &o, NULL),
@@ -583,16 +596,9 @@ static void test_fire_and_forget_terminate(void **state) {
     pp_pool_t *pool = ppt_pool(2);
     enum { N = 600 };
     struct ff_run run = {.main_thread = pthread_self()};
-    struct ff_arg *args = calloc(N, sizeof *args);
-    run.per_task = calloc(N, sizeof *run.per_task);
-    assert_non_null(args);
-    assert_non_null(run.per_task);
+    struct ff_arg *args = ff_args(&run, N);
     for (long i = 0; i < N; i++) {
-        args[i] = (struct ff_arg){&run, i};
-        pp_task_opts_t o;
-        pp_task_opts_init(&o);
-        o.on_done = cb_ff;
-        o.userdata = &args[i];
+        pp_task_opts_t o = ff_opts(&args[i]);
         /* a few short ones finish; the rest (14 s of work) cannot before terminate */
         int ms = i < 20 ? 5 : 50;
         assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, NULL), 0);
@@ -602,10 +608,7 @@ static void test_fire_and_forget_terminate(void **state) {
     assert_rc(pp_pool_terminate(pool), 0);
     /* after terminate, a submission is refused and has no callback */
     struct ff_arg late = {&run, 0};
-    pp_task_opts_t o;
-    pp_task_opts_init(&o);
-    o.on_done = cb_ff;
-    o.userdata = &late;
+    pp_task_opts_t o = ff_opts(&late);
     int ms = 1;
     assert_rc(pp_submit(pool, ppt_task_sleep_ms, &ms, sizeof ms, &o, NULL), PP_ECLOSED);
     assert_rc(pp_pool_join(pool), 0);
