@@ -77,21 +77,6 @@ static void say_err(const char *what, long i, int rc)
         printf("  %s failed: %s (%s)\n", what, pp_strerror(rc), pp_err_name(rc));
 }
 
-static pp_pool_t *make_pool(int processes)
-{
-    pp_options_t opt;
-    pp_options_init(&opt);
-    opt.processes = processes;
-    pp_pool_t *pool = NULL;
-    int rc = pp_pool_create(&pool, &opt);
-    if (rc < 0) {
-        printf("  pp_pool_create(processes=%d) failed: %s (%s)\n", processes, pp_strerror(rc),
-               pp_err_name(rc));
-        return NULL;
-    }
-    return pool;
-}
-
 static double med_or_na(double *v, int n)
 {
     return n > 0 ? median(v, (size_t)n) : -1;
@@ -767,19 +752,14 @@ int main(void)
     printf("bench_api: procpool %s (library %s), %d CPUs usable (pp_cpu_count), %ld online%s\n",
            PROCPOOL_VERSION_STRING, pp_version_string(), pp_cpu_count(),
            sysconf(_SC_NPROCESSORS_ONLN), quick ? ", BENCH_QUICK: small sizes" : "");
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[64];
-    if (la && fgets(load, sizeof load, la))
-        printf("load average at start: %s(other work on the machine skews every figure)\n", load);
-    if (la)
-        fclose(la);
+    bench_print_load();
     printf("\n");
 
     long nmax = n_cb > n_q ? n_cb : n_q;
     if (n_loop > nmax)
         nmax = n_loop;
     pp_future_t **fs = malloc(sizeof *fs * (size_t)nmax);
-    pp_pool_t *pool = fs ? make_pool(WORKERS) : NULL;
+    pp_pool_t *pool = fs ? bench_make_pool(WORKERS) : NULL;
     if (!pool) {
         printf("no pool (or out of memory): nothing measured\n");
         return 0;
@@ -918,7 +898,7 @@ int main(void)
                "(2 workers at %.0f us a task: at most %.0f k/s)\n",
                plain_tps / 1e3, TASK_US, WORKERS / TASK_US * 1e3);
         pp_pool_destroy(pool);
-        pool = make_pool(1);
+        pool = bench_make_pool(1);
         busy1_ok = pool && event_loop(pool, n_loop, 0, &busy1) == 0;
         if (busy1_ok)
             print_loop("reference: loop + pool of 1", &busy1);

@@ -230,26 +230,11 @@ static double pingpong_us(int spinning, int cross_cpu, int rounds)
 /* a. procpool: sequential pp_apply round trips                             */
 /* ------------------------------------------------------------------------ */
 
-static pp_pool_t *make_pool(int processes)
-{
-    pp_options_t opt;
-    pp_options_init(&opt);
-    opt.processes = processes;
-    pp_pool_t *pool = NULL;
-    int rc = pp_pool_create(&pool, &opt);
-    if (rc < 0) {
-        printf("  pp_pool_create(processes=%d) failed: %s (%s)\n", processes, pp_strerror(rc),
-               pp_err_name(rc));
-        return NULL;
-    }
-    return pool;
-}
-
 /* Median pp_apply round trip of a no-op in µs; -1 on failure. */
 static double apply_rtt_us(int processes, int *calls_done)
 {
     *calls_done = 0;
-    pp_pool_t *pool = make_pool(processes);
+    pp_pool_t *pool = bench_make_pool(processes);
     if (!pool)
         return -1;
     double *rt = malloc(sizeof *rt * APPLY_CALLS);
@@ -543,12 +528,7 @@ int main(int argc, char **argv)
     double t_start = now();
     printf("bench_core: procpool %s, %d CPUs usable (pp_cpu_count), %ld online\n",
            PROCPOOL_VERSION_STRING, pp_cpu_count(), sysconf(_SC_NPROCESSORS_ONLN));
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[64];
-    if (la && fgets(load, sizeof load, la))
-        printf("load average at start: %s(other work on the machine skews every figure)\n", load);
-    if (la)
-        fclose(la);
+    bench_print_load();
     printf("\n");
 
     /* ---- a. round trips ---- */
@@ -581,7 +561,7 @@ int main(int argc, char **argv)
     }
     double pp_runs[RUNS], tp_runs[RUNS];
     int pp_n = 0, tp_n = 0;
-    pp_pool_t *pool = make_pool(2);
+    pp_pool_t *pool = bench_make_pool(2);
     if (pool) {
         for (int r = 0; r < RUNS; r++) {
             double t0 = now();

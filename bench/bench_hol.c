@@ -118,26 +118,11 @@ static double short_cost_s(double ms)
     return median(v, 50);
 }
 
-static pp_pool_t *make_pool(int processes)
-{
-    pp_options_t opt;
-    pp_options_init(&opt);
-    opt.processes = processes;
-    pp_pool_t *pool = NULL;
-    int rc = pp_pool_create(&pool, &opt);
-    if (rc < 0) {
-        printf("  pp_pool_create(processes=%d) failed: %s (%s)\n", processes, pp_strerror(rc),
-               pp_err_name(rc));
-        return NULL;
-    }
-    return pool;
-}
-
 /* A fresh pool of WORKERS, warmed up with short tasks so that both workers
  * run and the pool's estimate of task time is the short task's. */
 static pp_pool_t *warm_pool(double short_ms)
 {
-    pp_pool_t *pool = make_pool(WORKERS);
+    pp_pool_t *pool = bench_make_pool(WORKERS);
     if (!pool)
         return NULL;
     double us = short_ms * 1e3;
@@ -284,7 +269,7 @@ static double baseline_run(double long_ms, double short_ms, int n)
         spin_until(now() + long_ms * 1e-3 + 5.0);
         _exit(0);
     }
-    pp_pool_t *pool = make_pool(1);
+    pp_pool_t *pool = bench_make_pool(1);
     double res = -1;
     double *t = calloc((size_t)n, sizeof *t);
     pp_future_t **f = calloc((size_t)n, sizeof *f);
@@ -744,12 +729,7 @@ int main(int argc, char **argv)
     printf("bench_hol: procpool %s (library %s), %d CPUs usable (pp_cpu_count), %ld online%s\n",
            PROCPOOL_VERSION_STRING, pp_version_string(), pp_cpu_count(),
            sysconf(_SC_NPROCESSORS_ONLN), quick ? ", BENCH_QUICK: small sizes" : "");
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[64];
-    if (la && fgets(load, sizeof load, la))
-        printf("load average at start: %s(other work on the machine skews every figure)\n", load);
-    if (la)
-        fclose(la);
+    bench_print_load();
     printf("\n");
 
     /* ---- a. head-of-line ---- */

@@ -225,12 +225,7 @@ int main(int argc, char **argv)
     printf("bench_map: procpool %s, pools of %d workers; %d CPUs usable (pp_cpu_count), %ld "
            "online\n",
            PROCPOOL_VERSION_STRING, WORKERS, pp_cpu_count(), sysconf(_SC_NPROCESSORS_ONLN));
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[64];
-    if (la && fgets(load, sizeof load, la))
-        printf("load average at start: %s(other work on the machine skews every figure)\n", load);
-    if (la)
-        fclose(la);
+    bench_print_load();
     printf("\n");
 
     /* inputs are made before the pool so the workers do not copy them */

@@ -500,12 +500,7 @@ static int driver(const char *argv0)
     printf("bench_mpi: procpool %s, MPI backend, mpirun -n %d (rank 0 + %d agents), all on this "
            "machine; %d CPUs usable (pp_cpu_count), %ld online\n",
            PROCPOOL_VERSION_STRING, NP, NP - 1, cpus, sysconf(_SC_NPROCESSORS_ONLN));
-    FILE *la = fopen("/proc/loadavg", "r");
-    char load[64];
-    if (la && fgets(load, sizeof load, la))
-        printf("load average at start: %s(other work on the machine skews every figure)\n", load);
-    if (la)
-        fclose(la);
+    bench_print_load();
 
     char exe[PATH_MAX];
     ssize_t en = readlink("/proc/self/exe", exe, sizeof exe - 1);

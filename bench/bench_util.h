@@ -1,8 +1,9 @@
 /*
  * bench_util.h - small helpers shared by the benchmarks (static inline only):
- * timing, the anchor scripts, the CPU-bound task and the summary table that
- * every benchmark ends with. Each benchmark gets its own copy of all of it,
- * the task included (a task must live in the program that runs it).
+ * timing, the load average and a pool at start, the anchor scripts, the
+ * CPU-bound task and the summary table that every benchmark ends with. Each
+ * benchmark gets its own copy of all of it, the task included (a task must
+ * live in the program that runs it).
  */
 #ifndef PP_BENCH_UTIL_H
 #define PP_BENCH_UTIL_H
@@ -66,6 +67,37 @@ static inline int bench_find_script(const char *argv0, const char *env, const ch
             return 0;
     }
     return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* start-up                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Prints the load average at start (a line, nothing when /proc/loadavg
+ * cannot be read): other work on the machine skews every figure. */
+static inline void bench_print_load(void) {
+    FILE *la = fopen("/proc/loadavg", "r");
+    char load[64];
+    if (la && fgets(load, sizeof load, la))
+        printf("load average at start: %s(other work on the machine skews every figure)\n", load);
+    if (la)
+        fclose(la);
+}
+
+/* A pool of `processes` workers (other options default), or NULL after
+ * printing why pp_pool_create failed. */
+static inline pp_pool_t *bench_make_pool(int processes) {
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.processes = processes;
+    pp_pool_t *pool = NULL;
+    int rc = pp_pool_create(&pool, &opt);
+    if (rc < 0) {
+        printf("  pp_pool_create(processes=%d) failed: %s (%s)\n", processes, pp_strerror(rc),
+               pp_err_name(rc));
+        return NULL;
+    }
+    return pool;
 }
 
 /* ------------------------------------------------------------------------ */
