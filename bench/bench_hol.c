@@ -310,6 +310,19 @@ out:
     return res;
 }
 
+/* The items of a map run, task_spin's durations in us: the long item then n
+ * short ones. NULL when out of memory. */
+static double *hol_items(double long_ms, double short_ms, int n)
+{
+    double *items = malloc((size_t)(n + 1) * sizeof *items);
+    if (!items)
+        return NULL;
+    items[0] = long_ms * 1e3;
+    for (int i = 1; i <= n; i++)
+        items[i] = short_ms * 1e3;
+    return items;
+}
+
 /* One run of pp_map_async, PP_CHUNK_AUTO, over the long item then n short
  * ones: seconds until n items are done (polled every 200 us), or -1. */
 static double hol_map_run(double long_ms, double short_ms, int n)
@@ -317,14 +330,11 @@ static double hol_map_run(double long_ms, double short_ms, int n)
     pp_pool_t *pool = warm_pool(short_ms);
     if (!pool)
         return -1;
-    double *items = malloc((size_t)(n + 1) * sizeof *items);
+    double *items = hol_items(long_ms, short_ms, n);
     double res = -1;
     pp_future_t *f = NULL;
     if (!items)
         goto out;
-    items[0] = long_ms * 1e3;
-    for (int i = 1; i <= n; i++)
-        items[i] = short_ms * 1e3;
     double t0 = now();
     int rc = pp_map_async(pool, task_spin, items, sizeof *items, (size_t)n + 1, NULL, 0,
                           PP_CHUNK_AUTO, &f);
@@ -362,14 +372,11 @@ static double hol_imap_run(double long_ms, double short_ms, int n)
     pp_pool_t *pool = warm_pool(short_ms);
     if (!pool)
         return -1;
-    double *items = malloc((size_t)(n + 1) * sizeof *items);
+    double *items = hol_items(long_ms, short_ms, n);
     double res = -1;
     pp_iter_t *it = NULL;
     if (!items)
         goto out;
-    items[0] = long_ms * 1e3;
-    for (int i = 1; i <= n; i++)
-        items[i] = short_ms * 1e3;
     double t0 = now();
     int rc = pp_imap_unordered(pool, task_spin, items, sizeof *items, (size_t)n + 1, CHUNK, &it);
     if (rc < 0) {
@@ -657,12 +664,9 @@ static int run_python(const char *argv0, const char *args, struct py_out *py)
     }
     char cmd[PATH_MAX + 256];
     snprintf(cmd, sizeof cmd, "python3 '%s' %s 2>&1", script, args);
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        printf("  could not run python3: %s\n", strerror(errno));
+    FILE *p = bench_popen_python(cmd);
+    if (!p)
         return -2;
-    }
     char line[512];
     while (fgets(line, sizeof line, p)) {
         double v;

@@ -184,12 +184,9 @@ static int run_python(const char *argv0, struct py_figures *py)
     char cmd[PATH_MAX + 128];
     snprintf(cmd, sizeof cmd, "python3 '%s' %d %d %d 2>&1", script, PY_DEFAULT_ITEMS,
              PY_CHUNK1_ITEMS, RUNS);
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    if (!p) {
-        printf("  could not run python3: %s\n", strerror(errno));
+    FILE *p = bench_popen_python(cmd);
+    if (!p)
         return -2;
-    }
     char line[512];
     while (fgets(line, sizeof line, p)) {
         double v;

@@ -10,6 +10,7 @@
 
 #include <procpool.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,6 +68,16 @@ static inline int bench_find_script(const char *argv0, const char *env, const ch
             return 0;
     }
     return -1;
+}
+
+/* Runs cmd (a python3 command line) for reading its output, stdout flushed
+ * first; NULL after printing why it could not. */
+static inline FILE *bench_popen_python(const char *cmd) {
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        printf("  could not run python3: %s\n", strerror(errno));
+    return p;
 }
 
 /* ------------------------------------------------------------------------ */
