@@ -44,30 +44,40 @@ def warm(pool, us):
         r.get()
 
 
+class Stamps:
+    """When each of n tasks was done: stamp(i) is task i's callback, which
+    notes the time; wait() returns once all n have called back."""
+
+    def __init__(self, n):
+        self.done = [0.0] * n
+        self.left = n
+        self.cv = threading.Condition()
+
+    def stamp(self, i):
+        def cb(_):
+            self.done[i] = time.perf_counter()
+            with self.cv:
+                self.left -= 1
+                if self.left == 0:
+                    self.cv.notify()
+        return cb
+
+    def wait(self):
+        with self.cv:
+            while self.left:
+                self.cv.wait()
+
+
 def hol_apply(ctx, long_ms, short_ms, n):
     with ctx.Pool(2) as pool:
         warm(pool, short_ms * 1e3)
-        done = [0.0] * n
-        left = [n]
-        cv = threading.Condition()
-
-        def stamp(i):
-            def cb(_):
-                done[i] = time.perf_counter()
-                with cv:
-                    left[0] -= 1
-                    if left[0] == 0:
-                        cv.notify()
-            return cb
-
+        st = Stamps(n)
         t0 = time.perf_counter()
         pool.apply_async(spin, (long_ms * 1e3,))
         for i in range(n):
-            pool.apply_async(spin, (short_ms * 1e3,), callback=stamp(i))
-        with cv:
-            while left[0]:
-                cv.wait()
-        res = max(done) - t0
+            pool.apply_async(spin, (short_ms * 1e3,), callback=st.stamp(i))
+        st.wait()
+        res = max(st.done) - t0
         pool.terminate()
     return res
 
@@ -115,19 +125,7 @@ def pct(v, q):
 def lat(ctx, n, interval, seed, short_us, long_us, long_pct):
     us = workload(n, seed, short_us, long_us, long_pct)
     sub = [0.0] * n
-    done = [0.0] * n
-    left = [n]
-    cv = threading.Condition()
-
-    def stamp(i):
-        def cb(_):
-            done[i] = time.perf_counter()
-            with cv:
-                left[0] -= 1
-                if left[0] == 0:
-                    cv.notify()
-        return cb
-
+    st = Stamps(n)
     with ctx.Pool(2) as pool:
         warm(pool, short_us)
         t0 = time.perf_counter()
@@ -136,11 +134,9 @@ def lat(ctx, n, interval, seed, short_us, long_us, long_pct):
             if d > 0:
                 time.sleep(d)
             sub[i] = time.perf_counter()
-            pool.apply_async(spin, (us[i],), callback=stamp(i))
-        with cv:
-            while left[0]:
-                cv.wait()
-    all_lat = [done[i] - sub[i] for i in range(n)]
+            pool.apply_async(spin, (us[i],), callback=st.stamp(i))
+        st.wait()
+    all_lat = [st.done[i] - sub[i] for i in range(n)]
     short = [all_lat[i] for i in range(n) if us[i] == short_us]
     for name, v in (("py_lat", all_lat), ("py_lat_short", short)):
         print(f"{name}_p50_s {pct(v, 0.50):.6f}")
