@@ -204,6 +204,14 @@ static size_t run_check(struct run *r, const char *what, bool any_may_fail) {
     return failed;
 }
 
+/* How many of r's tasks were asked to kill their worker. */
+static size_t killing_tasks(const struct run *r) {
+    size_t killing = 0;
+    for (size_t i = 0; i < r->n; i++)
+        killing += (r->flags[i] & (F_KILL_BEFORE | F_KILL_AFTER)) != 0;
+    return killing;
+}
+
 static void run_free(struct run *r) {
     pp_pool_destroy(r->pool);
     free(r->status);
@@ -280,9 +288,7 @@ static void test_apply_steal_self_kills(void **state) {
     size_t n = total_tasks() * 20 / 100;
     run_init(&r, 3, n, SLOW_EVERY, kill_every(n), 0x5eed0002);
     apply_all(&r, "pp_apply_async, 3 workers, self-kills");
-    size_t killing = 0;
-    for (size_t i = 0; i < n; i++)
-        killing += (r.flags[i] & (F_KILL_BEFORE | F_KILL_AFTER)) != 0;
+    size_t killing = killing_tasks(&r);
     /* every killing task failed (checked per task), and nothing else did */
     assert_int_equal(run_check(&r, "pp_apply_async, 3 workers, self-kills", false), killing);
     run_free(&r);
@@ -373,9 +379,7 @@ static void test_map_steal_kills_results_in_shm(void **state) {
     size_t n = total_tasks() * 5 / 100;
     run_init(&r, 3, n, SLOW_EVERY, kill_every(n), 0x5eed0005);
     map_all(&r, "pp_map PP_CHUNK_AUTO, 3 workers, kills, results in shm", true);
-    size_t killing = 0;
-    for (size_t i = 0; i < n; i++)
-        killing += (r.flags[i] & (F_KILL_BEFORE | F_KILL_AFTER)) != 0;
+    size_t killing = killing_tasks(&r);
     assert_int_equal(run_check(&r, "pp_map PP_CHUNK_AUTO, 3 workers, kills, results in shm",
                                false),
                      killing);
