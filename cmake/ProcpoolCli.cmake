@@ -29,8 +29,11 @@ if(PROCPOOL_CLI)
       DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT cli)
   endif()
   if(_pp_tests_on)
+    # a shim that refuses the command's memfd, to test the path without it
+    add_library(cli_refuse MODULE "${PROJECT_SOURCE_DIR}/tests/shim/cli_refuse.c")
     add_test(NAME test_cli
-      COMMAND sh "${PROJECT_SOURCE_DIR}/tests/cli_test.sh" $<TARGET_FILE:procpool_cli>)
+      COMMAND sh "${PROJECT_SOURCE_DIR}/tests/cli_test.sh" $<TARGET_FILE:procpool_cli>
+              $<TARGET_FILE:cli_refuse>)
     set_tests_properties(test_cli PROPERTIES TIMEOUT 900) # GNU parallel starts slowly
   endif()
   if(TARGET bench_cli)

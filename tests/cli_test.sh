@@ -3,10 +3,11 @@
 # documented behaviour (expected outputs written from its manual and
 # tutorial, not from running it).
 #
-#   sh tests/cli_test.sh path/to/procpool
+#   sh tests/cli_test.sh path/to/procpool [path/to/cli_refuse.so]
 #
 # Registered with CTest as test_cli. Runs in well under a minute.
 P=${1:-procpool}
+REFUSE=${2:-} # an LD_PRELOAD shim: memfd_create refuses the --pipe buffer
 T=$(mktemp -d "${TMPDIR:-/tmp}/pp_cli_test.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT INT TERM
 cd "$T" || exit 1
@@ -532,6 +533,50 @@ same "--pipe --header: the first line before every block" "h1,h2 1,a h1,h2 2,b h
     'cat hp.csv | $X --pipe --header : -N1 -k cat | paste -sd" " -'
 same "--pipe --header, stdin a file" "3 2" '$X --pipe --header : -N2 -k "wc -l" < hp.csv | paste -sd" " -'
 same "--pipe-part --header" "h1,h2 1,a 2,b h1,h2 3,c" '$X --pipe-part -a hp.csv --header : --block 6 -k cat | paste -sd" " -'
+# --pipe from a pipe: stdin is read into a memfd and blocks go to the jobs
+# as ranges of it, released as the jobs end; without the memfd (refused
+# through the shim), blocks travel in the tasks' arguments
+mine "--pipe from a pipe, -N2: every byte, in order" "same" \
+    'cat nums | $X --pipe -N2 -k cat | cmp -s - nums && echo same'
+mine "--pipe from a pipe: records longer than --block" "3000005 3000005" \
+    'cat long2 | $X --pipe --block 1k --recend "</r>\n" -k wc -c | tr -d " " | paste -sd" " -'
+# spool_peak PID: the most procpool PID's --pipe buffer held (KiB), sampled until it ends
+spool_peak() {
+    peak=0
+    # (kill -0 would loop on: the shell reaps the job only after this ends)
+    while st=$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null) && [ "${st%% *}" != Z ]; do
+        for f in /proc/"$1"/fd/*; do
+            case $(readlink "$f" 2>/dev/null) in
+            *procpool-pipe*)
+                b=$(stat -L -c %b "$f" 2>/dev/null) || b=0
+                [ "$((b / 2))" -gt "$peak" ] && peak=$((b / 2)) ;;
+            esac
+        done
+        sleep 0.02
+    done
+    echo "$peak"
+}
+yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 300000000 | $P --pipe --block 1M -j2 wc -c > spool.out &
+peak=$(spool_peak $!)
+check "--pipe from a pipe: 300 MB in 1 MB blocks, every byte" "300000000" \
+    "$(awk '{s += $1} END {print s}' spool.out)"
+check "--pipe from a pipe: the buffer holds the blocks in flight, not the stream (KiB: $peak)" "yes" \
+    "$([ "$peak" -gt 0 ] && [ "$peak" -le 16384 ] && echo yes)"
+seq 1 3000000 > seq3m
+mine "--pipe from a pipe: a job holding its block while the rest pass the buffer" "same" \
+    'cat seq3m | $X --pipe --block 100k "if [ {#} = 1 ]; then sleep 1; fi; cat" | sort -n | cmp -s - seq3m && echo same'
+mine "--pipe from a pipe: the workers share the buffer" "1" \
+    'seq 100000 | $X --pipe --block 10k "ls -l /proc/\$PPID/fd/ 2>/dev/null | grep -c procpool-pipe" | sort -u | head -1'
+if [ -n "$REFUSE" ]; then
+    NOMEMFD="env LD_PRELOAD=$REFUSE ASAN_OPTIONS=verify_asan_link_order=0"
+    mine "--pipe without a memfd: every byte, in order" "same" \
+        'cat nums | $NOMEMFD $X --pipe --block 10k -k cat | cmp -s - nums && echo same'
+    mine "--pipe without a memfd: -N3" "3${nl}3${nl}3${nl}1" 'seq 1 10 | $NOMEMFD $X --pipe -N3 -k wc -l'
+    mine "--pipe without a memfd: records longer than --block" "3000005 3000005" \
+        'cat long2 | $NOMEMFD $X --pipe --block 1k --recend "</r>\n" -k wc -c | tr -d " " | paste -sd" " -'
+    mine "--pipe without a memfd: no buffer made" "0" \
+        'seq 100000 | $NOMEMFD $X --pipe --block 10k "ls -l /proc/\$PPID/fd/ 2>/dev/null | grep -c procpool-pipe" | sort -u | head -1'
+fi
 mine "--pipe --colsep: not supported, 255" "255" 'seq 3 | $X --pipe --colsep , cat 2>/dev/null; echo $?'
 # remote execution is refused
 mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/dev/null; echo $?; ls rem 2>/dev/null'

@@ -309,7 +309,10 @@ typedef struct {
     cli_shared_t *sh;
     int nslots;
     bool want_cmd;   /* return the command text (joblog, -v, errors) */
-    int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file */
+    int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file,
+                      * the ring that holds it when it is a pipe */
+    uint64_t part_ring; /* part_fd is a ring of this many bytes (stream offset o
+                         * at o % part_ring); 0: a plain file */
     const char *shell; /* the shell that runs commands: a path (cli_find_shell) */
     const char *spill_dir; /* where output over CLI_SPILL_AT bytes goes; NULL: none */
     char *pipe_header; /* --pipe --header: the first line, put before every block */
@@ -317,6 +320,12 @@ typedef struct {
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;
+
+/* Where stream offset off lies in g_wcfg.part_fd, *n lowered to what lies
+ * contiguously there (a ring wraps at its end). */
+uint64_t part_pos(uint64_t off, size_t *n);
+/* pread of g_wcfg.part_fd at stream offset off (short at a ring's end). */
+ssize_t part_pread(void *buf, size_t n, uint64_t off);
 
 /*
  * The shell jobs run with, as GNU parallel picks it: $PARALLEL_SHELL, else

@@ -680,12 +680,12 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                         in_open = false;
                         break;
                     }
-                    loff_t off = (loff_t)fd_in->off;
-                    ssize_t sp = splice(g_wcfg.part_fd, &off, pi[1], NULL,
-                                        left < (1u << 20) ? (size_t)left : (1u << 20),
+                    size_t len = left < (1u << 20) ? (size_t)left : (1u << 20);
+                    loff_t off = (loff_t)part_pos(fd_in->off, &len);
+                    ssize_t sp = splice(g_wcfg.part_fd, &off, pi[1], NULL, len,
                                         SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
                     if (sp > 0) {
-                        fd_in->off = (uint64_t)off;
+                        fd_in->off += (uint64_t)sp;
                         continue;
                     }
                     if (sp == 0)
@@ -701,9 +701,7 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
                 } else if (in_open && fd_in->ppos >= fd_in->plen) {
                     uint64_t left = fd_in->end - fd_in->off;
                     size_t want = left < (1u << 18) ? (size_t)left : (1u << 18);
-                    ssize_t got = want ? pread(g_wcfg.part_fd, fd_in->pbuf, want,
-                                               (off_t)fd_in->off)
-                                       : 0;
+                    ssize_t got = want ? part_pread(fd_in->pbuf, want, fd_in->off) : 0;
                     if (got <= 0) {
                         in_open = false;
                     } else {

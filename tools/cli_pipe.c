@@ -105,3 +105,18 @@ uint64_t part_boundary(int fd, uint64_t pos, uint64_t size, const recsep_t *s) {
         have = keep;
     }
 }
+
+uint64_t part_pos(uint64_t off, size_t *n) {
+    uint64_t ring = g_wcfg.part_ring;
+    if (!ring)
+        return off;
+    uint64_t pos = off % ring;
+    if (*n > ring - pos)
+        *n = (size_t)(ring - pos);
+    return pos;
+}
+
+ssize_t part_pread(void *buf, size_t n, uint64_t off) {
+    uint64_t pos = part_pos(off, &n);
+    return pread(g_wcfg.part_fd, buf, n, (off_t)pos);
+}

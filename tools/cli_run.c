@@ -461,7 +461,8 @@ int cli_cat_make(const cli_opts_t *o, const char *data, size_t len, int fd, uint
             n = len;
         } else {
             size_t want = end - off < sizeof buf ? (size_t)(end - off) : sizeof buf;
-            ssize_t r = pread(fd, buf, want, (off_t)off);
+            ssize_t r = fd == g_wcfg.part_fd ? part_pread(buf, want, off)
+                                             : pread(fd, buf, want, (off_t)off);
             if (r <= 0) {
                 ok = false;
                 break;

@@ -271,9 +271,30 @@ typedef struct {
     size_t fwd;               /* find_cut: where its forward search goes on */
     bool back_done;           /* find_cut: no boundary within the block */
     long count;               /* find_cut, -N: records counted */
+    uint64_t roff;            /* the last block's offset (map: in the file; spool: in the stream) */
+    bool rranged;             /* the last block is a range (map, spool), not in PI.buf */
+    /* stdin is a pipe: it is read into a ring (the spool: a memfd the
+     * workers inherit, mapped twice end to end so that any R bytes of it
+     * are contiguous here), stream offset o at o % R; blocks are cut there
+     * and sent as ranges of stream offsets (JOB_RANGE with g_wcfg.part_ring
+     * set), which the worker splices into the job's stdin. One copy here,
+     * none in the worker, against three when blocks travel in the items,
+     * and the ring's pages are used again, lap after lap. The ring is
+     * free from the oldest block still out (sq) to the data not yet cut;
+     * a block that does not fit (a record longer than the room, a job that
+     * holds its block for long) is read into PI.buf and travels as an
+     * item (spilled), and the data goes back to the ring when it fits. */
+    int sfd;                  /* the spool, -1: blocks through PI.buf */
+    char *sw;                 /* its mapping: 2R bytes, [R, 2R) repeats [0, R) */
+    uint64_t sring;           /* R */
+    uint64_t sdstart, sdend;  /* stream offsets of the data not yet cut */
+    uint64_t spop;            /* the ring is populated up to here (first lap) */
+    bool spilled;             /* the data not yet cut is in PI.buf */
+    struct spool_out { size_t idx; uint64_t start; bool done; } *sq; /* fed, in order */
+    size_t sq_head, sq_n, sq_cap;
 } piper_t;
 
-static piper_t PI;
+static piper_t PI = {.sfd = -1};
 
 static recsep_t RS;
 
@@ -322,7 +343,172 @@ static ssize_t find_cut(const char *d, size_t len) {
     return PI.eof ? (ssize_t)len : -1;
 }
 
-/* The next block (data only, at PI.buf.p + HDR); 0 at the end. */
+/* How much to read next when have bytes wait uncut: up to the block size
+ * and no further (then only the last, partial record is left for the next
+ * block); past it in 64k steps while a record is longer than the block. */
+static size_t read_want(size_t have) {
+    if (O.max_args)
+        return O.block > (1u << 16) ? O.block : (1u << 16);
+    return have < O.block ? O.block - have : (1u << 16);
+}
+
+/* --pipe from a pipe: the spool's memfd (the workers inherit it, so it
+ * exists before the pool); -1 where memfd_create is refused (every block
+ * then travels in its item). */
+static int spool_open(void) {
+    int fd = memfd_create("procpool-pipe", MFD_CLOEXEC);
+    if (fd >= 0)
+        PI.sfd = fd;
+    return fd;
+}
+
+/* Size and map the ring for the window of blocks the workers can hold
+ * (4 a worker, and two more: one being cut, one spare), 4 MiB to 1 GiB.
+ * 0, or -1 (the spool is given up: blocks travel in their items). */
+static int spool_ring(int workers) {
+    const uint64_t step = 1u << 21;
+    uint64_t r = ((uint64_t)workers * 4 + 2) * (uint64_t)O.block;
+    r = r < (4u << 20) ? (4u << 20) : r > (1u << 30) ? (1u << 30) : r;
+    r = (r + step - 1) / step * step;
+    if (r > SIZE_MAX / 4 || ftruncate(PI.sfd, (off_t)r) < 0)
+        goto fail;
+    char *va = mmap(NULL, (size_t)(2 * r), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (va == MAP_FAILED)
+        goto fail;
+    if (mmap(va, (size_t)r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, PI.sfd, 0) ==
+            MAP_FAILED ||
+        mmap(va + r, (size_t)r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, PI.sfd, 0) ==
+            MAP_FAILED) {
+        munmap(va, (size_t)(2 * r));
+        goto fail;
+    }
+    PI.sw = va;
+    PI.sring = r;
+    return 0;
+fail:
+    close(PI.sfd);
+    PI.sfd = -1;
+    return -1;
+}
+
+/* Where stream offset off is in the mapping (contiguous for up to R bytes). */
+static char *spool_at(uint64_t off) { return PI.sw + off % PI.sring; }
+
+/* The ring is free from here on (up to R bytes on): the start of the oldest
+ * block still out, else the data not yet cut. */
+static uint64_t spool_low(void) {
+    return PI.sq_n && PI.sq[PI.sq_head].start < PI.sdstart ? PI.sq[PI.sq_head].start
+                                                           : PI.sdstart;
+}
+
+/* Fault the ring's pages in up to upto (2 MiB at a time, first lap only)
+ * before a read copies into them: read holds the pipe's lock while it
+ * copies, and page faults taken there keep the writer waiting on the lock.
+ * Best effort (MADV_POPULATE_WRITE is Linux 5.14). */
+static void spool_populate(uint64_t upto) {
+#ifdef MADV_POPULATE_WRITE
+    const uint64_t step = 1u << 21;
+    if (upto <= PI.spop || PI.spop >= PI.sring)
+        return;
+    uint64_t to = (upto + step - 1) / step * step;
+    if (to > PI.sring)
+        to = PI.sring;
+    if (madvise(PI.sw + PI.spop, (size_t)(to - PI.spop), MADV_POPULATE_WRITE) == 0)
+        PI.spop = to;
+    else
+        PI.spop = PI.sring; /* not supported: do not ask again */
+#else
+    (void)upto;
+#endif
+}
+
+/* The next block from a pipe, cut in the ring: 1 with *blen bytes at
+ * stream offset PI.roff; 0 at the end; -1 when the ring has no room for
+ * the next read (the data not yet cut is then in PI.buf: spilled). */
+static int spool_block(size_t *blen) {
+    for (;;) {
+        size_t have = (size_t)(PI.sdend - PI.sdstart);
+        bool need_read = !PI.eof && (O.max_args || have < O.block);
+        ssize_t cut = -1;
+        if (have && (!need_read || O.max_args))
+            cut = find_cut(spool_at(PI.sdstart), have);
+        if (cut > 0 || (PI.eof && have)) {
+            *blen = cut > 0 ? (size_t)cut : have;
+            PI.roff = PI.sdstart;
+            PI.sdstart += *blen;
+            cut_reset();
+            return 1;
+        }
+        if (PI.eof)
+            return 0;
+        size_t want = read_want(have);
+        if (PI.sdend + want - spool_low() > PI.sring) { /* no room: spill */
+            sb_grow(&PI.buf, HDR + have + want);
+            memcpy(PI.buf.p + HDR, spool_at(PI.sdstart), have);
+            PI.buf.len = HDR + have;
+            PI.consumed = 0;
+            PI.spilled = true;
+            return -1;
+        }
+        spool_populate(PI.sdend + want);
+        ssize_t n = read(0, spool_at(PI.sdend), want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("reading stdin: %s", strerror(errno));
+        if (n == 0)
+            PI.eof = true;
+        PI.sdend += (uint64_t)n;
+    }
+}
+
+/* After a spilled block: the rest goes back to the ring if it fits there
+ * with room for the next read. */
+static void spool_unspill(void) {
+    size_t rest = PI.buf.len - HDR - PI.consumed;
+    if (PI.sdstart + rest + read_want(rest) - spool_low() > PI.sring)
+        return;
+    memcpy(spool_at(PI.sdstart), PI.buf.p + HDR + PI.consumed, rest);
+    PI.sdend = PI.sdstart + rest;
+    PI.buf.len = HDR;
+    PI.consumed = 0;
+    PI.spilled = false;
+}
+
+/* A block of the ring was fed as item idx. */
+static void spool_fed(size_t idx) {
+    if (PI.sq_n == PI.sq_cap) { /* grow the queue, oldest first */
+        size_t cap = PI.sq_cap ? 2 * PI.sq_cap : 64;
+        struct spool_out *q = xmalloc(cap * sizeof *q);
+        for (size_t i = 0; i < PI.sq_n; i++)
+            q[i] = PI.sq[(PI.sq_head + i) % PI.sq_cap];
+        free(PI.sq);
+        PI.sq = q;
+        PI.sq_cap = cap;
+        PI.sq_head = 0;
+    }
+    PI.sq[(PI.sq_head + PI.sq_n++) % PI.sq_cap] = (struct spool_out){idx, PI.roff, false};
+}
+
+/* Item idx's result is in: its job has ended (retries and reruns come
+ * before the one result), so its range is not read again; the ring is
+ * free up to the oldest block still out. */
+static void spool_done(size_t idx) {
+    for (size_t i = 0; i < PI.sq_n; i++) {
+        struct spool_out *e = &PI.sq[(PI.sq_head + i) % PI.sq_cap];
+        if (e->idx == idx) {
+            e->done = true;
+            break;
+        }
+    }
+    while (PI.sq_n && PI.sq[PI.sq_head].done) {
+        PI.sq_head = (PI.sq_head + 1) % PI.sq_cap;
+        PI.sq_n--;
+    }
+}
+
+/* The next block (data only, at PI.buf.p + HDR; from a map or the spool:
+ * *blen bytes at file offset PI.roff); 0 at the end. */
 static int next_block(size_t *blen) {
     if (PI.map) {
         if (PI.mpos >= PI.msize)
@@ -333,9 +519,22 @@ static int next_block(size_t *blen) {
             cut = (ssize_t)(PI.msize - PI.mpos);
         *blen = (size_t)cut;
         PI.boff = PI.mpos;
+        PI.roff = PI.mbase + PI.boff;
+        PI.rranged = true;
         PI.mpos += (size_t)cut;
         return 1;
     }
+    if (PI.sfd >= 0 && PI.spilled && PI.consumed) {
+        PI.sdstart += PI.consumed; /* the spilled block just cut */
+        spool_unspill();
+    }
+    if (PI.sfd >= 0 && !PI.spilled) {
+        int r = spool_block(blen);
+        PI.rranged = r > 0;
+        if (r >= 0)
+            return r;
+    }
+    PI.rranged = false;
     if (PI.consumed) {
         size_t rest = PI.buf.len - HDR - PI.consumed;
         memmove(PI.buf.p + HDR, PI.buf.p + HDR + PI.consumed, rest);
@@ -368,12 +567,7 @@ static int next_block(size_t *blen) {
             cut_reset();
             return 1;
         }
-        /* Read up to the block size and no further (then only the last,
-         * partial record moves down for the next block); past it in 64k
-         * steps while a record is longer than the block. */
-        size_t want = O.max_args ? (O.block > (1u << 16) ? O.block : (1u << 16))
-                      : have < O.block ? O.block - have
-                                       : (1u << 16);
+        size_t want = read_want(have);
         sb_grow(&PI.buf, want);
         ssize_t n = read(0, PI.buf.p + PI.buf.len, O.max_args ? PI.buf.cap - PI.buf.len - 1 : want);
         if (n < 0 && errno == EINTR)
@@ -537,10 +731,12 @@ static int feed(void *ud, const void **out, size_t *len) {
                 return 0;
             if (resume_skip(h.seq))
                 continue;
-            if (PI.map) {
+            if (PI.rranged) {
                 h.kind = JOB_RANGE;
-                h.part_off = PI.mbase + PI.boff;
+                h.part_off = PI.roff;
                 h.part_end = h.part_off + blen;
+                if (PI.sfd >= 0)
+                    spool_fed(fed_n);
                 item.len = 0;
                 sb_add(&item, &h, sizeof h);
                 *out = item.p;
@@ -893,8 +1089,8 @@ int main(int argc, char **argv) {
         if (O.pipe_part)
             part_off = g_wcfg.pipe_header_len;
     }
-    if (O.pipe && !O.dry_run)
-        part_fd = pipe_map_stdin();
+    if (O.pipe && !O.dry_run && (part_fd = pipe_map_stdin()) < 0)
+        part_fd = spool_open(); /* the ring is sized once the workers are known */
     inputs_open();
     char perr_msg[500];
     if (cli_perl_start(&O.tmpl, perr_msg, sizeof perr_msg) < 0)
@@ -939,7 +1135,10 @@ int main(int argc, char **argv) {
     g_wcfg.nslots = workers;
     g_wcfg.want_cmd =
         O.joblog || O.verbose || O.verbose_err || O.timeout > 0 || O.halt_when != HALT_NEVER;
+    if (PI.sfd >= 0 && spool_ring(workers) < 0)
+        part_fd = -1; /* no ring: every block travels in its item */
     g_wcfg.part_fd = part_fd;
+    g_wcfg.part_ring = PI.sfd >= 0 ? PI.sring : 0;
     char serr[300];
     if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
         die("%s", serr);
@@ -1034,6 +1233,8 @@ int main(int argc, char **argv) {
         }
         if (r == 0)
             break;
+        if (PI.sfd >= 0 && idx < fed_n)
+            spool_done(idx);
         while (signalled) /* the signal thread is ending the run: say nothing more */
             pause();
         if (__atomic_load_n(&SH->out_error, __ATOMIC_ACQUIRE))
