@@ -374,6 +374,23 @@ mine "ulimit -n 30, -j0: every job runs" "28" \
 same "--pipe-part :::: FILE" "100000" '$X --pipe-part --block 100k wc -l :::: nums | awk "{s += \$1} END {print s}"'
 same "--pipe-part :::: FILE ::: args (ignored without --tee)" "6 4" \
     'seq 10 > ten; $X --pipe-part --block 10 -k wc -l :::: ten ::: X Y 2>/dev/null | paste -sd" " -'
+# --tag with --line-buffer: a line that goes out in pieces (over 1 MiB) is tagged once
+printf 'head -c 3000000 /dev/zero | tr "\\0" x; echo; echo end\n' > big3m.sh
+same "--tag --lb: a 3 MB line is tagged once" "3000002 2 5 2" \
+    '$X --tag --lb sh big3m.sh ::: a | awk -F"\t" "{print length(\$0), NF}" | paste -sd" " -'
+mine "--tag --lb -k: the streaming job and the waiting one" "3000002 2 5 2 3000002 2 5 2" \
+    '$X -k --tag --lb sh big3m.sh ::: a b | awk -F"\t" "{print length(\$0), NF}" | paste -sd" " -'
+seq 1 5 > f5; seq 10 12 > f3; printf 'h\n1\n2\n' > hd1; printf 'H\n3\n4\n' > hd2
+same "--pipe-part :::: two files: split in turn, no part spans both" "1 [1,2,3,4] 2 [5] 3 [10,11,12]" \
+    '$X --pipe-part --block 6 -k "echo {#} [\$(paste -sd, -)]" :::: f5 f3 | paste -sd" " -'
+same "--pipe-part -a twice" "[1,2,3,4] [5] [10,11,12]" \
+    '$X --pipe-part --block 6 -k -a f5 -a f3 "echo [\$(paste -sd, -)]" | paste -sd" " -'
+same "--pipe-part --header with two files: each file's own" "[h,1,2] [H,3,4]" \
+    '$X --pipe-part --header : --block 2 -k "echo [\$(paste -sd, -)]" :::: hd1 hd2 | paste -sd" " -'
+mine "--pipe-part: every byte of three files" "300000" \
+    '$X --pipe-part --block 50k wc -l :::: nums nums nums | awk "{s += \$1} END {print s}"'
+mine "--pipe-part: a file that is not there: 255" "255" \
+    '$X --pipe-part --block 6 cat :::: f5 no_such_file 2>/dev/null; echo $?'
 same "--pipe-part: parts as GNU parallel cuts them" "6 588895" \
     '$X --pipe-part -a nums --block 100k wc -c | awk "{s += \$1; n++} END {print n, s}"'
 same "-d of several characters" "[a] [b] [c]" 'printf "a\r\nb\r\nc\r\n" | $X -d "\r\n" -k echo "[{}]" | paste -sd" " -'

@@ -267,6 +267,7 @@ typedef struct {
     uint64_t idx; /* the job's place in the feed (the iterator's index) */
     uint32_t nargs;
     uint32_t kind;
+    uint32_t part_file; /* JOB_RANGE of --pipe-part: which file (g_wcfg.parts) */
 } job_hdr_t;
 
 /* A task's result: stdout bytes, stderr bytes, the command (if asked), then
@@ -303,6 +304,14 @@ typedef struct {
     uint64_t next_start;       /* --delay: the monotonic time (ns) the next job may start */
 } cli_shared_t;
 
+/* --pipe-part: one of the files split, open before the workers start, and
+ * its --header line. */
+typedef struct {
+    int fd;
+    char *header;
+    size_t header_len;
+} cli_part_t;
+
 /* Everything a worker needs; set before pp_pool_create, inherited by fork. */
 typedef struct {
     const cli_opts_t *o;
@@ -317,6 +326,8 @@ typedef struct {
     const char *spill_dir; /* where output over CLI_SPILL_AT bytes goes; NULL: none */
     char *pipe_header; /* --pipe --header: the first line, put before every block */
     size_t pipe_header_len;
+    cli_part_t *parts; /* --pipe-part: the files; a job's file becomes part_fd and */
+    uint32_t nparts;   /* its header pipe_header in the worker before it runs */
 } cli_worker_cfg_t;
 
 extern cli_worker_cfg_t g_wcfg;

@@ -1253,20 +1253,18 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
     if (o->pipe && o->pipe_part)
         return perr("--pipe and --pipe-part exclude each other");
     if (o->pipe_part) {
-        /* the file to split: -a FILE or :::: FILE; ::: groups are ignored
-         * (GNU parallel uses them only with --tee) */
-        size_t files = o->arg_files.n;
-        for (size_t k = 0; k < o->nsrc; k++)
-            files += o->src[k].kind == IN_FILE;
-        if (files != 1)
-            return perr("--pipe-part needs exactly one file to split (-a FILE or :::: FILE)");
-        for (size_t k = 0; k < o->nsrc; k++)
+        /* the files to split, in turn: -a FILE, :::: FILE...; ::: groups
+         * are ignored (GNU parallel uses them only with --tee) */
+        for (size_t k = 0; k < o->nsrc;)
             if (o->src[k].kind == IN_FILE) {
                 sv_push(&o->arg_files, o->src[k].path);
                 memmove(o->src + k, o->src + k + 1, (o->nsrc - k - 1) * sizeof *o->src);
                 o->nsrc--;
-                break;
+            } else {
+                k++;
             }
+        if (o->arg_files.n == 0)
+            return perr("--pipe-part needs a file to split (-a FILE or :::: FILE)");
     } else {
         for (size_t k = 0; k < o->arg_files.n; k++) { /* -a FILE is :::: FILE, first */
             add_src(o);

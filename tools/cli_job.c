@@ -439,14 +439,18 @@ static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NON
 /* --tag: the job's arguments and a TAB, put before every line. */
 static sbuf_t cur_tag;
 
-/* Append src[0..n) to dst with the tag before every line. */
-static void add_tagged(sbuf_t *dst, const char *src, size_t n) {
+/* Append src[0..n) to dst with the tag before every line; *bol: the
+ * stream is at the start of a line (a line that goes out in pieces is
+ * tagged once). */
+static void add_tagged(sbuf_t *dst, const char *src, size_t n, bool *bol) {
     size_t i = 0;
     while (i < n) {
         const char *nl = memchr(src + i, '\n', n - i);
         size_t e = nl ? (size_t)(nl - src) + 1 : n;
-        sb_add(dst, cur_tag.p, cur_tag.len);
+        if (*bol)
+            sb_add(dst, cur_tag.p, cur_tag.len);
         sb_add(dst, src + i, e - i);
+        *bol = nl != NULL;
         i = e;
     }
 }
@@ -493,7 +497,7 @@ static bool lb_streaming(void) {
 
 /* --line-buffer: write the complete lines of buf (from *done on) to fd,
  * in one write() so that lines of different jobs do not mix. */
-static void flush_lines(int fd, sbuf_t *b, size_t *done, bool all) {
+static void flush_lines(int fd, sbuf_t *b, size_t *done, bool all, bool *bol) {
     size_t end = b->len;
     if (!all) {
         while (end > *done && b->p[end - 1] != '\n')
@@ -502,7 +506,7 @@ static void flush_lines(int fd, sbuf_t *b, size_t *done, bool all) {
     if (end > *done && g_wcfg.o->tag) {
         static sbuf_t t;
         t.len = 0;
-        add_tagged(&t, b->p + *done, end - *done);
+        add_tagged(&t, b->p + *done, end - *done, bol);
         write_fd(fd, t.p, t.len);
         *done = end;
         return;
@@ -522,9 +526,9 @@ static void lb_stream(int fd, sbuf_t *b, size_t *done, spill_t *sp, bool all) {
         if (rc)
             out_broken(rc < 0 ? -rc : rc & 0xffff);
     }
-    flush_lines(fd, b, done, all);
+    flush_lines(fd, b, done, all, &sp->bol); /* where the spill ended, or true */
     if (b->len - *done >= CLI_SPILL_AT)
-        flush_lines(fd, b, done, true);
+        flush_lines(fd, b, done, true, &sp->bol);
     if (*done) {
         memmove(b->p, b->p + *done, b->len - *done);
         b->len -= *done;
@@ -833,6 +837,14 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         return pp_buf_fail(out, "short job record");
     memcpy(&h, arg, sizeof h);
     cur_idx = h.idx;
+    if (h.kind == JOB_RANGE && g_wcfg.nparts) { /* --pipe-part: this job's file */
+        if (h.part_file >= g_wcfg.nparts)
+            return pp_buf_fail(out, "job record names no file");
+        const cli_part_t *f = &g_wcfg.parts[h.part_file];
+        g_wcfg.part_fd = f->fd; /* this process's copy: one job at a time */
+        g_wcfg.pipe_header = f->header;
+        g_wcfg.pipe_header_len = f->header_len;
+    }
     job_res_t res;
     memset(&res, 0, sizeof res);
     res.slot = my_slot;
@@ -987,6 +999,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     for (int a = 0; a < attempts; a++) {
         spill_drop(&r.sp[0]); /* a try before: its output is not kept */
         spill_drop(&r.sp[1]);
+        r.sp[0].bol = r.sp[1].bol = true; /* --lb --tag: each stream starts a line */
         r.out.len = r.err.len = 0;
         r.exitval = r.sig = 0;
         r.timed_out = false;
@@ -1045,9 +1058,10 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     if (o->tag && (r.out.len || r.err.len)) {
         static sbuf_t t;
         t.len = 0;
-        add_tagged(&t, r.out.p, r.out.len);
+        bool bol_out = true, bol_err = true;
+        add_tagged(&t, r.out.p, r.out.len, &bol_out);
         size_t ol = t.len;
-        add_tagged(&t, r.err.p, r.err.len);
+        add_tagged(&t, r.err.p, r.err.len, &bol_err);
         r.out.len = 0;
         sb_add(&r.out, t.p, ol);
         r.err.len = 0;

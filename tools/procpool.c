@@ -702,8 +702,27 @@ static uint64_t *fed_seq; /* iterator index -> seq */
 static size_t fed_n, fed_cap;
 static strvec_t cur_args;
 static sbuf_t item;
-static uint64_t part_size, part_off;
-static int part_fd = -1; /* --pipe-part: the file */
+static uint64_t part_size, part_off; /* --pipe-part: the sizes of all files; where in */
+static int part_fd = -1;              /* the current file (part_cur) the next part starts */
+static cli_part_t *parts;             /* --pipe-part: the files, split in turn */
+static uint64_t *part_sizes;
+static uint32_t nparts, part_cur;
+
+/* --pipe-part: the next part, [*off, *end) of file *file; false at the end.
+ * As GNU parallel, a part ends at the first boundary at least --block
+ * bytes on (each file is read once, linearly); parts never span files. */
+static bool part_next(uint64_t *off, uint64_t *end, uint32_t *file) {
+    while (part_cur < nparts && part_off >= part_sizes[part_cur])
+        if (++part_cur < nparts)
+            part_off = parts[part_cur].header_len;
+    if (part_cur >= nparts)
+        return false;
+    *file = part_cur;
+    *off = part_off;
+    *end = part_boundary(parts[part_cur].fd, part_off + O.block, part_sizes[part_cur], &RS);
+    part_off = *end;
+    return true;
+}
 static int tee_fd = -1; /* --tee: stdin, as a file */
 static uint64_t tee_size;
 static cli_shared_t *SH;
@@ -749,14 +768,9 @@ static int feed(void *ud, const void **out, size_t *len) {
                 *len = HDR + blen;
             }
         } else if (O.pipe_part) {
-            /* as GNU parallel: the next part ends at the first boundary at
-             * least --block bytes on (the file is read once, linearly) */
-            if (part_off >= part_size)
+            if (!part_next(&h.part_off, &h.part_end, &h.part_file))
                 return 0;
             h.kind = JOB_RANGE;
-            h.part_off = part_off;
-            h.part_end = part_boundary(part_fd, part_off + O.block, part_size, &RS);
-            part_off = h.part_end;
             if (resume_skip(h.seq))
                 continue;
             item.len = 0;
@@ -1028,9 +1042,10 @@ static int dry_run(void) {
             if (!next_block(&blen))
                 break;
         } else if (O.pipe_part) {
-            if (part_off >= part_size)
+            uint64_t off, end;
+            uint32_t file;
+            if (!part_next(&off, &end, &file))
                 break;
-            part_off = part_boundary(part_fd, part_off + O.block, part_size, &RS);
         } else if (!next_job_args(&cur_args, seq, &skip)) {
             break;
         }
@@ -1069,25 +1084,38 @@ int main(int argc, char **argv) {
     if (O.pipe_part) {
         if (O.nsrc) /* GNU parallel uses them only with --tee */
             fputs("procpool: Warning: --pipe-part ignores ::: arguments\n", stderr);
-        part_fd = open(O.arg_files.v[0], O.pipe_part ? O_RDONLY : O_RDONLY);
-        struct stat st;
-        if (part_fd < 0 || fstat(part_fd, &st) < 0)
-            die("cannot open '%s': %s", O.arg_files.v[0], strerror(errno));
-        if (!S_ISREG(st.st_mode))
-            die("--pipe-part: '%s' is not a regular (seekable) file", O.arg_files.v[0]);
-        part_size = (uint64_t)st.st_size;
+        nparts = (uint32_t)O.arg_files.n;
+        parts = xmalloc(nparts * sizeof *parts);
+        part_sizes = xmalloc(nparts * sizeof *part_sizes);
+        memset(parts, 0, nparts * sizeof *parts);
+        for (uint32_t i = 0; i < nparts; i++) {
+            const char *path = O.arg_files.v[i];
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) < 0)
+                die("cannot open '%s': %s", path, strerror(errno));
+            if (!S_ISREG(st.st_mode))
+                die("--pipe-part: '%s' is not a regular (seekable) file", path);
+            parts[i].fd = fd;
+            part_sizes[i] = (uint64_t)st.st_size;
+            part_size += part_sizes[i];
+            if (O.header && !O.dry_run && /* each file's own, before each of its parts */
+                cli_pipe_header(&O, fd, &parts[i].header, &parts[i].header_len, pmsg,
+                                sizeof pmsg) < 0)
+                die("%s: %s", path, pmsg);
+        }
+        part_fd = parts[0].fd;
+        part_off = parts[0].header_len;
         if (O.block_parts) { /* N parts per job slot, as GNU parallel: 1 + size/slots/N */
             uint64_t slots = O.jobs > 0 ? (uint64_t)O.jobs : 256;
             uint64_t b = 1 + part_size / slots / (uint64_t)O.block_parts;
             O.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
         }
     }
-    if ((O.pipe || O.pipe_part) && O.header && !O.dry_run) { /* before every block */
+    if (O.pipe && O.header && !O.dry_run) { /* before every block */
         if (cli_pipe_header(&O, part_fd, &g_wcfg.pipe_header, &g_wcfg.pipe_header_len, pmsg,
                             sizeof pmsg) < 0)
             die("%s", pmsg);
-        if (O.pipe_part)
-            part_off = g_wcfg.pipe_header_len;
     }
     if (O.pipe && !O.dry_run && (part_fd = pipe_map_stdin()) < 0)
         part_fd = spool_open(); /* the ring is sized once the workers are known */
@@ -1139,6 +1167,8 @@ int main(int argc, char **argv) {
         part_fd = -1; /* no ring: every block travels in its item */
     g_wcfg.part_fd = part_fd;
     g_wcfg.part_ring = PI.sfd >= 0 ? PI.sring : 0;
+    g_wcfg.parts = parts;
+    g_wcfg.nparts = nparts;
     char serr[300];
     if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
         die("%s", serr);
