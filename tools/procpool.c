@@ -352,6 +352,20 @@ static size_t read_want(size_t have) {
     return have < O.block ? O.block - have : (1u << 16);
 }
 
+/* Read up to n bytes of stdin into p: how many (0 at its end, PI.eof set). */
+static size_t read_stdin(char *p, size_t n) {
+    for (;;) {
+        ssize_t got = read(0, p, n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            die("reading stdin: %s", strerror(errno));
+        if (got == 0)
+            PI.eof = true;
+        return (size_t)got;
+    }
+}
+
 /* --pipe from a pipe: the spool's memfd (the workers inherit it, so it
  * exists before the pool); -1 where memfd_create is refused (every block
  * then travels in its item). */
@@ -451,14 +465,7 @@ static int spool_block(size_t *blen) {
             return -1;
         }
         spool_populate(PI.sdend + want);
-        ssize_t n = read(0, spool_at(PI.sdend), want);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            die("reading stdin: %s", strerror(errno));
-        if (n == 0)
-            PI.eof = true;
-        PI.sdend += (uint64_t)n;
+        PI.sdend += read_stdin(spool_at(PI.sdend), want);
     }
 }
 
@@ -569,14 +576,8 @@ static int next_block(size_t *blen) {
         }
         size_t want = read_want(have);
         sb_grow(&PI.buf, want);
-        ssize_t n = read(0, PI.buf.p + PI.buf.len, O.max_args ? PI.buf.cap - PI.buf.len - 1 : want);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            die("reading stdin: %s", strerror(errno));
-        if (n == 0)
-            PI.eof = true;
-        PI.buf.len += (size_t)n;
+        PI.buf.len +=
+            read_stdin(PI.buf.p + PI.buf.len, O.max_args ? PI.buf.cap - PI.buf.len - 1 : want);
     }
 }
 
