@@ -57,6 +57,7 @@ const char *pp__signame(int sig);
 void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, const char *when);
 void pp__close(int *fd);
 void pp__child_reset_signals(void);
+void pp__child_set_name(const char *name); /* after fork: no libc or sanitizer lock */
 
 /* Fault injection for the tests, NULL in programs: when set, the
  * allocations on failure paths ask it first, naming their site

@@ -125,6 +125,8 @@ static bool memfd_room(const pp_pool_t *pool) {
  * argument cannot be put in a memfd: the caller fails the task. A memfd
  * that cannot be made for lack of descriptors or memory while others of
  * this pool are out is only waited for: they come back. */
+static bool other_idle(const pp_pool_t *pool, const pp__worker_t *w);
+
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
     *err = 0;
     if (pool->remote) {
@@ -217,9 +219,11 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
     best->seq_next++;
     best->dispatched++;
     pp__chan_publish(&best->chan);
-    /* a task with a deadline: the supervisor must be watching the clock */
-    if ((pool->opt.task_timeout > 0 || t->timeout_ns > 0) &&
-        atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
+    /* The supervisor must be watching the clock for a task with a deadline,
+     * and while another worker idles: should this one not start the record
+     * (stopped, stuck), the supervisor takes it back (pp__steal_locked). */
+    if (atomic_load_explicit(&pool->sup_unbounded, memory_order_relaxed) &&
+        (pool->opt.task_timeout > 0 || t->timeout_ns > 0 || other_idle(pool, best)) &&
         atomic_exchange_explicit(&pool->sup_unbounded, 0, memory_order_relaxed))
         pp__pool_wake_supervisor(pool);
     return true;
@@ -235,6 +239,14 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
 static bool idle_worker(const pp_pool_t *pool, const pp__worker_t *w) {
     return w->state == PP__W_READY && !w->broken && w->chan.ctrl && w->seq_done == w->seq_next &&
            !(pool->opt.max_tasks_per_child && w->dispatched >= pool->opt.max_tasks_per_child);
+}
+
+/* Is a worker other than w idle? Lock held. */
+static bool other_idle(const pp_pool_t *pool, const pp__worker_t *w) {
+    for (int i = 0; i < pool->nworkers; i++)
+        if (&pool->workers[i] != w && idle_worker(pool, &pool->workers[i]))
+            return true;
+    return false;
 }
 
 /* Take back v's records from seq_next - 1 down to the first one it has

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -323,4 +324,12 @@ void pp__child_reset_signals(void) {
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* In a child right after fork: name the process. The system call itself,
+ * not prctl(): a sanitizer's prctl takes its thread registry's lock to
+ * rename the thread, and a fork that caught another thread holding that
+ * lock left the child waiting on it forever (seen under ASan). */
+void pp__child_set_name(const char *name) {
+    (void)syscall(SYS_prctl, PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
 }

@@ -369,7 +369,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
     W.evfd = b->evfd;
     W.death_rd = b->death_rd;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    prctl(PR_SET_NAME, "procpool-worker");
+    pp__child_set_name("procpool-worker");
     pp__child_reset_signals();
     check_parent();
     __fpurge(stdout); /* the parent's unwritten output is the parent's */

@@ -68,7 +68,7 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
         _exit(0);
     __fpurge(stdout);
     __fpurge(stderr);
-    prctl(PR_SET_NAME, "procpool-zygote");
+    pp__child_set_name("procpool-zygote");
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

@@ -41,6 +41,7 @@
 
 #include "procpool.h"
 #include "helpers.h"
+#include "proc_util.h"
 
 #ifdef PPT_SANITIZER
 #define DEFAULT_TASKS 500000UL
@@ -294,6 +295,37 @@ static void test_apply_steal_self_kills(void **state) {
     run_free(&r);
 }
 
+/* ---- a stopped worker while the other idles --------------------------------------- */
+
+/* One of two idle workers stopped (SIGSTOP): every pp_apply_async still
+ * completes, from the other. A task placed on the stopped worker (the
+ * first idle one in the pool's order) is taken back although nothing
+ * completes meanwhile that would make the pool look: placing it while
+ * another worker idles keeps the supervisor watching. Each worker in turn. */
+static void test_stopped_idle_worker(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        pp_pool_t *pool = ppt_pool(2);
+        pid_t w[2];
+        int n = 0;
+        double t0 = ppt_now();
+        while ((n = ppt_find_workers(w, 2)) < 2 && ppt_now() - t0 < BOUND)
+            ppt_sleep_ms(5);
+        assert_int_equal(n, 2);
+        ppt_sleep_ms(50); /* both started and idle */
+        assert_int_equal(kill(w[k], SIGSTOP), 0);
+        for (long i = 0; i < 4; i++) {
+            long v = i + 3;
+            pp_future_t *f = NULL;
+            assert_rc(pp_apply_async(pool, ppt_task_square, &v, sizeof v, &f), 0);
+            assert_int_equal(ppt_get_long(f, BOUND), v * v);
+            pp_future_free(f);
+        }
+        assert_int_equal(kill(w[k], SIGCONT), 0);
+        ppt_finish(pool);
+    }
+}
+
 /* ---- a thread that SIGKILLs random workers -------------------------------------- */
 
 static void test_apply_steal_killer_thread(void **state) {
@@ -392,6 +424,7 @@ int main(void) {
     /* generous: 10 million tasks take about a minute on 2 busy cores */
     ppt_hang_guard(280);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stopped_idle_worker),
         cmocka_unit_test(test_apply_steal_2workers),
         cmocka_unit_test(test_apply_steal_self_kills),
         cmocka_unit_test(test_apply_steal_killer_thread),
