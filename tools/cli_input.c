@@ -66,6 +66,8 @@ static void split_words(strvec_t *v, const char *s) {
     sb_free(&w);
 }
 
+static char **env_argv; /* the command line cli_env_args made */
+
 void cli_env_args(int *argc, char ***argv) {
     strvec_t pre = {0};
     const char *home = getenv("HOME");
@@ -98,7 +100,8 @@ void cli_env_args(int *argc, char ***argv) {
     memcpy(nv + 1 + pre.n, *argv + 1, (size_t)*argc * sizeof *nv); /* with the NULL */
     *argc += (int)pre.n;
     *argv = nv;
-    free(pre.v); /* the words live on in nv, as long as the process */
+    env_argv = nv; /* reachable to the end, not a leak to LeakSanitizer */
+    free(pre.v);   /* the words live on in nv, as long as the process */
 }
 
 /* ---------------------------------------------------------------- */
