@@ -704,6 +704,7 @@ static size_t fed_n, fed_cap;
 static strvec_t cur_args;
 static sbuf_t item;
 static uint64_t part_size, part_off; /* --pipe-part: the sizes of all files; where in */
+static uint64_t part_total;           /* (the parts there will be, about) */
 static int part_fd = -1;              /* the current file (part_cur) the next part starts */
 static cli_part_t *parts;             /* --pipe-part: the files, split in turn */
 static uint64_t *part_sizes;
@@ -893,7 +894,7 @@ static void draw_progress(bool final) {
     double rate = el > 0 ? (double)n_done / el : 0;
     char line[256];
     if (IN.total_known || O.pipe_part) {
-        uint64_t total = O.pipe_part ? (part_size + O.block - 1) / O.block : IN.total;
+        uint64_t total = O.pipe_part ? part_total : IN.total;
         uint64_t left = total > n_done ? total - n_done : 0;
         double eta = rate > 0 ? (double)left / rate : 0;
         if (O.bar) {
@@ -1112,6 +1113,9 @@ int main(int argc, char **argv) {
             uint64_t b = 1 + part_size / slots / (uint64_t)O.block_parts;
             O.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
         }
+        for (uint32_t i = 0; i < nparts; i++) /* at most this many: each file its own */
+            if (part_sizes[i] > parts[i].header_len)
+                part_total += (part_sizes[i] - parts[i].header_len + O.block - 1) / O.block;
     }
     if (O.pipe && O.header && !O.dry_run) { /* before every block */
         if (cli_pipe_header(&O, part_fd, &g_wcfg.pipe_header, &g_wcfg.pipe_header_len, pmsg,
@@ -1144,7 +1148,7 @@ int main(int argc, char **argv) {
     if (IN.total_known) {
         known = IN.total, is_known = true;
     } else if (O.pipe_part) {
-        known = (part_size + O.block - 1) / O.block, is_known = true;
+        known = part_total, is_known = true;
     }
     if (workers == 0)
         workers = 256;
