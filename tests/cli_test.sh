@@ -387,8 +387,8 @@ same "--pipe-part -a twice" "[1,2,3,4] [5] [10,11,12]" \
     '$X --pipe-part --block 6 -k -a f5 -a f3 "echo [\$(paste -sd, -)]" | paste -sd" " -'
 same "--pipe-part --header with two files: each file's own" "[h,1,2] [H,3,4]" \
     '$X --pipe-part --header : --block 2 -k "echo [\$(paste -sd, -)]" :::: hd1 hd2 | paste -sd" " -'
-mine "--pipe-part: three small files, three parts, three job slots" "3" \
-    '$X --pipe-part --block 1M -j3 "echo {%}; sleep 0.5" :::: f5 f3 hd1 | sort -u | wc -l | tr -d " "'
+same "--pipe-part: three small files are three jobs ({##}; the job slots follow)" "3 3 3" \
+    '$X --plus --pipe-part --block 1M -k "echo {##}" :::: f5 f3 hd1 | paste -sd" " -'
 mine "--pipe-part: every byte of three files" "300000" \
     '$X --pipe-part --block 50k wc -l :::: nums nums nums | awk "{s += \$1} END {print s}"'
 mine "--pipe-part: a file that is not there: 255" "255" \
