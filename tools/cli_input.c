@@ -66,7 +66,7 @@ static void split_words(strvec_t *v, const char *s) {
     sb_free(&w);
 }
 
-static char **env_argv; /* the command line cli_env_args made */
+static char **volatile env_argv; /* the command line cli_env_args made (volatile: kept) */
 
 void cli_env_args(int *argc, char ***argv) {
     strvec_t pre = {0};
