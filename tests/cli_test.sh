@@ -474,6 +474,8 @@ same "--number-of-cores: cores, not threads" "yes" \
 mine "--number-of-cpus = --number-of-cores" "yes" '[ $($X --number-of-cpus) = $($X --number-of-cores) ] && echo yes'
 # $PARALLEL and ~/.parallel/config: words before the command line's
 same "\$PARALLEL: options (and a command)" "x	x${nl}y	y" "PARALLEL=\"--tag -k 'echo'\" \$X ::: x y"
+mine "\$PARALLEL: exit status 0 (under ASan: nothing reported as leaked)" "0" \
+    'PARALLEL="-k" $X true ::: a; echo $?'
 mkdir -p home/.parallel; printf '# a comment\n-k\n--tag\n' > home/.parallel/config
 mine "~/.parallel/config" "a	a${nl}b	b" 'HOME=$PWD/home $X echo ::: a b'
 # -q: each command word stays one word, quoted as a whole
