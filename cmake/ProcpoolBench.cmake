@@ -6,7 +6,7 @@ if(NOT PROCPOOL_BENCH)
   return()
 endif()
 
-set(_pp_bench_names bench_api bench_cli bench_core bench_hol bench_map bench_shm)
+set(_pp_bench_names bench_api bench_cli bench_core bench_hol bench_map bench_shm bench_trace)
 if(PROCPOOL_HAVE_MPI)
   list(APPEND _pp_bench_names bench_mpi)
 endif()

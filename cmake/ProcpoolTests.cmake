@@ -65,6 +65,16 @@ if(_pp_tests_on)
   enable_testing()
   file(GLOB PROCPOOL_TEST_SOURCES CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/tests/test_*.c")
   list(SORT PROCPOOL_TEST_SOURCES)
+  # test_trace parses the trace files with jansson (`make test` installs
+  # libjansson-dev); without it that test is left out, said so.
+  find_package(PkgConfig QUIET)
+  if(PKG_CONFIG_FOUND)
+    pkg_check_modules(PP_JANSSON QUIET IMPORTED_TARGET jansson)
+  endif()
+  if(NOT PP_JANSSON_FOUND)
+    list(REMOVE_ITEM PROCPOOL_TEST_SOURCES "${PROJECT_SOURCE_DIR}/tests/test_trace.c")
+    message(STATUS "procpool: test_trace left out: jansson not found (libjansson-dev)")
+  endif()
   # Any other tests/*.c (shared helpers) go into one helper library that
   # every test links.
   file(GLOB PROCPOOL_TEST_HELPERS CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/tests/*.c")
@@ -85,6 +95,9 @@ if(_pp_tests_on)
     endif()
     target_include_directories(${_name} PRIVATE "${PROJECT_SOURCE_DIR}/src"
                                                 "${PROJECT_SOURCE_DIR}/tests")
+    if(_name STREQUAL "test_trace")
+      target_link_libraries(${_name} PRIVATE PkgConfig::PP_JANSSON)
+    endif()
     add_test(NAME ${_name} COMMAND ${_name})
     set_tests_properties(${_name} PROPERTIES
       TIMEOUT 120

@@ -198,6 +198,10 @@ typedef struct pp_options {
     unsigned retries;               /* times a task whose worker died is run again before it fails
                                        PP_EWORKER (not after a timeout); 0: fail at once */
     pp_backend_t backend;           /* PP_BACKEND_DEFAULT: PROCPOOL_BACKEND decides (local unless "mpi") */
+    const char *trace_file;         /* write the pool's timeline to this file (Chrome trace event
+                                       JSON, docs/tracing.md); NULL: the environment variable
+                                       PROCPOOL_TRACE names it, if set. Pools of one process that
+                                       name the same file share it. (0.2) */
 } pp_options_t;
 
 /*
@@ -244,6 +248,9 @@ PP_EXTERN int pp_cpu_count(void);
  *  -EFBIG   shm_size over the RLIMIT_FSIZE limit, or a limit under 260 KiB,
  *           too small for a worker's rings: shared memory is made of
  *           memfds, which are files.
+ *  -ENOENT, -EACCES, -EISDIR, ...  opt->trace_file could not be created
+ *           (open(2)'s error). A PROCPOOL_TRACE file that cannot be opened
+ *           only prints a warning: the pool runs without a trace.
  *  -EMFILE, -ENFILE  no descriptor free for the pool's eventfd, pipe,
  *           memfds or sockets (RLIMIT_NOFILE, or the system's limit): a pool
  *           keeps about 3 descriptors per worker plus 6, and needs 4 more

@@ -76,6 +76,10 @@ static const pp__core_api_t core_api = {
     .smooth = pp__smooth,
     .job_chunk_done = pp__job_chunk_done,
     .job_chunk_lost = pp__job_chunk_lost,
+    .err_name = pp_err_name,
+    .trace_span = pp__trace_span,
+    .trace_lane = pp__trace_lane,
+    .trace_disable = pp__trace_disable,
 };
 
 static bool launched_by_mpi(void) {

@@ -23,7 +23,7 @@
 
 #include "internal.h"
 
-#define PP__MPI_ABI 3u
+#define PP__MPI_ABI 4u
 #define PP__MPI_ENTRY pp_mpi_backend_v1
 #define PP__MPI_ENTRY_NAME "pp_mpi_backend_v1"
 #define PP__MPI_SONAME "libprocpool_mpi.so.0"
@@ -62,6 +62,11 @@ typedef struct pp__core_api {
                            uint64_t fails);
     int (*pool_give_back)(pp_pool_t *pool, int err);
     int (*pool_requeue_arg)(pp_pool_t *pool, const pp__task_t *t, const void *arg);
+    const char *(*err_name)(int err);
+    /* the timeline (trace.c): rank 0 traces remote workers; agents never trace */
+    void (*trace_span)(pp_pool_t *pool, const pp__trace_span_t *sp);
+    void (*trace_lane)(pp_pool_t *pool, int lane, const char *name);
+    void (*trace_disable)(void);
 } pp__core_api_t;
 
 /* What the core calls in the backend (rank 0's side, as in internal.h's

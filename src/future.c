@@ -54,6 +54,7 @@ pp_future_t *pp__future_new(pp_pool_t *pool) {
     f->job = NULL;
     f->is_map = false;
     f->run_ns = 0;
+    f->start_ns = 0;
     f->lost_k = -1;
     f->lost_fails = 0;
     f->remote_id = 0;

@@ -160,6 +160,7 @@ typedef struct pp__res_hdr {
     uint64_t data_len;
     uint64_t rec_len;
     uint64_t run_ns;
+    uint64_t start_ns; /* CLOCK_MONOTONIC when the worker began the record (0: skipped) */
 } pp__res_hdr_t;
 
 /* The parent's view of one channel. */
@@ -233,6 +234,7 @@ struct pp_future {
     pp__job_t *job;           /* map_async: the job feeding this future (pool lock) */
     bool is_map;              /* set at creation: free must cancel the job */
     uint64_t run_ns;          /* how long the worker ran the task (0: unknown) */
+    uint64_t start_ns;        /* when the worker began it (its stamp; 0: unknown) */
     int64_t lost_k;           /* a raw chunk whose worker died: the item it was running, */
     uint64_t lost_fails;      /* and how many items before it had failed (MPI agents) */
     uint64_t remote_id;       /* MPI agent: the id rank 0 gave the task */
@@ -338,9 +340,11 @@ typedef struct pp__worker {
     uint64_t progress_ns;  /* when it last finished a record, or got one while empty */
     bool stalled;          /* records were taken back from it: none are given to it until
                               it finishes one */
+    unsigned incarnations; /* processes this slot has had (a trace marks respawns) */
 } pp__worker_t;
 
 typedef struct pp__remote pp__remote_t;
+typedef struct pp__trace pp__trace_t;
 
 struct pp_pool {
     pp_options_t opt;
@@ -395,7 +399,36 @@ struct pp_pool {
     _Atomic unsigned long long st_deaths, st_respawns, st_timeouts;
     _Atomic unsigned long long st_item_done, st_item_bad; /* map items done; of which failed */
     struct pp_pool *reg_next;  /* registry of live pools (for fork hygiene) */
+    pp__trace_t *trace;        /* the timeline file (trace.c), or NULL: tracing off */
+    int trace_pid;             /* this pool's process group in it */
+    uint64_t trace_counter_ns; /* when the queue counters were last written (trace lock) */
 };
+
+/* trace.c: the timeline (docs/tracing.md). Calls other than open/close only
+ * where pool->trace is set. */
+typedef struct pp__trace_span {
+    const pp__task_t *task; /* the record: function, sizes, chunk */
+    int lane;               /* worker slot */
+    pid_t worker_pid;
+    uint64_t start_ns, run_ns;
+    const char *outcome;    /* "ok", "PP_ETASK", ... */
+    size_t result_size;
+    int sig;                /* PP_EWORKER: the signal that killed the worker, or 0 */
+} pp__trace_span_t;
+/* Open (or join) the file of opt.trace_file or $PROCPOOL_TRACE; 0 when
+ * neither is set or only the environment's could not be opened (a warning). */
+int pp__trace_open(pp_pool_t *pool);
+void pp__trace_close(pp_pool_t *pool);
+void pp__trace_span(pp_pool_t *pool, const pp__trace_span_t *sp);
+/* An instant event in lane (-1: the whole pool) with one argument key:
+ * sval, or ival when sval is NULL (key NULL: none). */
+void pp__trace_instant(pp_pool_t *pool, int lane, const char *name, pid_t worker_pid,
+                       const char *key, const char *sval, long ival);
+void pp__trace_death(pp_pool_t *pool, const pp__worker_t *w, bool died, const char *why);
+/* Name a lane (MPI pools: one per remote worker). */
+void pp__trace_lane(pp_pool_t *pool, int lane, const char *name);
+/* This process never traces (an MPI agent: rank 0 writes the timeline). */
+void pp__trace_disable(void);
 
 /* pool.c */
 void pp__pool_unref(pp_pool_t *pool);

@@ -49,6 +49,7 @@ void pp__pool_unref(pp_pool_t *pool) {
 /* Release every fd and mapping. The supervisor has exited. */
 static void teardown(pp_pool_t *p) {
     pp__registry_remove(p);
+    pp__trace_close(p);
     if (p->remote)
         pp__remote_close(p, true); /* no-op if the supervisor already did */
     pthread_mutex_lock(&p->lock);
@@ -164,7 +165,9 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     }
     /* the shared range must exist before the zygote and workers are forked;
      * an MPI pool has none, it attaches its agents instead */
-    if ((err = remote ? pp__remote_open(p) : pp__shm_create(p)) < 0) {
+    if ((err = pp__trace_open(p)) < 0 ||
+        (err = remote ? pp__remote_open(p) : pp__shm_create(p)) < 0) {
+        pp__trace_close(p);
         pp__close(&p->ctl_evfd);
         pp__close(&p->death_pipe[0]);
         pp__close(&p->death_pipe[1]);
@@ -173,6 +176,7 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     }
     if (!remote)
         pp__arenas_create(p); /* large results land in shared memory (none if it is small) */
+
     pp__registry_add(p);
 
     sigset_t all, old;
@@ -234,6 +238,8 @@ int pp_pool_terminate(pp_pool_t *pool) {
         return -EDEADLK;
     pthread_mutex_lock(&pool->lock);
     pool->closed = true;
+    if (!pool->terminating && pool->trace)
+        pp__trace_instant(pool, -1, "terminate", 0, NULL, NULL, 0);
     pool->terminating = true;
     pthread_mutex_unlock(&pool->lock);
     pp__pool_wake_supervisor(pool);

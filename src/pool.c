@@ -759,6 +759,21 @@ void pp__smooth(pp_pool_t *pool, uint64_t ns) {
     atomic_store_explicit(&pool->avg_ns, a ? a : 1, memory_order_relaxed);
 }
 
+/* The trace span of a record that came back (it ran: start_ns is set). */
+static void trace_record(pp_pool_t *pool, const pp__worker_t *w, const pp__task_t *s,
+                         const pp__res_hdr_t *h, bool skipped, int err) {
+    pp__trace_span_t sp = {
+        .task = s,
+        .lane = w->index,
+        .worker_pid = w->pid,
+        .start_ns = h->start_ns,
+        .run_ns = h->run_ns,
+        .outcome = skipped ? "cancelled" : h->status ? "PP_ETASK" : err ? pp_err_name(err) : "ok",
+        .result_size = h->status ? 0 : h->data_len,
+    };
+    pp__trace_span(pool, &sp);
+}
+
 /* Drain worker w's results. Lock held. Returns completions. */
 int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
     int n = 0;
@@ -797,6 +812,8 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
                 w->memfd_inflight--;
         }
         w->seq_done++;
+        if (pool->trace && h.start_ns)
+            trace_record(pool, w, s, &h, skipped, err);
         if (skipped) {
             view_release(&v);
             n++;
@@ -841,6 +858,7 @@ int pp__drain_worker(pp_pool_t *pool, pp__worker_t *w) {
         s->f = NULL;
         pool->inflight_total--;
         f->run_ns = h.run_ns;
+        f->start_ns = h.start_ns;
         pp__future_complete(f, err, h.status, msg);
         n++;
     }

@@ -188,6 +188,14 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
     return 0;
 }
 
+/* Slot w has a process (pid known): a trace names it, and marks a replacement. */
+static void worker_started(pp_pool_t *pool, pp__worker_t *w) {
+    if (pool->trace)
+        pp__trace_instant(pool, w->index, w->incarnations ? "respawn" : "start", w->pid, NULL,
+                          NULL, 0);
+    w->incarnations++;
+}
+
 /* Give slot w a fresh channel and a process. Pool lock held (or pool not
  * yet shared). direct: fork from this thread instead of the zygote. */
 static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
@@ -219,9 +227,11 @@ static int start_worker(pp_pool_t *pool, pp__worker_t *w, bool direct) {
         /* start-up (fork start method), or the zygote is gone: fork here */
         err = fork_worker(pool, w);
     }
-    if (err == 0)
+    if (err == 0) {
         pp__chan_close_worker_fds(&w->chan);
-    else {
+        if (w->pid > 0)
+            worker_started(pool, w);
+    } else {
         pp__chan_destroy(&w->chan);
         w->state = PP__W_EMPTY;
     }
@@ -289,6 +299,38 @@ static void note_parked(pp_pool_t *pool) {
 }
 
 /* Worker w is gone (status known or not). Pool lock held. */
+/* The trace: the span of the record w was running when it died, and the
+ * death (or retirement). Before handle_death changes the records. */
+static void trace_death(pp_pool_t *pool, pp__worker_t *w, uint64_t started, const char *why) {
+    bool retired = w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0;
+    if (w->seq_done < started && w->seq_done < w->seq_next && w->chan.ctrl) {
+        const pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
+        uint64_t now = pp__now_ns();
+        uint64_t t0 = s->start_ns;
+        if (!t0)
+            t0 = pp__dec_start_ns(
+                atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed), now,
+                now - w->born_ns);
+        bool killed = w->have_status && w->wait_code != CLD_EXITED;
+        pp__trace_span_t sp = {
+            .task = s,
+            .lane = w->index,
+            .worker_pid = w->pid,
+            .start_ns = t0 ? t0 : now,
+            .run_ns = t0 && t0 < now ? now - t0 : 0,
+            .outcome = pool->terminating ? "cancelled"
+                       : w->timed_out    ? "PP_ETASKTIMEOUT"
+                       : w->broken       ? "PP_EPROTO"
+                                         : "PP_EWORKER",
+            .sig = killed ? w->wait_status : 0,
+        };
+        if (s->f || s->job)
+            pp__trace_span(pool, &sp);
+    }
+    if (!retired || !(pool->joining || pool->terminating || pool->closed))
+        pp__trace_death(pool, w, !retired, retired ? NULL : why);
+}
+
 static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     char why[256];
     if (!w->broken)
@@ -325,6 +367,8 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         snprintf(tmo, sizeof tmo, "the task ran past %s of %g s; worker process %d was killed",
                  w->timeout_own ? "its own timeout" : "the pool's task_timeout",
                  (double)w->timeout_ns / 1e9, (int)w->pid);
+    if (pool->trace)
+        trace_death(pool, w, started, why);
     for (uint64_t seq = w->seq_done; seq < w->seq_next; seq++) {
         pp__task_t *s = &w->inflight[seq % PP__INFLIGHT_MAX];
         if (!s->job && !s->f) { /* cancelled in the ring: nothing to tell */
@@ -516,6 +560,7 @@ static void zygote_message(pp_pool_t *pool) {
         w->pidfd = n ? fd : -1;
         pp__fork_unlock();
         w->state = PP__W_READY;
+        worker_started(pool, w);
         if (pool->terminating)
             pp__worker_signal(pool, w, SIGKILL);
     } else if (type == PP__Z_DIED) {
@@ -690,6 +735,9 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             if (now >= deadline) {
                 w->timed_out = true;
                 w->timeout_ns = limit;
+                if (pool->trace)
+                    pp__trace_instant(pool, w->index, "timeout", w->pid, "limit_ms", NULL,
+                                      (long)(limit / 1000000u));
                 w->timeout_own = !s->job && s->timeout_ns > 0;
                 pp__stat_add(&pool->st_timeouts, 1);
                 w->kill_at = now + TIMEOUT_KILL_NS;

@@ -121,9 +121,10 @@ static int send_fd_blocking(int fd) {
     }
 }
 
-static void publish(uint64_t seq, int status, uint64_t run_ns) {
+static void publish(uint64_t seq, int status, uint64_t start_ns, uint64_t run_ns) {
     pp_buf_t *b = &W.buf;
-    pp__res_hdr_t h = {.kind = PP__REC_RES, .seq = seq, .status = status, .run_ns = run_ns};
+    pp__res_hdr_t h = {
+        .kind = PP__REC_RES, .seq = seq, .status = status, .run_ns = run_ns, .start_ns = start_ns};
     const char *msg = b->msg;
     uint64_t arena_off = 0;
     if (status != 0) {
@@ -424,7 +425,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
             W.tail += h.rec_len;
             pp__buf_reset(&W.buf);
             W.buf.arena = NULL;
-            publish(h.seq, 0, 0); /* an empty result: the parent frees the record */
+            publish(h.seq, 0, 0, 0); /* an empty result: the parent frees the record */
             continue;
         }
         atomic_store_explicit(&W.ctrl->task_start_ns, pp__now_ns(), memory_order_relaxed);
@@ -466,7 +467,7 @@ __attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b) {
         if (map)
             munmap(map, map_len);
         W.tail += h.rec_len;
-        publish(h.seq, status, run);
+        publish(h.seq, status, t0, run);
         if (b->max_tasks && ++done >= b->max_tasks)
             worker_exit(0);
         if (b->max_memory && resident_bytes() > b->max_memory)

@@ -123,6 +123,8 @@ static void on_done(pp_future_t *f, void *ud) {
                     .err = f->err,
                     .status = f->err ? f->task_status : 0,
                     .run_ns = f->run_ns,
+                    .start_ns = f->start_ns,
+                    .worker = f->wi >= 0 ? (uint32_t)f->wi : 0,
                     .lost_k = f->lost_k,
                     .lost_fails = f->lost_fails};
     const void *data = NULL;
@@ -158,7 +160,7 @@ static void reply_opened(uint32_t id, int workers, int err) {
     struct opened_msg {
         pp__mhdr_t h;
         pp__mopened_t o;
-    } m = {{.type = PP__M_OPENED, .pool = id, .count = 1}, {.workers = workers, .err = err}};
+    } m = {{.type = PP__M_OPENED, .pool = id, .count = 1}, {.workers = workers, .err = err, .clock_ns = pp__now_ns(), .boot = pp__mpi_boot_id()}};
     struct opened_msg *msg = malloc(sizeof *msg);
     if (msg) {
         *msg = m;
@@ -369,6 +371,7 @@ static bool lost_message(const pp__mhdr_t *h) {
 
 void pp__agent_main(void) {
     bool shutdown = false;
+    pp__trace_disable(); /* PROCPOOL_TRACE reaches the agents too: rank 0 writes the file */
     while (!shutdown) {
         int work = send_results();
         work += pp__comm_test_sends();

@@ -26,6 +26,8 @@
 #include "mpi_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -252,6 +254,26 @@ static void finalize_rank0(void) {
 
 /* The core's loader (backend.c) calls this before main(), once it has
  * checked PROCPOOL_BACKEND=mpi and a launcher. */
+uint64_t pp__mpi_boot_id(void) {
+    static _Atomic uint64_t cached; /* once per process; the file does not change */
+    uint64_t id = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (id)
+        return id;
+    char buf[64] = {0};
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n < 16)
+        return 0;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)buf[i]) * 1099511628211ull;
+    id = h ? h : 1;
+    atomic_store_explicit(&cached, id, memory_order_relaxed);
+    return id;
+}
+
 int pp__mpi_start(void) {
     int provided = 0;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)

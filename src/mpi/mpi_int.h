@@ -47,6 +47,10 @@ extern const pp__core_api_t *pp__core PP__HIDDEN;
 #define pp__job_chunk_lost (pp__core->job_chunk_lost)
 #define pp__pool_give_back (pp__core->pool_give_back)
 #define pp__pool_requeue_arg (pp__core->pool_requeue_arg)
+#define pp_err_name (pp__core->err_name)
+#define pp__trace_span (pp__core->trace_span)
+#define pp__trace_lane (pp__core->trace_lane)
+#define pp__trace_disable (pp__core->trace_disable)
 
 #define PP__MPI_TAG 0x7070
 #define PP__MPI_MAX_MSG ((size_t)1 << 30) /* one message's bytes (MPI counts are int) */
@@ -86,7 +90,13 @@ typedef struct pp__mopen {
 typedef struct pp__mopened {
     int32_t workers;
     int32_t err;
+    uint64_t clock_ns; /* the agent's CLOCK_MONOTONIC when it answered (traces align on it) */
+    uint64_t boot;     /* pp__mpi_boot_id() of its machine: the same clock as rank 0's when equal */
 } pp__mopened_t;
+
+/* A hash of this machine's boot id (0 if unknown): processes with the same
+ * one read the same CLOCK_MONOTONIC. */
+uint64_t pp__mpi_boot_id(void) PP__HIDDEN;
 
 typedef struct pp__mtask {
     uint64_t id;
@@ -101,9 +111,10 @@ typedef struct pp__mres {
     int32_t err;    /* 0, or the PP_E* / -errno the task failed with */
     int32_t status; /* the task's own status (PP_ETASK) */
     uint32_t msg_len;
-    uint32_t pad;
+    uint32_t worker; /* the agent's worker slot that ran it */
     uint64_t data_len;
     uint64_t run_ns;
+    uint64_t start_ns; /* when that worker began it, on the agent's clock (0: it did not) */
     int64_t lost_k;      /* a chunk whose worker died: the item it was running */
     uint64_t lost_fails; /* items before it that had failed */
 } pp__mres_t;

@@ -78,6 +78,8 @@ typedef struct ragent {
     pp__wbuf_t batch;    /* records not yet sent */
     bool asked, replied;
     int open_err;
+    int64_t clock_off;   /* rank 0's clock minus the agent's (traces) */
+    uint64_t open_ns;    /* when the pool's OPEN was queued for it */
 } ragent_t;
 
 struct pp__remote {
@@ -281,6 +283,18 @@ static void take_result(pp_pool_t *pool, pp__remote_t *r, int agent, const pp__m
     r->ag[agent].out--;
     r->out--;
     pp__smooth(pool, m->run_ns);
+    if (pool->trace && m->start_ns) {
+        int rank = agent + 1;
+        pp__trace_span_t sp = {
+            .task = &s,
+            .lane = rank * 65536 + (int)(m->worker & 0xffff),
+            .start_ns = (uint64_t)((int64_t)m->start_ns + r->ag[agent].clock_off),
+            .run_ns = m->run_ns,
+            .outcome = m->err == 0 ? "ok" : pp_err_name(m->err),
+            .result_size = m->err ? 0 : m->data_len,
+        };
+        pp__trace_span(pool, &sp);
+    }
     char *text = NULL;
     if (m->msg_len) {
         text = malloc((size_t)m->msg_len + 1);
@@ -415,7 +429,8 @@ static void lost_results(int src, uint32_t pool_id) {
 }
 
 /* Agent src answered pool_id's OPEN (err: it failed). hub.lock held. */
-static void opened(int src, uint32_t pool_id, int workers, int err) {
+static void opened(int src, uint32_t pool_id, int workers, int err, uint64_t clock_ns,
+                   uint64_t boot) {
     for (pp__remote_t *r = hub.pools; r; r = r->next) {
         if (r->id != pool_id || src < 1 || src > r->nagents)
             continue;
@@ -425,6 +440,20 @@ static void opened(int src, uint32_t pool_id, int workers, int err) {
         a->replied = true;
         a->workers = err ? 0 : workers;
         a->open_err = err;
+        /* the same machine: the same clock. Else the agent read its clock
+         * between our OPEN and its answer: take the middle, within half
+         * that round trip */
+        uint64_t now = pp__now_ns();
+        a->clock_off = !clock_ns || (boot && boot == pp__mpi_boot_id())
+                           ? 0
+                           : (int64_t)(a->open_ns / 2 + now / 2 - clock_ns);
+        if (r->pool->trace) {
+            for (int i = 0; i < a->workers; i++) {
+                char name[64];
+                snprintf(name, sizeof name, "rank %d worker %d", src, i);
+                pp__trace_lane(r->pool, src * 65536 + i, name);
+            }
+        }
         r->replies_wanted--;
         pthread_cond_broadcast(&hub.cond);
         return;
@@ -436,7 +465,7 @@ static void take_opened(int src, const pp__mhdr_t *h, const unsigned char *p, co
     if ((size_t)(end - p) < sizeof o)
         return;
     memcpy(&o, p, sizeof o);
-    opened(src, h->pool, o.workers, o.err);
+    opened(src, h->pool, o.workers, o.err, o.clock_ns, o.boot);
 }
 
 /* A control message could not be sent (no memory to track the send, or
@@ -449,7 +478,7 @@ static void ctl_failed(const ctl_t *c, int err) {
         return;
     memcpy(&h, c->buf, sizeof h);
     if (h.type == PP__M_OPEN)
-        opened(c->dest, h.pool, 0, err);
+        opened(c->dest, h.pool, 0, err, 0, 0);
 }
 
 /* ---------------------------------------------------------------- */
@@ -544,7 +573,7 @@ static void *hub_main(void *arg) {
                 if (lost.type == PP__M_RESULTS)
                     lost_results(src, lost.pool);
                 else if (lost.type == PP__M_OPENED)
-                    opened(src, lost.pool, 0, -ENOMEM);
+                    opened(src, lost.pool, 0, -ENOMEM, 0, 0);
                 pthread_mutex_unlock(&hub.lock);
                 continue;
             }
@@ -680,6 +709,7 @@ int pp__mpi_remote_open(pp_pool_t *pool) {
             o.processes = total ? total / n + (i < total % n ? 1 : 0) : 0;
             if (total && o.processes == 0)
                 continue; /* fewer workers than agents */
+            r->ag[i].open_ns = pp__now_ns();
             err = ctl_queue(i + 1, PP__M_OPEN, r->id, 1, &o, sizeof o);
             if (!err) {
                 r->ag[i].asked = true;

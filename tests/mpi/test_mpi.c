@@ -692,6 +692,57 @@ static void test_no_agents(void **state) {
     finish(p);
 }
 
+
+/* A trace of an MPI pool: one lane per remote worker, grouped by rank
+ * (tid = rank x 65536 + worker), each task once, on rank 0's clock. */
+static void test_trace_lanes(void **state) {
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/pp_mpi_trace_%d.json", (int)getpid());
+    pp_options_t opt;
+    pp_options_init(&opt);
+    opt.trace_file = path;
+    double t0 = ppt_now();
+    pp_pool_t *p = NULL;
+    assert_rc(pp_pool_create(&p, &opt), 0);
+    enum { N = 40 };
+    pp_future_t *f[N];
+    for (int i = 0; i < N; i++)
+        assert_rc(pp_apply_async(p, t_where, NULL, 0, &f[i]), 0);
+    for (int i = 0; i < N; i++) {
+        assert_rc(pp_future_wait(f[i], 30), 0);
+        pp_future_free(f[i]);
+    }
+    finish(p);
+    double elapsed_us = (ppt_now() - t0) * 1e6;
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int spans = 0, named = 0, ended = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (strcmp(line, "]\n") == 0)
+            ended = 1;
+        if (strstr(line, "\"name\":\"rank 1 worker 0\"") || strstr(line, "\"name\":\"rank 2 worker 0\""))
+            named++;
+        if (!strstr(line, "\"ph\":\"X\""))
+            continue;
+        spans++;
+        const char *tid = strstr(line, "\"tid\":"), *ts = strstr(line, "\"ts\":");
+        assert_non_null(tid);
+        assert_non_null(ts);
+        long lane = strtol(tid + 6, NULL, 10);
+        assert_true(lane / 65536 == 1 || lane / 65536 == 2);
+        double at = strtod(ts + 5, NULL);
+        assert_true(at >= 0 && at <= elapsed_us);
+        assert_non_null(strstr(line, "\"outcome\":\"ok\""));
+    }
+    fclose(fp);
+    unlink(path);
+    assert_int_equal(spans, N);
+    assert_int_equal(named, 2);
+    assert_true(ended);
+}
+
 int main(void) {
     ppt_hang_guard(240);
     if (my_rank() < 0) {
@@ -717,6 +768,7 @@ int main(void) {
         cmocka_unit_test(test_terminate),
         cmocka_unit_test(test_nested_pool_is_local),
         cmocka_unit_test(test_local_beside),
+        cmocka_unit_test(test_trace_lanes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
