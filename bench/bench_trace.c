@@ -9,7 +9,9 @@
  * Tracing off costs one branch per record; there is no build without that
  * branch to compare with in the same run, so row 1's "off" figure is the
  * one to compare with bench_api's apply_async figure of the same machine.
- * The trace files go to a temporary directory, removed at the end.
+ * The trace files go to a temporary directory under /tmp, removed at the
+ * end; BENCH_TRACE_FILE names another file (on tmpfs, say, to leave the
+ * file system's cost out).
  */
 #include "bench_util.h"
 
@@ -73,7 +75,8 @@ int main(void) {
     }
     char path[64];
     snprintf(path, sizeof path, "%s/run.json", dir);
-    if (getenv("BT_PATH")) snprintf(path, sizeof path, "%s", getenv("BT_PATH"));
+    if (getenv("BENCH_TRACE_FILE")) /* e.g. on tmpfs, to leave the file system out */
+        snprintf(path, sizeof path, "%s", getenv("BENCH_TRACE_FILE"));
     int workers = pp_cpu_count();
     bench_print_load();
     printf("bench_trace: %d workers, %d rounds each way, alternating\n", workers, ROUNDS);

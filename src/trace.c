@@ -566,7 +566,8 @@ void pp__trace_instant(pp_pool_t *pool, int lane, const char *name, pid_t worker
             put_i64(t, ival);
     }
     put(t, "}}");
-    counter_locked(pool, t, now);
+    if (now >= pool->trace_counter_ns + PP__TRACE_COUNTER_NS)
+        counter_locked(pool, t, now);
     ev_end(t, now);
 }
 
