@@ -843,8 +843,8 @@ static void span_tip(FILE *o, const struct model *m, const struct lane *l, const
 }
 
 /* busy bars: spans narrower than a pixel, one column bar per pixel column
- * (the worst outcome of the spans starting in it), and runs of touching
- * column bars of one colour drawn as one rect */
+ * (the worst outcome of the spans starting in it, widened to whole pixels),
+ * and runs of touching column bars of one colour drawn as one rect */
 struct busy {
     bool col_open, run_open;
     long col;
@@ -865,6 +865,9 @@ static void busy_close_col(FILE *o, struct busy *b, double y, double h)
     if (!b->col_open)
         return;
     b->col_open = false;
+    b->cx1 = ceil(b->cx1);
+    if (b->cx1 < b->cx0 + 1)
+        b->cx1 = b->cx0 + 1;
     if (b->run_open && b->rworst == b->cworst && b->cx0 <= b->rx1 + 1.0) {
         if (b->cx1 > b->rx1)
             b->rx1 = b->cx1;
@@ -910,7 +913,7 @@ static void draw_lane_spans(FILE *o, const struct model *m, const struct layout 
         busy_close_col(o, &b, y, h);
         b.col_open = true;
         b.col = col;
-        b.cx0 = x0;
+        b.cx0 = (double)col; /* whole pixels: touching bars leave no seam */
         b.cx1 = x1;
         b.cworst = s->oc;
     }
@@ -1015,13 +1018,14 @@ static const char style[] =
     ".sub{fill:#555}\n"
     ".tick{stroke:#e2e2e2;stroke-width:1}\n"
     ".tl{font-size:10px;fill:#555;text-anchor:middle}\n"
+    ".tv{font-size:10px;fill:#555}\n"
     ".head{fill:#e8ecf2}\n"
     ".headt{font-weight:bold}\n"
     ".alt{fill:#f6f6f6}\n"
     ".lane{font-size:10px}\n"
     ".ok{fill:#2ca02c}.etask{fill:#ff7f0e}.eworker{fill:#d62728}\n"
     ".tmo{fill:#9467bd}.cancelled{fill:#7f7f7f}.other{fill:#b0b0b0}\n"
-    ".busy{fill-opacity:0.85}\n"
+    ".busy{shape-rendering:crispEdges}\n"
     ".death{fill:#ff3030;stroke:#700000}\n"
     ".respawn{fill:#3d7bff;stroke:#0a2a80}\n"
     ".timeout{fill:#c9a0ff;stroke:#3b1670}\n"
@@ -1265,8 +1269,8 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
                     L.x0, base, L.x0 + L.pw, base);
             fprintf(o, "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
                     L.x0, cy, L.x0, base);
-            fprintf(o, "<text class=\"tl\" x=\"%.1f\" y=\"%.1f\">%.0f</text>\n", L.x0 - 10,
-                    cy + 8, vmax);
+            fprintf(o, "<text class=\"tv\" x=\"%.1f\" y=\"%.1f\">%.0f</text>\n",
+                    L.x0 + 4, cy + 8, vmax);
             draw_series(o, &L, p, false, base, COUNTER_H - 2, vmax, m->t1);
             draw_series(o, &L, p, true, base, COUNTER_H - 2, vmax, m->t1);
             fputs("</g>\n", o);
