@@ -36,8 +36,8 @@
  * Colours come from a <style> block; text uses the generic sans-serif font:
  * no script, no external reference.
  *
- * Limits. Coordinates are doubles, so traces longer than about a century
- * of microseconds lose precision; thousands of lanes make a tall picture
+ * Limits. A ts or dur of 1e15 us (about 30 years) or more is taken for
+ * garbage and its event ignored; thousands of lanes make a tall picture
  * (rows shrink to 3 px and lose their labels, but every lane is drawn);
  * long names are cut to fit, by code point. Only the `queue` counter is
  * drawn.
@@ -61,6 +61,7 @@
 
 #define DETAIL_MAX 20000 /* spans drawn one by one, with tooltips */
 #define MARK_TIPS_MAX 20000
+#define TIME_MAX 1e15 /* us: a ts or dur past this is not a time */
 
 static const char *prog = "procpool-trace";
 
@@ -444,7 +445,9 @@ static void take_event(struct model *m, const json_t *ev)
     int64_t pid = int_of(json_object_get(ev, "pid"), 0);
     int64_t tid = int_of(json_object_get(ev, "tid"), 0);
     double ts = 0;
-    bool has_ts = num_of(json_object_get(ev, "ts"), &ts);
+    /* beyond about 30 years of microseconds a time is garbage, and would
+     * take the scale (and the arithmetic) with it */
+    bool has_ts = num_of(json_object_get(ev, "ts"), &ts) && fabs(ts) < TIME_MAX;
 
     switch (ph[0]) {
     case 'M': {
@@ -490,6 +493,10 @@ static void take_event(struct model *m, const json_t *ev)
         double dur = 0;
         if (!num_of(json_object_get(ev, "dur"), &dur) || dur < 0)
             dur = 0;
+        if (dur >= TIME_MAX) {
+            m->nignored++;
+            return;
+        }
         struct lane *l = get_lane(m, pid, tid);
         RESERVE1(l->spans, l->nspans, l->capspans);
         struct span *s = &l->spans[l->nspans++];
@@ -602,7 +609,9 @@ static bool feed_line(struct model *m, char *s, size_t len, size_t lineno, bool 
     if (!len)
         return true;
     if (!*started) {
-        if (*s != '[')
+        if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) /* a UTF-8 byte order mark */
+            s += 3, len -= 3;
+        if (!len || *s != '[')
             return false;
         *started = true;
         s++, len--;
@@ -778,6 +787,13 @@ static double tx(const struct layout *L, double t)
 }
 
 static const struct model *sort_model; /* for the comparators */
+
+/* qsort, which must not be given a null array even for no elements */
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
 
 static int cmp_span(const void *a, const void *b)
 {
@@ -1124,25 +1140,25 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
     sort_model = m;
     for (size_t i = 0; i < m->nlanes; i++) {
         struct lane *l = &m->lanes[i];
-        qsort(l->spans, l->nspans, sizeof *l->spans, cmp_span);
-        qsort(l->marks, l->nmarks, sizeof *l->marks, cmp_mark);
+        sort_n(l->spans, l->nspans, sizeof *l->spans, cmp_span);
+        sort_n(l->marks, l->nmarks, sizeof *l->marks, cmp_mark);
     }
     for (size_t i = 0; i < m->npools; i++) {
         struct pool *p = &m->pools[i];
-        qsort(p->samples, p->nsamples, sizeof *p->samples, cmp_sample);
-        qsort(p->terms, p->nterms, sizeof *p->terms, cmp_mark);
+        sort_n(p->samples, p->nsamples, sizeof *p->samples, cmp_sample);
+        sort_n(p->terms, p->nterms, sizeof *p->terms, cmp_mark);
     }
     size_t *porder = xcalloc(m->npools, sizeof *porder);
     size_t *lorder = xcalloc(m->nlanes, sizeof *lorder);
     pool_rank = xcalloc(m->npools, sizeof *pool_rank);
     for (size_t i = 0; i < m->npools; i++)
         porder[i] = i;
-    qsort(porder, m->npools, sizeof *porder, cmp_pool_idx);
+    sort_n(porder, m->npools, sizeof *porder, cmp_pool_idx);
     for (size_t i = 0; i < m->npools; i++)
         pool_rank[porder[i]] = i;
     for (size_t i = 0; i < m->nlanes; i++)
         lorder[i] = i;
-    qsort(lorder, m->nlanes, sizeof *lorder, cmp_lane_idx);
+    sort_n(lorder, m->nlanes, sizeof *lorder, cmp_lane_idx);
 
     struct layout L = {.x0 = 200, .width = width};
     L.pw = width - L.x0 - 32;
