@@ -37,7 +37,7 @@ OPT_FLAGS  := -O2 -g
 ASAN_FLAGS := -O1 -g
 
 DEPS_PKGS  := libcmocka-dev pkg-config
-DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel libuv1-dev
+DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel libuv1-dev libjansson-dev chromium
 
 # configure DIR, then the extra cmake arguments. A change of $(CC) starts the
 # directory afresh, since CMake fixes the compiler on first configure.
@@ -68,8 +68,10 @@ demo: build
 # Install the test dependencies when missing (Debian/Ubuntu): cmocka,
 # pkg-config, Open MPI (the MPI backend and its tests), iproute2 (the
 # multi-host MPI test makes network namespaces), GNU parallel (the
-# command's tests compare with it side by side) and libuv (examples/eventloop.c,
-# built and run only when it is found).
+# command's tests compare with it side by side), libuv (examples/eventloop.c,
+# built and run only when it is found), jansson (procpool-trace, the trace
+# renderer, built only when it is found) and Chromium (its test looks at the
+# SVG in headless Chromium; without it that part is skipped).
 # As root: apt-get install, running apt-get update first when the package
 # lists are empty or the first install attempt fails. Not root: say how.
 deps:
