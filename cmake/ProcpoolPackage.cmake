@@ -55,6 +55,10 @@ set(CPACK_DEBIAN_MPIDEV_DESCRIPTION " The static MPI backend, for programs linke
 set(CPACK_DEBIAN_CLI_PACKAGE_NAME procpool)
 set(CPACK_DEBIAN_CLI_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_CLI_PACKAGE_DEPENDS "libprocpool0 (= ${_v}), libc6 (>= 2.34)")
+if(TARGET procpool_trace)
+  # procpool-trace (the trace renderer) is in the same package
+  string(APPEND CPACK_DEBIAN_CLI_PACKAGE_DEPENDS ", libjansson4")
+endif()
 set(CPACK_DEBIAN_CLI_DESCRIPTION " The procpool command runs shell commands in parallel with GNU parallel's
  interface, each job in a worker process of a procpool pool.")
 
