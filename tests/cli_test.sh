@@ -710,8 +710,9 @@ trace_wait() {
         sleep 0.02; i=$((i + 1))
     done
 }
-PROCPOOL_CLI_TRACE_BUFFER=0 $P -j2 --trace tr11.json sleep ::: 0.01 0.01 0.01 0.01 3 3 \
-    >/dev/null 2>&1 &
+mkdir -p killtmp # a SIGKILLed run leaves its spill directory behind: here, not in $TMPDIR
+TMPDIR=$T/killtmp PROCPOOL_CLI_TRACE_BUFFER=0 $P -j2 --trace tr11.json sleep \
+    ::: 0.01 0.01 0.01 0.01 3 3 >/dev/null 2>&1 &
 pid=$!
 trace_wait tr11.json 4
 kill -9 $pid
