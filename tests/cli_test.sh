@@ -604,5 +604,128 @@ mine "-S: not supported, 255, nothing run" "255" '$X -S host touch rem ::: 1 2>/
 check "--sshlogin says why" "1" "$($P --sshlogin h echo ::: a 2>&1 | grep -c 'remote execution')"
 mine "--env: not supported" "255" '$X --env X echo ::: a 2>/dev/null; echo $?'
 
+# ---- --trace FILE: the jobs' timeline (docs/tracing.md) ---------------------
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "cli_test: notice: python3 is not installed; the --trace checks are skipped"
+else
+# trace_check.py FILE [cut]: the trace read as JSON (cut: the file lacks
+# its "]", which is appended first), its shape checked (metadata, lanes
+# 1..N, spans that never overlap in a lane, ts/dur with three decimals);
+# prints "lanes=N" and each span as seq:exit:outcome[:signal], in seq order
+# (attempts of one job in time order), or what is wrong.
+# trace_check.py FILE name EXPECTED: "same" when the one span's name is the
+# contents of EXPECTED (less its last newline; bytes that are not UTF-8
+# read as U+FFFD).
+cat > trace_check.py <<'EOF'
+import json, re, sys
+raw = open(sys.argv[1], 'rb').read()
+mode = sys.argv[2] if len(sys.argv) > 2 else ''
+text = raw.decode('utf-8')  # the file must be UTF-8 whatever the commands were
+if mode == 'cut':
+    if text.rstrip().endswith(']'):
+        sys.exit(print('complete, expected cut short') or 0)
+    text += ']'
+elif not text.endswith('\n]\n'):
+    sys.exit(print('no closing ]') or 0)
+ev = json.loads(text)
+body = text[2:-3] if mode != 'cut' else text[2:-1]
+if not text.startswith('[\n') or (body and any(
+        '\n' in l or not isinstance(json.loads(l), dict) for l in body.split(',\n'))):
+    sys.exit(print('not one event a line') or 0)
+meta = {}
+for e in ev:
+    if e['ph'] == 'M':
+        meta[(e['name'], e.get('tid'))] = e['args']
+if meta.get(('process_name', None)) != {'name': 'procpool jobs'}:
+    sys.exit(print('process_name', meta) or 0)
+lanes = sorted(t for (n, t) in meta if n == 'thread_name')
+if lanes != list(range(1, len(lanes) + 1)):
+    sys.exit(print('lanes', lanes) or 0)
+for t in lanes:
+    if meta[('thread_name', t)] != {'name': 'slot %d' % t} or \
+       meta[('thread_sort_index', t)] != {'sort_index': t}:
+        sys.exit(print('lane names', t) or 0)
+xs = [e for e in ev if e['ph'] == 'X']
+for m in re.finditer(r'"ts":([0-9.]+),"dur":([0-9.]+)', text):
+    if not all(re.fullmatch(r'\d+\.\d{3}', g) for g in m.groups()):
+        sys.exit(print('ts/dur not in µs with 3 decimals', m.group(0)) or 0)
+for e in xs:
+    if e['cat'] != 'job' or e['pid'] != 1 or e['tid'] not in lanes or e['ts'] < 0:
+        sys.exit(print('bad span', e) or 0)
+for t in lanes:
+    sp = sorted((e['ts'], e['ts'] + e['dur']) for e in xs if e['tid'] == t)
+    for a, b in zip(sp, sp[1:]):
+        if b[0] < a[1]:
+            sys.exit(print('overlap in lane', t, a, b) or 0)
+if mode == 'name':
+    want = open(sys.argv[3], 'rb').read().decode('utf-8', 'replace')
+    print('same' if len(xs) == 1 and xs[0]['name'] == want[:-1] else
+          'differ: %r vs %r' % ([e['name'] for e in xs], want))
+    sys.exit(0)
+out = []
+for e in sorted(xs, key=lambda e: (e['args']['seq'], e['ts'])):
+    a = e['args']
+    s = '%d:%d:%s' % (a['seq'], a['exit'], a['outcome'])
+    if 'signal' in a:
+        s += ':' + ('sig' if a['outcome'] == 'timeout' else a['signal'])
+    out.append(s)
+print('lanes=%d %s' % (len(lanes), ' '.join(out)))
+EOF
+TC="python3 trace_check.py"
+$P -j2 --timeout 2 --trace tr1.json sh -c {} ::: 'exit 0' 'exit 1' 'exit 0' 'exit 3' 'kill -9 $$' \
+    'sleep 30' >/dev/null 2>&1
+check "--trace: exit, signal, timeout; one span a job, in slots 1..2" \
+    "lanes=2 1:0:ok 2:1:failed 3:0:ok 4:3:failed 5:0:killed:SIGKILL 6:-1:timeout:sig" \
+    "$($TC tr1.json)"
+check "--trace: a span is named by its command line" "sh -c 'kill -9 \$\$'" \
+    "$(python3 -c 'import json,sys; print([e["name"] for e in json.load(open("tr1.json")) if e.get("args",{}).get("seq")==5][0])')"
+check "--trace --retries 3: a span for each attempt" "lanes=1 1:1:failed 1:1:failed 1:1:failed 2:0:ok" \
+    "$($P -j1 --retries 3 --trace tr2.json "sh -c 'exit {}'" ::: 1 0 >/dev/null 2>&1; $TC tr2.json)"
+hostile=$(printf 'a"b\\c\nd\te\377f'"'"'g')
+$P --dry-run -q printf '%s\n' ::: "$hostile" > tr3.want
+check "--trace: quotes, backslash, newline, tab, a byte 0xff: valid JSON, the name kept" "same" \
+    "$($P --trace tr3.json -q printf '%s\n' ::: "$hostile" >/dev/null; $TC tr3.json name tr3.want)"
+long=$(printf '%2000s' | tr ' ' x)
+printf 'echo %.995s...\n' "$long" > tr4.want
+check "--trace: a name over 1000 bytes is cut, with ..." "same" \
+    "$($P --trace tr4.json echo ::: "$long" >/dev/null; $TC tr4.json name tr4.want)"
+check "--trace --pipe: a span a block" "lanes=2 1:0:ok 2:0:ok" \
+    "$(seq 10 | $P -j2 --pipe -N5 --trace tr5.json wc -l >/dev/null; $TC tr5.json)"
+seq 1000 > tr6.in
+check "--trace --pipe-part: a span a part" "yes" \
+    "$(n=$($P --pipe-part -a tr6.in --block 1k --trace tr6.json wc -l | wc -l)
+       [ "$n" -gt 1 ] && [ "$($TC tr6.json | wc -w)" = $((n + 1)) ] && echo yes)"
+check "--trace --halt soon,fail=1: complete" "lanes=1 1:1:failed" \
+    "$($P -j1 --halt soon,fail=1 --trace tr7.json "sh -c 'exit {}'" ::: 1 0 >/dev/null 2>&1; $TC tr7.json)"
+mine "--trace: nothing to run: a complete trace without spans" "lanes=0 " \
+    '$X --trace tr8.json echo ::: ; $TC tr8.json'
+mine "--trace: an unwritable file fails first, 255, nothing run" "255 1" \
+    '$X --trace nodir/t.json touch ran ::: 1 2>tr9.err; echo $? $(grep -c "trace" tr9.err); ls ran 2>/dev/null'
+mine "--dry-run --trace: no trace file" "echo a" '$X --dry-run --trace tr10.json echo ::: a; ls tr10.json 2>/dev/null'
+# trace_wait FILE N: until FILE has N spans (at most 10 s)
+trace_wait() {
+    i=0
+    while c=$(grep -c '"cat":"job"' "$1" 2>/dev/null); [ "${c:-0}" -lt "$2" ] &&
+        [ $i -lt 500 ]; do
+        sleep 0.02; i=$((i + 1))
+    done
+}
+mkdir -p killtmp # a SIGKILLed run leaves its spill directory behind: here, not in $TMPDIR
+TMPDIR=$T/killtmp PROCPOOL_CLI_TRACE_BUFFER=0 $P -j2 --trace tr11.json sleep \
+    ::: 0.01 0.01 0.01 0.01 3 3 >/dev/null 2>&1 &
+pid=$!
+trace_wait tr11.json 4
+kill -9 $pid
+wait $pid 2>/dev/null
+check "--trace, SIGKILLed: whole events, the ended jobs in them" "lanes=2 1:0:ok 2:0:ok 3:0:ok 4:0:ok" \
+    "$($TC tr11.json cut)"
+PROCPOOL_CLI_TRACE_BUFFER=0 $P -j2 --trace tr12.json sleep ::: 0.01 5 >/dev/null 2>&1 &
+pid=$!
+trace_wait tr12.json 1
+kill -TERM $pid
+wait $pid
+check "--trace, SIGTERM: 255, a complete trace" "255 lanes=2 1:0:ok" "$? $($TC tr12.json)"
+fi
+
 echo "cli_test: $((n - fails))/$n passed"
 [ "$fails" = 0 ]

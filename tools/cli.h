@@ -133,6 +133,7 @@ typedef struct {
     bool halt_pct;
     bool dry_run;
     char *joblog;
+    char *trace;           /* --trace FILE: the jobs' timeline (docs/tracing.md) */
     bool resume, resume_failed;
     int shell;             /* enum shell_mode */
     bool pipe;             /* --pipe */
@@ -284,7 +285,19 @@ typedef struct {
     int32_t triggered; /* this job's end met the --halt condition */
     uint32_t out_spill_len, err_spill_len; /* a stream spilled to a file (see cli_out.c):
                                               its path's length; the path follows cmd */
+    uint32_t ntries; /* --trace: this many job_try_t come before the trailer */
 } job_res_t;
+
+/* --trace: one attempt of a job (--retries makes several), as the worker
+ * saw it; the parent turns each into a span (cli_trace_job). */
+typedef struct {
+    double t0;      /* CLOCK_MONOTONIC seconds at its start */
+    double dur;     /* seconds */
+    int32_t exitval;
+    int32_t signal; /* 0: not killed by a signal */
+    int32_t timed_out;
+    int32_t pad;
+} job_try_t;
 
 /* State shared by the parent and every worker (MAP_SHARED, made before the
  * pool so the workers inherit it). */
@@ -317,7 +330,8 @@ typedef struct {
     const cli_opts_t *o;
     cli_shared_t *sh;
     int nslots;
-    bool want_cmd;   /* return the command text (joblog, -v, errors) */
+    bool want_cmd;   /* return the command text (joblog, -v, errors, --trace) */
+    bool trace;      /* --trace: return a job_try_t for each attempt */
     int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file,
                       * the ring that holds it when it is a pipe */
     uint64_t part_ring; /* part_fd is a ring of this many bytes (stream offset o
@@ -470,5 +484,20 @@ void cli_cat_done(const char *path, pid_t writer);
  * stdout's file), err nothing. 0, or -1 with a message in msg. */
 int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
                      int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen);
+
+/* --trace FILE (cli_run.c): the jobs' timeline in the Chrome trace event
+ * format of docs/tracing.md, written in whole events through a buffer
+ * flushed with write(2) past ~64 KiB ($PROCPOOL_CLI_TRACE_BUFFER bytes, for
+ * tests) and at exit, so that a killed run leaves a valid prefix.
+ * open: create the file (O_TRUNC), write "[", start the clock: 0, or -1
+ * with a message in err. lanes: the metadata of pid 1 and of slots 1..n.
+ * job: a span for each of job seq's tries[0..ntries) (unaligned records),
+ * named by its command cmd[0..cmd_len), in lane slot. close: flush, "]",
+ * close (only in the process that opened it; safe to call twice). */
+int cli_trace_open(const char *path, char *err, size_t errlen);
+void cli_trace_lanes(int nslots);
+void cli_trace_job(uint64_t seq, int slot, const char *cmd, size_t cmd_len, const void *tries,
+                   uint32_t ntries);
+void cli_trace_close(void);
 
 #endif /* PROCPOOL_CLI_H */

@@ -914,6 +914,11 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
             return perr("--joblog: empty file name");
         set_str(&o->joblog, v);
         break;
+    case OPT_TRACE:
+        if (!*v)
+            return perr("--trace: empty file name");
+        set_str(&o->trace, v);
+        break;
     case OPT_RESUME: o->resume = true; break;
     case OPT_RESUME_FAILED: o->resume_failed = true; break;
     case OPT_SHELL: o->shell = SHELL_ALWAYS; break;
@@ -1000,6 +1005,7 @@ void cli_opts_free(cli_opts_t *o) {
     tmpl_free(&o->restmpl);
     sep_args = ":::", sep_files = "::::";
     free(o->joblog);
+    free(o->trace);
     free(o->recend);
     free(o->recstart);
     free(o->replace);

@@ -983,6 +983,8 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
     }
     int attempts = o->retries > 1 ? o->retries : 1;
     static run_t r = {.sp = {{.fd = -1}, {.fd = -1}}};
+    static sbuf_t tries; /* --trace: job_try_t records */
+    tries.len = 0;
     int rc = 0;
     for (;;) { /* -j FILE lowered the number of jobs: wait for a place */
         int run = __atomic_load_n(&g_wcfg.sh->running, __ATOMIC_ACQUIRE);
@@ -1024,6 +1026,12 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         res.runtime = now_mono() - t0;
         if (rc < 0)
             break;
+        if (g_wcfg.trace) { /* --trace: a span for every attempt */
+            job_try_t t = {.t0 = t0, .dur = res.runtime, .exitval = r.exitval,
+                           .signal = r.sig, .timed_out = r.timed_out};
+            sb_add(&tries, &t, sizeof t);
+            res.ntries++;
+        }
         if (r.exitval == 0 && r.sig == 0)
             break;
         if (__atomic_load_n(&g_wcfg.sh->halted, __ATOMIC_ACQUIRE))
@@ -1087,6 +1095,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         (res.cmd_len && pp_buf_append(out, cmd.p, cmd.len) < 0) ||
         (res.out_spill_len && pp_buf_append(out, r.sp[0].path, res.out_spill_len) < 0) ||
         (res.err_spill_len && pp_buf_append(out, r.sp[1].path, res.err_spill_len) < 0) ||
+        (res.ntries && pp_buf_append(out, tries.p, tries.len) < 0) ||
         pp_buf_append(out, &res, sizeof res) < 0)
         return pp_buf_fail(out, "out of memory for the job's output");
     r.sp[0].path[0] = r.sp[1].path[0] = 0; /* the parent's now */

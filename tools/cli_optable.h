@@ -24,6 +24,7 @@ enum {
     OPT_RESULTS, OPT_FILES, OPT_TAGSTRING, OPT_PROGRESS, OPT_DELAY, OPT_LOAD, OPT_MEMFREE,
     OPT_NICE, OPT_PLUS, OPT_RETRY_FAILED, OPT_ROUNDROBIN, OPT_TEE, OPT_FIFO, OPT_CAT, OPT_TMPDIR,
     OPT_SHELLQUOTE, OPT_NCPUS, OPT_NCORES, OPT_NTHREADS, OPT_NSOCKETS, OPT_REMOTE,
+    OPT_TRACE,
 };
 
 /* ARG_OPTIONAL: Getopt::Long's ":s": --opt=V, -oV, or the next word unless
@@ -86,6 +87,7 @@ static const opt_t long_opts[] = {
     {"number-of-cores|numberofcores", OPT_NCORES, ARG_NONE},
     {"number-of-threads|numberofthreads", OPT_NTHREADS, ARG_NONE},
     {"number-of-sockets|numberofsockets", OPT_NSOCKETS, ARG_NONE},
+    {"trace", OPT_TRACE, ARG_NEEDED}, /* procpool's own: the jobs' timeline */
     /* remote execution (clusters use the MPI backend): refused with a message of its own */
     {"sshlogin|S", OPT_REMOTE, ARG_NEEDED}, {"sshloginfile|slf", OPT_REMOTE, ARG_NEEDED},
     {"env", OPT_REMOTE, ARG_NEEDED},

@@ -2,12 +2,14 @@
  * cli_run.c - the `procpool` command's parent-side extras of running and
  * output: --number-of-cpus/-cores/-threads/-sockets, the start gates
  * (--delay, --load, --memfree), and --results/--files (each job's output
- * in files).
+ * in files), and --trace (the jobs' timeline).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,4 +532,265 @@ int cli_pipe_header(const cli_opts_t *o, int part_fd, char **hdr, size_t *len, c
     *hdr = h.p;
     *len = h.len;
     return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* --trace FILE                                                      */
+/* ---------------------------------------------------------------- */
+
+/* The parent's main thread adds the events; the signal thread (SIGINT,
+ * SIGTERM) and exit close the file: the lock keeps an event whole. */
+static pthread_mutex_t tr_lock = PTHREAD_MUTEX_INITIALIZER;
+static int tr_fd = -1;
+static pid_t tr_owner;        /* the process that opened it (workers inherit the handler) */
+static double tr_origin;      /* CLOCK_MONOTONIC seconds at the open: ts 0 */
+static sbuf_t tr_buf;         /* whole events not yet written */
+static size_t tr_flush_at = 64 * 1024;
+static bool tr_any;           /* an event was added: the next one starts with ",\n" */
+static const char *tr_path;
+
+static double tr_mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Write the buffer (whole events); on an error say so once and stop tracing. */
+static void tr_flush(void) {
+    const char *p = tr_buf.p;
+    size_t n = tr_buf.len;
+    while (n && tr_fd >= 0) {
+        ssize_t w = write(tr_fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            char line[600];
+            int m = snprintf(line, sizeof line, "procpool: Warning: --trace %s: %s\n", tr_path,
+                             w < 0 ? strerror(errno) : "short write");
+            if (write(2, line, (size_t)m) < 0) {
+                /* nowhere to say it */
+            }
+            close(tr_fd);
+            tr_fd = -1;
+            break;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    tr_buf.len = 0;
+}
+
+/* An event ends: flush past the threshold. */
+static void tr_end_event(void) {
+    tr_any = true;
+    if (tr_buf.len >= tr_flush_at)
+        tr_flush();
+}
+
+static void tr_begin_event(void) {
+    if (tr_any)
+        sb_add(&tr_buf, ",\n", 2);
+}
+
+int cli_trace_open(const char *path, char *err, size_t errlen) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open trace file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    const char *knob = getenv("PROCPOOL_CLI_TRACE_BUFFER"); /* tests: flush sooner */
+    if (knob && *knob) {
+        char *end;
+        unsigned long long v = strtoull(knob, &end, 10);
+        if (!*end)
+            tr_flush_at = (size_t)v;
+    }
+    tr_origin = tr_mono();
+    tr_owner = getpid();
+    tr_path = path;
+    tr_fd = fd;
+    sb_adds(&tr_buf, "[\n");
+    tr_flush(); /* a run killed before any event still leaves "[" */
+    if (tr_fd < 0) {
+        snprintf(err, errlen, "cannot write trace file '%s'", path);
+        return -1;
+    }
+    pthread_mutex_lock(&tr_lock);
+    tr_begin_event();
+    sb_adds(&tr_buf, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":1,"
+                     "\"args\":{\"name\":\"procpool jobs\"}}");
+    tr_end_event();
+    pthread_mutex_unlock(&tr_lock);
+    return 0;
+}
+
+void cli_trace_lanes(int nslots) {
+    pthread_mutex_lock(&tr_lock);
+    for (int s = 1; s <= nslots && tr_fd >= 0; s++) {
+        char ev[300];
+        int m = snprintf(ev, sizeof ev,
+                         "{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":1,\"tid\":%d,"
+                         "\"args\":{\"name\":\"slot %d\"}}",
+                         s, s);
+        tr_begin_event();
+        sb_add(&tr_buf, ev, (size_t)m);
+        tr_end_event();
+        m = snprintf(ev, sizeof ev,
+                     "{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":1,\"tid\":%d,"
+                     "\"args\":{\"sort_index\":%d}}",
+                     s, s);
+        tr_begin_event();
+        sb_add(&tr_buf, ev, (size_t)m);
+        tr_end_event();
+    }
+    pthread_mutex_unlock(&tr_lock);
+}
+
+/* The length of the valid UTF-8 sequence at p[0..n), or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* s[0..n) as a JSON string's contents: quotes and backslashes escaped,
+ * control characters as \u00XX, each byte of invalid UTF-8 as U+FFFD. */
+static void json_str(sbuf_t *b, const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            sb_addc(b, '\\');
+            sb_addc(b, (char)c);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", c);
+            sb_add(b, e, 6);
+            i++;
+        } else if (c < 0x80) {
+            sb_addc(b, (char)c);
+            i++;
+        } else {
+            size_t l = utf8_len(p + i, n - i);
+            if (l) {
+                sb_add(b, s + i, l);
+                i += l;
+            } else {
+                sb_adds(b, "\\ufffd");
+                i++;
+            }
+        }
+    }
+}
+
+static const char *sig_name(int sig, char *buf, size_t cap) {
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
+        {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
+        {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+        {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    snprintf(buf, cap, "SIG%d", sig);
+    return buf;
+}
+
+#define TRACE_NAME_MAX 1000 /* bytes of the command line kept in a span's name */
+
+void cli_trace_job(uint64_t seq, int slot, const char *cmd, size_t cmd_len, const void *tries,
+                   uint32_t ntries) {
+    pthread_mutex_lock(&tr_lock);
+    for (uint32_t i = 0; i < ntries && tr_fd >= 0; i++) {
+        job_try_t t; /* the records sit at any offset: copy them out */
+        memcpy(&t, (const char *)tries + i * sizeof t, sizeof t);
+        int sig = t.signal;
+        int exitval = t.exitval;
+        const char *outcome = "ok";
+        if (t.timed_out) { /* as the joblog has it: -1, and the signal that ended it */
+            outcome = "timeout";
+            exitval = -1;
+            if (!sig)
+                sig = SIGTERM;
+        } else if (sig) {
+            outcome = "killed";
+        } else if (exitval) {
+            outcome = "failed";
+        }
+        double ts = (t.t0 - tr_origin) * 1e6;
+        if (ts < 0)
+            ts = 0;
+        tr_begin_event();
+        sb_adds(&tr_buf, "{\"ph\":\"X\",\"name\":\"");
+        size_t n = cmd_len;
+        if (n > TRACE_NAME_MAX) { /* cut on a character boundary */
+            n = TRACE_NAME_MAX;
+            while (n && ((unsigned char)cmd[n] & 0xC0) == 0x80)
+                n--;
+        }
+        json_str(&tr_buf, cmd, n);
+        if (n < cmd_len)
+            sb_adds(&tr_buf, "...");
+        char ev[400], sb[32];
+        int m = snprintf(ev, sizeof ev,
+                         "\",\"cat\":\"job\",\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
+                         "\"args\":{\"seq\":%llu,\"exit\":%d,",
+                         slot, ts, t.dur * 1e6, (unsigned long long)seq, exitval);
+        sb_add(&tr_buf, ev, (size_t)m);
+        if (sig) {
+            m = snprintf(ev, sizeof ev, "\"signal\":\"%s\",", sig_name(sig, sb, sizeof sb));
+            sb_add(&tr_buf, ev, (size_t)m);
+        }
+        m = snprintf(ev, sizeof ev, "\"outcome\":\"%s\"}}", outcome);
+        sb_add(&tr_buf, ev, (size_t)m);
+        tr_end_event();
+    }
+    pthread_mutex_unlock(&tr_lock);
+}
+
+void cli_trace_close(void) {
+    if (!tr_owner || getpid() != tr_owner)
+        return;
+    pthread_mutex_lock(&tr_lock);
+    if (tr_fd >= 0) {
+        sb_adds(&tr_buf, "\n]\n");
+        tr_flush();
+        if (tr_fd >= 0)
+            close(tr_fd);
+        tr_fd = -1;
+    }
+    sb_free(&tr_buf);
+    pthread_mutex_unlock(&tr_lock);
 }

@@ -111,6 +111,9 @@ static void cli_usage(void) {
         "  --joblog FILE       log every job (Seq Host Starttime JobRuntime Send Receive\n"
         "                      Exitval Signal Command, tab-separated); +FILE appends,\n"
         "                      - writes to stdout\n"
+        "  --trace FILE        write the jobs' timeline to FILE (Chrome trace JSON, for\n"
+        "                      Perfetto or procpool-trace): a lane per job slot, a span\n"
+        "                      per job (each attempt) with its exit, signal, outcome\n"
         "  --resume            skip the jobs already in the joblog\n"
         "  --resume-failed     also run again the jobs the joblog has as failed\n"
         "Output:\n"
@@ -818,6 +821,7 @@ __attribute__((noreturn)) static void stop_run(int status) {
     if (the_pool)
         pp_pool_terminate(the_pool);
     cli_spill_dir_remove();
+    cli_trace_close(); /* the jobs that ended are in it: a complete trace */
     _exit(status);
 }
 
@@ -1133,6 +1137,13 @@ int main(int argc, char **argv) {
     else if (O.joblog && (O.resume || O.resume_failed))
         joblog_open();
 
+    if (O.trace && !O.dry_run) { /* --dry-run runs nothing: no trace file */
+        char terr[600];
+        if (cli_trace_open(O.trace, terr, sizeof terr) < 0)
+            die("%s", terr);
+        atexit(cli_trace_close);
+    }
+
     if (O.dry_run) {
         int rc = dry_run();
         cli_perl_stop();
@@ -1167,7 +1178,9 @@ int main(int argc, char **argv) {
     g_wcfg.sh = SH;
     g_wcfg.nslots = workers;
     g_wcfg.want_cmd =
-        O.joblog || O.verbose || O.verbose_err || O.timeout > 0 || O.halt_when != HALT_NEVER;
+        O.joblog || O.verbose || O.verbose_err || O.timeout > 0 || O.halt_when != HALT_NEVER ||
+        O.trace;
+    g_wcfg.trace = O.trace != NULL;
     if (PI.sfd >= 0 && spool_ring(workers) < 0)
         part_fd = -1; /* no ring: every block travels in its item */
     g_wcfg.part_fd = part_fd;
@@ -1233,6 +1246,8 @@ int main(int argc, char **argv) {
     pthread_mutex_lock(&pool_lock);
     the_pool = pool;
     pthread_mutex_unlock(&pool_lock);
+    if (O.trace)
+        cli_trace_lanes(workers); /* a lane for each job slot ({%}) */
 
     t_start = mono();
     pp_iter_t *it;
@@ -1280,6 +1295,9 @@ int main(int argc, char **argv) {
         double start = 0, runtime = 0;
         const char *cmd = "";
         size_t cmd_len = 0;
+        const char *tries = NULL; /* --trace: the job's attempts */
+        uint32_t ntries = 0;
+        int slot = 0;
         if (r < 0 && halt_killed)
             continue; /* a job --halt now stopped: not reported */
         if (r < 0) {
@@ -1327,8 +1345,14 @@ int main(int argc, char **argv) {
             }
             start = res.start;
             runtime = res.runtime;
+            ntries = len - sizeof res >= (size_t)res.ntries * sizeof(job_try_t) ? res.ntries : 0;
+            tries = d + len - sizeof res - (size_t)ntries * sizeof(job_try_t);
+            slot = res.slot;
         }
         joblog_write(seq, start, runtime, exitval, sig, cmd, cmd_len);
+        if (ntries) /* --trace: a span for each attempt (a job the worker could not
+                       start, or whose worker died, has none) */
+            cli_trace_job(seq, slot, cmd, cmd_len, tries, ntries);
         n_done++;
         if (O.jobs_file) { /* -j FILE: read again as jobs end, as GNU parallel */
             int j = jobs_from_file(false);
