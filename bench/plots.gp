@@ -37,6 +37,9 @@ set border 3
 set tics nomirror
 
 # colours: procpool blue, Python orange, GNU parallel green, the rest grey
+# log-scale tics at 1, 2, 5 of each decade (a plot may span less than one)
+tics125 = "(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, " . \
+          "1000, 2000, 5000, 10000, 20000, 50000, 100000)"
 
 # ---- apply round trip vs Python's Pool and the futex ping-pong -----------
 if (rows("apply") > 0) {
@@ -44,6 +47,7 @@ if (rows("apply") > 0) {
     set title "Round trip of a no-op task (bench\\_core; lower is better)"
     set ylabel "µs per round trip (log scale)"
     set logscale y
+    eval "set ytics " . tics125
     set yrange [*:*]
     set xrange [-0.6:*]
     set boxwidth 0.6
@@ -152,8 +156,9 @@ if (rows("latency") > 0) {
     set tics nomirror
     set output svg("latency")
     set title "Latency, submit to done, 95% 100 µs and 5% 50 ms tasks, 2 workers (bench\\_hol b.)"
-    set ylabel "µs (log scale)"
+    set ylabel "ms (log scale)"
     set logscale y
+    eval "set ytics " . tics125
     set style data histograms
     set style histogram clustered gap 1
     set style fill solid 0.85 border -1
@@ -162,9 +167,10 @@ if (rows("latency") > 0) {
     set bmargin 6
     # "p99 (100 us tasks)" on two lines
     br(s) = strstrt(s, " (") ? s[1:strstrt(s, " (") - 1] . "\n" . s[strstrt(s, " (") + 1:] : s
-    plot csv("latency") skip 1 using 2:xtic(br(strcol(1))) lc rgb '#1f77b4' title "procpool", \
-         '' skip 1 using 3 lc rgb '#7f7f7f' title "pthread pool", \
-         '' skip 1 using 4 lc rgb '#ff7f0e' title "Python Pool"
+    plot csv("latency") skip 1 using ($2 / 1e3):xtic(br(strcol(1))) lc rgb '#1f77b4' \
+           title "procpool", \
+         '' skip 1 using ($3 / 1e3) lc rgb '#7f7f7f' title "pthread pool", \
+         '' skip 1 using ($4 / 1e3) lc rgb '#ff7f0e' title "Python Pool"
     unset output
     print drawn("latency")
 } else {
