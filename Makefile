@@ -4,7 +4,10 @@
 #                   (the tests too when cmocka is installed)
 #   make demo       build and run the lecture example
 #   make test       install test deps if needed (root), build, run ctest
-#   make bench      build and run every benchmark
+#   make bench      build and run every benchmark (figures also as CSV and,
+#                   with gnuplot, SVG plots in build/bench)
+#   make plots      only redraw those plots from the CSVs of the last bench
+#   make bench-docs copy build/bench/*.svg to docs/bench/ (then committed)
 #   make fault-sweep  the whole fault-injection sweep (tests/fi; about 25
 #                   minutes: every call site the library reaches fails in turn)
 #   make install    install into $(PREFIX) (default /usr/local; ldconfig as root)
@@ -37,7 +40,7 @@ OPT_FLAGS  := -O2 -g
 ASAN_FLAGS := -O1 -g
 
 DEPS_PKGS  := libcmocka-dev pkg-config
-DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel libuv1-dev libjansson-dev chromium
+DEPS_OPT   := libopenmpi-dev openmpi-bin iproute2 parallel libuv1-dev libjansson-dev chromium gnuplot-nox
 
 # configure DIR, then the extra cmake arguments. A change of $(CC) starts the
 # directory afresh, since CMake fixes the compiler on first configure.
@@ -50,7 +53,7 @@ define configure
 	@echo "$(CC)" > "$(1)/.procpool-cc"
 endef
 
-.PHONY: all build configure demo test test-build check fault-sweep deps bench install deb asan tsan tsan-run clean help
+.PHONY: all build configure demo test test-build check fault-sweep deps bench plots bench-docs install deb asan tsan tsan-run clean help
 
 all: build
 
@@ -70,8 +73,9 @@ demo: build
 # multi-host MPI test makes network namespaces), GNU parallel (the
 # command's tests compare with it side by side), libuv (examples/eventloop.c,
 # built and run only when it is found), jansson (procpool-trace, the trace
-# renderer, built only when it is found) and Chromium (its test looks at the
-# SVG in headless Chromium; without it that part is skipped).
+# renderer, and test_trace, built only when it is found), Chromium (its test looks at the
+# SVG in headless Chromium; without it that part is skipped) and gnuplot-nox
+# (make bench draws its figures as SVG with it; without it the plots are skipped).
 # As root: apt-get install, running apt-get update first when the package
 # lists are empty or the first install attempt fails. Not root: say how.
 deps:
@@ -125,6 +129,19 @@ fault-sweep: deps
 bench: build
 	$(CMAKE) --build "$(BUILD)" --target bench
 
+# bench/plots.gp alone, on the CSVs that the last make bench left in
+# $(BUILD)/bench (a message instead when gnuplot is missing)
+plots: configure
+	$(CMAKE) --build "$(BUILD)" --target bench_plots
+
+# The plots of the last make bench into docs/bench/, where README.md shows
+# them from; they are then committed (make bench && make bench-docs).
+bench-docs:
+	@ls "$(BUILD)"/bench/*.svg >/dev/null 2>&1 || \
+		{ echo "bench-docs: no SVG in $(BUILD)/bench: run make bench (with gnuplot) first"; exit 1; }
+	mkdir -p docs/bench
+	cp "$(BUILD)"/bench/*.svg docs/bench/
+
 install: build
 	$(CMAKE) --install "$(BUILD)" --prefix "$(PREFIX)"
 
@@ -155,4 +172,4 @@ clean:
 	rm -rf "$(BUILD)" "$(ASAN_BUILD)" "$(TSAN_BUILD)" "$(DEB_BUILD)" build-clang
 
 help:
-	@sed -n '1,19p' Makefile
+	@sed -n '1,24p' Makefile

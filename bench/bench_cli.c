@@ -22,8 +22,12 @@
  * machine; only ratios measured in the same run are comparable. Each
  * section prints the seconds it took (the whole run: about a minute on a
  * slow two-core machine). PROCPOOL_CLI (env) overrides the path of the
- * procpool binary; BENCH_CLI_QUICK=1 runs smaller sizes.
+ * procpool binary; BENCH_CLI_QUICK=1 runs smaller sizes. The jobs/s of the
+ * first section also go to cli.csv in $PROCPOOL_BENCH_CSV_DIR when it is
+ * set (bench_util.h), for bench/plots.gp.
  */
+#include "bench_util.h"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -37,12 +41,6 @@
 #ifndef PROCPOOL_CLI_PATH
 #define PROCPOOL_CLI_PATH "procpool"
 #endif
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Seconds taken by `sh -c cmd`, or -1 when it failed. */
 static double timed(const char *cmd) {
@@ -226,6 +224,12 @@ int main(void) {
         printf("parallel               (GNU parallel not installed)\n");
     printf("limit: posix_spawn+wait %8.0f jobs/s   procpool/limit    = %.0f%% (goal >= 90%%)\n",
            njobs / t_lim[ROUNDS / 2], 100.0 * r_lim[ROUNDS / 2]);
+    const char *hdr = "tool,jobs_per_s";
+    bench_csv("cli", hdr, "procpool -j2,%.1f", njobs / t_pp[ROUNDS / 2]);
+    bench_csv("cli", hdr, "xargs -P2 -n1,%.1f", njobs / t_x[ROUNDS / 2]);
+    if (t_g > 0)
+        bench_csv("cli", hdr, "GNU parallel -j2,%.1f", gjobs / t_g);
+    bench_csv("cli", hdr, "posix_spawn+wait (limit),%.1f", njobs / t_lim[ROUNDS / 2]);
     section_end();
 
     int mb = quick ? 50 : 100;

@@ -608,6 +608,15 @@ int main(int argc, char **argv)
     }
     printf("\n");
 
+    /* ---- apply.csv, for bench/plots.gp ---- */
+    const char *hdr = "name,value,unit";
+    bench_csv("apply", hdr, "pp_apply 1 worker,%.4f,us", bench_csv_val(apply1_us));
+    bench_csv("apply", hdr, "pp_apply 2 workers,%.4f,us", bench_csv_val(apply2_us));
+    bench_csv("apply", hdr, "Python Pool.apply,%.4f,us",
+              bench_csv_val(py_rc == 0 ? py.apply_rtt_us : -1));
+    bench_csv("apply", hdr, "futex ping-pong,%.4f,us", bench_csv_val(futex_us));
+    bench_csv("apply", hdr, "spin+futex ping-pong,%.4f,us", bench_csv_val(spin_us));
+
     /* ---- summary ---- */
     char v[32], a[48];
     double ok;

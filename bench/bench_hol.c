@@ -40,6 +40,10 @@
  * that could not be measured is n/a. Without python3 the Python rows are
  * skipped with a notice.
  *
+ * With PROCPOOL_BENCH_CSV_DIR set (the bench target sets it), b's
+ * percentiles also go to latency.csv there (bench_util.h), for
+ * bench/plots.gp.
+ *
  * BENCH_QUICK=1 (any value but empty or 0): a 0.5 s long task, 250 short
  * ones, one run, 500 tasks for b (a few seconds). The full run takes about
  * 40 s.
@@ -845,6 +849,21 @@ int main(int argc, char **argv)
                "in any pool,\n   and a short task that arrives while both workers run 50 ms "
                "ones waits for one of them)\n",
                LAT_LONG_PCT);
+        /* latency.csv, for bench/plots.gp: all tasks, then the 100 us ones */
+        struct pct none = {-1, -1, -1};
+        struct pct set[2][3] = {{pp_all, tp_all, py_b == 0 ? py.all : none},
+                                {pp_sh, tp_sh, py_b == 0 ? py.shrt : none}};
+        for (int k = 0; k < 2; k++) {
+            const char *who = k ? " (100 us tasks)" : "";
+            const char *hdr = "percentile,procpool_us,pthread_us,python_us";
+            const char *fmt = "%s%s,%.1f,%.1f,%.1f";
+            bench_csv("latency", hdr, fmt, "p50", who, bench_csv_val(set[k][0].p50 * 1e6),
+                      bench_csv_val(set[k][1].p50 * 1e6), bench_csv_val(set[k][2].p50 * 1e6));
+            bench_csv("latency", hdr, fmt, "p99", who, bench_csv_val(set[k][0].p99 * 1e6),
+                      bench_csv_val(set[k][1].p99 * 1e6), bench_csv_val(set[k][2].p99 * 1e6));
+            bench_csv("latency", hdr, fmt, "p99.9", who, bench_csv_val(set[k][0].p999 * 1e6),
+                      bench_csv_val(set[k][1].p999 * 1e6), bench_csv_val(set[k][2].p999 * 1e6));
+        }
     } else {
         printf("b. out of memory: skipped\n");
     }

@@ -16,10 +16,20 @@
  *      cluster into one chunk): goal: AUTO finishes >= 1.3x sooner.
  *      (With 0..39 only, the cluster is too small a share of the work for any
  *      chunking to matter by 1.3x: Python's rule is then within ~12% of ideal.)
+ *   e. for the plots, no goal: pp_map(x*3+1) items/s by chunk size, 1 to
+ *      262 144 (powers of 4), each the best of two runs over enough items for
+ *      about a quarter of a second (map_chunks.csv).
+ *   f. for the plots, no goal: speed-up of a CPU-bound map (chunksize 1,
+ *      items of ~0.64 s of arithmetic in all) on 1 .. 2 x pp_cpu_count()
+ *      workers against the same loop run serially here (speedup.csv; the
+ *      ideal is min(workers, CPUs)); stopped after 10 s.
+ *
+ * With PROCPOOL_BENCH_CSV_DIR set (the bench target sets it), e and f and
+ * nothing else go to CSV files there, for bench/plots.gp.
  *
  * Ends with a summary table. A benchmark never fails: the exit status is 0
  * even when a goal is missed (the row then says MISSED) or a figure could not
- * be measured (n/a). The whole run takes well under 60 s.
+ * be measured (n/a). The whole run takes well under 60 s (e and f: about 10).
  *
  * Usage: bench_map   (run from the source directory, as `make bench` does,
  *                     or anywhere: py_map.py is also looked for next to the
@@ -52,6 +62,10 @@
 #define PY_DEFAULT_ITEMS 1000000
 #define PY_CHUNK1_ITEMS 20000
 #define FIGURE_CAP_S 6.0 /* a figure whose first run took this long runs once */
+#define E_CHUNK_MAX 262144u
+#define E_POINT_S 0.25    /* seconds of one chunk size's measured run */
+#define F_SERIAL_MS 640.0 /* serial work of the speed-up map, in all */
+#define F_CAP_S 10.0      /* the speed-up sweep stops after this long */
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                  */
@@ -208,6 +222,30 @@ static int run_python(const char *argv0, struct py_figures *py)
     return 0;
 }
 
+/* e: items/s of chunks of cs items: a first run over at least 16 chunks
+ * (50 000 items or more), then, when that was quick, the best of two over the
+ * items that take about E_POINT_S at its pace (at most A_ITEMS), which is the
+ * figure (best of two: one run alone is too noisy on a shared machine) */
+static double chunk_point(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t cs,
+                          size_t *n_out)
+{
+    size_t n = cs * 16 > 50000 ? cs * 16 : 50000;
+    if (n > A_ITEMS)
+        n = A_ITEMS;
+    double ips = lin_run(pool, items, res, n, cs);
+    if (ips > 0 && ips * E_POINT_S > (double)n * 1.5) {
+        size_t n2 = ips * E_POINT_S > A_ITEMS ? A_ITEMS : (size_t)(ips * E_POINT_S);
+        if (n2 > n) {
+            n = n2;
+            ips = lin_run(pool, items, res, n, cs);
+            double again = ips > 0 ? lin_run(pool, items, res, n, cs) : -1;
+            ips = again > ips ? again : ips;
+        }
+    }
+    *n_out = n;
+    return ips;
+}
+
 /* ------------------------------------------------------------------------ */
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -352,9 +390,89 @@ int main(int argc, char **argv)
     printf("  chunksize 0:   %8.1f ms\n", d_cs0 * 1e3);
     printf("  PP_CHUNK_AUTO: %8.1f ms  -> %.2fx sooner\n\n", d_auto * 1e3, d_ratio);
 
+    /* ---- e ---- */
+    printf("e. pp_map(x*3+1) by chunk size, %d workers (for the plots; best of 2 runs of "
+           "~%.2f s)\n",
+           WORKERS, E_POINT_S);
+    for (size_t cs = 1; pool && cs <= E_CHUNK_MAX; cs *= 4) {
+        size_t n;
+        double ips = chunk_point(pool, items, res, cs, &n);
+        if (ips < 0)
+            break;
+        printf("  chunksize %6zu: %12.0f items/s  (over %zu items)\n", cs, ips, n);
+        bench_csv("map_chunks", "chunksize,items_per_s", "%zu,%.0f", cs, ips);
+    }
+    printf("\n");
+
     pp_pool_destroy(pool);
+
+    /* ---- f ---- */
+    int f_cpus = pp_cpu_count() > 0 ? pp_cpu_count() : 1;
+    int f_maxw = 2 * f_cpus;
+    int f_n = 8 * f_maxw > 64 ? 8 * f_maxw : 64;
+    double f_item_ms = F_SERIAL_MS / f_n;
+    printf("f. speed-up of a CPU-bound map: %d items of ~%.1f ms, chunksize 1, 1..%d workers "
+           "(2 x %d CPUs) vs serial (for the plots)\n",
+           f_n, f_item_ms, f_maxw, f_cpus);
+    struct cpu_item *fitems = malloc((size_t)f_n * sizeof *fitems);
+    uint64_t *fser = malloc((size_t)f_n * sizeof *fser);
+    uint64_t *fres = malloc((size_t)f_n * sizeof *fres);
+    if (fitems && fser && fres) {
+        uint64_t f_iters = (uint64_t)((double)c_iters * f_item_ms / C_ITEM_MS);
+        for (int i = 0; i < f_n; i++) {
+            fitems[i].seed = (uint64_t)i * 104729 + 3;
+            fitems[i].iters = f_iters ? f_iters : 1;
+        }
+        double f_start = now(), f_serial = -1;
+        for (int r = 0; r < 2; r++) { /* best of 2 */
+            double t0 = now();
+            for (int i = 0; i < f_n; i++)
+                fser[i] = spin_work(fitems[i].seed, fitems[i].iters);
+            double dt = now() - t0;
+            if (f_serial < 0 || dt < f_serial)
+                f_serial = dt;
+        }
+        printf("  serial:      %8.1f ms\n", f_serial * 1e3);
+        for (int w = 1; w <= f_maxw; w++) {
+            if (now() - f_start > F_CAP_S) {
+                printf("  (over %.0f s: stopped before %d workers)\n", F_CAP_S, w);
+                break;
+            }
+            pp_pool_t *fp = make_pool(w);
+            if (!fp)
+                break;
+            /* every worker up and running before the clock starts */
+            int rc =
+                pp_map(fp, task_lin, items, sizeof *items, (size_t)(4 * w), res, sizeof *res, 1);
+            double t0 = now();
+            if (rc == 0)
+                rc = pp_map(fp, task_cpu, fitems, sizeof *fitems, (size_t)f_n, fres, sizeof *fres,
+                            1);
+            double dt = now() - t0;
+            pp_pool_destroy(fp);
+            if (rc != 0) {
+                printf("  pp_map: %s\n", pp_strerror(rc));
+                break;
+            }
+            if (memcmp(fser, fres, (size_t)f_n * sizeof *fres) != 0) {
+                printf("  pp_map: WRONG RESULTS\n");
+                break;
+            }
+            int ideal = w < f_cpus ? w : f_cpus;
+            printf("  %3d worker%s %8.1f ms  -> speedup %.2fx (ideal %dx)\n", w,
+                   w == 1 ? ": " : "s:", dt * 1e3, f_serial / dt, ideal);
+            bench_csv("speedup", "workers,seconds,speedup,ideal", "%d,%.6f,%.4f,%d", w, dt,
+                      f_serial / dt, ideal);
+        }
+    } else {
+        printf("  out of memory: skipped\n");
+    }
+    free(fitems);
+    free(fser);
+    free(fres);
     free(items);
     free(res);
+    printf("\n");
 
     /* ---- Python ---- */
     printf("Python anchor: multiprocessing.Pool(%d).map over %d ints (default chunks) and %d "

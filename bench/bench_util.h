@@ -1,9 +1,10 @@
 /*
  * bench_util.h - small helpers shared by the benchmarks (static inline only):
  * timing, the load average and a pool at start, the anchor scripts, the
- * CPU-bound task and the summary table that every benchmark ends with. Each
- * benchmark gets its own copy of all of it, the task included (a task must
- * live in the program that runs it).
+ * CPU-bound task, the summary table that every benchmark ends with and the
+ * CSV files that bench/plots.gp draws. Each benchmark gets its own copy of
+ * all of it, the task included (a task must live in the program that runs
+ * it).
  */
 #ifndef PP_BENCH_UTIL_H
 #define PP_BENCH_UTIL_H
@@ -12,10 +13,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,6 +308,51 @@ static inline void fmt_ms(char *buf, size_t size, double s)
         snprintf(buf, size, "n/a");
     else
         snprintf(buf, size, "%.1f ms", s * 1e3);
+}
+
+/* ------------------------------------------------------------------------ */
+/* figures as CSV (drawn by bench/plots.gp)                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Appends one row to $PROCPOOL_BENCH_CSV_DIR/<name>.csv, writing `header`
+ * (the column names, comma-separated) first when the file is new or empty;
+ * the directory is made when missing. The row is printf's fmt and its
+ * arguments, without the newline; a figure that could not be measured is
+ * written as NaN (gnuplot leaves it out). Nothing happens when the variable
+ * is unset or empty, so a benchmark run by hand writes no file; the bench
+ * target sets it to <build>/bench and removes the CSVs of the run before.
+ * A file that cannot be written is a line on stderr, never a failure. */
+__attribute__((format(printf, 3, 4))) static inline void
+bench_csv(const char *name, const char *header, const char *fmt, ...) {
+    const char *dir = getenv("PROCPOOL_BENCH_CSV_DIR");
+    if (!dir || !*dir)
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.csv", dir, name);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "bench: cannot make %s: %s\n", dir, strerror(errno));
+        return;
+    }
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "bench: cannot open %s: %s\n", path, strerror(errno));
+        return;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0)
+        fprintf(f, "%s\n", header);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+}
+
+/* v for a CSV field: NaN when v <= 0 (a figure that could not be measured,
+ * as the benchmarks keep it), else v. */
+static inline double bench_csv_val(double v) {
+    return v > 0 ? v : (double)NAN;
 }
 
 #endif
