@@ -39,7 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PP__TRACE_FLUSH (64u * 1024u)          /* write once the buffer holds this much */
+#define PP__TRACE_FLUSH (256u * 1024u)         /* write once the buffer holds this much */
 #define PP__TRACE_FLUSH_NS 100000000ull        /* or once the last write is this old */
 #define PP__TRACE_COUNTER_NS 1000000ull        /* queue counters at most this often */
 #define PP__TRACE_EVENT_MAX 4096u              /* an event's bytes, names escaped and capped */
@@ -73,7 +73,7 @@ struct pp__trace {
         uintptr_t fn;
         char name[PP__TRACE_NAME_MAX];
     } names[PP__TRACE_NAMES];
-    char space[2][PP__TRACE_FLUSH + PP__TRACE_EVENT_MAX];
+    char (*space)[PP__TRACE_FLUSH + PP__TRACE_EVENT_MAX]; /* two buffers */
     struct pp__trace *next;
 };
 
@@ -307,11 +307,15 @@ int pp__trace_open(pp_pool_t *pool) {
     int err = 0;
     if (!t) {
         t = calloc(1, sizeof *t);
-        char *copy = t ? strdup(path) : NULL;
+        if (t)
+            t->space = malloc(2 * sizeof *t->space);
+        char *copy = t && t->space ? strdup(path) : NULL;
         int fd = copy ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
         if (fd < 0) {
             err = copy ? -errno : -ENOMEM;
             free(copy);
+            if (t)
+                free(t->space);
             free(t);
             pthread_mutex_unlock(&g_lock);
             if (from_env) {
@@ -357,8 +361,7 @@ int pp__trace_open(pp_pool_t *pool) {
     meta(t, id, -1, "process_sort_index", "sort_index", NULL, id);
     for (int i = 0; i < pool->nworkers; i++) {
         snprintf(name, sizeof name, "worker %d", i);
-        meta(t, id, i, "thread_name", "name", name, 0);
-        meta(t, id, i, "thread_sort_index", "sort_index", NULL, i);
+        pp__trace_lane(pool, i, name);
     }
     return 0;
 }
@@ -388,6 +391,7 @@ void pp__trace_close(pp_pool_t *pool) {
     if (t->gen != pp__fork_generation()) {
         /* a forked child's copy: no flusher here, its lock in any state */
         close(t->fd);
+        free(t->space);
         free(t->path);
         free(t);
         return;
@@ -403,6 +407,7 @@ void pp__trace_close(pp_pool_t *pool) {
     close(t->fd);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
+    free(t->space);
     free(t->path);
     free(t);
 }
