@@ -1,8 +1,10 @@
 # ---------------------------------------------------------------------------
-# procpool-trace (tools/trace_svg.c): draws a trace file (docs/tracing.md) as
-# one self-contained SVG. It parses JSON with jansson, found by pkg-config
-# (Debian: libjansson-dev); without it the program is left out, with a
-# notice. It does not link the library: it only reads the file.
+# procpool-trace (tools/trace_read.c reads, tools/trace_svg.c draws; the
+# model they share is tools/trace_model.h): draws a trace file
+# (docs/tracing.md) as one self-contained SVG. It parses JSON with jansson,
+# found by pkg-config (Debian: libjansson-dev); without it the program is
+# left out, with a notice. It does not link the library: it only reads the
+# file.
 # ---------------------------------------------------------------------------
 if(PROCPOOL_CLI)
   find_package(PkgConfig QUIET)
@@ -10,7 +12,8 @@ if(PROCPOOL_CLI)
     pkg_check_modules(JANSSON QUIET IMPORTED_TARGET jansson)
   endif()
   if(JANSSON_FOUND)
-    add_executable(procpool_trace "${PROJECT_SOURCE_DIR}/tools/trace_svg.c")
+    add_executable(procpool_trace "${PROJECT_SOURCE_DIR}/tools/trace_read.c"
+      "${PROJECT_SOURCE_DIR}/tools/trace_svg.c")
     set_target_properties(procpool_trace PROPERTIES OUTPUT_NAME procpool-trace)
     target_compile_definitions(procpool_trace PRIVATE
       "PROCPOOL_TRACE_VERSION=\"${PROJECT_VERSION}\"")
