@@ -53,6 +53,8 @@
     XX(ENAMETOOLONG, "a file name is too long")                                    \
     XX(ELOOP, "too many levels of symbolic links")                                 \
     XX(ETXTBSY, "the program file is busy")                                        \
+    XX(EISDIR, "the file is a directory")                                          \
+    XX(EROFS, "the file system is read-only")                                      \
     XX(EPROTO, "a protocol error occurred")
 
 /* Fold a code to the value a switch can test: own codes stay negative,
