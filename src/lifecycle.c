@@ -176,7 +176,6 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     }
     if (!remote)
         pp__arenas_create(p); /* large results land in shared memory (none if it is small) */
-
     pp__registry_add(p);
 
     sigset_t all, old;

@@ -160,7 +160,8 @@ static void reply_opened(uint32_t id, int workers, int err) {
     struct opened_msg {
         pp__mhdr_t h;
         pp__mopened_t o;
-    } m = {{.type = PP__M_OPENED, .pool = id, .count = 1}, {.workers = workers, .err = err, .clock_ns = pp__now_ns(), .boot = pp__mpi_boot_id()}};
+    } m = {{.type = PP__M_OPENED, .pool = id, .count = 1},
+           {.workers = workers, .err = err, .clock_ns = pp__now_ns(), .boot = pp__mpi_boot_id()}};
     struct opened_msg *msg = malloc(sizeof *msg);
     if (msg) {
         *msg = m;

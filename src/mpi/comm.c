@@ -252,8 +252,6 @@ static void finalize_rank0(void) {
     pp__mpi_on = false;
 }
 
-/* The core's loader (backend.c) calls this before main(), once it has
- * checked PROCPOOL_BACKEND=mpi and a launcher. */
 uint64_t pp__mpi_boot_id(void) {
     static _Atomic uint64_t cached; /* once per process; the file does not change */
     uint64_t id = atomic_load_explicit(&cached, memory_order_relaxed);
@@ -274,6 +272,8 @@ uint64_t pp__mpi_boot_id(void) {
     return id;
 }
 
+/* The core's loader (backend.c) calls this before main(), once it has
+ * checked PROCPOOL_BACKEND=mpi and a launcher. */
 int pp__mpi_start(void) {
     int provided = 0;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
