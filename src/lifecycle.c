@@ -49,7 +49,6 @@ void pp__pool_unref(pp_pool_t *pool) {
 /* Release every fd and mapping. The supervisor has exited. */
 static void teardown(pp_pool_t *p) {
     pp__registry_remove(p);
-    pp__trace_close(p);
     if (p->remote)
         pp__remote_close(p, true); /* no-op if the supervisor already did */
     pthread_mutex_lock(&p->lock);
@@ -64,6 +63,9 @@ static void teardown(pp_pool_t *p) {
     pp__close(&p->death_pipe[1]);
     pp__close(&p->zygote_sock);
     pp__close(&p->zygote_pidfd);
+    /* last, under the lock: a waiter still draining, or the MPI hub with a
+     * late result, sees torn_down or a NULL trace, never a closed writer */
+    pp__trace_close(p);
     pthread_mutex_unlock(&p->lock);
     /* futures holding results in shared memory keep it mapped until the
      * last of them is freed (then free_pool unmaps it) */
