@@ -985,7 +985,9 @@ static void halt_now(pp_pool_t *pool, bool *halting, int *status, bool *killed) 
 
 /* -j FILE: the number of jobs in the file, as -j takes it (0: as many as
  * possible, here the workers there are); -1 when it cannot be read. Read
- * again only when the file changed. */
+ * again only when the file changed (its modification time; one read while
+ * the file was being written, or within 50 ms of its change, is not
+ * trusted to have seen the last write). */
 static int jobs_from_file(bool must) {
     static struct timespec seen;
     static int last = -1;
@@ -997,7 +999,6 @@ static int jobs_from_file(bool must) {
     }
     if (last >= 0 && st.st_mtim.tv_sec == seen.tv_sec && st.st_mtim.tv_nsec == seen.tv_nsec)
         return last;
-    seen = st.st_mtim;
     FILE *f = fopen(O.jobs_file, "re");
     char buf[128] = "";
     if (f) {
@@ -1011,8 +1012,19 @@ static int jobs_from_file(bool must) {
     if (cli_parse_jobs(buf, &n, err, sizeof err) < 0) {
         if (must)
             die("-j %s: %s", O.jobs_file, err);
-        return last; /* a file being written: keep the last value */
+        return last; /* a file being written: keep the last value, read it again next time */
     }
+    /* Trust the modification time only once it is past the file system's
+     * timestamp granularity: a write in the same tick as the one read here
+     * (truncate, then write) would leave the time unchanged. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
+                 (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+    if (age > 0.05)
+        seen = st.st_mtim;
+    else
+        seen = (struct timespec){0};
     return last = n;
 }
 
