@@ -249,7 +249,8 @@ PP_EXTERN int pp_cpu_count(void);
  *           too small for a worker's rings: shared memory is made of
  *           memfds, which are files.
  *  -ENOENT, -EACCES, -EISDIR, -EROFS, -ENOSPC, ...  opt->trace_file could
- *           not be created (open(2)'s error). A PROCPOOL_TRACE file that cannot be opened
+ *           not be created (open(2)'s error; -ENXIO: a FIFO that nobody
+ *           reads, which is never waited for). A PROCPOOL_TRACE file that cannot be opened
  *           only prints a warning: the pool runs without a trace.
  *  -EMFILE, -ENFILE  no descriptor free for the pool's eventfd, pipe,
  *           memfds or sockets (RLIMIT_NOFILE, or the system's limit): a pool

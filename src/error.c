@@ -55,6 +55,7 @@
     XX(ETXTBSY, "the program file is busy")                                        \
     XX(EISDIR, "the file is a directory")                                          \
     XX(EROFS, "the file system is read-only")                                      \
+    XX(ENXIO, "no such device or address (a FIFO without a reader)")               \
     XX(EPROTO, "a protocol error occurred")
 
 /* Fold a code to the value a switch can test: own codes stay negative,

@@ -316,7 +316,15 @@ int pp__trace_open(pp_pool_t *pool) {
         if (t)
             t->space = malloc(2 * sizeof *t->space);
         char *copy = t && t->space ? strdup(path) : NULL;
-        int fd = copy ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+        /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of
+         * blocking pool creation, and one whose reader stops fails a write
+         * (EAGAIN: the trace ends) instead of holding the flusher, and with
+         * it the pool, forever. Regular files write blocking as usual. */
+        int fd = copy ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644)
+                      : -1;
+        struct stat sb;
+        if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         if (fd < 0) {
             err = copy ? -errno : -ENOMEM;
             free(copy);

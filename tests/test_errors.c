@@ -177,7 +177,7 @@ static const struct {
     E_(ENOSYS),  E_(EBADF),      E_(ECONNRESET), E_(E2BIG),    E_(ENOEXEC),
     E_(EACCES),  E_(EFBIG),      E_(EOWNERDEAD), E_(ENOTRECOVERABLE),
     E_(ECANCELED), E_(ENOBUFS),  E_(ETOOMANYREFS), E_(ENODEV), E_(ENAMETOOLONG),
-    E_(ELOOP),   E_(ETXTBSY),    E_(EPROTO),     E_(EISDIR),   E_(EROFS),
+    E_(ELOOP),   E_(ETXTBSY),    E_(EPROTO),     E_(EISDIR),   E_(EROFS),    E_(ENXIO),
 #undef E_
 };
 

@@ -425,6 +425,15 @@ static void test_bad_path(void **state) {
     assert_rc(pp_pool_create(&pool, &opt), -ENOENT);
     assert_null(pool);
     assert_int_equal(ppt_count_fds(), fds);
+    /* a FIFO nobody reads: an error at once, never a blocked create */
+    char fifo[128];
+    path_of(fifo, sizeof fifo, "fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    opt.trace_file = fifo;
+    assert_rc(pp_pool_create(&pool, &opt), -ENXIO);
+    assert_null(pool);
+    assert_int_equal(ppt_count_fds(), fds);
+    unlink(fifo);
     setenv("PROCPOOL_TRACE", path, 1);
     pool = ppt_pool(1);
     unsetenv("PROCPOOL_TRACE");
