@@ -270,6 +270,17 @@ static void ev_head(pp__trace_t *t, const char *ph, const char *name, int pid, l
     }
 }
 
+/* "key":sval (a JSON string), or "key":ival when sval is NULL */
+static void put_arg(pp__trace_t *t, const char *key, const char *sval, long ival) {
+    put(t, "\"");
+    put(t, key);
+    put(t, "\":");
+    if (sval)
+        put_str(t, sval);
+    else
+        put_i64(t, ival);
+}
+
 static void put_signal(pp__trace_t *t, int sig) {
     const char *abbrev = sigabbrev_np(sig);
     char name[32];
@@ -285,13 +296,8 @@ static void meta(pp__trace_t *t, int pid, long tid, const char *what, const char
     if (!ev_begin(t))
         return;
     ev_head(t, "M", what, pid, tid, 0);
-    put(t, ",\"args\":{\"");
-    put(t, key);
-    put(t, "\":");
-    if (sval)
-        put_str(t, sval);
-    else
-        put_i64(t, ival);
+    put(t, ",\"args\":{");
+    put_arg(t, key, sval, ival);
     put(t, "}}");
     ev_end(t, 0);
 }
@@ -576,13 +582,9 @@ void pp__trace_instant(pp_pool_t *pool, int lane, const char *name, pid_t worker
         put_u64(t, (uint64_t)worker_pid);
     }
     if (key) {
-        put(t, worker_pid > 0 ? ",\"" : "\"");
-        put(t, key);
-        put(t, "\":");
-        if (sval)
-            put_str(t, sval);
-        else
-            put_i64(t, ival);
+        if (worker_pid > 0)
+            put(t, ",");
+        put_arg(t, key, sval, ival);
     }
     put(t, "}}");
     if (now >= pool->trace_counter_ns + PP__TRACE_COUNTER_NS)
