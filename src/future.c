@@ -21,6 +21,7 @@
  * future, others in a malloc'd block or a read-only mapping of the worker's
  * sealed memfd; they stay valid until pp_future_free.
  */
+#include "tuning.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -31,7 +32,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define WAIT_SPIN_NS 50000u
 
 pp_future_t *pp__future_new(pp_pool_t *pool) {
     pp_future_t *f = malloc(sizeof *f);
@@ -157,7 +157,7 @@ int pp_future_wait(pp_future_t *f, double timeout) {
     pp_pool_t *pool = f->pool;
     atomic_fetch_add_explicit(&pool->drainers, 1, memory_order_seq_cst);
     bool done = false;
-    while (pp__now_ns() - start < WAIT_SPIN_NS) {
+    while (pp__now_ns() - start < PP__SPIN_NS) {
         pp__drain(pool, false);
         if ((done = is_done(f)))
             break;

@@ -21,6 +21,7 @@
  * hands them to the dispatcher. The input is only read as fast as results
  * are consumed, so inputs larger than memory can be mapped.
  */
+#include "tuning.h"
 #include "job.h"
 
 #include <errno.h>
@@ -169,7 +170,7 @@ static void top_up(pp_pool_t *pool, pp__job_t *j) {
            (pool->joining || j->sent + j->held + j->nfed_chunks < j->window)) {
         size_t target = j->chunk;
         if (j->autochunk)
-            target = j->item_ns ? (size_t)(AUTO_TARGET_NS / j->item_ns) : 1;
+            target = j->item_ns ? (size_t)(PP__AUTO_TARGET_NS / j->item_ns) : 1;
         if (target < 1)
             target = 1;
         size_t lo = j->fed; /* the stashed item, if any, comes first */
@@ -351,7 +352,7 @@ int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data
         atomic_fetch_add_explicit(&pool->drainers, 1, memory_order_seq_cst);
         uint64_t s0 = pp__now_ns();
         bool moved = false;
-        while (pp__now_ns() - s0 < ITER_SPIN_NS) {
+        while (pp__now_ns() - s0 < PP__SPIN_NS) {
             pp__drain(pool, false);
             if ((moved = atomic_load_explicit(&j->wake, memory_order_acquire) != seq))
                 break;

@@ -6,13 +6,12 @@
 #ifndef PP_JOB_H
 #define PP_JOB_H
 
+#include "tuning.h"
 #include "internal.h"
 
-#define AUTO_TARGET_NS 2000000u /* a chunk's worth of work under PP_CHUNK_AUTO */
 #define WINDOW_PER_WORKER 4     /* iterator: chunks sent or held, per worker */
 #define MAP_WINDOW_PER_WORKER 64
 #define CHUNK_BYTES (PP__INLINE_MAX - sizeof(pp__task_hdr_t) - 64)
-#define ITER_SPIN_NS 50000u
 
 enum { PP__JOB_MAP = 1, PP__JOB_ITER };
 

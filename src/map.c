@@ -17,7 +17,7 @@
  * with that error instead of waiting forever.
  *
  * Sizes: chunksize 0 is Python's rule; PP_CHUNK_AUTO starts with one item
- * per chunk, then aims at AUTO_TARGET_NS of work per chunk from the smoothed
+ * per chunk, then aims at PP__AUTO_TARGET_NS of work per chunk from the smoothed
  * time per item, and near the end caps chunks at a share of what is left so
  * that the workers finish together.
  *
@@ -47,6 +47,7 @@
  * once more, so pp_pool_join waits for them; while joining, iterators'
  * windows are lifted so that join never waits on an unread iterator.
  */
+#include "tuning.h"
 #include "decode.h"
 
 #include <errno.h>
@@ -225,7 +226,7 @@ static size_t chunk_len(pp_pool_t *pool, pp__job_t *j) {
     size_t left = j->count - j->next;
     size_t n = j->chunk;
     if (j->autochunk) {
-        n = j->item_ns ? (size_t)(AUTO_TARGET_NS / j->item_ns) : 1;
+        n = j->item_ns ? (size_t)(PP__AUTO_TARGET_NS / j->item_ns) : 1;
         size_t share = (left + 2 * (size_t)pool->size - 1) / (2 * (size_t)pool->size);
         if (n > share)
             n = share;

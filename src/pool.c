@@ -26,6 +26,7 @@
  * Lifecycle requests (close, join, terminate) are carried out by the
  * supervisor thread (supervise.c); callers wait on pool->cond.
  */
+#include "tuning.h"
 #include "decode.h"
 
 #include <errno.h>
@@ -40,7 +41,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEPTH_TARGET_NS 1000000u
 #define MEMFD_MAX 32u /* large arguments out per worker (their fds sit in its socket) */
 
 void pp_options_init(pp_options_t *opt) {
@@ -54,13 +54,13 @@ int pp__worker_depth(const pp_pool_t *pool) {
     uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
     if (avg == 0)
         return 4;
-    uint64_t d = DEPTH_TARGET_NS / avg;
+    uint64_t d = PP__DEPTH_TARGET_NS / avg;
     /* one queued behind the running task while tasks are short enough that
      * a hand-off gap would show (stealing takes it back if the running one
      * runs long); longer tasks wait in the shared queue for the first
      * worker free, in order */
     if (d < 2)
-        d = avg <= 2 * DEPTH_TARGET_NS ? 2 : 1;
+        d = avg <= 2 * PP__DEPTH_TARGET_NS ? 2 : 1;
     if (d > PP__INFLIGHT_MAX)
         d = PP__INFLIGHT_MAX;
     return (int)d;
@@ -233,8 +233,6 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
 /* work-conserving dispatch                                          */
 /* ---------------------------------------------------------------- */
 
-#define STEAL_MIN_NS 500000u   /* records waiting this long behind a running task... */
-#define STEAL_MAX_NS 2000000u  /* ...or twice the average task time, up to this */
 
 static bool idle_worker(const pp_pool_t *pool, const pp__worker_t *w) {
     return w->state == PP__W_READY && !w->broken && w->chan.ctrl && w->seq_done == w->seq_next &&
@@ -303,8 +301,8 @@ int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now) {
     if (!idle)
         return -1;
     uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
-    uint64_t min_age = 2 * avg < STEAL_MIN_NS ? STEAL_MIN_NS
-                       : 2 * avg > STEAL_MAX_NS ? STEAL_MAX_NS
+    uint64_t min_age = 2 * avg < PP__STEAL_MIN_NS ? PP__STEAL_MIN_NS
+                       : 2 * avg > PP__STEAL_MAX_NS ? PP__STEAL_MAX_NS
                                                 : 2 * avg;
     int64_t next = -1;
     int stolen = 0;

@@ -27,6 +27,7 @@
  * eventfd counts nothing: it is made readable when the done list becomes
  * non-empty and read empty when it becomes empty (level-triggered).
  */
+#include "tuning.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -36,8 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WAIT_SPIN_NS 50000u
-#define SLICE_NS 100000000u /* longest sleep before looking again */
 
 _Atomic uint32_t pp__wait_seq;
 _Atomic uint32_t pp__wait_sleepers;
@@ -105,7 +104,7 @@ int pp_wait(pp_future_t *const *fs, size_t n, int return_when, double timeout) {
             return ndone;
         for (int i = 0; i < 32; i++)
             pp__cpu_relax();
-    } while (timeout != 0 && pp__now_ns() - start < WAIT_SPIN_NS);
+    } while (timeout != 0 && pp__now_ns() - start < PP__SPIN_NS);
     for (;;) {
         uint64_t el = pp__now_ns() - start;
         if (el >= limit)
@@ -114,8 +113,8 @@ int pp_wait(pp_future_t *const *fs, size_t n, int return_when, double timeout) {
         uint32_t seq = atomic_load_explicit(&pp__wait_seq, memory_order_seq_cst);
         bool holds = wait_holds(fs, n, return_when, &ndone);
         if (!holds) {
-            uint64_t left = limit == UINT64_MAX ? SLICE_NS : limit - el;
-            pp__futex_wait(&pp__wait_seq, seq, (int64_t)(left < SLICE_NS ? left : SLICE_NS),
+            uint64_t left = limit == UINT64_MAX ? PP__QUEUE_SLICE_NS : limit - el;
+            pp__futex_wait(&pp__wait_seq, seq, (int64_t)(left < PP__QUEUE_SLICE_NS ? left : PP__QUEUE_SLICE_NS),
                            false);
         }
         atomic_fetch_sub_explicit(&pp__wait_sleepers, 1, memory_order_relaxed);
@@ -294,7 +293,7 @@ int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **fp) {
             pthread_mutex_unlock(&qlock);
             return -ETIMEDOUT;
         }
-        if (!drained_once || el < WAIT_SPIN_NS) {
+        if (!drained_once || el < PP__SPIN_NS) {
             /* collect results ourselves; the pool stays alive while we do
              * (the pending future may be freed meanwhile) */
             pp_pool_t *pool = q->pend->pool;
@@ -308,8 +307,8 @@ int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **fp) {
             pthread_mutex_lock(&qlock);
             continue;
         }
-        uint64_t left = limit == UINT64_MAX ? SLICE_NS : limit - el;
-        uint64_t until = pp__now_ns() + (left < SLICE_NS ? left : SLICE_NS);
+        uint64_t left = limit == UINT64_MAX ? PP__QUEUE_SLICE_NS : limit - el;
+        uint64_t until = pp__now_ns() + (left < PP__QUEUE_SLICE_NS ? left : PP__QUEUE_SLICE_NS);
         struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
         q->sleepers++;
         pthread_cond_timedwait(&q->cond, &qlock, &ts);

@@ -51,6 +51,7 @@
  * once all work is done, does the same to a zygote that alone has held it
  * up for 1 s.
  */
+#include "tuning.h"
 #include "decode.h"
 
 #include <errno.h>
@@ -68,13 +69,7 @@
 #define P_PIDFD 3
 #endif
 
-#define TERM_GRACE_NS 200000000u   /* SIGTERM, then SIGKILL after this */
-#define EARLY_DEATH_NS 1000000000u /* a death this soon after birth, with no task done, is early */
 #define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
-#define PASSIVE_MS 2               /* re-check period while waiters drain for us */
-#define ZYGOTE_START_NS 10000000000ull /* create gives up on a zygote silent this long */
-#define PIDLESS_POLL_MS 50         /* no pidfd: look for our children's deaths this often */
-#define ZYGOTE_WAIT_NS 1000000000u /* longest wait for the zygote's DIED report or answer */
 
 static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
 
@@ -359,7 +354,7 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
     if (!(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0))
         pp__stat_add(&pool->st_deaths, 1);
     bool early = !booted && w->completed == 0 && raw_started == 0 && !w->timed_out &&
-                 pp__now_ns() - w->born_ns < EARLY_DEATH_NS &&
+                 pp__now_ns() - w->born_ns < PP__EARLY_DEATH_NS &&
                  !(w->have_status && w->wait_code == CLD_EXITED && w->wait_status == 0);
     char tmo[200]; /* the running task's timeout, when it ran past it */
     tmo[0] = 0;
@@ -601,7 +596,7 @@ static void pidfd_ready(pp_pool_t *pool, pp__worker_t *w) {
 
 /* A zygote child whose pidfd fired waits for the zygote's DIED report,
  * which carries its status; a stopped or stuck zygote must not keep the
- * death unhandled, so after ZYGOTE_WAIT_NS it is handled with the status
+ * death unhandled, so after PP__ZYGOTE_WAIT_NS it is handled with the status
  * unknown (a late report then matches no worker and is dropped). Returns
  * the poll timeout (ms) this needs, or -1. Pool lock held. */
 static int64_t check_died_reports(pp_pool_t *pool, uint64_t now) {
@@ -611,11 +606,11 @@ static int64_t check_died_reports(pp_pool_t *pool, uint64_t now) {
         if (w->state == PP__W_EMPTY || !w->from_zygote || !w->exited)
             continue;
         uint64_t waited = now > w->exited_ns ? now - w->exited_ns : 0;
-        if (waited >= ZYGOTE_WAIT_NS) {
+        if (waited >= PP__ZYGOTE_WAIT_NS) {
             handle_death(pool, w);
             continue;
         }
-        int64_t ms = (int64_t)((ZYGOTE_WAIT_NS - waited) / 1000000u) + 1;
+        int64_t ms = (int64_t)((PP__ZYGOTE_WAIT_NS - waited) / 1000000u) + 1;
         if (next < 0 || ms < next)
             next = ms;
     }
@@ -661,7 +656,7 @@ static int64_t check_pidless(pp_pool_t *pool) {
         memset(&info, 0, sizeof info);
         int r = waitid(P_PID, (id_t)w->pid, &info, WEXITED | WNOHANG);
         if (r == 0 && info.si_pid == 0) {
-            next = PIDLESS_POLL_MS; /* still running */
+            next = PP__PIDLESS_POLL_MS; /* still running */
             continue;
         }
         if (r == 0) {
@@ -678,8 +673,6 @@ static int64_t check_pidless(pp_pool_t *pool) {
 /* task timeouts                                                     */
 /* ---------------------------------------------------------------- */
 
-#define TIMEOUT_TICK_MS 20    /* look at running tasks this often while any is in flight */
-#define TIMEOUT_KILL_NS 50000000u /* SIGTERM, then SIGKILL this much later */
 
 /* Kill workers whose running task is past its deadline; returns the poll
  * timeout (ms) needed to catch the next one, or -1. Pool lock held. */
@@ -701,11 +694,11 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
                 w->kill_at = 0;
             }
             if (w->kill_at)
-                next = next < 0 ? TIMEOUT_TICK_MS : next;
+                next = next < 0 ? PP__TIMEOUT_TICK_MS : next;
             continue;
         }
         uint64_t started = atomic_load_explicit(&w->chan.ctrl->tasks_started, memory_order_acquire);
-        int64_t wait_ms = TIMEOUT_TICK_MS;
+        int64_t wait_ms = PP__TIMEOUT_TICK_MS;
         if (started > w->seq_done && started <= w->seq_next) {
             pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
             /* its own limit, else the pool's; none: nothing to watch */
@@ -729,7 +722,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             if (!s->start_ns) {
                 /* the worker says when it began; believe it only within reason */
                 uint64_t t = atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
-                s->start_ns = pp__dec_start_ns(t, now, TIMEOUT_TICK_MS * 4000000ull);
+                s->start_ns = pp__dec_start_ns(t, now, PP__TIMEOUT_TICK_MS * 4000000ull);
             }
             uint64_t deadline = s->start_ns + limit;
             if (now >= deadline) {
@@ -740,9 +733,9 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
                                       (long)(limit / 1000000u));
                 w->timeout_own = !s->job && s->timeout_ns > 0;
                 pp__stat_add(&pool->st_timeouts, 1);
-                w->kill_at = now + TIMEOUT_KILL_NS;
+                w->kill_at = now + PP__TIMEOUT_KILL_NS;
                 pp__worker_signal(pool, w, SIGTERM);
-                wait_ms = TIMEOUT_KILL_NS / 1000000u;
+                wait_ms = PP__TIMEOUT_KILL_NS / 1000000u;
             } else if ((deadline - now) / 1000000u < (uint64_t)wait_ms) {
                 wait_ms = (int64_t)((deadline - now) / 1000000u) + 1;
             }
@@ -765,7 +758,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
  * zygote). Deaths, results and reports are then handled as after a poll,
  * one tick late, and the loop never spins. Returns the count marked. */
 static int poll_by_hand(pp_pool_t *pool, struct pollfd *pfd, size_t n, pp__worker_t **who) {
-    struct timespec ts = {0, TIMEOUT_TICK_MS * 1000000L};
+    struct timespec ts = {0, PP__TIMEOUT_TICK_MS * 1000000L};
     nanosleep(&ts, NULL);
     int marked = 0;
     pthread_mutex_lock(&pool->lock);
@@ -793,11 +786,11 @@ static int poll_by_hand(pp_pool_t *pool, struct pollfd *pfd, size_t n, pp__worke
  * fork's errno) so that create fails with that errno, as it does when the
  * parent's own fork or posix_spawn fails, and returns with every worker
  * born. A full socket (-EAGAIN) is waited out; a zygote that dies, or is
- * silent for ZYGOTE_START_NS, fails create with -ECHILD. */
+ * silent for PP__ZYGOTE_START_NS, fails create with -ECHILD. */
 static int start_all(pp_pool_t *pool) {
     bool zygote = pool->opt.start_method == PP_START_FORKSERVER;
     bool direct = pool->opt.start_method == PP_START_FORK;
-    uint64_t deadline = pp__now_ns() + ZYGOTE_START_NS;
+    uint64_t deadline = pp__now_ns() + PP__ZYGOTE_START_NS;
     int next = 0;
     for (;;) {
         int err = 0;
@@ -827,7 +820,7 @@ static int start_all(pp_pool_t *pool) {
         pthread_mutex_lock(&pool->lock);
         if (r > 0) {
             zygote_message(pool);
-            deadline = pp__now_ns() + ZYGOTE_START_NS;
+            deadline = pp__now_ns() + PP__ZYGOTE_START_NS;
         }
     }
 }
@@ -946,7 +939,7 @@ void *pp__supervisor_main(void *arg) {
                 pp__remote_cancel(pool);
             ask_workers_to_stop(pool); /* a live worker leaves once its ring is empty */
             signal_all(pool, SIGTERM);
-            term_at = now + TERM_GRACE_NS;
+            term_at = now + PP__TERM_GRACE_NS;
         }
         if (killed && !all_empty(pool)) {
             if (now >= term_at) {
@@ -957,7 +950,7 @@ void *pp__supervisor_main(void *arg) {
                     for (int i = 0; i < pool->nworkers; i++)
                         if (pool->workers[i].state != PP__W_EMPTY && pool->workers[i].from_zygote)
                             kill_zygote(pool);
-                term_at = now + TERM_GRACE_NS;
+                term_at = now + PP__TERM_GRACE_NS;
             }
             int64_t ms = (int64_t)((term_at - now) / 1000000u) + 1;
             if (timeout_ms < 0 || ms < timeout_ms)
@@ -971,11 +964,11 @@ void *pp__supervisor_main(void *arg) {
             /* all work is done; only a silent zygote holds the join up */
             if (!zwait_since)
                 zwait_since = now;
-            if (now - zwait_since >= ZYGOTE_WAIT_NS)
+            if (now - zwait_since >= PP__ZYGOTE_WAIT_NS)
                 kill_zygote(pool);
-            int64_t ms = now - zwait_since >= ZYGOTE_WAIT_NS
-                             ? TIMEOUT_TICK_MS
-                             : (int64_t)((ZYGOTE_WAIT_NS - (now - zwait_since)) / 1000000u) + 1;
+            int64_t ms = now - zwait_since >= PP__ZYGOTE_WAIT_NS
+                             ? PP__TIMEOUT_TICK_MS
+                             : (int64_t)((PP__ZYGOTE_WAIT_NS - (now - zwait_since)) / 1000000u) + 1;
             if (timeout_ms < 0 || ms < timeout_ms)
                 timeout_ms = ms;
         } else {
@@ -1008,11 +1001,11 @@ void *pp__supervisor_main(void *arg) {
         atomic_store_explicit(&pool->sup_passive, 1, memory_order_seq_cst);
         bool passive = atomic_load_explicit(&pool->drainers, memory_order_seq_cst) > 0 ||
                        now - atomic_load_explicit(&pool->burst_ns, memory_order_relaxed) <
-                           (uint64_t)PASSIVE_MS * 1000000u;
+                           (uint64_t)PP__PASSIVE_MS * 1000000u;
         if (!passive)
             atomic_store_explicit(&pool->sup_passive, 0, memory_order_relaxed);
-        else if (timeout_ms < 0 || timeout_ms > PASSIVE_MS)
-            timeout_ms = PASSIVE_MS;
+        else if (timeout_ms < 0 || timeout_ms > PP__PASSIVE_MS)
+            timeout_ms = PP__PASSIVE_MS;
         for (int i = 0; i < pool->nworkers; i++) {
             pp__worker_t *w = &pool->workers[i];
             if (w->state == PP__W_EMPTY)

@@ -29,6 +29,7 @@
  * sleeps on the writer's cond; close hands off the last block, waits for
  * it to be written and joins the thread.
  */
+#include "tuning.h"
 #include "internal.h"
 #include "job.h"
 
@@ -46,8 +47,6 @@
 #include <unistd.h>
 
 #define PP__TRACE_FLUSH (256u * 1024u)         /* write once the buffer holds this much */
-#define PP__TRACE_FLUSH_NS 100000000ull        /* or once the last write is this old */
-#define PP__TRACE_COUNTER_NS 1000000ull        /* queue counters at most this often */
 #define PP__TRACE_EVENT_MAX 4096u              /* an event's bytes, names escaped and capped */
 #define PP__TRACE_NAME_MAX 400u                /* a name's bytes before escaping */
 #define PP__TRACE_NAMES 256u                   /* symbol name cache (direct-mapped) */

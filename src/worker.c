@@ -19,6 +19,7 @@
  * Workers always leave with _exit(): the program's atexit handlers and
  * stdio buffers inherited from the parent belong to the parent.
  */
+#include "tuning.h"
 #include "decode.h"
 
 #include <errno.h>
@@ -34,9 +35,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PP__SPIN_NS 50000u          /* spin this long before sleeping */
-#define PP__PURE_SPIN_NS 5000u      /* of which this long without yielding */
-#define PP__IDLE_CHECK_NS 250000000 /* sleeping worker checks for parent death this often */
 
 static struct {
     pp__ctrl_t *ctrl;

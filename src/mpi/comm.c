@@ -23,6 +23,7 @@
  * thread only when it sleeps. The word is read before each round looks for
  * work, so a kick that lands after the look makes the sleep return at once.
  */
+#include "../tuning.h"
 #include "mpi_int.h"
 
 #include <errno.h>
@@ -32,11 +33,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SPIN_NS 50000u
-#define BACKOFF_MIN_NS 10000u
-#define BACKOFF_MAX_NS 200000u      /* work is out, or was lately: look this often at least */
-#define BACKOFF_LONG_NS 2000000u    /* an agent idle for a while */
-#define LATELY_NS 100000000u        /* "lately": within this long */
 
 pp__comm_t pp__mpi = {.comm = MPI_COMM_NULL};
 bool pp__mpi_on;
@@ -219,16 +215,16 @@ void pp__comm_idle(int mode) {
     uint64_t now = pp__now_ns();
     if (!c->idle_since)
         c->idle_since = now;
-    if (now - c->idle_since < SPIN_NS) {
+    if (now - c->idle_since < PP__SPIN_NS) {
         for (int i = 0; i < 64; i++)
             pp__cpu_relax();
     } else if (mode == PP__IDLE_DEEP) {
         comm_sleep(round_seen, -1);
         pp__comm_busy();
     } else {
-        uint64_t max = mode == PP__IDLE_SHORT || now - c->idle_since < LATELY_NS ? BACKOFF_MAX_NS
-                                                                                 : BACKOFF_LONG_NS;
-        c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : BACKOFF_MIN_NS;
+        uint64_t max = mode == PP__IDLE_SHORT || now - c->idle_since < PP__LATELY_NS ? PP__BACKOFF_MAX_NS
+                                                                                 : PP__BACKOFF_LONG_NS;
+        c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : PP__BACKOFF_MIN_NS;
         if (c->backoff_ns > max)
             c->backoff_ns = max;
         comm_sleep(round_seen, (int64_t)c->backoff_ns);

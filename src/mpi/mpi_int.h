@@ -15,6 +15,7 @@
 #ifndef PP_MPI_INT_H
 #define PP_MPI_INT_H
 
+#include "../tuning.h"
 #include "../backend.h"
 
 #include <mpi.h>
@@ -165,7 +166,6 @@ int pp__comm_test_sends(void);
 /* One waiting message, malloc'd: 1 got it, 0 none. A message that has had
  * no memory to land in for PP__RECV_NOMEM_NS is dropped: -ENOMEM, with
  * *src and its header in *dropped (the rest is lost). */
-#define PP__RECV_NOMEM_NS 1000000000u
 int pp__comm_recv(void **buf, size_t *len, int *src, pp__mhdr_t *dropped);
 /* Nothing happened this round: spin briefly, then sleep on the kick word:
  * with no limit (PP__IDLE_DEEP: no message can come), or for a growing

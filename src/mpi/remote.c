@@ -45,6 +45,7 @@
  * the agents to terminate their pools; their late results are dropped (the
  * ids are gone).
  */
+#include "../tuning.h"
 #include "mpi_int.h"
 
 #include <errno.h>
@@ -55,7 +56,6 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-#define WINDOW_NS 4000000u      /* work queued per remote worker */
 #define DEPTH_MAX 512u
 #define BATCH_SOFT (4u << 20)   /* a batch this big goes out before more is added */
 #define OPEN_TIMEOUT_S 120
@@ -148,7 +148,7 @@ static void slot_free(pp__remote_t *r, uint32_t idx) {
 
 static uint64_t depth(const pp_pool_t *pool) {
     uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
-    uint64_t d = avg ? WINDOW_NS / avg : 64;
+    uint64_t d = avg ? PP__WINDOW_NS / avg : 64;
     return d < 2 ? 2 : d > DEPTH_MAX ? DEPTH_MAX : d;
 }
 
@@ -488,8 +488,6 @@ static void ctl_failed(const ctl_t *c, int err) {
 static int ctl_queue(int dest, uint32_t type, uint32_t pool, uint64_t count, const void *body,
                      size_t len);
 
-#define BACK_MIN_NS 4000000u  /* records behind a busy agent this long... */
-#define BACK_MAX_NS 50000000u /* ...or twice the average task time, up to this */
 
 /* Work-conserving dispatch across ranks: while an agent has nothing out
  * and nothing waits at rank 0, an agent that has returned nothing for a
@@ -505,7 +503,7 @@ static void ask_back(pp__remote_t *r, uint64_t now) {
     if (!idle)
         return;
     uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
-    uint64_t min_age = 2 * avg < BACK_MIN_NS ? BACK_MIN_NS : 2 * avg > BACK_MAX_NS ? BACK_MAX_NS : 2 * avg;
+    uint64_t min_age = 2 * avg < PP__BACK_MIN_NS ? PP__BACK_MIN_NS : 2 * avg > PP__BACK_MAX_NS ? PP__BACK_MAX_NS : 2 * avg;
     for (int i = 0; i < r->nagents; i++) {
         ragent_t *a = &r->ag[i];
         if (a->out == 0 || now - a->progress_ns < min_age || now - a->asked_ns < min_age)
