@@ -1,5 +1,5 @@
 /*
- * bench_shm.c - procpool's shared-memory figures (issue 5), each against an
+ * bench_shm.c - procpool's shared-memory figures, each against an
  * anchor measured in the same run (only ratios from one run are comparable):
  *
  *   a. pp_map transforming 1 GiB of doubles in place in pp_shm_alloc memory
@@ -24,7 +24,7 @@
  *        >= 50% of memcpy bandwidth, or zero-copy (the future's data lies in
  *        the pool's shared memory, checked with pp_shm_contains).
  *      Python reference: multiprocessing 1 MiB results measured at
- *      260-460 MB/s (the issue's anchor), shown as a reference row.
+ *      260-460 MB/s elsewhere (not measured here), shown as a reference row.
  *
  * Ends with a summary table. A benchmark never fails: the exit status is 0
  * even when a goal is missed (the row then says MISSED) or a figure could not

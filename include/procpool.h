@@ -681,8 +681,8 @@ PP_EXTERN int pp_pool_stats(pp_pool_t *pool, pp_stats_t *st);
  * Chunk sizes. A chunk of items travels to a worker as one message and its
  * results come back as one message. chunksize 0 picks Python's rule:
  * ceil(count / (4 * processes)). PP_CHUNK_AUTO sizes chunks by measured
- * task time instead: small chunks first, then chunks that take about a
- * millisecond each, shrinking again near the end of the input so that
+ * task time instead: small chunks first, then chunks that take about two
+ * milliseconds each, shrinking again near the end of the input so that
  * uneven workloads finish together.
  */
 #define PP_CHUNK_AUTO ((size_t)-1)

@@ -1,6 +1,7 @@
 /*
- * map.c - the map family: pp_map, pp_map_async, pp_imap, pp_imap_unordered,
- * pp_imap_feed and their iterators.
+ * map.c - the map family: pp_map and pp_map_async, and the jobs (chunking,
+ * sending, collecting) behind pp_imap, pp_imap_unordered and pp_imap_feed,
+ * whose iterators are in iter.c.
  *
  * DESIGN: a map is a *job*: a source of items (the caller's array, or
  * chunks built from a feed callback) that the dispatcher (pool.c, under

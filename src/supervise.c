@@ -1,6 +1,7 @@
 /*
  * supervise.c - the supervisor thread: starts workers, notices deaths,
- * respawns, runs done-callbacks, and carries out join and terminate.
+ * respawns, and carries out join and terminate. Done-callbacks run on a
+ * thread of their own (pp__callback_main, below), never on this one.
  *
  * DESIGN: the thread starts with every signal blocked. Its first act, once
  * its poll set is allocated (if it cannot be, pp_pool_create fails
@@ -13,7 +14,8 @@
  * *thread*). Replacement workers come from the zygote, never from this
  * multi-threaded process.
  *
- * Then it loops: run queued callbacks; drain results and refill rings;
+ * Then it loops: drain results and refill rings (completed futures with a
+ * callback are queued for the callback thread);
  * advance join/terminate; then arm every channel's parent_sleeping flag,
  * re-check the rings, and sleep in poll() on its control eventfd, each
  * channel's eventfd, each worker's pidfd and the zygote's socket.

@@ -1,4 +1,4 @@
-/* test_shm.c - zero-copy shared memory (issue 5): pp_shm_alloc memory is at
+/* test_shm.c - zero-copy shared memory: pp_shm_alloc memory is at
  * the same address in the parent and in every worker (replacements and the
  * fork server's workers included), writes by workers are visible to the
  * parent once the future completes, free and reuse give zero-filled memory,
