@@ -120,6 +120,31 @@ static inline int ppt_task_square(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &v, sizeof v);
 }
 
+/* Task: twice a long argument, as a long; fails on another length. */
+static inline int ppt_task_double(const void *arg, size_t len, pp_buf_t *out) {
+    if (len != sizeof(long))
+        return pp_buf_fail(out, "bad len %zu", len);
+    long v;
+    memcpy(&v, arg, sizeof v);
+    v *= 2;
+    return pp_buf_append(out, &v, sizeof v);
+}
+
+/* Task: die of SIGABRT. */
+static inline int ppt_task_abort(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg, (void)len, (void)out;
+    abort();
+}
+
+/* Task: die of SIGSEGV (cmocka's handler may have been inherited by the
+ * worker: the default action is put back first, so it dies for real). */
+static inline int ppt_task_segv(const void *arg, size_t len, pp_buf_t *out) {
+    (void)arg, (void)len, (void)out;
+    signal(SIGSEGV, SIG_DFL);
+    raise(SIGSEGV);
+    return 0;
+}
+
 /* Task: sleep for an int argument of ms (0 without one); the result is
  * that ms as a long. */
 static inline int ppt_task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {

@@ -33,15 +33,6 @@ struct pat_arg {
 
 /* ---- tasks ---------------------------------------------------------------- */
 
-static int task_double(const void *arg, size_t len, pp_buf_t *out) {
-    if (len != sizeof(long))
-        return pp_buf_fail(out, "bad len %zu", len);
-    long v;
-    memcpy(&v, arg, sizeof v);
-    v *= 2;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 static int task_pattern(const void *arg, size_t len, pp_buf_t *out) {
     struct pat_arg a;
     if (len != sizeof a)
@@ -115,7 +106,7 @@ static void test_apply_round_trip(void **state) {
     for (long i = -5; i < 50; i++) {
         void *r = NULL;
         size_t n = 0;
-        assert_rc(pp_apply(pool, task_double, &i, sizeof i, &r, &n), 0);
+        assert_rc(pp_apply(pool, ppt_task_double, &i, sizeof i, &r, &n), 0);
         assert_non_null(r);
         assert_int_equal(n, sizeof(long));
         long v;
@@ -134,7 +125,7 @@ static void test_arg_copied_at_submission(void **state) {
     long buf;
     for (long i = 0; i < N; i++) {
         buf = 1000 + i;
-        assert_rc(pp_apply_async(pool, task_double, &buf, sizeof buf, &f[i]), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_double, &buf, sizeof buf, &f[i]), 0);
         buf = -1; /* reuse the buffer immediately */
     }
     /* a big argument, overwritten right away */
@@ -169,7 +160,7 @@ static void test_apply_invalid_arguments(void **state) {
 
     r = (void *)&r;
     n = 7;
-    assert_rc(pp_apply(NULL, task_double, &v, sizeof v, &r, &n), -EINVAL);
+    assert_rc(pp_apply(NULL, ppt_task_double, &v, sizeof v, &r, &n), -EINVAL);
     assert_null(r);
     assert_int_equal(n, 0);
 
@@ -181,19 +172,19 @@ static void test_apply_invalid_arguments(void **state) {
 
     r = (void *)&r;
     n = 7;
-    assert_rc(pp_apply(pool, task_double, NULL, 8, &r, &n), -EINVAL);
+    assert_rc(pp_apply(pool, ppt_task_double, NULL, 8, &r, &n), -EINVAL);
     assert_null(r);
     assert_int_equal(n, 0);
 
     n = 7;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, NULL, &n), -EINVAL);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, NULL, &n), -EINVAL);
     assert_int_equal(n, 0);
 
     r = (void *)&r;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, &r, NULL), -EINVAL);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, &r, NULL), -EINVAL);
     assert_null(r);
 
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, NULL, NULL), -EINVAL);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, NULL, NULL), -EINVAL);
 
     /* NULL arg with length 0 is fine */
     r = NULL;
@@ -205,7 +196,7 @@ static void test_apply_invalid_arguments(void **state) {
 
     /* the pool still works */
     r = NULL;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, &r, &n), 0);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, &r, &n), 0);
     assert_int_equal(*(long *)r, 8);
     free(r);
     ppt_finish(pool);
@@ -389,7 +380,7 @@ static void *submitter(void *p) {
     }
     for (long i = 0; i < PER_THREAD; i++) {
         long arg = job->t * 100000 + i;
-        int rc = pp_apply_async(job->pool, task_double, &arg, sizeof arg, &f[i]);
+        int rc = pp_apply_async(job->pool, ppt_task_double, &arg, sizeof arg, &f[i]);
         if (rc != 0) {
             if (!job->errors++)
                 snprintf(job->msg, sizeof job->msg, "submit %ld: %s", i, pp_err_name(rc));

@@ -18,15 +18,6 @@
 
 /* ---- tasks ---------------------------------------------------------------- */
 
-static int task_double(const void *arg, size_t len, pp_buf_t *out) {
-    if (len != sizeof(long))
-        return pp_buf_fail(out, "bad len %zu", len);
-    long v;
-    memcpy(&v, arg, sizeof v);
-    v *= 2;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 /* cmocka installs its own SIGSEGV handler around each test, and a worker
  * forked inside a test may inherit it (a worker that jumped back into the
  * cmocka runner would be a disaster). The crash tasks restore the default
@@ -50,13 +41,6 @@ static int task_segv_raise(const void *arg, size_t len, pp_buf_t *out) {
     return 0;
 }
 
-static int task_abort(const void *arg, size_t len, pp_buf_t *out) {
-    (void)arg;
-    (void)len;
-    (void)out;
-    abort();
-}
-
 static int task_sigkill(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg;
     (void)len;
@@ -74,7 +58,7 @@ static int task_exit3(const void *arg, size_t len, pp_buf_t *out) {
 
 static int task_slow_then_ok(const void *arg, size_t len, pp_buf_t *out) {
     ppt_sleep_ms(20);
-    return task_double(arg, len, out);
+    return ppt_task_double(arg, len, out);
 }
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -103,11 +87,11 @@ static void crash_among_others(pp_task_fn crash, const char *what, const char *n
     enum { N = 50 };
     pp_future_t *before[N], *after[N], *cf = NULL;
     for (long i = 0; i < N; i++)
-        assert_rc(pp_apply_async(pool, task_double, &i, sizeof i, &before[i]), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_double, &i, sizeof i, &before[i]), 0);
     assert_rc(pp_apply_async(pool, crash, NULL, 0, &cf), 0);
     for (long i = 0; i < N; i++) {
         long v = 1000 + i;
-        assert_rc(pp_apply_async(pool, task_double, &v, sizeof v, &after[i]), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_double, &v, sizeof v, &after[i]), 0);
     }
     check_crash_future(cf, what, needle);
     for (long i = 0; i < N; i++) {
@@ -123,7 +107,7 @@ static void crash_among_others(pp_task_fn crash, const char *what, const char *n
     for (long i = 0; i < 10; i++) {
         void *r = NULL;
         size_t n = 0;
-        assert_rc(pp_apply(pool, task_double, &i, sizeof i, &r, &n), 0);
+        assert_rc(pp_apply(pool, ppt_task_double, &i, sizeof i, &r, &n), 0);
         assert_int_equal(n, sizeof(long));
         assert_int_equal(*(long *)r, 2 * i);
         free(r);
@@ -138,7 +122,7 @@ static void crash_among_others(pp_task_fn crash, const char *what, const char *n
     assert_int_equal(pp_pool_size(pool), 2);
     long v = 21;
     r = NULL;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, &r, &n), 0);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, &r, &n), 0);
     assert_int_equal(*(long *)r, 42);
     free(r);
     ppt_finish(pool);
@@ -165,7 +149,7 @@ static void test_segv_raise(void **state) {
 
 static void test_abort(void **state) {
     (void)state;
-    crash_among_others(task_abort, "abort()", "SIGABRT");
+    crash_among_others(ppt_task_abort, "abort()", "SIGABRT");
 }
 
 static void test_sigkill(void **state) {
@@ -211,13 +195,13 @@ static void test_one_worker_requeue(void **state) {
     pp_future_free(cf);
 
     /* the same with the other deaths, in one run */
-    pp_task_fn crashes[] = {task_abort, task_sigkill, task_exit3};
+    pp_task_fn crashes[] = {ppt_task_abort, task_sigkill, task_exit3};
     const char *needles[] = {"SIGABRT", "SIGKILL", "3"};
     for (int c = 0; c < 3; c++) {
         assert_rc(pp_apply_async(pool, crashes[c], NULL, 0, &cf), 0);
         for (long i = 0; i < 3; i++) {
             long v = 100 * c + i;
-            assert_rc(pp_apply_async(pool, task_double, &v, sizeof v, &ok[i]), 0);
+            assert_rc(pp_apply_async(pool, ppt_task_double, &v, sizeof v, &ok[i]), 0);
         }
         check_crash_future(cf, "1 worker", needles[c]);
         for (long i = 0; i < 3; i++) {
@@ -235,7 +219,7 @@ static void test_crash_with_callback(void **state) {
     /* a crash also completes the future for close+join: join must not hang */
     pp_pool_t *pool = ppt_pool(2);
     pp_future_t *f = NULL;
-    assert_rc(pp_apply_async(pool, task_abort, NULL, 0, &f), 0);
+    assert_rc(pp_apply_async(pool, ppt_task_abort, NULL, 0, &f), 0);
     assert_rc(pp_pool_close(pool), 0);
     assert_rc(pp_pool_join(pool), 0);
     assert_int_equal(pp_future_ready(f), 1);

@@ -38,22 +38,6 @@ static int task_whoami(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &id, sizeof id);
 }
 
-static int task_double(const void *arg, size_t len, pp_buf_t *out) {
-    if (len != sizeof(long))
-        return pp_buf_fail(out, "bad len %zu", len);
-    long v;
-    memcpy(&v, arg, sizeof v);
-    v *= 2;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
-static int task_abort(const void *arg, size_t len, pp_buf_t *out) {
-    (void)arg;
-    (void)len;
-    (void)out;
-    abort();
-}
-
 /* ---- snapshots ------------------------------------------------------------ */
 
 enum { MAXFD = 4096, MAXSHM = 512, MAXPROC = 256 };
@@ -316,7 +300,7 @@ static void test_close_join_destroy(void **state) {
     enum { N = 20 };
     pp_future_t *f[N];
     for (long i = 0; i < N; i++)
-        assert_rc(pp_apply_async(pool, task_double, &i, sizeof i, &f[i]), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_double, &i, sizeof i, &f[i]), 0);
     assert_rc(pp_pool_close(pool), 0);
     assert_rc(pp_pool_join(pool), 0);
     pp_pool_destroy(pool);
@@ -392,7 +376,7 @@ static void test_crashed_worker(void **state) {
     record_workers(pool, &ps);
     for (int k = 0; k < 2; k++) {
         pp_future_t *f = NULL;
-        assert_rc(pp_apply_async(pool, task_abort, NULL, 0, &f), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_abort, NULL, 0, &f), 0);
         assert_rc(pp_future_get(f, 30, NULL, NULL), PP_EWORKER);
         pp_future_free(f);
     }
@@ -414,7 +398,7 @@ static void test_create_destroy_cycles(void **state) {
         long v = c;
         void *r = NULL;
         size_t n = 0;
-        assert_rc(pp_apply(pool, task_double, &v, sizeof v, &r, &n), 0);
+        assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, &r, &n), 0);
         assert_int_equal(*(long *)r, 2 * c);
         free(r);
         if (c % 2)
@@ -442,8 +426,8 @@ static void test_two_pools(void **state) {
     pp_future_t *fa[N], *fb[N];
     for (long i = 0; i < N; i++) {
         long va = i, vb = 10000 + i;
-        assert_rc(pp_apply_async(a, task_double, &va, sizeof va, &fa[i]), 0);
-        assert_rc(pp_apply_async(b, task_double, &vb, sizeof vb, &fb[i]), 0);
+        assert_rc(pp_apply_async(a, ppt_task_double, &va, sizeof va, &fa[i]), 0);
+        assert_rc(pp_apply_async(b, ppt_task_double, &vb, sizeof vb, &fb[i]), 0);
     }
     for (long i = 0; i < N; i++) {
         assert_int_equal(ppt_get_long(fa[i], 30), 2 * i);
@@ -467,7 +451,7 @@ static void test_two_pools(void **state) {
     for (long i = 0; i < 10; i++) {
         void *r = NULL;
         size_t n = 0;
-        assert_rc(pp_apply(b, task_double, &i, sizeof i, &r, &n), 0);
+        assert_rc(pp_apply(b, ppt_task_double, &i, sizeof i, &r, &n), 0);
         assert_int_equal(*(long *)r, 2 * i);
         free(r);
     }

@@ -118,15 +118,6 @@ static int task_sum(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, r, sizeof r);
 }
 
-static int task_double(const void *arg, size_t len, pp_buf_t *out) {
-    long v;
-    if (len != sizeof v)
-        return pp_buf_fail(out, "bad length %zu", len);
-    memcpy(&v, arg, sizeof v);
-    v *= 2;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 static int task_pid(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg;
     (void)len;
@@ -224,7 +215,7 @@ static void body_as(void) {
     long items[1000], out[1000];
     for (int i = 0; i < 1000; i++)
         items[i] = i;
-    CHECK_RC(pp_map(pool, task_double, items, sizeof(long), 1000, out, sizeof(long), 0), 0);
+    CHECK_RC(pp_map(pool, ppt_task_double, items, sizeof(long), 1000, out, sizeof(long), 0), 0);
     for (int i = 0; i < 1000; i++)
         CHECK(out[i] == 2L * i, "out[%d] = %ld", i, out[i]);
     child_finish(pool);
@@ -510,7 +501,7 @@ static void expect_double(pp_pool_t *pool, long v, const char *what) {
     long r = 0;
     void *res = NULL;
     size_t len = 0;
-    int rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
+    int rc = pp_apply(pool, ppt_task_double, &v, sizeof v, &res, &len);
     CHECK(rc == 0 && len == sizeof r, "%s: %d (%s)", what, rc, pp_err_name(rc));
     if (rc == 0)
         memcpy(&r, res, sizeof r);
@@ -557,12 +548,12 @@ static bool nofile_small_pool(int processes, pp_start_t method) {
     CHECK(in && outv, "malloc");
     for (long i = 0; i < N; i++)
         in[i] = i;
-    CHECK_RC(pp_map(pool, task_double, in, sizeof *in, N, outv, sizeof *outv, 0), 0);
+    CHECK_RC(pp_map(pool, ppt_task_double, in, sizeof *in, N, outv, sizeof *outv, 0), 0);
     for (long i = 0; i < N; i++)
         CHECK(outv[i] == 2 * i, "map item %ld: %ld", i, outv[i]);
 
     pp_iter_t *it = NULL;
-    CHECK_RC(pp_imap(pool, task_double, in, sizeof *in, N, PP_CHUNK_AUTO, &it), 0);
+    CHECK_RC(pp_imap(pool, ppt_task_double, in, sizeof *in, N, PP_CHUNK_AUTO, &it), 0);
     for (long i = 0; i < N; i++) {
         size_t idx = 0, n = 0;
         const void *d = NULL;
@@ -586,7 +577,7 @@ static bool nofile_small_pool(int processes, pp_start_t method) {
           pp_future_error(f) ? pp_future_error(f) : "(none)");
     pp_future_free(f);
     CHECK_RC(apply_sum(pool, 1000, 7), 0);
-    CHECK_RC(pp_map(pool, task_double, in, sizeof *in, N, outv, sizeof *outv, PP_CHUNK_AUTO), 0);
+    CHECK_RC(pp_map(pool, ppt_task_double, in, sizeof *in, N, outv, sizeof *outv, PP_CHUNK_AUTO), 0);
     CHECK(outv[N - 1] == 2 * (N - 1), "map after the crash: %ld", outv[N - 1]);
     free(in);
     free(outv);
@@ -655,14 +646,14 @@ static void body_respawn_impossible(void) {
     void *res = NULL;
     size_t len = 0;
     double t0 = ppt_now();
-    rc = pp_apply(pool, task_double, &v, sizeof v, &res, &len);
+    rc = pp_apply(pool, ppt_task_double, &v, sizeof v, &res, &len);
     double took = ppt_now() - t0;
     CHECK(rc == PP_EWORKER, "a task with no worker to run it: %d (%s), expected PP_EWORKER", rc,
           pp_err_name(rc));
     CHECK(took < 15, "a task with no worker to run it failed after %.1f s", took);
     free(res);
     pp_future_t *f = NULL;
-    CHECK(pp_apply_async(pool, task_double, &v, sizeof v, &f) == 0, "pp_apply_async");
+    CHECK(pp_apply_async(pool, ppt_task_double, &v, sizeof v, &f) == 0, "pp_apply_async");
     CHECK(pp_future_get(f, 20, NULL, NULL) == PP_EWORKER, "a second task: expected PP_EWORKER");
     const char *msg = pp_future_error(f);
     CHECK(msg && strstr(msg, "no worker could be started") && strstr(msg, "open files"),

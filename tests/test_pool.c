@@ -24,15 +24,6 @@ static int task_getpid(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &pid, sizeof pid);
 }
 
-static int task_double(const void *arg, size_t len, pp_buf_t *out) {
-    if (len != sizeof(long))
-        return pp_buf_fail(out, "bad len %zu", len);
-    long v;
-    memcpy(&v, arg, sizeof v);
-    v *= 2;
-    return pp_buf_append(out, &v, sizeof v);
-}
-
 /* sleeps arg milliseconds (an int), returns its pid */
 static int task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
     int ms = 0;
@@ -103,7 +94,7 @@ static void test_create_null_opt(void **state) {
     assert_int_equal(pp_pool_size(pool), pp_cpu_count());
     long v = 21, *r = NULL;
     size_t n = 0;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, (void **)&r, &n), 0);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, (void **)&r, &n), 0);
     assert_int_equal(n, sizeof(long));
     assert_int_equal(*r, 42);
     free(r);
@@ -187,7 +178,7 @@ static void test_join_before_close(void **state) {
     /* the pool still works after the refused join */
     long v = 5, *r = NULL;
     size_t n = 0;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, (void **)&r, &n), 0);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, (void **)&r, &n), 0);
     assert_int_equal(*r, 10);
     free(r);
     ppt_finish(pool);
@@ -201,12 +192,12 @@ static void test_close_twice_and_submit_after_close(void **state) {
 
     pp_future_t *f = (pp_future_t *)&f;
     long v = 1;
-    assert_rc(pp_apply_async(pool, task_double, &v, sizeof v, &f), PP_ECLOSED);
+    assert_rc(pp_apply_async(pool, ppt_task_double, &v, sizeof v, &f), PP_ECLOSED);
     assert_null(f);
 
     void *r = (void *)&r;
     size_t n = 77;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, &r, &n), PP_ECLOSED);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, &r, &n), PP_ECLOSED);
     assert_null(r);
     assert_int_equal(n, 0);
 
@@ -226,7 +217,7 @@ static void test_close_runs_queued_work(void **state) {
         if (i % 2 == 0)
             assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &f[i]), 0);
         else
-            assert_rc(pp_apply_async(pool, task_double, &i, sizeof i, &f[i]), 0);
+            assert_rc(pp_apply_async(pool, ppt_task_double, &i, sizeof i, &f[i]), 0);
     }
     assert_rc(pp_pool_close(pool), 0);
     assert_rc(pp_pool_join(pool), 0);
@@ -280,7 +271,7 @@ static void test_terminate_busy_is_fast(void **state) {
     /* submit after terminate */
     pp_future_t *g = (pp_future_t *)&g;
     long v = 3;
-    assert_rc(pp_apply_async(pool, task_double, &v, sizeof v, &g), PP_ECLOSED);
+    assert_rc(pp_apply_async(pool, ppt_task_double, &v, sizeof v, &g), PP_ECLOSED);
     assert_null(g);
     pp_pool_destroy(pool);
 }
@@ -455,7 +446,7 @@ static void test_task_timeout(void **state) {
     double t0 = ppt_now();
     assert_rc(pp_apply_async(pool, task_sleep_ms, &ms, sizeof ms, &slow), 0);
     for (long i = 0; i < 10; i++)
-        assert_rc(pp_apply_async(pool, task_double, &i, sizeof i, &quick[i]), 0);
+        assert_rc(pp_apply_async(pool, ppt_task_double, &i, sizeof i, &quick[i]), 0);
     const void *d = (const void *)&d;
     size_t n = 3;
     assert_rc(pp_future_get(slow, 30, &d, &n), PP_ETASKTIMEOUT);
@@ -474,7 +465,7 @@ static void test_task_timeout(void **state) {
     /* the pool goes on with its size */
     assert_int_equal(pp_pool_size(pool), 2);
     long v = 8, *r = NULL;
-    assert_rc(pp_apply(pool, task_double, &v, sizeof v, (void **)&r, &n), 0);
+    assert_rc(pp_apply(pool, ppt_task_double, &v, sizeof v, (void **)&r, &n), 0);
     assert_int_equal(*r, 16);
     free(r);
     ppt_finish(pool);

@@ -254,15 +254,6 @@ static int task_triple(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &v, sizeof v);
 }
 
-static int task_segv(const void *arg, size_t len, pp_buf_t *out) {
-    (void)arg;
-    (void)len;
-    (void)out;
-    signal(SIGSEGV, SIG_DFL);
-    raise(SIGSEGV);
-    return 0;
-}
-
 /* arg: the address of a counter in the pool's shared memory. Counts itself
  * in, then never returns. */
 static int task_hang(const void *arg, size_t len, pp_buf_t *out) {
@@ -342,7 +333,7 @@ static void case_crash(const void *arg) {
 
     pp_future_t *f = NULL;
     stage("a crashing task");
-    CKRC(pp_apply_async(pool, task_segv, NULL, 0, &f), 0);
+    CKRC(pp_apply_async(pool, ppt_task_segv, NULL, 0, &f), 0);
     CKRC(pp_future_wait(f, WAIT_S), 0);
     CKRC(pp_future_get(f, 0, NULL, NULL), PP_EWORKER);
     const char *msg = pp_future_error(f);
@@ -528,7 +519,7 @@ static void case_zygote_crash(const void *arg) {
 
     pp_future_t *f = NULL;
     stage("a crashing task, zygote stopped");
-    CKRC(pp_apply_async(pool, task_segv, NULL, 0, &f), 0);
+    CKRC(pp_apply_async(pool, ppt_task_segv, NULL, 0, &f), 0);
     CKRC(pp_future_wait(f, WAIT_S), 0);
     CKRC(pp_future_get(f, 0, NULL, NULL), PP_EWORKER);
     pp_future_free(f);

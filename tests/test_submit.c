@@ -43,14 +43,6 @@ static int task_fail(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_fail(out, "bad %ld", v);
 }
 
-static int task_segv(const void *arg, size_t len, pp_buf_t *out) {
-    (void)arg, (void)len, (void)out;
-    /* cmocka's handler may have been inherited: die for real */
-    signal(SIGSEGV, SIG_DFL);
-    raise(SIGSEGV);
-    return 0;
-}
-
 /* A counter in the pool's shared memory and an index into it: the task's
  * visible side effect. */
 struct mark {
@@ -943,7 +935,7 @@ static void test_apply_msg(void **state) {
     res = (void *)&res;
     len = 99;
     msg = NULL;
-    assert_rc(pp_apply_msg(pool, task_segv, NULL, 0, &res, &len, &msg), PP_EWORKER);
+    assert_rc(pp_apply_msg(pool, ppt_task_segv, NULL, 0, &res, &len, &msg), PP_EWORKER);
     assert_null(res);
     assert_int_equal(len, 0);
     assert_non_null(msg);
@@ -1303,7 +1295,7 @@ static void test_pool_stats(void **state) {
         assert_int_equal(ppt_get_long(busy[i], BOUND), 300);
 
     /* a crash and a timeout */
-    assert_rc(pp_submit(pool, task_segv, NULL, 0, NULL, &crash), 0);
+    assert_rc(pp_submit(pool, ppt_task_segv, NULL, 0, NULL, &crash), 0);
     assert_rc(get_bounded(crash, "crashing task"), PP_EWORKER);
     pp_task_opts_t o;
     pp_task_opts_init(&o);
