@@ -21,6 +21,7 @@
  * shared range stays mapped (pool->shm_users); it is unmapped with the pool
  * struct, which the futures keep alive, once the last of them is freed.
  */
+#include "internal.h"
 #include "decode.h"
 
 #include <errno.h>

@@ -13,7 +13,7 @@
  * result ring. Only the worker's single thread touches a pp_buf, so there
  * are no races here.
  */
-#include "internal.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>

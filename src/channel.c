@@ -23,6 +23,7 @@
  * task ring (its mapping comes from a read-only file description), so a
  * task it had not started can be requeued byte-for-byte intact.
  */
+#include "internal.h"
 #include "decode.h"
 
 #include <errno.h>

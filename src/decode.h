@@ -24,7 +24,7 @@
 #ifndef PP_DECODE_H
 #define PP_DECODE_H
 
-#include "internal.h"
+#include "wire.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,19 +1,32 @@
 /*
- * internal.h - declarations shared by the library's subsystems.
+ * internal.h - the parent's engine: declarations shared by the subsystems
+ * that run in the program's own process (pool, dispatch, futures, maps,
+ * supervisor, zygote control, shared memory, trace, the MPI hook).
  *
- * DESIGN: the parent owns a pp_pool (pool.c) with one pp__worker per worker
- * slot. Each worker incarnation gets a fresh channel (channel.c): a control
+ * DESIGN: the headers follow the process boundary. wire.h holds what
+ * crosses it (control block, record layouts, claim words, boot and zygote
+ * messages); worker.h the worker's side (task loop, pp_buf_t, arena
+ * writes, function naming); sys.h OS helpers for every process; this one
+ * the parent's state, which includes all three. Code that runs only in a
+ * worker (worker.c, buf.c) and the pure decoders (decode.c) never include
+ * it, so the compiler keeps them off the parent's state.
+ *
+ * The parent owns a pp_pool (pool.c) with one pp__worker per worker slot.
+ * Each worker incarnation gets a fresh channel (channel.c): a control
  * block, a task ring written by the parent and a result ring written by the
  * worker, in two memfds that only that worker and the parent map. Futures
  * (future.c) are completed by whichever parent thread drains a result ring
  * (the drain lock); the supervisor thread (supervise.c) handles deaths,
- * respawns via the zygote (zygote.c), callbacks and lifecycle. Nothing in
- * this header is exported.
+ * respawns via the zygote (zygote.c) and lifecycle; done-callbacks run on
+ * a thread of their own. Nothing in this header is exported.
  */
 #ifndef PP_INTERNAL_H
 #define PP_INTERNAL_H
 
 #include "procpool.h"
+#include "sys.h"
+#include "wire.h"
+#include "worker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,148 +34,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PP__HIDDEN __attribute__((visibility("hidden")))
-#define PP__CACHELINE 64
-#define PP__ALIGN8(x) (((x) + 7u) & ~(size_t)7u)
-
 /* ------------------------------------------------------------------ */
-/* sys.c: small OS helpers                                              */
+/* channel.c: the parent's side of one worker's transport (wire.h)     */
 /* ------------------------------------------------------------------ */
-uint64_t pp__now_ns(void);
-int pp__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns, bool shared);
-void pp__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
-static inline void pp__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-uint64_t pp__fsize_max(void); /* RLIMIT_FSIZE in bytes; UINT64_MAX: none */
-void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size);
-int pp__memfd(const char *name, size_t size, bool sealable); /* -EFBIG over RLIMIT_FSIZE */
-int pp__reopen_rdonly(int fd);
-int pp__memfd_err(int err);
-int pp__start_send_err(int err); /* a refused start-up message, as create documents it */
-int pp__sealed_copy(const char *name, const void *data, size_t len);
-int pp__pidfd_open(pid_t pid);
-int pp__pidfd_signal(int pidfd, int sig);
-int pp__signal_child(int pidfd, pid_t pid, int sig); /* our own unreaped child only */
-int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
-int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
-ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
-ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds,
-                          int flags, bool *lost); /* *lost: fds dropped for want of a descriptor */
-const char *pp__signame(int sig);
-void pp__describe_status(char *buf, size_t n, pid_t pid, int code, int status, const char *when);
-void pp__close(int *fd);
-void pp__child_reset_signals(void);
-void pp__child_set_name(const char *name); /* after fork: no libc or sanitizer lock */
-
-/* Fault injection for the tests, NULL in programs: when set, the
- * allocations on failure paths ask it first, naming their site
- * ("map.retry", "map.retry_blob", "map.chunk_res", "supervise.poll_set"),
- * and fail as out of memory when it returns true. Never on a fast path. */
-extern bool (*pp__test_alloc_fail)(const char *site);
-static inline bool pp__alloc_fails(const char *site) {
-    return pp__test_alloc_fail && pp__test_alloc_fail(site);
-}
-
-/* ------------------------------------------------------------------ */
-/* channel.c: the shared-memory transport of one worker                */
-/* ------------------------------------------------------------------ */
-#define PP__TASK_RING (256u * 1024u)
-#define PP__RES_RING (256u * 1024u)
-#define PP__CTRL_SIZE 8192u /* the control block's page, then the claim words' page */
-#define PP__CLAIM_OFF 4096u /* PP__INFLIGHT_MAX claim words (uint32) start here */
-#define PP__INLINE_MAX (PP__TASK_RING / 4) /* larger args/results go by memfd */
-
-enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
-enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u, PP__F_CHUNK = 4u, PP__F_VAR = 8u, PP__F_REF = 16u,
-       PP__F_RESREF = 32u, PP__F_ARENA = 64u };
-/* PP__F_ARENA (result): the data is in the worker's arena in shared memory;
- * the record's body is its u64 byte offset from the arena's first data page. */
-/* PP__F_REF: the argument (or a chunk's items) is not in the record but at
- * address `addr`, inside the pool's shared memory (same address in every
- * process). PP__F_RESREF: a map chunk's results are written in place at
- * res_addr (res_size bytes each); the chunk's result record then lists only
- * the items that failed, each as a u64 index + pp__item_hdr_t + message. */
-/* PP__F_CHUNK: the argument is nitems items of item_size bytes each;
- * PP__F_CHUNK|PP__F_VAR: nitems items, each [u64 len][bytes, padded to 8].
- * A chunk's result data is, per item, a pp__item_hdr_t, the message and the
- * data (each padded to 8). */
-typedef struct pp__item_hdr {
-    int32_t status;
-    uint32_t msg_len;
-    uint64_t data_len;
-} pp__item_hdr_t;
-
-/* Control block at the start of the ctrl+result memfd. Fields written by
- * one side only, each on its own cache line. */
-#define PP__LINE(type, name) \
-    type name;               \
-    char name##_pad[PP__CACHELINE - sizeof(type)]
-typedef struct pp__ctrl {
-    /* written by the parent; the worker spins on task_head */
-    PP__LINE(_Atomic uint64_t, task_head); /* bytes of task ring published */
-    PP__LINE(_Atomic uint32_t, wake_seq);  /* futex word the worker sleeps on */
-    PP__LINE(_Atomic uint32_t, stop);      /* 1: exit once the ring is empty */
-    PP__LINE(_Atomic uint64_t, res_tail);  /* bytes of result ring consumed */
-    PP__LINE(_Atomic uint32_t, parent_sleeping); /* parent asks for an eventfd write */
-    /* written by the worker */
-    PP__LINE(_Atomic uint32_t, worker_sleeping);
-    PP__LINE(_Atomic uint64_t, tasks_started); /* how many task records it began */
-    PP__LINE(_Atomic uint64_t, task_start_ns); /* CLOCK_MONOTONIC when the latest began */
-    PP__LINE(_Atomic uint64_t, item_index);    /* item of the running chunk */
-    PP__LINE(_Atomic uint64_t, chunk_fails);   /* items of the running chunk that failed */
-    PP__LINE(_Atomic uint64_t, arena_off);     /* arena run the worker is building (pages) */
-    PP__LINE(_Atomic uint64_t, arena_pages);
-    PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
-    PP__LINE(_Atomic uint32_t, booted);        /* start-up and the initializer are done */
-} pp__ctrl_t;
-_Static_assert(sizeof(pp__ctrl_t) <= PP__CLAIM_OFF, "the control block outgrew its page");
-
-/* Claim words: one per in-flight record (index seq % PP__INFLIGHT_MAX),
- * in the control block's memfd, which both sides map read-write. The
- * parent writes FRESH for a record before publishing it; the worker CASes
- * FRESH -> RUN before it starts the record, the parent FRESH -> CANCEL to
- * take back a record not started (pp_future_cancel). One CAS wins: a task
- * is either run or cancelled, never both. The low two bits are the state,
- * the rest the record's sequence number (mod 2^30), so a word left from an
- * older record never matches. */
-enum { PP__CLAIM_FRESH = 0u, PP__CLAIM_RUN = 1u, PP__CLAIM_CANCEL = 2u };
-static inline uint32_t pp__claim_word(uint64_t seq, uint32_t state) {
-    return (uint32_t)(seq << 2) | state;
-}
-static inline _Atomic uint32_t *pp__claim_at(pp__ctrl_t *ctrl, uint64_t seq);
-
-typedef struct pp__task_hdr {
-    uint32_t kind;
-    uint32_t flags;
-    uint64_t seq;
-    uint64_t fn;
-    uint64_t arg_len;
-    uint64_t rec_len; /* whole record, 8-aligned */
-    uint64_t nitems;  /* chunks only */
-    uint64_t item_size;
-    uint64_t fn_key;   /* spawn: fn is an offset in the object with this key */
-    uint64_t addr;     /* PP__F_REF */
-    uint64_t res_addr; /* PP__F_RESREF */
-    uint64_t res_size;
-} pp__task_hdr_t;
-
-typedef struct pp__res_hdr {
-    uint32_t kind;
-    uint32_t flags;
-    uint64_t seq;
-    int32_t status;
-    uint32_t msg_len;
-    uint64_t data_len;
-    uint64_t rec_len;
-    uint64_t run_ns;
-    uint64_t start_ns; /* CLOCK_MONOTONIC when the worker began the record (0: skipped) */
-} pp__res_hdr_t;
-
 /* The parent's view of one channel. */
 typedef struct pp__chan {
     pp__ctrl_t *ctrl;      /* ctrl + result ring mapping */
@@ -206,14 +80,6 @@ enum { PP__FS_DONE = 1u, PP__FS_CB = 2u, PP__FS_CLAIM = 4u, PP__FS_Q = 8u };
 enum { PP__AT_NONE = 0, PP__AT_PENDING, PP__AT_RING, PP__AT_REMOTE };
 enum { PP__DATA_NONE = 0, PP__DATA_INLINE, PP__DATA_MALLOC, PP__DATA_MMAP, PP__DATA_ARENA };
 
-/* A worker slot's page arena in shared memory (arena.c). */
-typedef struct pp__arena {
-    void *base;
-    size_t size;
-    _Atomic uint64_t *bits;
-    unsigned char *data;
-    size_t npages;
-} pp__arena_t;
 #define PP__SMALL_RESULT 48
 
 struct pp_future {
@@ -304,12 +170,6 @@ typedef struct pp__task {
     uint64_t item_seen; /* chunk: item index (+1) whose start start_ns is */
     struct pp__task *next, *prev; /* pending queue links */
 } pp__task_t;
-
-#define PP__INFLIGHT_MAX 1024u
-_Static_assert(PP__CLAIM_OFF + PP__INFLIGHT_MAX * 4u <= PP__CTRL_SIZE, "claim words");
-static inline _Atomic uint32_t *pp__claim_at(pp__ctrl_t *ctrl, uint64_t seq) {
-    return (_Atomic uint32_t *)((unsigned char *)ctrl + PP__CLAIM_OFF) + seq % PP__INFLIGHT_MAX;
-}
 
 typedef struct pp__worker {
     int state;
@@ -503,31 +363,6 @@ unsigned pp__fork_generation(void);
 bool pp__pool_foreign(const pp_pool_t *pool); /* created by an ancestor of this process? */
 void pp__pool_forget_foreign(pp_pool_t *pool);
 
-/* buf.c: a task's output, in the worker */
-struct pp_buf {
-    unsigned char *data;   /* heap (reused between tasks), memfd mapping or arena run */
-    size_t len, cap;
-    unsigned char *heap;
-    size_t heap_cap;
-    int memfd;             /* -1 while the result lives in the heap */
-    bool ext;              /* data is a caller-given slot (a map result in place) */
-    pp__arena_t *arena;    /* large results go here when set (single tasks) */
-    _Atomic uint64_t *arena_off_mark, *arena_pages_mark;
-    size_t run, run_pages; /* the arena run data is, when in_arena */
-    bool in_arena;
-    size_t msg_len;
-    int grow_err;          /* the first failure to grow the result in this task, or 0 */
-    size_t grow_want;      /* the size it failed to grow to */
-    char msg[1024];
-};
-void pp__buf_init(pp_buf_t *b);
-void pp__buf_reset(pp_buf_t *b);
-void pp__buf_drop_arena(pp_buf_t *b, bool give_back);
-/* Write the next result straight into [p, p+cap); it moves to the heap if it grows past. */
-void pp__buf_external(pp_buf_t *b, void *p, size_t cap);
-/* Turn a memfd-backed result into a sealed fd the parent can map; -errno on failure. */
-int pp__buf_seal(pp_buf_t *b);
-
 /* shm.c */
 int pp__shm_create(pp_pool_t *pool);
 void pp__shm_destroy(pp_pool_t *pool);
@@ -536,48 +371,19 @@ int pp__shm_fd(const pp__shm_t *s);
 void *pp__shm_base(const pp__shm_t *s);
 size_t pp__shm_size(const pp__shm_t *s);
 
-/* spawn.c */
-bool pp__addr_encode(const void *addr, uint64_t *key, uint64_t *off);
-void *pp__addr_decode(uint64_t key, uint64_t off);
+/* spawn.c (function naming: fnaddr.c, worker.h) */
 int pp__spawn_check(const pp_options_t *opt);
 int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w);
 /* supervise.c: pid, a child of this process, is now slot w's worker. */
 void pp__worker_adopt(pp__worker_t *w, pid_t pid);
 bool pp__shm_has(const pp_pool_t *pool, const void *p, size_t len);
 
-/* arena.c */
+/* arena.c (the worker's calls: worker.h) */
 void pp__arenas_create(pp_pool_t *pool);
-void pp__arena_init(pp__arena_t *a, void *base, size_t size);
-size_t pp__arena_alloc(pp__arena_t *a, size_t n);
-bool pp__arena_extend(pp__arena_t *a, size_t p, size_t n, size_t m);
-void pp__arena_free(pp__arena_t *a, size_t p, size_t n);
-size_t pp__arena_pages(size_t bytes);
 void pp__arena_release(pp_pool_t *pool, pp__arena_t *a, const void *p, size_t len);
 void pp__arena_reclaim(pp__worker_t *w);
 
-/* worker.c */
-typedef struct pp__boot {
-    int ctrl_fd, task_ro_fd, sock, evfd, death_rd;
-    pid_t parent_pid;         /* the process whose death ends us */
-    void (*initializer)(void *);
-    void *initarg;
-    unsigned max_tasks;
-    bool task_timeout;        /* the pool has one: stamp every map item's start */
-    size_t max_memory;        /* resident bytes after which the worker retires */
-    void *arena;              /* the slot's arena in shared memory, or NULL */
-    size_t arena_size;
-} pp__boot_t;
-__attribute__((noreturn)) void pp__worker_main(const pp__boot_t *b);
-
-/* zygote.c */
-typedef struct pp__zmsg {
-    uint32_t type;
-    int32_t slot;
-    int32_t pid;
-    int32_t code, status, err;
-    uint64_t arena, arena_size; /* SPAWN: the slot's arena */
-} pp__zmsg_t;
-enum { PP__Z_SPAWN = 1, PP__Z_SPAWNED, PP__Z_FAILED, PP__Z_DIED, PP__Z_KILL };
+/* zygote.c (its messages: wire.h) */
 int pp__zygote_start(pp_pool_t *pool);
 int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w);
 int pp__zygote_kill(pp_pool_t *pool, pid_t pid, int sig); /* KILL {pid, status: sig} */
@@ -595,6 +401,5 @@ bool pp__remote_room(pp_pool_t *pool);      /* lock held: could a record be plac
 void pp__remote_cancel(pp_pool_t *pool);    /* lock held: fail everything in flight */
 void pp__remote_close(pp_pool_t *pool, bool terminate); /* pool finished; no lock */
 void pp__remote_free(pp_pool_t *pool);
-
 
 #endif

@@ -27,6 +27,7 @@
  * supervisor thread (supervise.c); callers wait on pool->cond.
  */
 #include "tuning.h"
+#include "internal.h"
 #include "decode.h"
 
 #include <errno.h>

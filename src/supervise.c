@@ -54,6 +54,7 @@
  * up for 1 s.
  */
 #include "tuning.h"
+#include "internal.h"
 #include "decode.h"
 
 #include <errno.h>

@@ -21,6 +21,7 @@
  */
 #include "tuning.h"
 #include "decode.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
