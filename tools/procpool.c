@@ -29,6 +29,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -935,7 +936,10 @@ static void draw_progress(bool final) {
 /* ---------------------------------------------------------------- */
 
 static sigset_t sigs;
-static volatile int signalled;
+/* The signal that ends the run (SIGINT, SIGTERM), 0 before one came: set by
+ * signal_thread (it takes the signals with sigwait, not in a handler), read
+ * by the main thread, which then prints no more results. */
+static atomic_int signalled;
 
 static volatile int hup; /* SIGHUP came: no new job starts */
 
@@ -964,7 +968,7 @@ static void *signal_thread(void *arg) {
             }
             continue;
         }
-        signalled = sig;
+        atomic_store(&signalled, sig);
         if (shared)
             __atomic_store_n(&shared->halted, 1, __ATOMIC_RELEASE);
         stop_run(255);
@@ -1300,7 +1304,7 @@ int main(int argc, char **argv) {
             break;
         if (piper.sfd >= 0 && idx < fed_n)
             spool_done(idx);
-        while (signalled) /* the signal thread is ending the run: say nothing more */
+        while (atomic_load(&signalled)) /* the signal thread is ending the run: say nothing more */
             pause();
         if (__atomic_load_n(&shared->out_error, __ATOMIC_ACQUIRE))
             output_failed(shared->out_error); /* a worker could not write (--line-buffer) */
