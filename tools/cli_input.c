@@ -114,7 +114,7 @@ typedef struct {
     bool ended;    /* -E was met */
 } src_t;
 
-static const cli_opts_t *O;
+static const cli_opts_t *opts;
 static cli_read_fn read_rec;
 static src_t *S;
 static size_t ns;
@@ -148,7 +148,7 @@ static char *next_value(size_t k) {
         char *r = read_rec(s->stream);
         if (!r)
             return NULL;
-        while (O->max_lines && *r && (r[strlen(r) - 1] == ' ' || r[strlen(r) - 1] == '\t')) {
+        while (opts->max_lines && *r && (r[strlen(r) - 1] == ' ' || r[strlen(r) - 1] == '\t')) {
             char *more = read_rec(s->stream);
             if (!more)
                 break;
@@ -157,12 +157,12 @@ static char *next_value(size_t k) {
             memcpy(r + a, more, b + 1);
             free(more);
         }
-        if (O->eof_str && strcmp(r, O->eof_str) == 0) {
+        if (opts->eof_str && strcmp(r, opts->eof_str) == 0) {
             free(r);
             s->ended = true;
             return NULL;
         }
-        if (O->no_run_empty && blank(r)) {
+        if (opts->no_run_empty && blank(r)) {
             free(r);
             continue;
         }
@@ -173,7 +173,7 @@ static char *next_value(size_t k) {
 /* Split v on --colsep into cols (each column trimmed of blanks, as GNU
  * parallel does); without --colsep, v is the one column. */
 static void split_cols(strvec_t *cols, const char *v) {
-    if (!O->colsep) {
+    if (!opts->colsep) {
         sv_push(cols, xstrdup(v));
         return;
     }
@@ -197,7 +197,7 @@ static void split_cols(strvec_t *cols, const char *v) {
 
 int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *err,
                     size_t errlen) {
-    O = o;
+    opts = o;
     read_rec = rd;
     if (o->colsep && regcomp(&colre, o->colsep, REG_EXTENDED) != 0) {
         snprintf(err, errlen, "--colsep: '%.100s' is not a regular expression", o->colsep);
@@ -271,7 +271,7 @@ static size_t unit_len(size_t u) {
     bool first = true;
     for (size_t k = u; k < ns && unit[k] == u; k++) {
         size_t n = S[k].vals.n;
-        if (first || (O->link ? n > len : n < len))
+        if (first || (opts->link ? n > len : n < len))
             len = n;
         first = false;
     }
@@ -328,7 +328,7 @@ static bool next_tuple(strvec_t *args) {
 /* The longest command line -m, -X and --xargs make: -s, else the length
  * Linux allows one argument (the command given to the shell). */
 static size_t max_chars(void) {
-    return O->max_chars > 0 ? (size_t)O->max_chars : 131072 - 4096;
+    return opts->max_chars > 0 ? (size_t)opts->max_chars : 131072 - 4096;
 }
 
 /* The length of the command with args[0..n) ({= =} values taken as empty). */
@@ -336,7 +336,7 @@ static size_t line_len(char *const *args, size_t n) {
     static sbuf_t cmd;
     static char **tmp;
     static size_t cap;
-    const tmpl_t *t = &O->tmpl;
+    const tmpl_t *t = &opts->tmpl;
     size_t all = n + (t->nperl - t->nperl_all) + t->nperl_all * n;
     if (all + 1 > cap) {
         cap = (all + 1) * 2;
@@ -364,7 +364,7 @@ static void fill(size_t n) {
 
 /* -m, -X, --xargs: the next job takes as many values as fit in the line. */
 static bool next_multi(strvec_t *args, char *err, size_t errlen) {
-    size_t cap = O->max_args > 0 ? (size_t)O->max_args : SIZE_MAX;
+    size_t cap = opts->max_args > 0 ? (size_t)opts->max_args : SIZE_MAX;
     size_t lim = max_chars();
     fill(1);
     size_t have = pending.n - pend_from;
@@ -402,12 +402,12 @@ static bool next_multi(strvec_t *args, char *err, size_t errlen) {
     }
     /* -m, -X (not --xargs): when the whole input fits in the first lines,
      * spread it evenly over the job slots, as GNU parallel does */
-    if (!spread_done && O->multi != MULTI_XARGS) {
+    if (!spread_done && opts->multi != MULTI_XARGS) {
         spread_done = true;
         fill(good + 1);
         have = pending.n - pend_from;
         if (have <= good) {
-            long slots = O->jobs > 0 ? O->jobs : 1;
+            long slots = opts->jobs > 0 ? opts->jobs : 1;
             spread_per = (long)((have + (size_t)slots - 1) / (size_t)slots);
         }
     }
@@ -425,9 +425,9 @@ static bool next_multi(strvec_t *args, char *err, size_t errlen) {
 }
 
 static bool next_job_plain(strvec_t *args, char *err, size_t errlen) {
-    if (O->multi != MULTI_NONE)
+    if (opts->multi != MULTI_NONE)
         return next_multi(args, err, errlen);
-    long per = O->max_args ? O->max_args : 1;
+    long per = opts->max_args ? opts->max_args : 1;
     for (long k = 0; k < per; k++)
         if (!next_tuple(args))
             break;
@@ -447,7 +447,7 @@ static size_t rnd(size_t n) {
 
 bool cli_next_job(strvec_t *args, char *err, size_t errlen) {
     err[0] = 0;
-    if (!O->shuf)
+    if (!opts->shuf)
         return next_job_plain(args, err, errlen);
     if (!shuffled) {
         size_t cap = 0;

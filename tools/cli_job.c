@@ -456,7 +456,7 @@ static void add_tagged(sbuf_t *dst, const char *src, size_t n, bool *bol) {
 }
 
 /* The output could not be written (the reader went away, a full disk):
- * the run stops. The parent learns it from SH->out_error and ends as GNU
+ * the run stops. The parent learns it from shared->out_error and ends as GNU
  * parallel does; here the job is stopped (run_once sends the signal). */
 static volatile int out_dead;
 

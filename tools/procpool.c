@@ -29,6 +29,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@
 
 #include "cli.h"
 
-static cli_opts_t O;
+static cli_opts_t opts;
 
 /* ---------------------------------------------------------------- */
 /* help                                                              */
@@ -156,7 +157,7 @@ static void cli_usage(void) {
         stdout);
 }
 
-/* Parse argv into O; --help/--version print and exit 0, errors exit 255. */
+/* Parse argv into opts; --help/--version print and exit 0, errors exit 255. */
 static void cli_parse(cli_opts_t *o, int argc, char **argv) {
     char err[1024];
     int rc = cli_parse_args(o, argc, argv, err, sizeof err);
@@ -189,15 +190,15 @@ static FILE *open_input(const char *path) {
 static char *read_record(FILE *f) {
     static char *line;
     static size_t cap;
-    if (O.delim_str) { /* -d of several characters: read to its last one, look back */
+    if (opts.delim_str) { /* -d of several characters: read to its last one, look back */
         sbuf_t rec = {0};
-        char last = O.delim_str[O.delim_len - 1];
+        char last = opts.delim_str[opts.delim_len - 1];
         ssize_t n;
         while ((n = getdelim(&line, &cap, last, f)) > 0) {
             sb_add(&rec, line, (size_t)n);
-            if (rec.len >= O.delim_len &&
-                memcmp(rec.p + rec.len - O.delim_len, O.delim_str, O.delim_len) == 0) {
-                rec.len -= O.delim_len;
+            if (rec.len >= opts.delim_len &&
+                memcmp(rec.p + rec.len - opts.delim_len, opts.delim_str, opts.delim_len) == 0) {
+                rec.len -= opts.delim_len;
                 rec.p[rec.len] = 0;
                 return rec.p;
             }
@@ -206,10 +207,10 @@ static char *read_record(FILE *f) {
             return NULL;
         return rec.p;
     }
-    ssize_t n = getdelim(&line, &cap, O.delim, f);
+    ssize_t n = getdelim(&line, &cap, opts.delim, f);
     if (n < 0)
         return NULL;
-    if (n > 0 && line[n - 1] == O.delim)
+    if (n > 0 && line[n - 1] == opts.delim)
         line[--n] = 0;
     return xstrndup(line, (size_t)n);
 }
@@ -219,22 +220,22 @@ typedef struct {
     bool total_known;
 } inputs_t;
 
-static inputs_t IN;
+static inputs_t inputs;
 
 /* The inputs (cli_input.c): sources, values, tuples, the jobs' arguments. */
 static void inputs_open(void) {
-    if (O.pipe || O.pipe_part)
+    if (opts.pipe || opts.pipe_part)
         return;
     char err[400];
-    if (cli_inputs_open(&O, read_record, open_input, err, sizeof err) < 0)
+    if (cli_inputs_open(&opts, read_record, open_input, err, sizeof err) < 0)
         die("%s", err);
-    if (cli_input_names() && cli_tmpl_reparse(&O, cli_input_names(), err, sizeof err) < 0)
+    if (cli_input_names() && cli_tmpl_reparse(&opts, cli_input_names(), err, sizeof err) < 0)
         die("%s", err);
     uint64_t tuples;
-    if (O.multi == MULTI_NONE && cli_inputs_total(&tuples)) {
-        long per = O.max_args ? O.max_args : 1;
-        IN.total = (uint64_t)ceil((double)tuples / (double)per);
-        IN.total_known = true;
+    if (opts.multi == MULTI_NONE && cli_inputs_total(&tuples)) {
+        long per = opts.max_args ? opts.max_args : 1;
+        inputs.total = (uint64_t)ceil((double)tuples / (double)per);
+        inputs.total_known = true;
     }
 }
 
@@ -252,7 +253,7 @@ static bool next_job_args(strvec_t *args, uint64_t seq, bool *skip) {
     bool more = cli_next_job(args, err, sizeof err);
     if (err[0])
         die("%s", err);
-    *skip = more && !cli_perl_values(&O.tmpl, args, seq, IN.total_known ? IN.total : 0);
+    *skip = more && !cli_perl_values(&opts.tmpl, args, seq, inputs.total_known ? inputs.total : 0);
     return more;
 }
 
@@ -275,7 +276,7 @@ typedef struct {
     bool back_done;           /* find_cut: no boundary within the block */
     long count;               /* find_cut, -N: records counted */
     uint64_t roff;            /* the last block's offset (map: in the file; spool: in the stream) */
-    bool rranged;             /* the last block is a range (map, spool), not in PI.buf */
+    bool rranged;             /* the last block is a range (map, spool), not in piper.buf */
     /* stdin is a pipe: it is read into a ring (the spool: a memfd the
      * workers inherit, mapped twice end to end so that any R bytes of it
      * are contiguous here), stream offset o at o % R; blocks are cut there
@@ -285,77 +286,77 @@ typedef struct {
      * and the ring's pages are used again, lap after lap. The ring is
      * free from the oldest block still out (sq) to the data not yet cut;
      * a block that does not fit (a record longer than the room, a job that
-     * holds its block for long) is read into PI.buf and travels as an
+     * holds its block for long) is read into piper.buf and travels as an
      * item (spilled), and the data goes back to the ring when it fits. */
-    int sfd;                  /* the spool, -1: blocks through PI.buf */
+    int sfd;                  /* the spool, -1: blocks through piper.buf */
     char *sw;                 /* its mapping: 2R bytes, [R, 2R) repeats [0, R) */
     uint64_t sring;           /* R */
     uint64_t sdstart, sdend;  /* stream offsets of the data not yet cut */
     uint64_t spop;            /* the ring is populated up to here (first lap) */
-    bool spilled;             /* the data not yet cut is in PI.buf */
+    bool spilled;             /* the data not yet cut is in piper.buf */
     struct spool_out { size_t idx; uint64_t start; bool done; } *sq; /* fed, in order */
     size_t sq_head, sq_n, sq_cap;
 } piper_t;
 
-static piper_t PI = {.sfd = -1};
+static piper_t piper = {.sfd = -1};
 
 static recsep_t RS;
 
 /* Forget what the searches of the last block left (a block was cut). */
 static void cut_reset(void) {
-    PI.fwd = 0;
-    PI.back_done = false;
-    PI.count = 0;
+    piper.fwd = 0;
+    piper.back_done = false;
+    piper.count = 0;
 }
 
 /* Find the cut: -1 when more data is needed. Each byte is looked at a
- * bounded number of times however the data arrives (PI.fwd, PI.count and
- * PI.back_done carry the searches over from the last call). */
+ * bounded number of times however the data arrives (piper.fwd, piper.count and
+ * piper.back_done carry the searches over from the last call). */
 static ssize_t find_cut(const char *d, size_t len) {
     size_t resume;
-    if (O.max_args) { /* -N: exactly N records */
-        size_t b = PI.fwd ? PI.fwd : 1;
+    if (opts.max_args) { /* -N: exactly N records */
+        size_t b = piper.fwd ? piper.fwd : 1;
         for (;;) {
             size_t c = rec_next(&RS, d, len, b, &resume);
             if (!c) {
-                PI.fwd = resume;
+                piper.fwd = resume;
                 break;
             }
-            if (++PI.count == O.max_args)
+            if (++piper.count == opts.max_args)
                 return (ssize_t)c;
             b = c + 1;
         }
-        return PI.eof ? (ssize_t)len : -1;
+        return piper.eof ? (ssize_t)len : -1;
     }
-    size_t blk = O.block;
-    if (len <= blk && PI.eof)
+    size_t blk = opts.block;
+    if (len <= blk && piper.eof)
         return (ssize_t)len;
     size_t lim = len < blk ? len : blk;
-    if (!PI.back_done) { /* the last boundary within the block */
+    if (!piper.back_done) { /* the last boundary within the block */
         size_t b = rec_last(&RS, d, len, lim);
         if (b)
             return (ssize_t)b;
-        PI.back_done = true;
+        piper.back_done = true;
         size_t rsl = RS.plen - RS.rel; /* boundaries a recstart past len hid */
-        PI.fwd = lim + rsl > len ? (len >= rsl ? len - rsl + 1 : 1) : lim + 1;
+        piper.fwd = lim + rsl > len ? (len >= rsl ? len - rsl + 1 : 1) : lim + 1;
     }
-    size_t b = rec_next(&RS, d, len, PI.fwd, &resume); /* else the first after it */
+    size_t b = rec_next(&RS, d, len, piper.fwd, &resume); /* else the first after it */
     if (b)
         return (ssize_t)b;
-    PI.fwd = resume;
-    return PI.eof ? (ssize_t)len : -1;
+    piper.fwd = resume;
+    return piper.eof ? (ssize_t)len : -1;
 }
 
 /* How much to read next when have bytes wait uncut: up to the block size
  * and no further (then only the last, partial record is left for the next
  * block); past it in 64k steps while a record is longer than the block. */
 static size_t read_want(size_t have) {
-    if (O.max_args)
-        return O.block > (1u << 16) ? O.block : (1u << 16);
-    return have < O.block ? O.block - have : (1u << 16);
+    if (opts.max_args)
+        return opts.block > (1u << 16) ? opts.block : (1u << 16);
+    return have < opts.block ? opts.block - have : (1u << 16);
 }
 
-/* Read up to n bytes of stdin into p: how many (0 at its end, PI.eof set). */
+/* Read up to n bytes of stdin into p: how many (0 at its end, piper.eof set). */
 static size_t read_stdin(char *p, size_t n) {
     for (;;) {
         ssize_t got = read(0, p, n);
@@ -364,7 +365,7 @@ static size_t read_stdin(char *p, size_t n) {
         if (got < 0)
             die("reading stdin: %s", strerror(errno));
         if (got == 0)
-            PI.eof = true;
+            piper.eof = true;
         return (size_t)got;
     }
 }
@@ -375,7 +376,7 @@ static size_t read_stdin(char *p, size_t n) {
 static int spool_open(void) {
     int fd = memfd_create("procpool-pipe", MFD_CLOEXEC);
     if (fd >= 0)
-        PI.sfd = fd;
+        piper.sfd = fd;
     return fd;
 }
 
@@ -384,38 +385,39 @@ static int spool_open(void) {
  * 0, or -1 (the spool is given up: blocks travel in their items). */
 static int spool_ring(int workers) {
     const uint64_t step = 1u << 21;
-    uint64_t r = ((uint64_t)workers * 4 + 2) * (uint64_t)O.block;
+    uint64_t r = ((uint64_t)workers * 4 + 2) * (uint64_t)opts.block;
     r = r < (4u << 20) ? (4u << 20) : r > (1u << 30) ? (1u << 30) : r;
     r = (r + step - 1) / step * step;
-    if (r > SIZE_MAX / 4 || ftruncate(PI.sfd, (off_t)r) < 0)
+    if (r > SIZE_MAX / 4 || ftruncate(piper.sfd, (off_t)r) < 0)
         goto fail;
     char *va = mmap(NULL, (size_t)(2 * r), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (va == MAP_FAILED)
         goto fail;
-    if (mmap(va, (size_t)r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, PI.sfd, 0) ==
+    if (mmap(va, (size_t)r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, piper.sfd, 0) ==
             MAP_FAILED ||
-        mmap(va + r, (size_t)r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, PI.sfd, 0) ==
+        mmap(va + r, (size_t)r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, piper.sfd, 0) ==
             MAP_FAILED) {
         munmap(va, (size_t)(2 * r));
         goto fail;
     }
-    PI.sw = va;
-    PI.sring = r;
+    piper.sw = va;
+    piper.sring = r;
     return 0;
 fail:
-    close(PI.sfd);
-    PI.sfd = -1;
+    close(piper.sfd);
+    piper.sfd = -1;
     return -1;
 }
 
 /* Where stream offset off is in the mapping (contiguous for up to R bytes). */
-static char *spool_at(uint64_t off) { return PI.sw + off % PI.sring; }
+static char *spool_at(uint64_t off) { return piper.sw + off % piper.sring; }
 
 /* The ring is free from here on (up to R bytes on): the start of the oldest
  * block still out, else the data not yet cut. */
 static uint64_t spool_low(void) {
-    return PI.sq_n && PI.sq[PI.sq_head].start < PI.sdstart ? PI.sq[PI.sq_head].start
-                                                           : PI.sdstart;
+    return piper.sq_n && piper.sq[piper.sq_head].start < piper.sdstart
+               ? piper.sq[piper.sq_head].start
+               : piper.sdstart;
 }
 
 /* Fault the ring's pages in up to upto (2 MiB at a time, first lap only)
@@ -425,162 +427,164 @@ static uint64_t spool_low(void) {
 static void spool_populate(uint64_t upto) {
 #ifdef MADV_POPULATE_WRITE
     const uint64_t step = 1u << 21;
-    if (upto <= PI.spop || PI.spop >= PI.sring)
+    if (upto <= piper.spop || piper.spop >= piper.sring)
         return;
     uint64_t to = (upto + step - 1) / step * step;
-    if (to > PI.sring)
-        to = PI.sring;
-    if (madvise(PI.sw + PI.spop, (size_t)(to - PI.spop), MADV_POPULATE_WRITE) == 0)
-        PI.spop = to;
+    if (to > piper.sring)
+        to = piper.sring;
+    if (madvise(piper.sw + piper.spop, (size_t)(to - piper.spop), MADV_POPULATE_WRITE) == 0)
+        piper.spop = to;
     else
-        PI.spop = PI.sring; /* not supported: do not ask again */
+        piper.spop = piper.sring; /* not supported: do not ask again */
 #else
     (void)upto;
 #endif
 }
 
 /* The next block from a pipe, cut in the ring: 1 with *blen bytes at
- * stream offset PI.roff; 0 at the end; -1 when the ring has no room for
- * the next read (the data not yet cut is then in PI.buf: spilled). */
+ * stream offset piper.roff; 0 at the end; -1 when the ring has no room for
+ * the next read (the data not yet cut is then in piper.buf: spilled). */
 static int spool_block(size_t *blen) {
     for (;;) {
-        size_t have = (size_t)(PI.sdend - PI.sdstart);
-        bool need_read = !PI.eof && (O.max_args || have < O.block);
+        size_t have = (size_t)(piper.sdend - piper.sdstart);
+        bool need_read = !piper.eof && (opts.max_args || have < opts.block);
         ssize_t cut = -1;
-        if (have && (!need_read || O.max_args))
-            cut = find_cut(spool_at(PI.sdstart), have);
-        if (cut > 0 || (PI.eof && have)) {
+        if (have && (!need_read || opts.max_args))
+            cut = find_cut(spool_at(piper.sdstart), have);
+        if (cut > 0 || (piper.eof && have)) {
             *blen = cut > 0 ? (size_t)cut : have;
-            PI.roff = PI.sdstart;
-            PI.sdstart += *blen;
+            piper.roff = piper.sdstart;
+            piper.sdstart += *blen;
             cut_reset();
             return 1;
         }
-        if (PI.eof)
+        if (piper.eof)
             return 0;
         size_t want = read_want(have);
-        if (PI.sdend + want - spool_low() > PI.sring) { /* no room: spill */
-            sb_grow(&PI.buf, HDR + have + want);
-            memcpy(PI.buf.p + HDR, spool_at(PI.sdstart), have);
-            PI.buf.len = HDR + have;
-            PI.consumed = 0;
-            PI.spilled = true;
+        if (piper.sdend + want - spool_low() > piper.sring) { /* no room: spill */
+            sb_grow(&piper.buf, HDR + have + want);
+            memcpy(piper.buf.p + HDR, spool_at(piper.sdstart), have);
+            piper.buf.len = HDR + have;
+            piper.consumed = 0;
+            piper.spilled = true;
             return -1;
         }
-        spool_populate(PI.sdend + want);
-        PI.sdend += read_stdin(spool_at(PI.sdend), want);
+        spool_populate(piper.sdend + want);
+        piper.sdend += read_stdin(spool_at(piper.sdend), want);
     }
 }
 
 /* After a spilled block: the rest goes back to the ring if it fits there
  * with room for the next read. */
 static void spool_unspill(void) {
-    size_t rest = PI.buf.len - HDR - PI.consumed;
-    if (PI.sdstart + rest + read_want(rest) - spool_low() > PI.sring)
+    size_t rest = piper.buf.len - HDR - piper.consumed;
+    if (piper.sdstart + rest + read_want(rest) - spool_low() > piper.sring)
         return;
-    memcpy(spool_at(PI.sdstart), PI.buf.p + HDR + PI.consumed, rest);
-    PI.sdend = PI.sdstart + rest;
-    PI.buf.len = HDR;
-    PI.consumed = 0;
-    PI.spilled = false;
+    memcpy(spool_at(piper.sdstart), piper.buf.p + HDR + piper.consumed, rest);
+    piper.sdend = piper.sdstart + rest;
+    piper.buf.len = HDR;
+    piper.consumed = 0;
+    piper.spilled = false;
 }
 
 /* A block of the ring was fed as item idx. */
 static void spool_fed(size_t idx) {
-    if (PI.sq_n == PI.sq_cap) { /* grow the queue, oldest first */
-        size_t cap = PI.sq_cap ? 2 * PI.sq_cap : 64;
+    if (piper.sq_n == piper.sq_cap) { /* grow the queue, oldest first */
+        size_t cap = piper.sq_cap ? 2 * piper.sq_cap : 64;
         struct spool_out *q = xmalloc(cap * sizeof *q);
-        for (size_t i = 0; i < PI.sq_n; i++)
-            q[i] = PI.sq[(PI.sq_head + i) % PI.sq_cap];
-        free(PI.sq);
-        PI.sq = q;
-        PI.sq_cap = cap;
-        PI.sq_head = 0;
+        for (size_t i = 0; i < piper.sq_n; i++)
+            q[i] = piper.sq[(piper.sq_head + i) % piper.sq_cap];
+        free(piper.sq);
+        piper.sq = q;
+        piper.sq_cap = cap;
+        piper.sq_head = 0;
     }
-    PI.sq[(PI.sq_head + PI.sq_n++) % PI.sq_cap] = (struct spool_out){idx, PI.roff, false};
+    piper.sq[(piper.sq_head + piper.sq_n++) % piper.sq_cap] =
+        (struct spool_out){idx, piper.roff, false};
 }
 
 /* Item idx's result is in: its job has ended (retries and reruns come
  * before the one result), so its range is not read again; the ring is
  * free up to the oldest block still out. */
 static void spool_done(size_t idx) {
-    for (size_t i = 0; i < PI.sq_n; i++) {
-        struct spool_out *e = &PI.sq[(PI.sq_head + i) % PI.sq_cap];
+    for (size_t i = 0; i < piper.sq_n; i++) {
+        struct spool_out *e = &piper.sq[(piper.sq_head + i) % piper.sq_cap];
         if (e->idx == idx) {
             e->done = true;
             break;
         }
     }
-    while (PI.sq_n && PI.sq[PI.sq_head].done) {
-        PI.sq_head = (PI.sq_head + 1) % PI.sq_cap;
-        PI.sq_n--;
+    while (piper.sq_n && piper.sq[piper.sq_head].done) {
+        piper.sq_head = (piper.sq_head + 1) % piper.sq_cap;
+        piper.sq_n--;
     }
 }
 
-/* The next block (data only, at PI.buf.p + HDR; from a map or the spool:
- * *blen bytes at file offset PI.roff); 0 at the end. */
+/* The next block (data only, at piper.buf.p + HDR; from a map or the spool:
+ * *blen bytes at file offset piper.roff); 0 at the end. */
 static int next_block(size_t *blen) {
-    if (PI.map) {
-        if (PI.mpos >= PI.msize)
+    if (piper.map) {
+        if (piper.mpos >= piper.msize)
             return 0;
         cut_reset();
-        ssize_t cut = find_cut(PI.map + PI.mpos, PI.msize - PI.mpos); /* PI.eof is set */
+        ssize_t cut =
+            find_cut(piper.map + piper.mpos, piper.msize - piper.mpos); /* piper.eof is set */
         if (cut <= 0)
-            cut = (ssize_t)(PI.msize - PI.mpos);
+            cut = (ssize_t)(piper.msize - piper.mpos);
         *blen = (size_t)cut;
-        PI.boff = PI.mpos;
-        PI.roff = PI.mbase + PI.boff;
-        PI.rranged = true;
-        PI.mpos += (size_t)cut;
+        piper.boff = piper.mpos;
+        piper.roff = piper.mbase + piper.boff;
+        piper.rranged = true;
+        piper.mpos += (size_t)cut;
         return 1;
     }
-    if (PI.sfd >= 0 && PI.spilled && PI.consumed) {
-        PI.sdstart += PI.consumed; /* the spilled block just cut */
+    if (piper.sfd >= 0 && piper.spilled && piper.consumed) {
+        piper.sdstart += piper.consumed; /* the spilled block just cut */
         spool_unspill();
     }
-    if (PI.sfd >= 0 && !PI.spilled) {
+    if (piper.sfd >= 0 && !piper.spilled) {
         int r = spool_block(blen);
-        PI.rranged = r > 0;
+        piper.rranged = r > 0;
         if (r >= 0)
             return r;
     }
-    PI.rranged = false;
-    if (PI.consumed) {
-        size_t rest = PI.buf.len - HDR - PI.consumed;
-        memmove(PI.buf.p + HDR, PI.buf.p + HDR + PI.consumed, rest);
-        PI.buf.len = HDR + rest;
-        PI.consumed = 0;
+    piper.rranged = false;
+    if (piper.consumed) {
+        size_t rest = piper.buf.len - HDR - piper.consumed;
+        memmove(piper.buf.p + HDR, piper.buf.p + HDR + piper.consumed, rest);
+        piper.buf.len = HDR + rest;
+        piper.consumed = 0;
     }
-    if (PI.buf.len < HDR) {
-        sb_grow(&PI.buf, HDR);
-        PI.buf.len = HDR;
+    if (piper.buf.len < HDR) {
+        sb_grow(&piper.buf, HDR);
+        piper.buf.len = HDR;
     }
     for (;;) {
-        size_t have = PI.buf.len - HDR;
-        bool need_read = !PI.eof && (O.max_args ? true : have < O.block);
+        size_t have = piper.buf.len - HDR;
+        bool need_read = !piper.eof && (opts.max_args ? true : have < opts.block);
         ssize_t cut = -1;
         if (have && !need_read)
-            cut = find_cut(PI.buf.p + HDR, have);
-        else if (have && O.max_args)
-            cut = find_cut(PI.buf.p + HDR, have);
+            cut = find_cut(piper.buf.p + HDR, have);
+        else if (have && opts.max_args)
+            cut = find_cut(piper.buf.p + HDR, have);
         if (cut > 0) {
             *blen = (size_t)cut;
-            PI.consumed = (size_t)cut;
+            piper.consumed = (size_t)cut;
             cut_reset();
             return 1;
         }
-        if (PI.eof) {
+        if (piper.eof) {
             if (!have)
                 return 0;
             *blen = have;
-            PI.consumed = have;
+            piper.consumed = have;
             cut_reset();
             return 1;
         }
         size_t want = read_want(have);
-        sb_grow(&PI.buf, want);
-        PI.buf.len +=
-            read_stdin(PI.buf.p + PI.buf.len, O.max_args ? PI.buf.cap - PI.buf.len - 1 : want);
+        sb_grow(&piper.buf, want);
+        piper.buf.len += read_stdin(piper.buf.p + piper.buf.len,
+                                    opts.max_args ? piper.buf.cap - piper.buf.len - 1 : want);
     }
 }
 
@@ -604,10 +608,10 @@ static int pipe_map_stdin(void) {
         return -1;
     }
     madvise(m, size + (size_t)(pos - base), MADV_SEQUENTIAL);
-    PI.map = (const char *)m + (pos - base);
-    PI.msize = size;
-    PI.mbase = (uint64_t)pos;
-    PI.eof = true;
+    piper.map = (const char *)m + (pos - base);
+    piper.msize = size;
+    piper.mbase = (uint64_t)pos;
+    piper.eof = true;
     return fd;
 }
 
@@ -622,17 +626,17 @@ static size_t resume_n;
 /* --joblog FILE (written anew), +FILE (appended to), - (standard output,
  * between the jobs' output, as GNU parallel does). */
 static void joblog_open(void) {
-    if (!O.joblog)
+    if (!opts.joblog)
         return;
-    const char *path = O.joblog;
+    const char *path = opts.joblog;
     bool plus = path[0] == '+';
     if (plus)
         path++;
     if (!*path)
         die("--joblog: '+' needs a file name");
     bool to_stdout = !plus && strcmp(path, "-") == 0;
-    bool append = plus || O.resume || O.resume_failed;
-    if ((O.resume || O.resume_failed) && !to_stdout) {
+    bool append = plus || opts.resume || opts.resume_failed;
+    if ((opts.resume || opts.resume_failed) && !to_stdout) {
         FILE *f = fopen(path, "re");
         if (f) {
             char *line = NULL;
@@ -654,7 +658,7 @@ static void joblog_open(void) {
                 if (end == fields[0] || *end || nf < 8)
                     continue; /* the header, or a torn line */
                 bool ok = atoi(fields[6]) == 0 && atoi(fields[7]) == 0;
-                if (O.resume_failed && !ok)
+                if (opts.resume_failed && !ok)
                     continue;
                 if (seq >= resume_n) {
                     size_t n = resume_n ? resume_n : 1024;
@@ -670,7 +674,7 @@ static void joblog_open(void) {
             fclose(f);
         }
     }
-    if (O.dry_run)
+    if (opts.dry_run)
         return; /* --dry-run reads the log for --resume, writes nothing to it */
     joblog = to_stdout ? stdout : fopen(path, append ? "ae" : "we");
     if (!joblog)
@@ -724,13 +728,13 @@ static bool part_next(uint64_t *off, uint64_t *end, uint32_t *file) {
         return false;
     *file = part_cur;
     *off = part_off;
-    *end = part_boundary(parts[part_cur].fd, part_off + O.block, part_sizes[part_cur], &RS);
+    *end = part_boundary(parts[part_cur].fd, part_off + opts.block, part_sizes[part_cur], &RS);
     part_off = *end;
     return true;
 }
 static int tee_fd = -1; /* --tee: stdin, as a file */
 static uint64_t tee_size;
-static cli_shared_t *SH;
+static cli_shared_t *shared;
 
 static void remember_seq(uint64_t seq) {
     if (fed_n == fed_cap) {
@@ -743,23 +747,23 @@ static void remember_seq(uint64_t seq) {
 static int feed(void *ud, const void **out, size_t *len) {
     (void)ud;
     for (;;) {
-        if (__atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&shared->halted, __ATOMIC_ACQUIRE))
             return 0;
         job_hdr_t h;
         memset(&h, 0, sizeof h);
         h.seq = next_seq++;
         h.idx = fed_n;
-        if (O.pipe) {
+        if (opts.pipe) {
             size_t blen;
             if (!next_block(&blen))
                 return 0;
             if (resume_skip(h.seq))
                 continue;
-            if (PI.rranged) {
+            if (piper.rranged) {
                 h.kind = JOB_RANGE;
-                h.part_off = PI.roff;
+                h.part_off = piper.roff;
                 h.part_end = h.part_off + blen;
-                if (PI.sfd >= 0)
+                if (piper.sfd >= 0)
                     spool_fed(fed_n);
                 item.len = 0;
                 sb_add(&item, &h, sizeof h);
@@ -768,11 +772,11 @@ static int feed(void *ud, const void **out, size_t *len) {
             } else {
                 h.kind = JOB_BLOCK;
                 h.data_len = blen;
-                memcpy(PI.buf.p, &h, sizeof h);
-                *out = PI.buf.p;
+                memcpy(piper.buf.p, &h, sizeof h);
+                *out = piper.buf.p;
                 *len = HDR + blen;
             }
-        } else if (O.pipe_part) {
+        } else if (opts.pipe_part) {
             if (!part_next(&h.part_off, &h.part_end, &h.part_file))
                 return 0;
             h.kind = JOB_RANGE;
@@ -794,7 +798,7 @@ static int feed(void *ud, const void **out, size_t *len) {
                 h.part_off = 0;
                 h.part_end = tee_size;
             }
-            h.nargs = O.zero_args ? 0 : (uint32_t)cur_args.n;
+            h.nargs = opts.zero_args ? 0 : (uint32_t)cur_args.n;
             item.len = 0;
             sb_add(&item, &h, sizeof h);
             for (size_t i = 0; i < h.nargs; i++)
@@ -876,7 +880,7 @@ static uint64_t n_done, n_failed, n_ok;
 static int n_workers;
 
 static void draw_progress(bool final) {
-    if (O.progress) {
+    if (opts.progress) {
         static double last;
         double t = mono();
         if (final || t - last >= 0.1) {
@@ -888,7 +892,7 @@ static void draw_progress(bool final) {
             last = t;
         }
     }
-    if (!O.bar && !O.eta)
+    if (!opts.bar && !opts.eta)
         return;
     double now = mono();
     if (!final && now - last_draw < 0.1)
@@ -897,11 +901,11 @@ static void draw_progress(bool final) {
     double el = now - t_start;
     double rate = el > 0 ? (double)n_done / el : 0;
     char line[256];
-    if (IN.total_known || O.pipe_part) {
-        uint64_t total = O.pipe_part ? part_total : IN.total;
+    if (inputs.total_known || opts.pipe_part) {
+        uint64_t total = opts.pipe_part ? part_total : inputs.total;
         uint64_t left = total > n_done ? total - n_done : 0;
         double eta = rate > 0 ? (double)left / rate : 0;
-        if (O.bar) {
+        if (opts.bar) {
             int pct = total ? (int)(100.0 * (double)n_done / (double)total) : 100;
             int w = 30, fill = total ? (int)(w * (double)n_done / (double)total) : w;
             char bar[64];
@@ -919,7 +923,7 @@ static void draw_progress(bool final) {
         snprintf(line, sizeof line, "\r%llu done, %.1f jobs/s ", (unsigned long long)n_done,
                  rate);
     }
-    if (O.bar && !isatty(2))
+    if (opts.bar && !isatty(2))
         return; /* no bar at all for a file or a pipe (GNU's zenity format: not here) */
     fputs(line, stderr);
     if (final)
@@ -932,7 +936,10 @@ static void draw_progress(bool final) {
 /* ---------------------------------------------------------------- */
 
 static sigset_t sigs;
-static volatile int signalled;
+/* The signal that ends the run (SIGINT, SIGTERM), 0 before one came: set by
+ * signal_thread (it takes the signals with sigwait, not in a handler), read
+ * by the main thread, which then prints no more results. */
+static atomic_int signalled;
 
 static volatile int hup; /* SIGHUP came: no new job starts */
 
@@ -946,24 +953,24 @@ static void *signal_thread(void *arg) {
         while (sigwait(&sigs, &sig) != 0)
             ;
         if (sig == SIGHUP) {
-            if (hup || !SH)
+            if (hup || !shared)
                 continue;
             hup = 1;
-            __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&shared->halted, 1, __ATOMIC_RELEASE);
             char line[300];
             int m = snprintf(line, sizeof line,
                              "procpool: SIGHUP received. No new jobs will be started.\n"
                              "procpool: Waiting for these %d jobs to finish. Send SIGTERM to "
                              "stop now.\n",
-                             __atomic_load_n(&SH->running, __ATOMIC_ACQUIRE));
+                             __atomic_load_n(&shared->running, __ATOMIC_ACQUIRE));
             if (write(2, line, (size_t)m) < 0) {
                 /* nowhere to say it */
             }
             continue;
         }
-        signalled = sig;
-        if (SH)
-            __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
+        atomic_store(&signalled, sig);
+        if (shared)
+            __atomic_store_n(&shared->halted, 1, __ATOMIC_RELEASE);
         stop_run(255);
     }
 }
@@ -976,7 +983,7 @@ static void *signal_thread(void *arg) {
  * their process groups down); results already done are still printed. */
 static void halt_now(pp_pool_t *pool, bool *halting, int *status, bool *killed) {
     *halting = true;
-    *status = SH->halt_status;
+    *status = shared->halt_status;
     *killed = true;
     pthread_mutex_lock(&pool_lock);
     pp_pool_terminate(pool);
@@ -992,14 +999,15 @@ static int jobs_from_file(bool must) {
     static struct timespec seen;
     static int last = -1;
     struct stat st;
-    if (stat(O.jobs_file, &st) < 0) {
+    if (stat(opts.jobs_file, &st) < 0) {
         if (must)
-            die("-j: '%s' is not N, N%%, +N or -N, nor a file: %s", O.jobs_file, strerror(errno));
+            die("-j: '%s' is not N, N%%, +N or -N, nor a file: %s", opts.jobs_file,
+                strerror(errno));
         return last;
     }
     if (last >= 0 && st.st_mtim.tv_sec == seen.tv_sec && st.st_mtim.tv_nsec == seen.tv_nsec)
         return last;
-    FILE *f = fopen(O.jobs_file, "re");
+    FILE *f = fopen(opts.jobs_file, "re");
     char buf[128] = "";
     if (f) {
         if (!fgets(buf, sizeof buf, f))
@@ -1011,7 +1019,7 @@ static int jobs_from_file(bool must) {
     char err[300];
     if (cli_parse_jobs(buf, &n, err, sizeof err) < 0) {
         if (must)
-            die("-j %s: %s", O.jobs_file, err);
+            die("-j %s: %s", opts.jobs_file, err);
         return last; /* a file being written: keep the last value, read it again next time */
     }
     /* Trust the modification time only once it is past the file system's
@@ -1046,8 +1054,8 @@ static int fit_workers(int want) {
 }
 
 static int dry_run(void) {
-    int nslots = O.jobs > 0 ? O.jobs : 1;
-    tmpl_total_jobs = IN.total_known ? IN.total : 0;
+    int nslots = opts.jobs > 0 ? opts.jobs : 1;
+    tmpl_total_jobs = inputs.total_known ? inputs.total : 0;
     tmpl_nslots = nslots;
     sbuf_t cmd = {0};
     job_hdr_t h;
@@ -1055,11 +1063,11 @@ static int dry_run(void) {
     for (;;) {
         uint64_t seq = next_seq++;
         bool skip = false;
-        if (O.pipe) {
+        if (opts.pipe) {
             size_t blen;
             if (!next_block(&blen))
                 break;
-        } else if (O.pipe_part) {
+        } else if (opts.pipe_part) {
             uint64_t off, end;
             uint32_t file;
             if (!part_next(&off, &end, &file))
@@ -1070,11 +1078,11 @@ static int dry_run(void) {
         if (skip || resume_skip(seq))
             continue;
         cmd.len = 0;
-        tmpl_expand_shell(&O.tmpl, &cmd, cur_args.v,
-                          (O.pipe || O.pipe_part || O.zero_args) ? 0 : cur_args.n,
-                          seq, (int)((seq - 1) % (uint64_t)nslots) + 1);
+        tmpl_expand_shell(&opts.tmpl, &cmd, cur_args.v,
+                          (opts.pipe || opts.pipe_part || opts.zero_args) ? 0 : cur_args.n, seq,
+                          (int)((seq - 1) % (uint64_t)nslots) + 1);
         sb_addc(&cmd, '\n');
-        if (O.verbose_err) /* as GNU parallel: -t prints it on stderr too */
+        if (opts.verbose_err) /* as GNU parallel: -t prints it on stderr too */
             write_all(2, cmd.p, cmd.len);
         write_all(1, cmd.p, cmd.len);
     }
@@ -1084,30 +1092,30 @@ static int dry_run(void) {
 
 int main(int argc, char **argv) {
     cli_env_args(&argc, &argv);
-    cli_parse(&O, argc, argv);
-    if (O.print_count)
-        return cli_print_count(O.print_count);
-    if (O.shellquote) {
+    cli_parse(&opts, argc, argv);
+    if (opts.print_count)
+        return cli_print_count(opts.print_count);
+    if (opts.shellquote) {
         inputs_open();
         return cli_shellquote();
     }
 
-    recsep_init(&RS, O.recend, O.recend_len, O.recstart, O.recstart_len);
+    recsep_init(&RS, opts.recend, opts.recend_len, opts.recstart, opts.recstart_len);
     /* everything that can fail is checked before any job starts */
     char pmsg[500];
-    if (!O.dry_run && cli_pipe_setup(&O, &tee_fd, &tee_size, pmsg, sizeof pmsg) < 0)
+    if (!opts.dry_run && cli_pipe_setup(&opts, &tee_fd, &tee_size, pmsg, sizeof pmsg) < 0)
         die("%s", pmsg);
     if (tee_fd >= 0)
         part_fd = tee_fd;
-    if (O.pipe_part) {
-        if (O.nsrc) /* GNU parallel uses them only with --tee */
+    if (opts.pipe_part) {
+        if (opts.nsrc) /* GNU parallel uses them only with --tee */
             fputs("procpool: Warning: --pipe-part ignores ::: arguments\n", stderr);
-        nparts = (uint32_t)O.arg_files.n;
+        nparts = (uint32_t)opts.arg_files.n;
         parts = xmalloc(nparts * sizeof *parts);
         part_sizes = xmalloc(nparts * sizeof *part_sizes);
         memset(parts, 0, nparts * sizeof *parts);
         for (uint32_t i = 0; i < nparts; i++) {
-            const char *path = O.arg_files.v[i];
+            const char *path = opts.arg_files.v[i];
             int fd = open(path, O_RDONLY | O_CLOEXEC);
             struct stat st;
             if (fd < 0 || fstat(fd, &st) < 0)
@@ -1117,60 +1125,60 @@ int main(int argc, char **argv) {
             parts[i].fd = fd;
             part_sizes[i] = (uint64_t)st.st_size;
             part_size += part_sizes[i];
-            if (O.header && !O.dry_run && /* each file's own, before each of its parts */
-                cli_pipe_header(&O, fd, &parts[i].header, &parts[i].header_len, pmsg,
+            if (opts.header && !opts.dry_run && /* each file's own, before each of its parts */
+                cli_pipe_header(&opts, fd, &parts[i].header, &parts[i].header_len, pmsg,
                                 sizeof pmsg) < 0)
                 die("%s: %s", path, pmsg);
         }
         part_fd = parts[0].fd;
         part_off = parts[0].header_len;
-        if (O.block_parts) { /* N parts per job slot, as GNU parallel: 1 + size/slots/N */
-            uint64_t slots = O.jobs > 0 ? (uint64_t)O.jobs : 256;
-            uint64_t b = 1 + part_size / slots / (uint64_t)O.block_parts;
-            O.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
+        if (opts.block_parts) { /* N parts per job slot, as GNU parallel: 1 + size/slots/N */
+            uint64_t slots = opts.jobs > 0 ? (uint64_t)opts.jobs : 256;
+            uint64_t b = 1 + part_size / slots / (uint64_t)opts.block_parts;
+            opts.block = b > (1u << 30) ? (1u << 30) : (size_t)b;
         }
         for (uint32_t i = 0; i < nparts; i++) /* at most this many: each file its own */
             if (part_sizes[i] > parts[i].header_len)
-                part_total += (part_sizes[i] - parts[i].header_len + O.block - 1) / O.block;
+                part_total += (part_sizes[i] - parts[i].header_len + opts.block - 1) / opts.block;
     }
-    if (O.pipe && O.header && !O.dry_run) { /* before every block */
-        if (cli_pipe_header(&O, part_fd, &g_wcfg.pipe_header, &g_wcfg.pipe_header_len, pmsg,
+    if (opts.pipe && opts.header && !opts.dry_run) { /* before every block */
+        if (cli_pipe_header(&opts, part_fd, &g_wcfg.pipe_header, &g_wcfg.pipe_header_len, pmsg,
                             sizeof pmsg) < 0)
             die("%s", pmsg);
     }
-    if (O.pipe && !O.dry_run && (part_fd = pipe_map_stdin()) < 0)
+    if (opts.pipe && !opts.dry_run && (part_fd = pipe_map_stdin()) < 0)
         part_fd = spool_open(); /* the ring is sized once the workers are known */
     inputs_open();
     char perr_msg[500];
-    if (cli_perl_start(&O.tmpl, perr_msg, sizeof perr_msg) < 0)
+    if (cli_perl_start(&opts.tmpl, perr_msg, sizeof perr_msg) < 0)
         die("%s", perr_msg);
-    if (!O.dry_run)
+    if (!opts.dry_run)
         joblog_open();
-    else if (O.joblog && (O.resume || O.resume_failed))
+    else if (opts.joblog && (opts.resume || opts.resume_failed))
         joblog_open();
 
-    if (O.trace && !O.dry_run) { /* --dry-run runs nothing: no trace file */
+    if (opts.trace && !opts.dry_run) { /* --dry-run runs nothing: no trace file */
         char terr[600];
-        if (cli_trace_open(O.trace, terr, sizeof terr) < 0)
+        if (cli_trace_open(opts.trace, terr, sizeof terr) < 0)
             die("%s", terr);
         atexit(cli_trace_close);
     }
 
-    if (O.dry_run) {
+    if (opts.dry_run) {
         int rc = dry_run();
         cli_perl_stop();
         return rc;
     }
 
     /* workers: -j, capped by the number of jobs when it is known */
-    if (O.jobs_file)
-        O.jobs = jobs_from_file(true);
-    int workers = O.jobs;
+    if (opts.jobs_file)
+        opts.jobs = jobs_from_file(true);
+    int workers = opts.jobs;
     uint64_t known = 0;
     bool is_known = false;
-    if (IN.total_known) {
-        known = IN.total, is_known = true;
-    } else if (O.pipe_part) {
+    if (inputs.total_known) {
+        known = inputs.total, is_known = true;
+    } else if (opts.pipe_part) {
         known = part_total, is_known = true;
     }
     if (workers == 0)
@@ -1183,28 +1191,27 @@ int main(int argc, char **argv) {
         return 0;
     n_workers = workers;
 
-    SH = mmap(NULL, sizeof *SH, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (SH == MAP_FAILED)
+    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
         die("mmap: %s", strerror(errno));
-    g_wcfg.o = &O;
-    g_wcfg.sh = SH;
+    g_wcfg.o = &opts;
+    g_wcfg.sh = shared;
     g_wcfg.nslots = workers;
-    g_wcfg.want_cmd =
-        O.joblog || O.verbose || O.verbose_err || O.timeout > 0 || O.halt_when != HALT_NEVER ||
-        O.trace;
-    g_wcfg.trace = O.trace != NULL;
-    if (PI.sfd >= 0 && spool_ring(workers) < 0)
+    g_wcfg.want_cmd = opts.joblog || opts.verbose || opts.verbose_err || opts.timeout > 0 ||
+                      opts.halt_when != HALT_NEVER || opts.trace;
+    g_wcfg.trace = opts.trace != NULL;
+    if (piper.sfd >= 0 && spool_ring(workers) < 0)
         part_fd = -1; /* no ring: every block travels in its item */
     g_wcfg.part_fd = part_fd;
-    g_wcfg.part_ring = PI.sfd >= 0 ? PI.sring : 0;
+    g_wcfg.part_ring = piper.sfd >= 0 ? piper.sring : 0;
     g_wcfg.parts = parts;
     g_wcfg.nparts = nparts;
     char serr[300];
     if (!(g_wcfg.shell = cli_find_shell(serr, sizeof serr)))
         die("%s", serr);
-    SH->total = is_known ? known : 0;
-    tmpl_total_jobs = SH->total; /* --plus: {##}, {0#} */
-    tmpl_nslots = O.jobs > 0 ? O.jobs : workers;
+    shared->total = is_known ? known : 0;
+    tmpl_total_jobs = shared->total; /* --plus: {##}, {0#} */
+    tmpl_nslots = opts.jobs > 0 ? opts.jobs : workers;
 
     /* signals go to one thread; SIGPIPE is an error on write */
     sigemptyset(&sigs);
@@ -1221,7 +1228,7 @@ int main(int argc, char **argv) {
     /* a job's output past CLI_SPILL_AT bytes goes to a file (none with -u;
      * none with --results or --files, which write each job's whole output
      * to files of their own from memory) */
-    if (!O.ungroup && !O.results && !O.files && cli_spill_dir_make() == 0)
+    if (!opts.ungroup && !opts.results && !opts.files && cli_spill_dir_make() == 0)
         atexit(cli_spill_dir_remove);
 
     /* as many workers as the descriptors allow (GNU parallel lowers the
@@ -1231,7 +1238,7 @@ int main(int argc, char **argv) {
     pp_options_t po;
     pp_options_init(&po);
     po.initializer = cli_worker_init;
-    po.task_timeout = O.timeout > 0 ? O.timeout + 5.0 : 0;
+    po.task_timeout = opts.timeout > 0 ? opts.timeout + 5.0 : 0;
     pp_pool_t *pool;
     int rc;
     for (;;) {
@@ -1258,26 +1265,26 @@ int main(int argc, char **argv) {
     pthread_mutex_lock(&pool_lock);
     the_pool = pool;
     pthread_mutex_unlock(&pool_lock);
-    if (O.trace)
+    if (opts.trace)
         cli_trace_lanes(workers); /* a lane for each job slot ({%}) */
 
     t_start = mono();
     pp_iter_t *it;
-    rc = pp_imap_feed(pool, cli_job_task, feed, NULL, 0, O.keep_order ? PP_ORDERED : PP_UNORDERED,
-                      &it);
+    rc = pp_imap_feed(pool, cli_job_task, feed, NULL, 0,
+                      opts.keep_order ? PP_ORDERED : PP_UNORDERED, &it);
     if (rc < 0)
         die("cannot start the jobs: %s", pp_strerror(rc));
 
     int halt_status = -1; /* the exit status --halt decided */
     bool halting = false, halt_killed = false;
-    double wait = (O.bar || O.eta || O.progress || O.halt_when == HALT_NOW) ? 0.1 : -1;
-    bool lb_order = O.keep_order && O.line_buffer;
+    double wait = (opts.bar || opts.eta || opts.progress || opts.halt_when == HALT_NOW) ? 0.1 : -1;
+    bool lb_order = opts.keep_order && opts.line_buffer;
     size_t printed = SIZE_MAX; /* the index of the result last handled, if any */
     for (;;) {
         /* -k --line-buffer: everything up to the last result is out; the
          * next job may stream now (cli_job.c holds the others' lines back) */
         if (lb_order && printed != SIZE_MAX) {
-            __atomic_store_n(&SH->lb_head, (uint64_t)printed + 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&shared->lb_head, (uint64_t)printed + 1, __ATOMIC_RELEASE);
             printed = SIZE_MAX;
         }
         size_t idx;
@@ -1286,21 +1293,21 @@ int main(int argc, char **argv) {
         int r = pp_iter_next(it, wait, &idx, &data, &len);
         if (r == -ETIMEDOUT) {
             draw_progress(false);
-            if (__atomic_load_n(&SH->out_error, __ATOMIC_ACQUIRE))
-                output_failed(SH->out_error);
-            if (O.halt_when == HALT_NOW && !halt_killed && !hup &&
-                __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))
+            if (__atomic_load_n(&shared->out_error, __ATOMIC_ACQUIRE))
+                output_failed(shared->out_error);
+            if (opts.halt_when == HALT_NOW && !halt_killed && !hup &&
+                __atomic_load_n(&shared->halted, __ATOMIC_ACQUIRE))
                 halt_now(pool, &halting, &halt_status, &halt_killed);
             continue;
         }
         if (r == 0)
             break;
-        if (PI.sfd >= 0 && idx < fed_n)
+        if (piper.sfd >= 0 && idx < fed_n)
             spool_done(idx);
-        while (signalled) /* the signal thread is ending the run: say nothing more */
+        while (atomic_load(&signalled)) /* the signal thread is ending the run: say nothing more */
             pause();
-        if (__atomic_load_n(&SH->out_error, __ATOMIC_ACQUIRE))
-            output_failed(SH->out_error); /* a worker could not write (--line-buffer) */
+        if (__atomic_load_n(&shared->out_error, __ATOMIC_ACQUIRE))
+            output_failed(shared->out_error); /* a worker could not write (--line-buffer) */
         printed = idx;
         uint64_t seq = idx < fed_n ? fed_seq[idx] : 0;
         int exitval, sig;
@@ -1332,7 +1339,7 @@ int main(int argc, char **argv) {
             const char *d = data;
             cmd = d + res.out_len + res.err_len;
             cmd_len = res.cmd_len;
-            if (O.verbose && cmd_len) {
+            if (opts.verbose && cmd_len) {
                 write_all(1, cmd, cmd_len);
                 write_all(1, "\n", 1);
             }
@@ -1366,9 +1373,9 @@ int main(int argc, char **argv) {
                        start, or whose worker died, has none) */
             cli_trace_job(seq, slot, cmd, cmd_len, tries, ntries);
         n_done++;
-        if (O.jobs_file) { /* -j FILE: read again as jobs end, as GNU parallel */
+        if (opts.jobs_file) { /* -j FILE: read again as jobs end, as GNU parallel */
             int j = jobs_from_file(false);
-            __atomic_store_n(&SH->jobs_limit, j > 0 && j < workers ? j : 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&shared->jobs_limit, j > 0 && j < workers ? j : 0, __ATOMIC_RELEASE);
         }
         bool failed = exitval != 0 || sig != 0;
         if (failed)
@@ -1383,33 +1390,36 @@ int main(int argc, char **argv) {
             memcpy(&tr, (const char *)data + len - sizeof tr, sizeof tr);
             trig = tr.triggered;
         }
-        if (r < 0 && O.halt_when != HALT_NEVER && !halting) {
+        if (r < 0 && opts.halt_when != HALT_NEVER && !halting) {
             /* a job the library failed (worker died): count it here */
-            bool hit = O.halt_what == HALT_FAIL ? (O.halt_pct ? (double)n_failed * 100.0 >= O.halt_n * (double)(is_known ? known : n_done) : (double)n_failed >= O.halt_n)
-                                                : false;
+            bool hit = opts.halt_what == HALT_FAIL
+                           ? (opts.halt_pct ? (double)n_failed * 100.0 >=
+                                                  opts.halt_n * (double)(is_known ? known : n_done)
+                                            : (double)n_failed >= opts.halt_n)
+                           : false;
             if (hit) {
-                __atomic_store_n(&SH->halted, 1, __ATOMIC_RELEASE);
-                SH->halt_status = 1;
+                __atomic_store_n(&shared->halted, 1, __ATOMIC_RELEASE);
+                shared->halt_status = 1;
                 trig = true;
             }
         }
         if (trig && !halting) {
             halting = true;
-            halt_status = SH->halt_status;
-            if (O.halt_what == HALT_FAIL && cmd_len) {
+            halt_status = shared->halt_status;
+            if (opts.halt_what == HALT_FAIL && cmd_len) {
                 char line[300];
                 int m = snprintf(line, sizeof line, "procpool: This job failed:\n%.*s\n",
                                  (int)(cmd_len > 250 ? 250 : cmd_len), cmd);
                 write_all(2, line, (size_t)m);
             }
-            if (O.halt_when == HALT_SOON) {
+            if (opts.halt_when == HALT_SOON) {
                 const char *m =
                     "procpool: Starting no more jobs. Waiting for running jobs to finish.\n";
                 write_all(2, m, strlen(m));
             }
         }
-        if (O.halt_when == HALT_NOW && !halt_killed &&
-            (halting || (!hup && __atomic_load_n(&SH->halted, __ATOMIC_ACQUIRE))))
+        if (opts.halt_when == HALT_NOW && !halt_killed &&
+            (halting || (!hup && __atomic_load_n(&shared->halted, __ATOMIC_ACQUIRE))))
             halt_now(pool, &halting, &halt_status, &halt_killed);
     }
     draw_progress(true);
