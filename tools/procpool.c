@@ -941,7 +941,7 @@ static sigset_t sigs;
  * by the main thread, which then prints no more results. */
 static atomic_int signalled;
 
-static volatile int hup; /* SIGHUP came: no new job starts */
+static atomic_int hup; /* SIGHUP came: no new job starts (set by the signal thread) */
 
 /* SIGHUP: as GNU parallel, start no new job, let the running ones finish
  * and print their output. SIGINT, SIGTERM: kill the jobs, exit 255 (GNU
@@ -953,9 +953,9 @@ static void *signal_thread(void *arg) {
         while (sigwait(&sigs, &sig) != 0)
             ;
         if (sig == SIGHUP) {
-            if (hup || !shared)
+            if (atomic_load(&hup) || !shared)
                 continue;
-            hup = 1;
+            atomic_store(&hup, 1);
             __atomic_store_n(&shared->halted, 1, __ATOMIC_RELEASE);
             char line[300];
             int m = snprintf(line, sizeof line,
@@ -1295,7 +1295,7 @@ int main(int argc, char **argv) {
             draw_progress(false);
             if (__atomic_load_n(&shared->out_error, __ATOMIC_ACQUIRE))
                 output_failed(shared->out_error);
-            if (opts.halt_when == HALT_NOW && !halt_killed && !hup &&
+            if (opts.halt_when == HALT_NOW && !halt_killed && !atomic_load(&hup) &&
                 __atomic_load_n(&shared->halted, __ATOMIC_ACQUIRE))
                 halt_now(pool, &halting, &halt_status, &halt_killed);
             continue;
@@ -1419,7 +1419,7 @@ int main(int argc, char **argv) {
             }
         }
         if (opts.halt_when == HALT_NOW && !halt_killed &&
-            (halting || (!hup && __atomic_load_n(&shared->halted, __ATOMIC_ACQUIRE))))
+            (halting || (!atomic_load(&hup) && __atomic_load_n(&shared->halted, __ATOMIC_ACQUIRE))))
             halt_now(pool, &halting, &halt_status, &halt_killed);
     }
     draw_progress(true);
