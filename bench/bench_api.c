@@ -51,45 +51,38 @@
 #include <unistd.h>
 
 #define WORKERS 2
-#define RUNS 3               /* rounds of a. and b. at most (median) */
-#define SECTION_CAP_S 15.0   /* a. and b.: no new round past this */
-#define WAIT_CAP_S 60.0      /* a wait past this: the figure is n/a */
-#define TICK_NS 1000000L     /* c.: the timer period */
-#define WINDOW 256           /* c.: tasks in flight */
-#define TASK_US 10.0         /* c.: work per task */
+#define RUNS 3             /* rounds of a. and b. at most (median) */
+#define SECTION_CAP_S 15.0 /* a. and b.: no new round past this */
+#define WAIT_CAP_S 60.0    /* a wait past this: the figure is n/a */
+#define TICK_NS 1000000L   /* c.: the timer period */
+#define WINDOW 256         /* c.: tasks in flight */
+#define TASK_US 10.0       /* c.: work per task */
 #define GOAL_RATE 1e6
 
 static int quick;
 
-static int noop(const void *arg, size_t len, pp_buf_t *out)
-{
+static int noop(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg;
     (void)len;
     (void)out;
     return 0;
 }
 
-static void say_err(const char *what, long i, int rc)
-{
+static void say_err(const char *what, long i, int rc) {
     if (i >= 0)
         printf("  %s (#%ld) failed: %s (%s)\n", what, i, pp_strerror(rc), pp_err_name(rc));
     else
         printf("  %s failed: %s (%s)\n", what, pp_strerror(rc), pp_err_name(rc));
 }
 
-static double med_or_na(double *v, int n)
-{
-    return n > 0 ? median(v, (size_t)n) : -1;
-}
+static double med_or_na(double *v, int n) { return n > 0 ? median(v, (size_t)n) : -1; }
 
-static void sleep_us(long us)
-{
+static void sleep_us(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL);
 }
 
-static double thread_cpu_s(void)
-{
+static double thread_cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -108,8 +101,7 @@ static struct {
     pthread_cond_t cv;
 } cbc = {.m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static void cb_count(pp_future_t *f)
-{
+static void cb_count(pp_future_t *f) {
     if (!pp_future_successful(f))
         atomic_fetch_add(&cbc.failed, 1);
     if (atomic_fetch_add(&cbc.done, 1) + 1 == cbc.target) {
@@ -120,30 +112,26 @@ static void cb_count(pp_future_t *f)
 }
 
 /* pp_submit's callback: the library frees the future after it. */
-static void cb_submit(pp_future_t *f, void *ud)
-{
+static void cb_submit(pp_future_t *f, void *ud) {
     (void)ud;
     cb_count(f);
 }
 
 /* pp_future_on_done's callback: frees the future as its last act. */
-static void cb_free(pp_future_t *f, void *ud)
-{
+static void cb_free(pp_future_t *f, void *ud) {
     (void)ud;
     cb_count(f);
     pp_future_free(f);
 }
 
-static void cbc_reset(long target)
-{
+static void cbc_reset(long target) {
     atomic_store(&cbc.done, 0);
     atomic_store(&cbc.failed, 0);
     cbc.target = target;
 }
 
 /* Wait until the callbacks have counted `target`. 0, or -1 past WAIT_CAP_S. */
-static int cbc_wait(long target)
-{
+static int cbc_wait(long target) {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += (time_t)WAIT_CAP_S;
@@ -170,8 +158,7 @@ static const char *const vname[NV] = {"pp_apply_async, get+free in order",
                                       "pp_submit, opts.on_done, no future"};
 
 /* One run of n no-ops by variant v. Tasks/s, or -1. */
-static double cb_run(pp_pool_t *pool, int v, pp_future_t **fs, long n)
-{
+static double cb_run(pp_pool_t *pool, int v, pp_future_t **fs, long n) {
     double t0 = now();
     if (v == V_ASYNC) {
         long i = 0;
@@ -233,8 +220,7 @@ static double cb_run(pp_pool_t *pool, int v, pp_future_t **fs, long n)
 /* ------------------------------------------------------------------------ */
 
 /* Submit n no-ops into fs (and into q when not NULL). The number submitted. */
-static long submit_n(pp_pool_t *pool, pp_queue_t *q, pp_future_t **fs, long n)
-{
+static long submit_n(pp_pool_t *pool, pp_queue_t *q, pp_future_t **fs, long n) {
     for (long i = 0; i < n; i++) {
         int rc = pp_apply_async(pool, noop, NULL, 0, &fs[i]);
         if (rc < 0) {
@@ -250,8 +236,7 @@ static long submit_n(pp_pool_t *pool, pp_queue_t *q, pp_future_t **fs, long n)
 }
 
 /* Wait for fs[0..n) (not timed). 0, or -1 with every future freed. */
-static int wait_all(pp_future_t **fs, long n)
-{
+static int wait_all(pp_future_t **fs, long n) {
     for (long i = 0; i < n; i++) {
         int rc = pp_future_wait(fs[i], WAIT_CAP_S);
         if (rc < 0) {
@@ -267,8 +252,7 @@ static int wait_all(pp_future_t **fs, long n)
 /* Take futures out of q with pp_queue_next(q, timeout) and free them until
  * `want` came out, the queue is drained or the timeout passed. The number
  * taken out, or -1 on an error or a failed task. */
-static long queue_take(pp_queue_t *q, long want, double timeout)
-{
+static long queue_take(pp_queue_t *q, long want, double timeout) {
     long got = 0;
     int bad = 0;
     while (got < want) {
@@ -292,8 +276,7 @@ static long queue_take(pp_queue_t *q, long want, double timeout)
 }
 
 /* Done drain through a queue: futures/s of the drain alone, or -1. */
-static double qdrain_done(pp_pool_t *pool, pp_future_t **fs, long n)
-{
+static double qdrain_done(pp_pool_t *pool, pp_future_t **fs, long n) {
     pp_queue_t *q;
     int rc = pp_queue_create(&q);
     if (rc < 0) {
@@ -322,8 +305,7 @@ static double qdrain_done(pp_pool_t *pool, pp_future_t **fs, long n)
 }
 
 /* Done drain by pp_future_wait in submission order: futures/s, or -1. */
-static double wdrain_done(pp_pool_t *pool, pp_future_t **fs, long n)
-{
+static double wdrain_done(pp_pool_t *pool, pp_future_t **fs, long n) {
     long s = submit_n(pool, NULL, fs, n);
     if (wait_all(fs, s) < 0)
         return -1;
@@ -340,16 +322,15 @@ static double wdrain_done(pp_pool_t *pool, pp_future_t **fs, long n)
 
 /* The streaming consumer's shared state. */
 struct stream {
-    pp_queue_t *q;           /* queue mode; NULL: pp_future_wait mode */
+    pp_queue_t *q; /* queue mode; NULL: pp_future_wait mode */
     pp_future_t **fs;
     long n;
-    atomic_long published;   /* fs[0..published) submitted (and added) */
-    long got;                /* futures taken out and freed; -1 on error */
-    double cpu_s;            /* the consumer thread's CPU time */
+    atomic_long published; /* fs[0..published) submitted (and added) */
+    long got;              /* futures taken out and freed; -1 on error */
+    double cpu_s;          /* the consumer thread's CPU time */
 };
 
-static void *stream_consumer(void *p)
-{
+static void *stream_consumer(void *p) {
     struct stream *st = p;
     double c0 = thread_cpu_s();
     long got = 0;
@@ -390,9 +371,7 @@ static void *stream_consumer(void *p)
 /* Streaming: a consumer thread drains (through a queue when use_queue)
  * while this thread submits. End-to-end futures/s, or -1; *cpu_us: the
  * consumer's CPU time per future. */
-static double stream_run(pp_pool_t *pool, pp_future_t **fs, long n, int use_queue,
-                         double *cpu_us)
-{
+static double stream_run(pp_pool_t *pool, pp_future_t **fs, long n, int use_queue, double *cpu_us) {
     static struct stream st; /* static: a consumer given up on may still run */
     memset(&st, 0, sizeof st);
     st.fs = fs;
@@ -458,8 +437,7 @@ struct samples {
     size_t n, cap;
 };
 
-static int push(struct samples *s, double x)
-{
+static int push(struct samples *s, double x) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 4096;
         double *v = realloc(s->v, cap * sizeof *v);
@@ -481,8 +459,7 @@ struct loop {
 };
 
 /* Keep WINDOW tasks in flight. 0 or -1. */
-static int top_up(struct loop *l)
-{
+static int top_up(struct loop *l) {
     while (l->inflight < WINDOW && l->submitted < l->ntasks) {
         struct cpu_item it = {(uint64_t)l->submitted, task_iters};
         pp_future_t *f;
@@ -504,8 +481,7 @@ static int top_up(struct loop *l)
 
 /* The queue callback: take out every done future, check it, free it; then
  * submit more. 0 or -1. */
-static int on_queue(struct loop *l)
-{
+static int on_queue(struct loop *l) {
     pp_future_t *f;
     int rc;
     while ((rc = pp_queue_next(l->q, 0, &f)) == 1) {
@@ -529,8 +505,7 @@ static int on_queue(struct loop *l)
 
 /* The loop: ticks until ntasks are done (pool) or idle_ticks were seen (no
  * pool). 0, or -1 with *r undefined. */
-static int event_loop(pp_pool_t *pool, long ntasks, long idle_ticks, struct loop_res *r)
-{
+static int event_loop(pp_pool_t *pool, long ntasks, long idle_ticks, struct loop_res *r) {
     memset(r, 0, sizeof *r);
     struct loop l = {.pool = pool, .ntasks = ntasks};
     double t_tasks = now(); /* tasks/s counts the first window's submission too */
@@ -663,8 +638,7 @@ out:
 
 /* The same tasks by pp_apply_async, all submitted then got in order, no
  * loop: tasks/s, or -1. */
-static double cpu_tasks_plain(pp_pool_t *pool, pp_future_t **fs, long n)
-{
+static double cpu_tasks_plain(pp_pool_t *pool, pp_future_t **fs, long n) {
     double t0 = now();
     long i = 0;
     for (; i < n; i++) {
@@ -684,8 +658,7 @@ static double cpu_tasks_plain(pp_pool_t *pool, pp_future_t **fs, long n)
     return bad ? -1 : (double)n / (now() - t0);
 }
 
-static void print_loop(const char *what, const struct loop_res *r)
-{
+static void print_loop(const char *what, const struct loop_res *r) {
     printf("  %-34s ticks %5ld  lateness p50 %7.1f us  p99 %8.1f us  max %8.1f us"
            "  overruns %ld",
            what, r->ticks, r->p50_us, r->p99_us, r->max_us, r->overruns);
@@ -702,28 +675,22 @@ static void print_loop(const char *what, const struct loop_res *r)
 /* main                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static const char *pass_below(double v, double goal)
-{
+static const char *pass_below(double v, double goal) {
     return v <= 0 ? "n/a" : v >= goal ? "PASS" : "BELOW";
 }
 
-static void fmt_us(char *buf, size_t size, double us)
-{
+static void fmt_us(char *buf, size_t size, double us) {
     if (us > 0)
         snprintf(buf, size, "%.1f us", us);
     else
         snprintf(buf, size, "n/a");
 }
 
-static double ratio(double a, double b)
-{
-    return a > 0 && b > 0 ? a / b : -1;
-}
+static double ratio(double a, double b) { return a > 0 && b > 0 ? a / b : -1; }
 
 /* "1.234 M/s" / "1.23x" / "0.101 us", or "n/a": for the prose lines, in one
  * of a few rotating buffers (several per printf). */
-static const char *m_s(const char *fmt, double x)
-{
+static const char *m_s(const char *fmt, double x) {
     static char buf[8][32];
     static int k;
     char *b = buf[k++ % 8];
@@ -734,8 +701,7 @@ static const char *m_s(const char *fmt, double x)
     return b;
 }
 
-int main(void)
-{
+int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *qe = getenv("BENCH_QUICK");
     quick = qe && *qe && strcmp(qe, "0") != 0;
@@ -939,12 +905,11 @@ int main(void)
     snprintf(a, sizeof a, "future_wait %s", r);
     add_row("queue streaming vs wait streaming", v, a, ratio(qs_m, ws_m), "(ref.)", -1);
 
-    double lat[3][2] = {{busy.p50_us, idle.p50_us},
-                        {busy.p99_us, idle.p99_us},
-                        {busy.max_us, idle.max_us}};
+    double lat[3][2] = {
+        {busy.p50_us, idle.p50_us}, {busy.p99_us, idle.p99_us}, {busy.max_us, idle.max_us}};
     static const char *const latname[3] = {"loop tick lateness p50, pool of 2",
-                                            "loop tick lateness p99, pool of 2",
-                                            "loop tick lateness max, pool of 2"};
+                                           "loop tick lateness p99, pool of 2",
+                                           "loop tick lateness max, pool of 2"};
     static const char *const latidle[3] = {"idle loop p50 ", "idle loop p99 ", "idle loop max "};
     for (int k = 0; k < 3; k++) {
         double b = busy_ok ? lat[k][0] : -1, i = idle_ok ? lat[k][1] : -1;

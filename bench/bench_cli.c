@@ -279,9 +279,10 @@ int main(void) {
         return 1;
     double gb = gb_mb * 1048576.0 / 1e9;
     printf("== --pipe --recend '</rec>\\n' --block 16M over %.2f GB of 1 MiB records "
-           "(median of 3)\n", gb);
-    snprintf(cmd, sizeof cmd,
-             "%s --pipe --recend '</rec>\\n' --block 16M wc -c < %s > /dev/null", pp, recs);
+           "(median of 3)\n",
+           gb);
+    snprintf(cmd, sizeof cmd, "%s --pipe --recend '</rec>\\n' --block 16M wc -c < %s > /dev/null",
+             pp, recs);
     double r_file = median_of(cmd, 3);
     snprintf(cmd, sizeof cmd,
              "cat %s | %s --pipe --recend '</rec>\\n' --block 16M wc -c > /dev/null", recs, pp);
@@ -291,7 +292,8 @@ int main(void) {
     if (gnu) {
         snprintf(cmd, sizeof cmd,
                  "head -c 50M %s | parallel --will-cite --pipe --recend '</rec>\\n' "
-                 "--block 16M wc -c > /dev/null 2>&1", recs);
+                 "--block 16M wc -c > /dev/null 2>&1",
+                 recs);
         double g = median_of(cmd, 1);
         printf("parallel, 50 MB from a pipe        %7.0f MB/s   procpool(pipe)/parallel = %.0fx\n",
                52.4288 / g, (gb / r_pipe) / (0.0524288 / g));

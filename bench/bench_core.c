@@ -53,8 +53,7 @@
 /* helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static inline void cpu_relax(void)
-{
+static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -62,19 +61,16 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void futex_wait(atomic_uint *w, unsigned expected)
-{
+static void futex_wait(atomic_uint *w, unsigned expected) {
     /* non-private: the word lives in a MAP_SHARED page seen by two processes */
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, expected, NULL, NULL, 0);
 }
 
-static void futex_wake(atomic_uint *w)
-{
+static void futex_wake(atomic_uint *w) {
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-static int noop(const void *arg, size_t len, pp_buf_t *out)
-{
+static int noop(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg;
     (void)len;
     (void)out;
@@ -89,16 +85,14 @@ enum { PP_IDLE = 0, PING = 1, PONG = 2, QUIT = 3 };
 #define SLEEPER 0x80000000u /* spin-then-futex: a waiter is (about to be) asleep */
 
 /* Sleeping waiter: every wait goes straight to FUTEX_WAIT. */
-static unsigned sleep_wait(atomic_uint *w, unsigned want)
-{
+static unsigned sleep_wait(atomic_uint *w, unsigned want) {
     unsigned v;
     while ((v = atomic_load(w)) != want && v != QUIT)
         futex_wait(w, v);
     return v;
 }
 
-static void sleep_post(atomic_uint *w, unsigned v)
-{
+static void sleep_post(atomic_uint *w, unsigned v) {
     atomic_store(w, v);
     futex_wake(w);
 }
@@ -106,8 +100,7 @@ static void sleep_post(atomic_uint *w, unsigned v)
 /* Spin-then-futex: spin up to SPIN_NS with pause, then announce a sleeper
  * with the SLEEPER bit and sleep; the poster wakes only when the bit was set
  * (an eventcount in one word: no system call while both sides are awake). */
-static unsigned spin_wait(atomic_uint *w, unsigned want)
-{
+static unsigned spin_wait(atomic_uint *w, unsigned want) {
     unsigned v;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -136,23 +129,20 @@ static unsigned spin_wait(atomic_uint *w, unsigned want)
     }
 }
 
-static void spin_post(atomic_uint *w, unsigned v)
-{
+static void spin_post(atomic_uint *w, unsigned v) {
     if (atomic_exchange(w, v) & SLEEPER)
         futex_wake(w);
 }
 
 /* The n-th CPU (0-based) of this process's affinity mask, or -1. */
-static int nth_cpu(const cpu_set_t *mask, int n)
-{
+static int nth_cpu(const cpu_set_t *mask, int n) {
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, mask) && n-- == 0)
             return c;
     return -1;
 }
 
-static void pin_to(int cpu)
-{
+static void pin_to(int cpu) {
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
@@ -168,8 +158,7 @@ static void pin_to(int cpu)
  * scheduler's sync wake-up tends to put both on one CPU, and a sleeping
  * hand-off is then just two context switches.
  */
-static double pingpong_us(int spinning, int cross_cpu, int rounds)
-{
+static double pingpong_us(int spinning, int cross_cpu, int rounds) {
     cpu_set_t saved;
     int cpu_a = -1, cpu_b = -1;
     if (cross_cpu) {
@@ -231,8 +220,7 @@ static double pingpong_us(int spinning, int cross_cpu, int rounds)
 /* ------------------------------------------------------------------------ */
 
 /* Median pp_apply round trip of a no-op in µs; -1 on failure. */
-static double apply_rtt_us(int processes, int *calls_done)
-{
+static double apply_rtt_us(int processes, int *calls_done) {
     *calls_done = 0;
     pp_pool_t *pool = bench_make_pool(processes);
     if (!pool)
@@ -286,8 +274,7 @@ done:
 /* ------------------------------------------------------------------------ */
 
 /* One run: submit n no-ops, then get and free each. Tasks/s, or -1. */
-static double async_run(pp_pool_t *pool, pp_future_t **f, int n)
-{
+static double async_run(pp_pool_t *pool, pp_future_t **f, int n) {
     int failed = 0;
     double t0 = now();
     int submitted = 0;
@@ -336,20 +323,16 @@ struct tpool {
     pthread_cond_t work_cv; /* workers wait here for tasks */
     pthread_cond_t done_cv; /* callers of tp_get wait here */
     struct tp_node *head, *tail;
-    int idle;               /* workers waiting on work_cv */
+    int idle; /* workers waiting on work_cv */
     atomic_int done_waiters;
     int stop;
     pthread_t th[2];
     int nth;
 };
 
-static void tp_noop(void *arg)
-{
-    (void)arg;
-}
+static void tp_noop(void *arg) { (void)arg; }
 
-static void *tp_worker(void *p)
-{
+static void *tp_worker(void *p) {
     struct tpool *tp = p;
     for (;;) {
         pthread_mutex_lock(&tp->m);
@@ -380,8 +363,7 @@ static void *tp_worker(void *p)
     }
 }
 
-static int tp_start(struct tpool *tp, int threads)
-{
+static int tp_start(struct tpool *tp, int threads) {
     memset(tp, 0, sizeof *tp);
     pthread_mutex_init(&tp->m, NULL);
     pthread_cond_init(&tp->work_cv, NULL);
@@ -392,8 +374,7 @@ static int tp_start(struct tpool *tp, int threads)
     return 0;
 }
 
-static void tp_stop(struct tpool *tp)
-{
+static void tp_stop(struct tpool *tp) {
     pthread_mutex_lock(&tp->m);
     tp->stop = 1;
     pthread_cond_broadcast(&tp->work_cv);
@@ -405,8 +386,7 @@ static void tp_stop(struct tpool *tp)
     pthread_cond_destroy(&tp->done_cv);
 }
 
-static struct tp_future *tp_submit(struct tpool *tp, void (*fn)(void *), void *arg)
-{
+static struct tp_future *tp_submit(struct tpool *tp, void (*fn)(void *), void *arg) {
     struct tp_node *n = malloc(sizeof *n);
     struct tp_future *f = malloc(sizeof *f);
     if (!n || !f) {
@@ -431,8 +411,7 @@ static struct tp_future *tp_submit(struct tpool *tp, void (*fn)(void *), void *a
     return f;
 }
 
-static void tp_get(struct tpool *tp, struct tp_future *f)
-{
+static void tp_get(struct tpool *tp, struct tp_future *f) {
     if (atomic_load(&f->done))
         return;
     pthread_mutex_lock(&tp->m);
@@ -443,8 +422,7 @@ static void tp_get(struct tpool *tp, struct tp_future *f)
     pthread_mutex_unlock(&tp->m);
 }
 
-static double tp_run(struct tpool *tp, struct tp_future **f, int n)
-{
+static double tp_run(struct tpool *tp, struct tp_future **f, int n) {
     double t0 = now();
     for (int i = 0; i < n; i++)
         if (!(f[i] = tp_submit(tp, tp_noop, NULL)))
@@ -466,8 +444,7 @@ struct py_figures {
 };
 
 /* 0 on success, -1 when python3 or the script is missing, -2 on failure. */
-static int run_python(const char *argv0, struct py_figures *py)
-{
+static int run_python(const char *argv0, struct py_figures *py) {
     char script[PATH_MAX + 32];
     if (system("command -v python3 >/dev/null 2>&1") != 0) {
         printf("  python3 not found: skipped\n");
@@ -513,16 +490,14 @@ static int run_python(const char *argv0, struct py_figures *py)
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void fmt_us(char *buf, size_t size, double us)
-{
+static void fmt_us(char *buf, size_t size, double us) {
     if (us > 0)
         snprintf(buf, size, "%.2f us", us);
     else
         snprintf(buf, size, "n/a");
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     (void)argc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t_start = now();

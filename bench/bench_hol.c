@@ -74,14 +74,14 @@
 #define LONG_MS 2000.0
 #define SHORT_MS 1.0
 #define N_SHORT 1000
-#define RUNS 3      /* a.: apply_async runs (median) */
-#define MAP_RUNS 2  /* a.: runs of each map variant */
-#define CHUNK 10    /* a.: the pp_imap_unordered chunk size */
-#define LAT_N 3000  /* b.: tasks */
+#define RUNS 3     /* a.: apply_async runs (median) */
+#define MAP_RUNS 2 /* a.: runs of each map variant */
+#define CHUNK 10   /* a.: the pp_imap_unordered chunk size */
+#define LAT_N 3000 /* b.: tasks */
 #define LAT_SHORT_US 100.0
 #define LAT_LONG_US 50000.0
 #define LAT_LONG_PCT 5 /* of 100 */
-#define LAT_BUSY 0.70 /* b.: the workers' share of time busy */
+#define LAT_BUSY 0.70  /* b.: the workers' share of time busy */
 #define LAT_SEED 20261201ull
 #define WAIT_CAP_S 30.0 /* a figure whose wait runs past this is n/a */
 
@@ -91,15 +91,13 @@ static int quick;
 /* the task: busy-wait on the clock                                         */
 /* ------------------------------------------------------------------------ */
 
-static void spin_until(double end)
-{
+static void spin_until(double end) {
     while (now() < end) {
     }
 }
 
 /* arg: a double, microseconds to spin */
-static int task_spin(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_spin(const void *arg, size_t len, pp_buf_t *out) {
     (void)out;
     double us;
     if (len != sizeof us)
@@ -111,8 +109,7 @@ static int task_spin(const void *arg, size_t len, pp_buf_t *out)
 
 /* What one short task costs here, in seconds: the median of 50 runs of
  * its body in this process (the spin plus the clock reads around it). */
-static double short_cost_s(double ms)
-{
+static double short_cost_s(double ms) {
     double v[50];
     for (int i = 0; i < 50; i++) {
         double t0 = now();
@@ -124,8 +121,7 @@ static double short_cost_s(double ms)
 
 /* A fresh pool of WORKERS, warmed up with short tasks so that both workers
  * run and the pool's estimate of task time is the short task's. */
-static pp_pool_t *warm_pool(double short_ms)
-{
+static pp_pool_t *warm_pool(double short_ms) {
     pp_pool_t *pool = bench_make_pool(WORKERS);
     if (!pool)
         return NULL;
@@ -142,8 +138,7 @@ static pp_pool_t *warm_pool(double short_ms)
     return pool;
 }
 
-static void end_pool(pp_pool_t *pool)
-{
+static void end_pool(pp_pool_t *pool) {
     pp_pool_terminate(pool);
     pp_pool_join(pool);
     pp_pool_destroy(pool);
@@ -162,16 +157,14 @@ static struct {
     pthread_cond_t cv;
 } st = {.m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static void stamp_reset(double *t, long target)
-{
+static void stamp_reset(double *t, long target) {
     st.t = t;
     atomic_store(&st.done, 0);
     atomic_store(&st.failed, 0);
     st.target = target;
 }
 
-static void cb_stamp(pp_future_t *f, void *ud)
-{
+static void cb_stamp(pp_future_t *f, void *ud) {
     double t = now();
     long i = (long)(intptr_t)ud;
     st.t[i] = t;
@@ -184,8 +177,7 @@ static void cb_stamp(pp_future_t *f, void *ud)
 }
 
 /* Wait until every stamp is in; 0, or -1 past WAIT_CAP_S. */
-static int stamp_wait(void)
-{
+static int stamp_wait(void) {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += (time_t)WAIT_CAP_S;
@@ -204,8 +196,7 @@ static int stamp_wait(void)
 
 /* One run: the long task, then n short ones, all pp_apply_async. Seconds
  * from the first submission until the last short task is done, or -1. */
-static double hol_apply_run(double long_ms, double short_ms, int n)
-{
+static double hol_apply_run(double long_ms, double short_ms, int n) {
     pp_pool_t *pool = warm_pool(short_ms);
     if (!pool)
         return -1;
@@ -264,8 +255,7 @@ out:
  * worker while a forked process spins (the long task's CPU use, with no
  * task behind it): what the free worker alone achieves here and now.
  * Seconds until they are done, or -1. */
-static double baseline_run(double long_ms, double short_ms, int n)
-{
+static double baseline_run(double long_ms, double short_ms, int n) {
     pid_t spinner = fork();
     if (spinner < 0)
         return -1;
@@ -316,8 +306,7 @@ out:
 
 /* The items of a map run, task_spin's durations in us: the long item then n
  * short ones. NULL when out of memory. */
-static double *hol_items(double long_ms, double short_ms, int n)
-{
+static double *hol_items(double long_ms, double short_ms, int n) {
     double *items = malloc((size_t)(n + 1) * sizeof *items);
     if (!items)
         return NULL;
@@ -329,8 +318,7 @@ static double *hol_items(double long_ms, double short_ms, int n)
 
 /* One run of pp_map_async, PP_CHUNK_AUTO, over the long item then n short
  * ones: seconds until n items are done (polled every 200 us), or -1. */
-static double hol_map_run(double long_ms, double short_ms, int n)
-{
+static double hol_map_run(double long_ms, double short_ms, int n) {
     pp_pool_t *pool = warm_pool(short_ms);
     if (!pool)
         return -1;
@@ -371,8 +359,7 @@ out:
 /* One run of pp_imap_unordered, chunks of CHUNK, over the long item then n
  * short ones: seconds until every item outside the long item's chunk is
  * in, or -1. */
-static double hol_imap_run(double long_ms, double short_ms, int n)
-{
+static double hol_imap_run(double long_ms, double short_ms, int n) {
     pp_pool_t *pool = warm_pool(short_ms);
     if (!pool)
         return -1;
@@ -413,8 +400,7 @@ out:
 /* ------------------------------------------------------------------------ */
 
 /* Task i's duration in us: the same generator as py_hol.py. */
-static void lat_workload(double *us, int n)
-{
+static void lat_workload(double *us, int n) {
     uint64_t x = LAT_SEED;
     for (int i = 0; i < n; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -423,16 +409,14 @@ static void lat_workload(double *us, int n)
 }
 
 /* The submission interval that keeps WORKERS busy LAT_BUSY of the time. */
-static double lat_interval_s(const double *us, int n)
-{
+static double lat_interval_s(const double *us, int n) {
     double sum = 0;
     for (int i = 0; i < n; i++)
         sum += us[i];
     return sum * 1e-6 / n / (WORKERS * LAT_BUSY);
 }
 
-static void sleep_until(double t)
-{
+static void sleep_until(double t) {
     double d = t - now();
     if (d <= 0)
         return;
@@ -444,8 +428,7 @@ struct pct {
     double p50, p99, p999; /* seconds; -1: n/a */
 };
 
-static double pct_of(const double *sorted, int n, double q)
-{
+static double pct_of(const double *sorted, int n, double q) {
     if (n <= 0)
         return -1;
     int k = (int)ceil(q * n) - 1;
@@ -457,8 +440,7 @@ static double pct_of(const double *sorted, int n, double q)
 }
 
 /* Percentiles of lat[i] over the tasks with only_us (0: every task). */
-static struct pct percentiles(const double *lat, const double *us, int n, double only_us)
-{
+static struct pct percentiles(const double *lat, const double *us, int n, double only_us) {
     double *v = malloc((size_t)n * sizeof *v);
     struct pct p = {-1, -1, -1};
     if (!v)
@@ -477,8 +459,7 @@ static struct pct percentiles(const double *lat, const double *us, int n, double
 
 /* procpool: pp_submit with on_done, fire-and-forget. Fills lat (seconds);
  * 0, or -1. */
-static int lat_procpool(const double *us, int n, double interval, double *lat)
-{
+static int lat_procpool(const double *us, int n, double interval, double *lat) {
     pp_pool_t *pool = warm_pool(LAT_SHORT_US * 1e-3);
     if (!pool)
         return -1;
@@ -531,8 +512,8 @@ struct tp_node {
 
 struct tpool {
     pthread_mutex_t m;
-    pthread_cond_t work_cv;  /* workers wait here for tasks */
-    pthread_cond_t done_cv;  /* the submitter waits here for the last one */
+    pthread_cond_t work_cv; /* workers wait here for tasks */
+    pthread_cond_t done_cv; /* the submitter waits here for the last one */
     struct tp_node *head, *tail;
     int idle, stop;
     long done, target;
@@ -541,8 +522,7 @@ struct tpool {
     int nth;
 };
 
-static void *tp_worker(void *p)
-{
+static void *tp_worker(void *p) {
     struct tpool *tp = p;
     for (;;) {
         pthread_mutex_lock(&tp->m);
@@ -571,8 +551,7 @@ static void *tp_worker(void *p)
     }
 }
 
-static int lat_pthreads(const double *us, int n, double interval, double *lat)
-{
+static int lat_pthreads(const double *us, int n, double interval, double *lat) {
     struct tpool tp;
     memset(&tp, 0, sizeof tp);
     double *sub = malloc((size_t)n * sizeof *sub);
@@ -642,15 +621,14 @@ static int lat_pthreads(const double *us, int n, double interval, double *lat)
 /* ------------------------------------------------------------------------ */
 
 struct py_out {
-    double hol_s, imap_s;   /* a. medians */
-    struct pct all, shrt;   /* b. */
+    double hol_s, imap_s; /* a. medians */
+    struct pct all, shrt; /* b. */
     char version[32];
 };
 
 /* Run py_hol.py with args; 0, -1 when python3 or the script is missing
  * (a notice printed), -2 on failure. */
-static int run_python(const char *argv0, const char *args, struct py_out *py)
-{
+static int run_python(const char *argv0, const char *args, struct py_out *py) {
     static int missing; /* say it once */
     if (missing)
         return -1;
@@ -710,20 +688,15 @@ static int run_python(const char *argv0, const char *args, struct py_out *py)
 /* main                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static double med_of(double *v, int n)
-{
-    return n > 0 ? median(v, (size_t)n) : -1;
-}
+static double med_of(double *v, int n) { return n > 0 ? median(v, (size_t)n) : -1; }
 
-static void print_pct(const char *who, struct pct a, struct pct s)
-{
+static void print_pct(const char *who, struct pct a, struct pct s) {
     printf("  %-28s all: p50 %8.2f  p99 %8.2f  p99.9 %8.2f ms | 100 us ones: p50 %7.2f  p99 "
            "%7.2f  p99.9 %7.2f ms\n",
            who, a.p50 * 1e3, a.p99 * 1e3, a.p999 * 1e3, s.p50 * 1e3, s.p99 * 1e3, s.p999 * 1e3);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     (void)argc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *qe = getenv("BENCH_QUICK");
@@ -798,8 +771,7 @@ int main(int argc, char **argv)
     py.all = py.shrt = (struct pct){-1, -1, -1};
     snprintf(py.version, sizeof py.version, "?");
     char args[256];
-    snprintf(args, sizeof args, "hol %g %g %d %d %d", long_ms, SHORT_MS, n_short, map_runs,
-             CHUNK);
+    snprintf(args, sizeof args, "hol %g %g %d %d %d", long_ms, SHORT_MS, n_short, map_runs, CHUNK);
     printf("  multiprocessing.Pool(%d): apply_async and imap_unordered(chunksize=%d), %d runs "
            "each\n",
            WORKERS, CHUNK, map_runs);
@@ -889,8 +861,8 @@ int main(int argc, char **argv)
     if (py_a != -1) {
         fmt_ms(val, sizeof val, py_a == 0 ? py.hol_s : -1);
         ratio = py_a == 0 && py.hol_s > 0 ? py.hol_s / ideal : -1;
-        add_row("HOL: Python Pool.apply_async (anchor)", "-", val[0] == 'n' ? "failed" : val,
-                ratio, "(ref.)", -1);
+        add_row("HOL: Python Pool.apply_async (anchor)", "-", val[0] == 'n' ? "failed" : val, ratio,
+                "(ref.)", -1);
         fmt_ms(val, sizeof val, hol_s);
         snprintf(anc, sizeof anc, "Pool.apply_async %.1f ms", py.hol_s * 1e3);
         ratio = py_a == 0 && hol_s > 0 && py.hol_s > 0 ? py.hol_s / hol_s : -1;
@@ -955,8 +927,8 @@ int main(int argc, char **argv)
     printf("summary (ratios: procpool / anchor, lower is better, except \"faster by\": "
            "anchor / procpool)\n\n");
     if (py_a == -1)
-        add_row_met("vs Python multiprocessing", "-", "skipped (python3 or py_hol.py missing)",
-                    -1, "-", BENCH_NA);
+        add_row_met("vs Python multiprocessing", "-", "skipped (python3 or py_hol.py missing)", -1,
+                    "-", BENCH_NA);
     print_summary();
     printf("bench_hol took %.1f s\n", now() - t_start);
     return 0; /* a benchmark never fails */

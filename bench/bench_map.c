@@ -72,15 +72,13 @@
 /* ------------------------------------------------------------------------ */
 
 /* CPU seconds used by this process (every thread, not the workers) */
-static double cpu_seconds(void)
-{
+static double cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static pp_pool_t *make_pool(int n)
-{
+static pp_pool_t *make_pool(int n) {
     pp_options_t opt;
     pp_options_init(&opt);
     opt.processes = n;
@@ -98,8 +96,7 @@ static pp_pool_t *make_pool(int n)
 /* tasks                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static int task_lin(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_lin(const void *arg, size_t len, pp_buf_t *out) {
     (void)len;
     int32_t v;
     memcpy(&v, arg, sizeof v);
@@ -111,8 +108,7 @@ static int task_lin(const void *arg, size_t len, pp_buf_t *out)
 
 /* d: busy for the given number of microseconds (on the clock, so the item
  * costs are exact whatever the CPU) */
-static int task_busy_us(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_busy_us(const void *arg, size_t len, pp_buf_t *out) {
     (void)len;
     double us;
     memcpy(&us, arg, sizeof us);
@@ -129,8 +125,7 @@ static int task_busy_us(const void *arg, size_t len, pp_buf_t *out)
 /* ------------------------------------------------------------------------ */
 
 /* items/s of one pp_map run over n items; -1 on error or wrong results */
-static double lin_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t n, size_t cs)
-{
+static double lin_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t n, size_t cs) {
     memset(res, 0, n * sizeof *res);
     double t0 = now();
     int rc = pp_map(pool, task_lin, items, sizeof *items, n, res, sizeof *res, cs);
@@ -141,8 +136,7 @@ static double lin_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size_
     }
     for (size_t i = 0; i < n; i++) {
         if (res[i] != items[i] * 3 + 1) {
-            printf("  pp_map: WRONG RESULT at %zu: %d, expected %d\n", i, res[i],
-                   items[i] * 3 + 1);
+            printf("  pp_map: WRONG RESULT at %zu: %d, expected %d\n", i, res[i], items[i] * 3 + 1);
             return -1;
         }
     }
@@ -151,8 +145,7 @@ static double lin_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size_
 
 /* median items/s of up to RUNS runs (fewer when a run is slow) */
 static double lin_figure(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t n, size_t cs,
-                         const char *label)
-{
+                         const char *label) {
     double r[RUNS];
     int k = 0;
     for (; k < RUNS; k++) {
@@ -181,8 +174,7 @@ struct py_figures {
 };
 
 /* 0 on success, -1 when python3 or the script is missing, -2 on failure. */
-static int run_python(const char *argv0, struct py_figures *py)
-{
+static int run_python(const char *argv0, struct py_figures *py) {
     char script[PATH_MAX + 32];
     py->default_ips = py->chunk1_ips = -1;
     snprintf(py->version, sizeof py->version, "?");
@@ -227,8 +219,7 @@ static int run_python(const char *argv0, struct py_figures *py)
  * items that take about E_POINT_S at its pace (at most A_ITEMS), which is the
  * figure (best of two: one run alone is too noisy on a shared machine) */
 static double chunk_point(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t cs,
-                          size_t *n_out)
-{
+                          size_t *n_out) {
     size_t n = cs * 16 > 50000 ? cs * 16 : 50000;
     if (n > A_ITEMS)
         n = A_ITEMS;
@@ -252,8 +243,7 @@ static double chunk_point(pp_pool_t *pool, const int32_t *items, int32_t *res, s
 
 /* ------------------------------------------------------------------------ */
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     (void)argc;
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t_start = now();
@@ -330,8 +320,8 @@ int main(int argc, char **argv)
         memset(cpool, 0, sizeof cpool);
         double cpu0 = cpu_seconds();
         t0 = now();
-        int rc = pp_map(pool, task_cpu, citems, sizeof citems[0], C_ITEMS, cpool, sizeof cpool[0],
-                        0);
+        int rc =
+            pp_map(pool, task_cpu, citems, sizeof citems[0], C_ITEMS, cpool, sizeof cpool[0], 0);
         dt = now() - t0;
         double cpu = cpu_seconds() - cpu0;
         if (rc != 0) {

@@ -86,8 +86,7 @@
 /* tasks (in the program, so that the agents can name them)                */
 /* ------------------------------------------------------------------------ */
 
-static int task_inc(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_inc(const void *arg, size_t len, pp_buf_t *out) {
     (void)len;
     int32_t v;
     memcpy(&v, arg, sizeof v);
@@ -95,8 +94,7 @@ static int task_inc(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &v, sizeof v);
 }
 
-static void cpu_items_fill(struct cpu_item *it, int n, uint64_t iters)
-{
+static void cpu_items_fill(struct cpu_item *it, int n, uint64_t iters) {
     for (int i = 0; i < n; i++) {
         it[i].seed = (uint64_t)i * 7919 + 1;
         it[i].iters = iters;
@@ -104,8 +102,7 @@ static void cpu_items_fill(struct cpu_item *it, int n, uint64_t iters)
 }
 
 /* order-dependent checksum of the results, so the driver can check them */
-static uint64_t cpu_sum(const uint64_t *r, int n)
-{
+static uint64_t cpu_sum(const uint64_t *r, int n) {
     uint64_t s = 0;
     for (int i = 0; i < n; i++)
         s = s * 1099511628211ull + r[i];
@@ -117,8 +114,7 @@ static uint64_t cpu_sum(const uint64_t *r, int n)
 /* notes the driver echoes                                                  */
 /* ------------------------------------------------------------------------ */
 
-static pp_pool_t *mpi_pool(int processes)
-{
+static pp_pool_t *mpi_pool(int processes) {
     pp_options_t opt;
     pp_options_init(&opt);
     opt.processes = processes;
@@ -146,8 +142,7 @@ static pp_pool_t *mpi_pool(int processes)
 }
 
 /* tasks/s of one pp_map run; -1 on error or wrong results */
-static double tiny_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t n)
-{
+static double tiny_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size_t n) {
     memset(res, 0, n * sizeof *res);
     double t0 = now();
     int rc = pp_map(pool, task_inc, items, sizeof *items, n, res, sizeof *res, PP_CHUNK_AUTO);
@@ -165,8 +160,7 @@ static double tiny_run(pp_pool_t *pool, const int32_t *items, int32_t *res, size
     return (double)n / dt;
 }
 
-static int child_tiny(size_t n, int runs, int processes)
-{
+static int child_tiny(size_t n, int runs, int processes) {
     int32_t *items = malloc(n * sizeof *items);
     int32_t *res = malloc(n * sizeof *res);
     if (!items || !res) {
@@ -204,8 +198,7 @@ static int child_tiny(size_t n, int runs, int processes)
     return ok ? 0 : 1;
 }
 
-static int child_cpu(uint64_t iters, int n, int runs, uint64_t want_sum)
-{
+static int child_cpu(uint64_t iters, int n, int runs, uint64_t want_sum) {
     struct cpu_item *items = calloc((size_t)n, sizeof *items);
     uint64_t *res = calloc((size_t)n, sizeof *res);
     if (!items || !res) {
@@ -253,8 +246,7 @@ static int child_cpu(uint64_t iters, int n, int runs, uint64_t want_sum)
 enum { TAG_TASK = 1, TAG_RESULT = 2, TAG_STOP = 3 };
 
 /* rank 0 of the farm: n tasks, `inflight` per worker at a time; tasks/s */
-static double farm_run(int workers, const int32_t *items, int32_t *res, int n, int inflight)
-{
+static double farm_run(int workers, const int32_t *items, int32_t *res, int n, int inflight) {
     int next = 0, done = 0;
     memset(res, 0, (size_t)n * sizeof *res);
     double t0 = MPI_Wtime();
@@ -285,8 +277,7 @@ static double farm_run(int workers, const int32_t *items, int32_t *res, int n, i
     return (double)n / dt;
 }
 
-static int child_farm(int n, int runs, int inflight, int *argc, char ***argv)
-{
+static int child_farm(int n, int runs, int inflight, int *argc, char ***argv) {
     MPI_Init(argc, argv);
     int rank, size, ok = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -337,8 +328,7 @@ static int child_farm(int n, int runs, int inflight, int *argc, char ***argv)
     return ok ? 0 : 1;
 }
 #else
-static int child_farm(int n, int runs, int inflight, int *argc, char ***argv)
-{
+static int child_farm(int n, int runs, int inflight, int *argc, char ***argv) {
     (void)n, (void)runs, (void)inflight, (void)argc, (void)argv;
     printf("farm: bench_mpi was built without mpi.h\n");
     return 1;
@@ -358,8 +348,7 @@ struct kv {
 };
 
 /* the value of key as a string, or NULL */
-static const char *kv_str(const struct kv *kv, const char *key)
-{
+static const char *kv_str(const struct kv *kv, const char *key) {
     for (int i = 0; i < kv->n; i++)
         if (strcmp(kv->key[i], key) == 0)
             return kv->str[i];
@@ -367,8 +356,7 @@ static const char *kv_str(const struct kv *kv, const char *key)
 }
 
 /* the value of key as a number, or -1 */
-static double kv_get(const struct kv *kv, const char *key)
-{
+static double kv_get(const struct kv *kv, const char *key) {
     const char *s = kv_str(kv, key);
     char *end;
     double v = s ? strtod(s, &end) : -1;
@@ -378,8 +366,7 @@ static double kv_get(const struct kv *kv, const char *key)
 /* runs cmd (stderr joined); lines "key value" (lowercase key, one value)
  * are stored, the others echoed (indented with "  | " unless the child
  * indented them itself); returns the exit status (0: success) or -1 */
-static int run_child(const char *cmd, struct kv *kv)
-{
+static int run_child(const char *cmd, struct kv *kv) {
     kv->n = 0;
     fflush(stdout);
     FILE *p = popen(cmd, "r");
@@ -410,8 +397,7 @@ static int run_child(const char *cmd, struct kv *kv)
 static char timeout_cmd[32]; /* "timeout -k 3 " when there is one */
 
 /* the command line of an mpirun job: prefix (env), NP ranks, program */
-static void mpi_cmd(char *buf, size_t size, int limit_s, const char *env, const char *prog)
-{
+static void mpi_cmd(char *buf, size_t size, int limit_s, const char *env, const char *prog) {
     if (timeout_cmd[0])
         snprintf(buf, size, "%s%s %d '%s' -n %d %s 2>&1", env, timeout_cmd, limit_s,
                  PROCPOOL_MPIEXEC, NP, prog);
@@ -419,14 +405,10 @@ static void mpi_cmd(char *buf, size_t size, int limit_s, const char *env, const 
         snprintf(buf, size, "%s'%s' -n %d %s 2>&1", env, PROCPOOL_MPIEXEC, NP, prog);
 }
 
-static const char *status_word(int rc)
-{
-    return rc == 124 || rc == 137 ? " (timed out)" : "";
-}
+static const char *status_word(int rc) { return rc == 124 || rc == 137 ? " (timed out)" : ""; }
 
 /* figure 1 in an mpirun job: tasks/s, or -1 */
-static double tiny_figure(const char *exe, int processes)
-{
+static double tiny_figure(const char *exe, int processes) {
     char prog[PATH_MAX + 128], cmd[2 * PATH_MAX + 256];
     struct kv kv;
     snprintf(prog, sizeof prog, "'%s' --procpool-tiny %u %d %d", exe, TINY_ITEMS, RUNS, processes);
@@ -441,8 +423,7 @@ static double tiny_figure(const char *exe, int processes)
 }
 
 /* a Python that imports mpi4py.futures, or -1 */
-static int find_python_mpi(char *py, size_t size)
-{
+static int find_python_mpi(char *py, size_t size) {
     const char *env = getenv("PP_BENCH_PYTHON_MPI");
     const char *cands[] = {env && *env ? env : NULL, "python3", "/usr/bin/python3"};
     char cmd[PATH_MAX + 96];
@@ -480,8 +461,7 @@ static int find_python_mpi(char *py, size_t size)
 
 /* ------------------------------------------------------------------------ */
 
-static int driver(const char *argv0)
-{
+static int driver(const char *argv0) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     double t_start = now();
     /* procpool children get PROCPOOL_BACKEND=mpi on their command line; the
@@ -699,16 +679,14 @@ static int driver(const char *argv0)
 
 /* ------------------------------------------------------------------------ */
 
-static int arg_ok(int argc, char **argv, int want)
-{
+static int arg_ok(int argc, char **argv, int want) {
     if (argc == want)
         return 1;
     fprintf(stderr, "bench_mpi: %s takes %d arguments\n", argv[1], want - 2);
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 2)
         return driver(argv[0]);
     setvbuf(stdout, NULL, _IOLBF, 0);

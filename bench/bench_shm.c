@@ -61,8 +61,7 @@
 /* helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void on_alarm(int sig)
-{
+static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "\nbench_shm: MISSED: gave up after 55 s (the library hung?)\n";
     ssize_t w = write(STDOUT_FILENO, msg, sizeof msg - 1);
@@ -70,8 +69,7 @@ static void on_alarm(int sig)
     _exit(0);
 }
 
-static pp_pool_t *make_pool(int n)
-{
+static pp_pool_t *make_pool(int n) {
     pp_options_t opt;
     pp_options_init(&opt);
     opt.processes = n;
@@ -89,37 +87,28 @@ static pp_pool_t *make_pool(int n)
 /* the transform                                                            */
 /* ------------------------------------------------------------------------ */
 
-static inline double f(double x)
-{
-    return x * 1.0001 + 1.0;
-}
+static inline double f(double x) { return x * 1.0001 + 1.0; }
 
-static void transform(double *x, size_t n)
-{
+static void transform(double *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         x[i] = f(x[i]);
 }
 
-static double init_value(size_t i)
-{
-    return (double)(i & 0xffff) * 0.25;
-}
+static double init_value(size_t i) { return (double)(i & 0xffff) * 0.25; }
 
 struct desc {
     double *p;
     uint64_t n;
 };
 
-static void *thread_transform(void *arg)
-{
+static void *thread_transform(void *arg) {
     struct desc *d = arg;
     transform(d->p, d->n);
     return NULL;
 }
 
 /* the hardware's ceiling: WORKERS threads of this process, no pool */
-static double threads_pass(double *arr, size_t n)
-{
+static double threads_pass(double *arr, size_t n) {
     pthread_t th[WORKERS];
     struct desc d[WORKERS];
     double t = now();
@@ -136,8 +125,7 @@ static double threads_pass(double *arr, size_t n)
     return now() - t;
 }
 
-static int task_block(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_block(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct desc))
         return pp_buf_fail(out, "bad item size %zu", len);
     struct desc d;
@@ -146,8 +134,7 @@ static int task_block(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &d.n, sizeof d.n);
 }
 
-static int task_one(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_one(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(double))
         return pp_buf_fail(out, "bad item size %zu", len);
     double x;
@@ -161,8 +148,7 @@ struct probe {
     uint64_t pad;
 };
 
-static int task_probe(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_probe(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct probe))
         return pp_buf_fail(out, "bad item size %zu", len);
     struct probe p;
@@ -172,16 +158,14 @@ static int task_probe(const void *arg, size_t len, pp_buf_t *out)
 }
 
 /* apply f k times to x0 */
-static double f_pow(double x, int k)
-{
+static double f_pow(double x, int k) {
     for (int i = 0; i < k; i++)
         x = f(x);
     return x;
 }
 
 /* 1M-element sample (every stride-th) of arr[0..n) against init+k passes */
-static int check_sample(const double *arr, size_t n, int k, size_t *bad_index)
-{
+static int check_sample(const double *arr, size_t n, int k, size_t *bad_index) {
     size_t stride = n / 1000000 ? n / 1000000 : 1;
     for (size_t i = 0; i < n; i += stride)
         if (arr[i] != f_pow(init_value(i), k)) {
@@ -200,8 +184,7 @@ static int check_sample(const double *arr, size_t n, int k, size_t *bad_index)
 /* b: 1 MiB results                                                         */
 /* ------------------------------------------------------------------------ */
 
-static int task_fill(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_fill(const void *arg, size_t len, pp_buf_t *out) {
     unsigned char v = len ? *(const unsigned char *)arg : 0x5a;
     unsigned char *p = pp_buf_reserve(out, B_SIZE);
     if (!p)
@@ -214,8 +197,7 @@ static int task_fill(const void *arg, size_t len, pp_buf_t *out)
 /* summary                                                                  */
 /* ------------------------------------------------------------------------ */
 
-int main(void)
-{
+int main(void) {
     double t_start = now();
     signal(SIGALRM, on_alarm);
     alarm(55);
@@ -302,8 +284,7 @@ int main(void)
             printf("a: bytes through the transport per pass: %zu (%d descriptors of %zu B out, "
                    "%d results of %zu B back) vs %zu a copying pool would move (1 GiB out, 1 GiB "
                    "back)\n",
-                   a_transport, A_BLOCKS, sizeof items[0], A_BLOCKS, sizeof res[0],
-                   2 * A_BYTES);
+                   a_transport, A_BLOCKS, sizeof items[0], A_BLOCKS, sizeof res[0], 2 * A_BYTES);
         }
 
         /* probe: are shm items handed to the task at their own address? */
@@ -466,8 +447,7 @@ int main(void)
     if (a_threads > 0 && a_serial > 0) {
         snprintf(v, sizeof v, "%.2f GB/s", A_BYTES / a_threads / 1e9);
         snprintf(a, sizeof a, "1 core: %.2f GB/s", A_BYTES / a_serial / 1e9);
-        add_row_met("  2 threads, no pool (ref.)", v, a, a_serial / a_threads, "(ref.)",
-                    BENCH_REF);
+        add_row_met("  2 threads, no pool (ref.)", v, a, a_serial / a_threads, "(ref.)", BENCH_REF);
     }
     if (a_threads > 0 && a_pool > 0) {
         snprintf(v, sizeof v, "%.2f GB/s", A_BYTES / a_pool / 1e9);
@@ -491,8 +471,8 @@ int main(void)
         snprintf(v, sizeof v, "%.0f MB/s", b_mbs);
         snprintf(a, sizeof a, "memcpy 1 MiB: %.0f MB/s", memcpy_mbs);
         ratio = b_mbs / memcpy_mbs;
-        add_row_met(b_zero_copy == 1 ? "1 MiB results (zero-copy)" : "1 MiB results (copied)", v,
-                    a, ratio, ">=0.5x|0cp",
+        add_row_met(b_zero_copy == 1 ? "1 MiB results (zero-copy)" : "1 MiB results (copied)", v, a,
+                    ratio, ">=0.5x|0cp",
                     ratio >= 0.5 || b_zero_copy == 1 ? BENCH_MET : BENCH_MISSED);
         snprintf(a, sizeof a, "Python: %.0f-%.0f MB/s", PY_LOW_MBS, PY_HIGH_MBS);
         add_row_met("  vs Python (anchor, ref.)", v, a, b_mbs / PY_HIGH_MBS, "(ref.)", BENCH_REF);

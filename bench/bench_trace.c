@@ -151,8 +151,8 @@ int main(void) {
                moff, mon, mb, nc.n + nc.n / 10);
         fmt_rate(value, sizeof value, mon);
         fmt_rate(anchor, sizeof anchor, moff);
-        add_row("apply_async no-ops/s, trace on vs off", value, anchor, mon / moff,
-                ">= 0.90x", mon / moff >= 0.90);
+        add_row("apply_async no-ops/s, trace on vs off", value, anchor, mon / moff, ">= 0.90x",
+                mon / moff >= 0.90);
     } else {
         add_row("apply_async no-ops/s, trace on vs off", "n/a", "n/a", 0, ">= 0.90x", 0);
     }

@@ -129,8 +129,7 @@ static inline uint64_t spin_work(uint64_t seed, uint64_t iters) {
 
 /* spin_work steps that take about ms milliseconds here: grow the loop until
  * one timing (best of 3) takes >= 20 ms, then scale. */
-static inline uint64_t spin_calibrate(double ms)
-{
+static inline uint64_t spin_calibrate(double ms) {
     uint64_t iters = 1000000;
     for (int k = 0; k < 12; k++) {
         double best = -1;
@@ -224,30 +223,27 @@ static inline void add_row_met(const char *figure, const char *value, const char
         r->met = "yes";
         t->nmet++;
         break;
-    case BENCH_REF:
-        r->met = "-";
-        break;
+    case BENCH_REF: r->met = "-"; break;
     case BENCH_NA:
         r->met = "n/a";
         t->nna++;
         break;
-    default:
-        r->met = "MISSED";
-        t->nmissed++;
+    default: r->met = "MISSED"; t->nmissed++;
     }
 }
 
 /* A row judged by its ratio: ratio <= 0: n/a (could not be measured); else
  * ok < 0: a reference row without a goal; ok: met; else MISSED. */
-static inline void add_row(const char *figure, const char *value, const char *anchor,
-                           double ratio, const char *goal, int ok) {
+static inline void add_row(const char *figure, const char *value, const char *anchor, double ratio,
+                           const char *goal, int ok) {
     add_row_met(figure, value, anchor, ratio, goal,
-                ratio <= 0 ? BENCH_NA : ok < 0 ? BENCH_REF : ok ? BENCH_MET : BENCH_MISSED);
+                ratio <= 0 ? BENCH_NA
+                : ok < 0   ? BENCH_REF
+                : ok       ? BENCH_MET
+                           : BENCH_MISSED);
 }
 
-static inline int bench_max(int a, int b) {
-    return a > b ? a : b;
-}
+static inline int bench_max(int a, int b) { return a > b ? a : b; }
 
 /* Prints the table (figure | procpool | anchor | ratio | goal | met?, each
  * column as wide as its widest cell), a blank line, and the verdict: how
@@ -264,8 +260,8 @@ static inline void print_summary(void) {
         for (int c = 0; c < 6; c++)
             w[c] = bench_max(w[c], (int)strlen(cell[c]));
     }
-    printf("%-*s | %-*s | %-*s | %-*s | %-*s | %s\n", w[0], head[0], w[1], head[1], w[2],
-           head[2], w[3], head[3], w[4], head[4], head[5]);
+    printf("%-*s | %-*s | %-*s | %-*s | %-*s | %s\n", w[0], head[0], w[1], head[1], w[2], head[2],
+           w[3], head[3], w[4], head[4], head[5]);
     for (int c = 0; c < 6; c++) {
         for (int k = 0; k < w[c]; k++)
             putchar('-');
@@ -292,8 +288,7 @@ static inline void print_summary(void) {
 }
 
 /* A rate ("1.23 M/s", "4.5 k/s") or a duration ("12.3 ms"); n/a when <= 0. */
-static inline void fmt_rate(char *buf, size_t size, double per_s)
-{
+static inline void fmt_rate(char *buf, size_t size, double per_s) {
     if (per_s <= 0)
         snprintf(buf, size, "n/a");
     else if (per_s >= 1e6)
@@ -302,8 +297,7 @@ static inline void fmt_rate(char *buf, size_t size, double per_s)
         snprintf(buf, size, "%.1f k/s", per_s / 1e3);
 }
 
-static inline void fmt_ms(char *buf, size_t size, double s)
-{
+static inline void fmt_ms(char *buf, size_t size, double s) {
     if (s <= 0)
         snprintf(buf, size, "n/a");
     else
@@ -351,8 +345,6 @@ bench_csv(const char *name, const char *header, const char *fmt, ...) {
 
 /* v for a CSV field: NaN when v <= 0 (a figure that could not be measured,
  * as the benchmarks keep it), else v. */
-static inline double bench_csv_val(double v) {
-    return v > 0 ? v : (double)NAN;
-}
+static inline double bench_csv_val(double v) { return v > 0 ? v : (double)NAN; }
 
 #endif

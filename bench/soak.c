@@ -187,8 +187,7 @@ static bool phase_apply(pp_pool_t *pool, long ntasks) {
             struct soak_arg a = {i, runs, RING};
             int rc = pp_apply_async(pool, task_soak, &a, sizeof a, &win[i % WINDOW]);
             if (rc != 0) {
-                fprintf(stderr, "soak: pp_apply_async(task %ld) returned %s\n", i,
-                        pp_err_name(rc));
+                fprintf(stderr, "soak: pp_apply_async(task %ld) returned %s\n", i, pp_err_name(rc));
                 killer_stop();
                 return false;
             }
@@ -209,8 +208,8 @@ static bool phase_apply(pp_pool_t *pool, long ntasks) {
     printf("apply: ok %ld, PP_EWORKER %ld (start-up %ld), wrong %ld, run twice %ld, other errors "
            "%ld, lost %ld\n",
            ok, failed, storm, wrong, dup, other, lost);
-    bool good = !wrong && !dup && !other && !lost && ok + failed == ntasks &&
-                failed - storm <= kills;
+    bool good =
+        !wrong && !dup && !other && !lost && ok + failed == ntasks && failed - storm <= kills;
     if (*first_bad)
         printf("apply: first problem: %s\n", first_bad);
     if (failed - storm > kills)

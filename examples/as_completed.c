@@ -34,8 +34,7 @@
 #define OVERRUN 1500 /* this one sleeps past its own 0.3 s timeout */
 
 /* Runs in a worker. */
-static int nap(const void *arg, size_t len, pp_buf_t *out)
-{
+static int nap(const void *arg, size_t len, pp_buf_t *out) {
     long ms;
     if (len != sizeof ms)
         return pp_buf_fail(out, "argument of %zu bytes, expected a long", len);
@@ -49,15 +48,13 @@ static int nap(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &sq, sizeof sq);
 }
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int main(void)
-{
+int main(void) {
     static const long durations[NTASKS] = {400, REFUSED, 100, OVERRUN, 250, 50, 600, 10};
     pp_future_t *fs[NTASKS];
     int seen[NTASKS] = {0};
@@ -115,7 +112,8 @@ int main(void)
         } else {
             const char *msg = pp_future_error(f);
             printf("%s: %s\n", pp_err_name(err), msg ? msg : pp_strerror(err));
-            bad |= !(ms == REFUSED && err == PP_ETASK) && !(ms == OVERRUN && err == PP_ETASKTIMEOUT);
+            bad |=
+                !(ms == REFUSED && err == PP_ETASK) && !(ms == OVERRUN && err == PP_ETASKTIMEOUT);
         }
         pp_future_free(f);
     }

@@ -52,8 +52,7 @@ struct job {
 };
 
 /* Runs in a worker. */
-static int lcg_task(const void *arg, size_t len, pp_buf_t *out)
-{
+static int lcg_task(const void *arg, size_t len, pp_buf_t *out) {
     struct job j;
     if (len != sizeof j)
         return pp_buf_fail(out, "argument of %zu bytes, expected %zu", len, sizeof j);
@@ -67,8 +66,7 @@ static int lcg_task(const void *arg, size_t len, pp_buf_t *out)
 }
 
 /* The same n steps in O(log n): compose x -> a*x + c with itself. */
-static uint64_t lcg_skip(uint64_t x, uint64_t n)
-{
+static uint64_t lcg_skip(uint64_t x, uint64_t n) {
     uint64_t a = LCG_MUL, c = LCG_ADD, acc_a = 1, acc_c = 0;
     for (; n; n >>= 1) {
         if (n & 1) {
@@ -93,8 +91,7 @@ struct app {
     uint64_t ticks, last_tick_ns, worst_gap_ns;
 };
 
-static size_t job_of(const struct app *a, const pp_future_t *f)
-{
+static size_t job_of(const struct app *a, const pp_future_t *f) {
     for (size_t i = 0; i < a->njobs; i++)
         if (a->futures[i] == f)
             return i;
@@ -102,8 +99,7 @@ static size_t job_of(const struct app *a, const pp_future_t *f)
 }
 
 /* One done future: check it against what the job should give. */
-static void handle(struct app *a, pp_future_t *f)
-{
+static void handle(struct app *a, pp_future_t *f) {
     size_t i = job_of(a, f);
     if (i == a->njobs) {
         fprintf(stderr, "a future that is no job's came out of the queue\n");
@@ -136,8 +132,7 @@ static void handle(struct app *a, pp_future_t *f)
 }
 
 /* pp_queue_fd is readable: take every future that is done, without waiting. */
-static void on_queue_readable(uv_poll_t *h, int status, int events)
-{
+static void on_queue_readable(uv_poll_t *h, int status, int events) {
     struct app *a = h->data;
     (void)events;
     if (status < 0) {
@@ -160,8 +155,7 @@ static void on_queue_readable(uv_poll_t *h, int status, int events)
     uv_close((uv_handle_t *)&a->timer, NULL);
 }
 
-static void on_tick(uv_timer_t *h)
-{
+static void on_tick(uv_timer_t *h) {
     struct app *a = h->data;
     uint64_t now = uv_hrtime();
     if (a->ticks++ > 0 && now - a->last_tick_ns > a->worst_gap_ns)
@@ -170,8 +164,7 @@ static void on_tick(uv_timer_t *h)
 }
 
 /* Watch the queue and tick the timer until every future is delivered. */
-static int run_loop(struct app *a)
-{
+static int run_loop(struct app *a) {
     uv_loop_t loop;
     int fd = pp_queue_fd(a->q);
     if (fd < 0 || uv_loop_init(&loop) != 0)
@@ -194,8 +187,7 @@ static int run_loop(struct app *a)
     return uv_loop_close(&loop) != 0 || a->wrong > 0 || a->delivered != a->njobs;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     struct app a = {.njobs = argc > 1 ? strtoul(argv[1], NULL, 10) : 48};
     if (a.njobs == 0 || a.njobs > 100000) {
         fprintf(stderr, "usage: %s [tasks (1..100000)]\n", argv[0]);
@@ -215,8 +207,8 @@ int main(int argc, char **argv)
     /* Submit everything up front; the queue hands the futures back as they
      * finish. (Submitting from a loop callback works the same way.) */
     for (size_t i = 0; rc == 0 && i < a.njobs; i++) {
-        a.jobs[i] = (struct job){.seed = i + 1, .steps = 2000000 + 1000000 * (i % 9),
-                                 .fail = i % 7 == 3};
+        a.jobs[i] =
+            (struct job){.seed = i + 1, .steps = 2000000 + 1000000 * (i % 9), .fail = i % 7 == 3};
         rc = pp_submit(a.pool, lcg_task, &a.jobs[i], sizeof a.jobs[i], NULL, &a.futures[i]);
         if (rc == 0)
             rc = pp_queue_add(a.q, a.futures[i]);

@@ -40,22 +40,19 @@ struct block {
     int64_t row0, row1; /* interior rows [row0, row1) */
 };
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int is_hot(int64_t n, int64_t i, int64_t j)
-{
+static int is_hot(int64_t n, int64_t i, int64_t j) {
     int64_t c = n / 2, h = n / 16;
     return i >= c - h && i < c + h && j >= c - h && j < c + h;
 }
 
 /* One step over interior rows [row0, row1): returns the largest change. */
-static double step_rows(const double *src, double *dst, int64_t n, int64_t row0, int64_t row1)
-{
+static double step_rows(const double *src, double *dst, int64_t n, int64_t row0, int64_t row1) {
     double maxd = 0.0;
     for (int64_t i = row0; i < row1; i++) {
         const double *up = src + (i - 1) * n, *row = src + i * n, *down = src + (i + 1) * n;
@@ -75,8 +72,7 @@ static double step_rows(const double *src, double *dst, int64_t n, int64_t row0,
     return maxd;
 }
 
-static int task_block(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_block(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct block))
         return pp_buf_fail(out, "bad item size %zu", len);
     struct block b;
@@ -85,15 +81,13 @@ static int task_block(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &d, sizeof d);
 }
 
-static void init_grid(double *g, int64_t n)
-{
+static void init_grid(double *g, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
             g[i * n + j] = i == 0 ? 100.0 : is_hot(n, i, j) ? 250.0 : 0.0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int64_t n = argc > 1 ? atoll(argv[1]) : 4096;
     int steps = argc > 2 ? atoi(argv[2]) : 50;
     int workers = argc > 3 ? atoi(argv[3]) : 0;
@@ -185,7 +179,8 @@ int main(int argc, char **argv)
     double sent = (double)nblocks * steps * (sizeof(struct block) + sizeof(double));
     printf("heat: %lld x %lld grid (%.0f MiB per grid, 2 grids in shared memory), %d steps, "
            "%d workers, %lld row blocks\n",
-           (long long)n, (long long)n, (double)bytes / 1048576.0, steps, workers, (long long)nblocks);
+           (long long)n, (long long)n, (double)bytes / 1048576.0, steps, workers,
+           (long long)nblocks);
     printf("  serial:  %8.3f s\n", t_serial);
     printf("  pool:    %8.3f s\n", t_pool);
     printf("  speedup: %8.2fx on %d workers\n", t_serial / t_pool, workers);

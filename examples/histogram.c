@@ -43,21 +43,18 @@ struct slice {
     uint64_t begin, end;
 };
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void count(const uint32_t *d, uint64_t begin, uint64_t end, long *bins)
-{
+static void count(const uint32_t *d, uint64_t begin, uint64_t end, long *bins) {
     for (uint64_t i = begin; i < end; i++)
         bins[d[i] >> 24]++;
 }
 
-static int task_slice(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_slice(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct slice))
         return pp_buf_fail(out, "bad item size %zu", len);
     struct slice s;
@@ -81,8 +78,7 @@ static int task_slice(const void *arg, size_t len, pp_buf_t *out)
     return pp_buf_append(out, &n, sizeof n);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     long millions = argc > 1 ? atol(argv[1]) : 64;
     int workers = argc > 2 ? atoi(argv[2]) : 0;
     if (millions < 1 || millions > 4096 || workers < 0) {

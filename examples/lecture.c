@@ -37,14 +37,13 @@ struct span {
 
 /* What one task sends back. */
 struct seg_result {
-    double sum;     /* sum of heavy(i) over the span */
-    double busy_s;  /* wall time the task ran (CLOCK_MONOTONIC) */
-    double cpu_s;   /* CPU time the task's thread got (CLOCK_THREAD_CPUTIME_ID) */
-    long pid;       /* the worker process that ran it */
+    double sum;    /* sum of heavy(i) over the span */
+    double busy_s; /* wall time the task ran (CLOCK_MONOTONIC) */
+    double cpu_s;  /* CPU time the task's thread got (CLOCK_THREAD_CPUTIME_ID) */
+    long pid;      /* the worker process that ran it */
 };
 
-static double now(clockid_t clk)
-{
+static double now(clockid_t clk) {
     struct timespec ts;
     clock_gettime(clk, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -56,8 +55,7 @@ static double now(clockid_t clk)
  * the previous one (a chain of divisions), so the loop cannot be vectorised
  * or skipped, and costs about the same at every optimisation level.
  */
-static double heavy(long i)
-{
+static double heavy(long i) {
     const double c = 1.0 + (double)i / (double)N_ITEMS;
     double x = 1.0;
     for (long j = 0; j < HEAVY_ITERS; j++)
@@ -65,8 +63,7 @@ static double heavy(long i)
     return x;
 }
 
-static double segment_sum(const struct span *s)
-{
+static double segment_sum(const struct span *s) {
     double acc = 0.0;
     for (long i = s->lo; i < s->hi; i++)
         acc += heavy(i);
@@ -74,8 +71,7 @@ static double segment_sum(const struct span *s)
 }
 
 /* The task: runs in a worker process. */
-static int work(const void *arg, size_t len, pp_buf_t *out)
-{
+static int work(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct span))
         return pp_buf_fail(out, "expected a struct span (%zu bytes), got %zu bytes",
                            sizeof(struct span), len);
@@ -93,22 +89,19 @@ static int work(const void *arg, size_t len, pp_buf_t *out)
 
 /* CPU time (user + system) of this process, all its threads, or of its reaped
  * children. */
-static double rusage_cpu(int who)
-{
+static double rusage_cpu(int who) {
     struct rusage ru;
     getrusage(who, &ru);
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
-static int fail(const char *what, int err)
-{
+static int fail(const char *what, int err) {
     fprintf(stderr, "lecture: %s failed: %s (%s)\n", what, pp_strerror(err), pp_err_name(err));
     return 1;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int processes = 4;
     if (argc > 2) {
         fprintf(stderr, "usage: %s [processes]\n", argv[0]);

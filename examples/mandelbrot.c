@@ -26,8 +26,7 @@ struct row {
     double x0, y0, dx, dy; /* the complex plane: pixel (x, y) is x0 + x*dx, y0 + y*dy */
 };
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -36,8 +35,7 @@ static double now(void)
 /* Grey level of an escape count: 0 inside the set, brighter the longer a
  * point takes to escape, on a square-root curve so the detail near the
  * boundary shows. Integer-only, so every process computes the same bytes. */
-static unsigned char shade(int it, int max_iter)
-{
+static unsigned char shade(int it, int max_iter) {
     if (it >= max_iter)
         return 0;
     uint32_t v = (uint32_t)(((uint64_t)it * 65025u) / (uint32_t)max_iter); /* < 255^2 */
@@ -50,8 +48,7 @@ static unsigned char shade(int it, int max_iter)
     return (unsigned char)(r < 1 ? 1 : r);
 }
 
-static void render_row(const struct row *r, unsigned char *out)
-{
+static void render_row(const struct row *r, unsigned char *out) {
     double ci = r->y0 + r->y * r->dy;
     for (int x = 0; x < r->width; x++) {
         double cr = r->x0 + x * r->dx;
@@ -68,8 +65,7 @@ static void render_row(const struct row *r, unsigned char *out)
     }
 }
 
-static int task_row(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_row(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct row))
         return pp_buf_fail(out, "bad item size %zu", len);
     struct row r;
@@ -81,8 +77,7 @@ static int task_row(const void *arg, size_t len, pp_buf_t *out)
     return 0;
 }
 
-static int write_pgm(const char *path, const unsigned char *img, int w, int h)
-{
+static int write_pgm(const char *path, const unsigned char *img, int w, int h) {
     FILE *fp = fopen(path, "wb");
     if (!fp)
         return -1;
@@ -94,8 +89,7 @@ static int write_pgm(const char *path, const unsigned char *img, int w, int h)
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "mandelbrot.pgm";
     int w = 1600, h = 1200, max_iter = 500;
     if (argc > 3) {

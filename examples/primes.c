@@ -27,15 +27,13 @@ struct segment {
     uint64_t lo, hi; /* count the primes p with lo <= p < hi */
 };
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static uint64_t isqrt64(uint64_t n)
-{
+static uint64_t isqrt64(uint64_t n) {
     uint64_t r = 0;
     for (int shift = 31; shift >= 0; shift--) {
         uint64_t c = r | (1ull << shift);
@@ -52,8 +50,7 @@ static uint32_t *base_primes;
 static size_t n_base;
 static uint64_t base_limit;
 
-static int ensure_base_primes(uint64_t limit)
-{
+static int ensure_base_primes(uint64_t limit) {
     if (base_primes && base_limit >= limit)
         return 0;
     unsigned char *composite = calloc(limit + 1, 1);
@@ -80,8 +77,7 @@ static int ensure_base_primes(uint64_t limit)
 }
 
 /* the number of primes in [lo, hi), hi - lo <= SEGMENT */
-static uint64_t count_segment(uint64_t lo, uint64_t hi)
-{
+static uint64_t count_segment(uint64_t lo, uint64_t hi) {
     static unsigned char sieve[SEGMENT / 2 + 1];
     if (hi <= lo)
         return 0;
@@ -113,8 +109,7 @@ static uint64_t count_segment(uint64_t lo, uint64_t hi)
     return count;
 }
 
-static int task_segment(const void *arg, size_t len, pp_buf_t *out)
-{
+static int task_segment(const void *arg, size_t len, pp_buf_t *out) {
     if (len != sizeof(struct segment))
         return pp_buf_fail(out, "bad item size %zu", len);
     struct segment s;
@@ -127,18 +122,16 @@ static int task_segment(const void *arg, size_t len, pp_buf_t *out)
 }
 
 /* pi(10^k) for k = 0..12 */
-static const uint64_t pi_pow10[] = {0,       4,        25,        168,        1229,
-                                    9592,    78498,    664579,    5761455,    50847534,
-                                    455052511, 4118054813ull, 37607912018ull};
+static const uint64_t pi_pow10[] = {
+    0,      4,       25,       168,       1229,          9592,          78498,
+    664579, 5761455, 50847534, 455052511, 4118054813ull, 37607912018ull};
 
-static int usage(const char *argv0)
-{
+static int usage(const char *argv0) {
     fprintf(stderr, "usage: %s [N (>= 2, <= 1e13)] [processes]\n", argv0);
     return 2;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     uint64_t N = 100000000ull;
     int processes = 0;
     if (argc > 1) {

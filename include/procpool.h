@@ -51,7 +51,7 @@ extern "C" {
 #define PROCPOOL_VERSION_MINOR 2
 #define PROCPOOL_VERSION_PATCH 0
 #define PROCPOOL_VERSION_STRING "0.2.0"
-#define PROCPOOL_VERSION_NUMBER \
+#define PROCPOOL_VERSION_NUMBER                                                                    \
     (PROCPOOL_VERSION_MAJOR << 16 | PROCPOOL_VERSION_MINOR << 8 | PROCPOOL_VERSION_PATCH)
 
 /*
@@ -76,15 +76,16 @@ PP_EXTERN const char *pp_version_string(void);
  * XX(name, value, sentence). Values sit at -20000 and below, far away from
  * every -errno value.
  */
-#define PP_ERRNO_MAP(XX)                                                          \
-    XX(ECLOSED, -20001, "the pool is closed or terminated")                       \
-    XX(ETASK, -20002, "the task function reported a failure")                     \
-    XX(EWORKER, -20003, "the worker process died while running the task")         \
-    XX(ETASKTIMEOUT, -20004, "the task ran past the pool's task timeout")        \
-    XX(ECANCELED, -20005, "the task was cancelled before it ran")                 \
-    XX(EPROTO, -20006, "a worker broke the shared-memory protocol and was killed") \
-    XX(ENOAGENTS, -20007, "no MPI agents: not started by mpirun with PROCPOOL_BACKEND=mpi, " \
-                          "or procpool was built without MPI")
+#define PP_ERRNO_MAP(XX)                                                                           \
+    XX(ECLOSED, -20001, "the pool is closed or terminated")                                        \
+    XX(ETASK, -20002, "the task function reported a failure")                                      \
+    XX(EWORKER, -20003, "the worker process died while running the task")                          \
+    XX(ETASKTIMEOUT, -20004, "the task ran past the pool's task timeout")                          \
+    XX(ECANCELED, -20005, "the task was cancelled before it ran")                                  \
+    XX(EPROTO, -20006, "a worker broke the shared-memory protocol and was killed")                 \
+    XX(ENOAGENTS, -20007,                                                                          \
+       "no MPI agents: not started by mpirun with PROCPOOL_BACKEND=mpi, "                          \
+       "or procpool was built without MPI")
 
 typedef enum {
 #define PP__ERR_ENUM(name, val, msg) PP_##name = (val),
@@ -183,22 +184,22 @@ typedef struct pp_options {
     int processes;                  /* 0: pp_cpu_count() */
     void (*initializer)(void *arg); /* run once in each worker when it starts; may be NULL */
     void *initarg;
-    unsigned max_tasks_per_child;   /* a worker is replaced after this many tasks; 0: never */
-    double task_timeout;            /* seconds a task may run before its worker is killed; 0: no limit */
-    pp_start_t start_method;        /* PP_START_FORK by default. FORKSERVER: every worker forked from a
+    unsigned max_tasks_per_child; /* a worker is replaced after this many tasks; 0: never */
+    double task_timeout;     /* seconds a task may run before its worker is killed; 0: no limit */
+    pp_start_t start_method; /* PP_START_FORK by default. FORKSERVER: every worker forked from a
                                        fork server made at pool creation (so it sees the parent as it was
                                        then); SPAWN: a fresh exec of the program, main() never runs */
-    size_t shm_size;                /* address range reserved for pp_shm_alloc (virtual; pages cost
+    size_t shm_size;         /* address range reserved for pp_shm_alloc (virtual; pages cost
                                        memory only once written); 0: twice the physical memory, or
                                        under RLIMIT_AS half the address space it leaves free if
                                        that is less, and at most RLIMIT_FSIZE (the range is a
                                        memfd, a file) */
-    size_t max_memory_per_child;    /* resident bytes: a worker past this after a task is replaced
+    size_t max_memory_per_child; /* resident bytes: a worker past this after a task is replaced
                                        (the task succeeds); 0: no limit */
-    unsigned retries;               /* times a task whose worker died is run again before it fails
+    unsigned retries;            /* times a task whose worker died is run again before it fails
                                        PP_EWORKER (not after a timeout); 0: fail at once */
-    pp_backend_t backend;           /* PP_BACKEND_DEFAULT: PROCPOOL_BACKEND decides (local unless "mpi") */
-    const char *trace_file;         /* write the pool's timeline to this file (Chrome trace event
+    pp_backend_t backend;   /* PP_BACKEND_DEFAULT: PROCPOOL_BACKEND decides (local unless "mpi") */
+    const char *trace_file; /* write the pool's timeline to this file (Chrome trace event
                                        JSON, docs/tracing.md); NULL: the environment variable
                                        PROCPOOL_TRACE names it, if set. Pools of one process that
                                        name the same file share it. (0.2) */
@@ -654,10 +655,10 @@ PP_EXTERN void pp_queue_destroy(pp_queue_t *q);
 
 /* What a pool has done so far (pp_pool_stats). */
 typedef struct pp_stats {
-    unsigned long long submitted; /* tasks and map items submitted */
-    unsigned long long completed; /* of which done and succeeded */
-    unsigned long long failed;    /* done with an error other than PP_ECANCELED */
-    unsigned long long cancelled; /* done with PP_ECANCELED (cancel, terminate) */
+    unsigned long long submitted;     /* tasks and map items submitted */
+    unsigned long long completed;     /* of which done and succeeded */
+    unsigned long long failed;        /* done with an error other than PP_ECANCELED */
+    unsigned long long cancelled;     /* done with PP_ECANCELED (cancel, terminate) */
     unsigned long long worker_deaths; /* worker processes that ended other than by retiring */
     unsigned long long respawns;      /* worker processes started after the first ones */
     unsigned long long timeouts;      /* workers killed for a task past its timeout */
@@ -770,8 +771,8 @@ typedef struct pp_iter pp_iter_t;
  */
 PP_EXTERN int pp_imap(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
                       size_t count, size_t chunksize, pp_iter_t **it);
-PP_EXTERN int pp_imap_unordered(pp_pool_t *pool, pp_task_fn fn, const void *items,
-                                size_t item_size, size_t count, size_t chunksize, pp_iter_t **it);
+PP_EXTERN int pp_imap_unordered(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
+                                size_t count, size_t chunksize, pp_iter_t **it);
 
 /*
  * pp_feed_fn - streaming input for pp_imap_feed. Called to get the next

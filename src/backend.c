@@ -41,8 +41,8 @@
 extern const pp__mpi_ops_t *PP__MPI_ENTRY(const pp__core_api_t *core, char *err, size_t errlen)
     __attribute__((weak));
 
-static const pp__mpi_ops_t *ops;  /* the started backend, or NULL */
-static bool default_mpi;          /* PROCPOOL_BACKEND=mpi at start-up */
+static const pp__mpi_ops_t *ops; /* the started backend, or NULL */
+static bool default_mpi;         /* PROCPOOL_BACKEND=mpi at start-up */
 
 static const pp__core_api_t core_api = {
     .abi = PP__MPI_ABI,
@@ -195,17 +195,13 @@ bool pp__mpi_default(void) {
     return !ops || ops->is_default();
 }
 
-int pp__remote_open(pp_pool_t *pool) {
-    return ops ? (ops->open)(pool) : PP_ENOAGENTS;
-}
+int pp__remote_open(pp_pool_t *pool) { return ops ? (ops->open)(pool) : PP_ENOAGENTS; }
 
 bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
     return ops && ops->place(pool, t, arg, err);
 }
 
-bool pp__remote_room(pp_pool_t *pool) {
-    return ops && ops->room(pool);
-}
+bool pp__remote_room(pp_pool_t *pool) { return ops && ops->room(pool); }
 
 void pp__remote_cancel(pp_pool_t *pool) {
     if (ops)

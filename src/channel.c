@@ -177,6 +177,4 @@ int pp__chan_peek_result(pp__chan_t *c, pp__res_hdr_t *h, const unsigned char **
     }
 }
 
-void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h) {
-    c->res_tail += h->rec_len;
-}
+void pp__chan_consume_result(pp__chan_t *c, const pp__res_hdr_t *h) { c->res_tail += h->rec_len; }

@@ -35,8 +35,7 @@
 
 /* Parse an unsigned decimal at *p (leading blanks skipped); advances *p.
  * Returns 0 and sets *out, or -1 when there is no number or it overflows. */
-static int pp__parse_ull(const char **p, unsigned long long *out)
-{
+static int pp__parse_ull(const char **p, unsigned long long *out) {
     const char *s = *p;
     unsigned long long v = 0;
 
@@ -56,15 +55,13 @@ static int pp__parse_ull(const char **p, unsigned long long *out)
     return 0;
 }
 
-static int pp__at_end(const char *s)
-{
+static int pp__at_end(const char *s) {
     while (*s != '\0' && isspace((unsigned char)*s))
         s++;
     return *s == '\0';
 }
 
-int pp__cpu_max_cap(const char *text)
-{
+int pp__cpu_max_cap(const char *text) {
     const char *p = text;
     unsigned long long quota, period = 100000, cap;
 
@@ -92,8 +89,7 @@ int pp__cpu_max_cap(const char *text)
     return (int)cap;
 }
 
-static int pp__env_cap(const char *env)
-{
+static int pp__env_cap(const char *env) {
     const char *p = env;
     unsigned long long v;
 
@@ -108,13 +104,9 @@ static int pp__env_cap(const char *env)
     return v > INT_MAX ? 0 : (int)v;
 }
 
-static int pp__min_cap(int n, int cap)
-{
-    return (cap > 0 && cap < n) ? cap : n;
-}
+static int pp__min_cap(int n, int cap) { return (cap > 0 && cap < n) ? cap : n; }
 
-int pp__cpu_count_from(const char *cpu_max_text, int affinity, const char *env)
-{
+int pp__cpu_count_from(const char *cpu_max_text, int affinity, const char *env) {
     int n = affinity < 1 ? 1 : affinity;
 
     n = pp__min_cap(n, pp__cpu_max_cap(cpu_max_text));
@@ -124,8 +116,7 @@ int pp__cpu_count_from(const char *cpu_max_text, int affinity, const char *env)
 
 /* Read up to cap-1 bytes of a small file into buf, NUL-terminated.
  * Returns the length, or -1 when it cannot be opened or read. */
-static ssize_t pp__read_small(const char *path, char *buf, size_t cap)
-{
+static ssize_t pp__read_small(const char *path, char *buf, size_t cap) {
     size_t len = 0;
     int fd;
 
@@ -151,8 +142,7 @@ static ssize_t pp__read_small(const char *path, char *buf, size_t cap)
     return (ssize_t)len;
 }
 
-static int pp__affinity_count(void)
-{
+static int pp__affinity_count(void) {
     long conf = sysconf(_SC_NPROCESSORS_CONF);
     int ncpu = conf > 1024 ? (int)conf : 1024;
 
@@ -181,8 +171,7 @@ static int pp__affinity_count(void)
 
 /* The cap one cgroup directory sets, 0 for none. v1 dirs hold the CFS
  * files, v2 dirs cpu.max; both are tried, whichever exists answers. */
-static int pp__cgroup_dir_cap(const char *dir, int v1)
-{
+static int pp__cgroup_dir_cap(const char *dir, int v1) {
     char path[PP__CPU_PATH_MAX + 64];
     char buf[128];
 
@@ -210,8 +199,7 @@ static int pp__cgroup_dir_cap(const char *dir, int v1)
 }
 
 /* Walk from root+cg up to root, taking the smallest cap found. */
-static int pp__cgroup_walk(const char *root, const char *cg, int v1)
-{
+static int pp__cgroup_walk(const char *root, const char *cg, int v1) {
     char dir[PP__CPU_PATH_MAX];
     int best = 0;
     int n;
@@ -241,8 +229,7 @@ static int pp__cgroup_walk(const char *root, const char *cg, int v1)
 }
 
 /* Does the comma-separated controller list [s, e) name "cpu"? */
-static int pp__has_cpu_controller(const char *s, const char *e)
-{
+static int pp__has_cpu_controller(const char *s, const char *e) {
     while (s < e) {
         const char *c = memchr(s, ',', (size_t)(e - s));
         const char *end = c ? c : e;
@@ -253,8 +240,7 @@ static int pp__has_cpu_controller(const char *s, const char *e)
     return 0;
 }
 
-static int pp__cgroup_cap(void)
-{
+static int pp__cgroup_cap(void) {
     char local[8192];
     char cg[PP__CPU_PATH_MAX];
     char *line, *save = NULL;
@@ -292,8 +278,7 @@ static int pp__cgroup_cap(void)
     return best;
 }
 
-PP_EXTERN int pp_cpu_count(void)
-{
+PP_EXTERN int pp_cpu_count(void) {
     int n = pp__affinity_count();
     int cg = pp__cgroup_cap();
     char text[32];

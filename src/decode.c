@@ -49,8 +49,8 @@ size_t pp__res_rec_need(size_t ring_size, uint64_t head, uint64_t rec_len) {
     return (size_t)rec_len + (off + rec_len > ring_size ? ring_size - off : 0);
 }
 
-uint64_t pp__enc_res_rec(unsigned char *ring, size_t ring_size, uint64_t head,
-                         pp__res_hdr_t *h, const void *msg, const void *body) {
+uint64_t pp__enc_res_rec(unsigned char *ring, size_t ring_size, uint64_t head, pp__res_hdr_t *h,
+                         const void *msg, const void *body) {
     h->kind = PP__REC_RES;
     h->rec_len = pp__res_rec_len(h->flags, h->msg_len, h->data_len);
     size_t off = (size_t)(head % ring_size);
@@ -61,7 +61,9 @@ uint64_t pp__enc_res_rec(unsigned char *ring, size_t ring_size, uint64_t head,
         off = 0;
     }
     unsigned char *p = ring + off;
-    size_t body_len = (h->flags & PP__F_MEMFD) ? 0 : (h->flags & PP__F_ARENA) ? 8 : (size_t)h->data_len;
+    size_t body_len = (h->flags & PP__F_MEMFD)   ? 0
+                      : (h->flags & PP__F_ARENA) ? 8
+                                                 : (size_t)h->data_len;
     memcpy(p, h, sizeof *h);
     if (h->msg_len)
         memcpy(p + sizeof *h, msg, h->msg_len);
@@ -260,17 +262,14 @@ int pp__dec_zmsg(const void *buf, size_t len, int nslots, pp__zmsg_t *out) {
     memcpy(out, buf, sizeof *out);
     bool slot_ok = out->slot >= 0 && out->slot < nslots;
     switch (out->type) {
-    case PP__Z_SPAWNED:
-        return slot_ok && out->pid > 0 ? PP__Z_SPAWNED : -EPROTO;
+    case PP__Z_SPAWNED: return slot_ok && out->pid > 0 ? PP__Z_SPAWNED : -EPROTO;
     case PP__Z_FAILED:
         if (!slot_ok)
             return -EPROTO;
         if (!(out->err < 0 && out->err > -4096))
             out->err = -EAGAIN;
         return PP__Z_FAILED;
-    case PP__Z_DIED:
-        return out->pid > 0 ? PP__Z_DIED : -EPROTO;
-    default: /* SPAWN and KILL go the other way */
-        return -EPROTO;
+    case PP__Z_DIED: return out->pid > 0 ? PP__Z_DIED : -EPROTO;
+    default: /* SPAWN and KILL go the other way */ return -EPROTO;
     }
 }

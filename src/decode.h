@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PP__MSG_MAX 1024u   /* the longest message a record or an item carries */
+#define PP__MSG_MAX 1024u    /* the longest message a record or an item carries */
 #define PP__ARENA_PAGE 4096u /* an arena's page; runs start on one */
 
 /* ---- the result ring ------------------------------------------------ */
@@ -61,8 +61,8 @@ size_t pp__res_rec_need(size_t ring_size, uint64_t head, uint64_t rec_len);
  * and its body (inline data, or the 8-byte arena offset; nothing for a
  * memfd) at head, after a PAD when needed; the caller made the room
  * (pp__res_rec_need). Returns the new head. */
-uint64_t pp__enc_res_rec(unsigned char *ring, size_t ring_size, uint64_t head,
-                         pp__res_hdr_t *h, const void *msg, const void *body);
+uint64_t pp__enc_res_rec(unsigned char *ring, size_t ring_size, uint64_t head, pp__res_hdr_t *h,
+                         const void *msg, const void *body);
 
 enum { PP__DEC_INLINE = 0, PP__DEC_ARENA, PP__DEC_MEMFD };
 typedef struct pp__dec_body {

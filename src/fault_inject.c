@@ -338,20 +338,14 @@ int pp__fi_fcntl(const char *f, int l, int fd, int cmd, ...) {
     case F_GETFD:
     case F_GETFL:
     case F_GET_SEALS:
-    case F_GETPIPE_SZ:
-        r = fcntl(fd, cmd);
-        break;
+    case F_GETPIPE_SZ: r = fcntl(fd, cmd); break;
     case F_SETLK:
     case F_SETLKW:
     case F_GETLK:
     case F_OFD_SETLK:
     case F_OFD_SETLKW:
-    case F_OFD_GETLK:
-        r = fcntl(fd, cmd, va_arg(ap, void *));
-        break;
-    default:
-        r = fcntl(fd, cmd, va_arg(ap, int));
-        break;
+    case F_OFD_GETLK: r = fcntl(fd, cmd, va_arg(ap, void *)); break;
+    default: r = fcntl(fd, cmd, va_arg(ap, int)); break;
     }
     va_end(ap);
     return r;

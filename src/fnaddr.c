@@ -133,4 +133,3 @@ void *pp__addr_decode(uint64_t key, uint64_t off) {
     last_base = f.base;
     return (void *)(f.base + off);
 }
-

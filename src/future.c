@@ -32,7 +32,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-
 pp_future_t *pp__future_new(pp_pool_t *pool) {
     pp_future_t *f = malloc(sizeof *f);
     if (!f)
@@ -188,13 +187,9 @@ int pp_future_wait(pp_future_t *f, double timeout) {
 
 /* Boolean calls answer 1 or 0 only (the contract): a NULL or pending
  * future is "not ready" / "not successful", never a truthy -EINVAL. */
-int pp_future_ready(const pp_future_t *f) {
-    return f && is_done(f) ? 1 : 0;
-}
+int pp_future_ready(const pp_future_t *f) { return f && is_done(f) ? 1 : 0; }
 
-int pp_future_successful(const pp_future_t *f) {
-    return f && is_done(f) && f->err == 0 ? 1 : 0;
-}
+int pp_future_successful(const pp_future_t *f) { return f && is_done(f) && f->err == 0 ? 1 : 0; }
 
 int pp_future_get(pp_future_t *f, double timeout, const void **data, size_t *len) {
     if (data)

@@ -39,19 +39,19 @@
 /* ------------------------------------------------------------------ */
 /* The parent's view of one channel. */
 typedef struct pp__chan {
-    pp__ctrl_t *ctrl;      /* ctrl + result ring mapping */
-    unsigned char *res;    /* result ring */
-    unsigned char *task;   /* task ring (RW in the parent) */
+    pp__ctrl_t *ctrl;    /* ctrl + result ring mapping */
+    unsigned char *res;  /* result ring */
+    unsigned char *task; /* task ring (RW in the parent) */
     size_t ctrl_map_len;
-    int ctrl_fd;           /* memfd: ctrl + result ring (closed once the worker has it) */
-    int task_fd;           /* memfd: task ring */
-    int task_ro_fd;        /* read-only reopen of task_fd, for the worker */
-    int sock;              /* parent end of the SEQPACKET pair (memfds travel here) */
-    int peer_sock;         /* worker end, closed once the worker has it */
-    int evfd;              /* eventfd the worker writes when parent_sleeping */
-    uint64_t head;         /* parent's private copy of task_head */
-    uint64_t tail;         /* task ring bytes freed (end of last completed record) */
-    uint64_t res_tail;     /* parent's private copy of res_tail */
+    int ctrl_fd;       /* memfd: ctrl + result ring (closed once the worker has it) */
+    int task_fd;       /* memfd: task ring */
+    int task_ro_fd;    /* read-only reopen of task_fd, for the worker */
+    int sock;          /* parent end of the SEQPACKET pair (memfds travel here) */
+    int peer_sock;     /* worker end, closed once the worker has it */
+    int evfd;          /* eventfd the worker writes when parent_sleeping */
+    uint64_t head;     /* parent's private copy of task_head */
+    uint64_t tail;     /* task ring bytes freed (end of last completed record) */
+    uint64_t res_tail; /* parent's private copy of res_tail */
 } pp__chan_t;
 
 int pp__chan_create(pp__chan_t *c);
@@ -83,9 +83,9 @@ enum { PP__DATA_NONE = 0, PP__DATA_INLINE, PP__DATA_MALLOC, PP__DATA_MMAP, PP__D
 #define PP__SMALL_RESULT 48
 
 struct pp_future {
-    _Atomic uint32_t state;   /* PP__FS_* bits; futex word of waiters */
+    _Atomic uint32_t state; /* PP__FS_* bits; futex word of waiters */
     _Atomic uint32_t waiters;
-    _Atomic int refs;         /* user + in-flight/callback */
+    _Atomic int refs; /* user + in-flight/callback */
     int err;
     int task_status;
     int data_kind;
@@ -93,24 +93,24 @@ struct pp_future {
     void *data;
     size_t len;
     size_t map_len;
-    pp__arena_t *arena;       /* PP__DATA_ARENA: whose pages data is */
+    pp__arena_t *arena; /* PP__DATA_ARENA: whose pages data is */
     pp_done_fn cb;
     void *cb_arg;
-    pp_pool_t *pool;          /* kept alive by pool->refs until freed */
-    pp__job_t *job;           /* map_async: the job feeding this future (pool lock) */
-    bool is_map;              /* set at creation: free must cancel the job */
-    uint64_t run_ns;          /* how long the worker ran the task (0: unknown) */
-    uint64_t start_ns;        /* when the worker began it (its stamp; 0: unknown) */
-    int64_t lost_k;           /* a raw chunk whose worker died: the item it was running, */
-    uint64_t lost_fails;      /* and how many items before it had failed (MPI agents) */
-    uint64_t remote_id;       /* MPI agent: the id rank 0 gave the task */
+    pp_pool_t *pool;     /* kept alive by pool->refs until freed */
+    pp__job_t *job;      /* map_async: the job feeding this future (pool lock) */
+    bool is_map;         /* set at creation: free must cancel the job */
+    uint64_t run_ns;     /* how long the worker ran the task (0: unknown) */
+    uint64_t start_ns;   /* when the worker began it (its stamp; 0: unknown) */
+    int64_t lost_k;      /* a raw chunk whose worker died: the item it was running, */
+    uint64_t lost_fails; /* and how many items before it had failed (MPI agents) */
+    uint64_t remote_id;  /* MPI agent: the id rank 0 gave the task */
     _Atomic size_t prog_done, prog_total;
-    pp_future_t *next;        /* callback queue link */
+    pp_future_t *next; /* callback queue link */
     /* where the task is (pool lock): its pending node, or its worker slot and seq */
-    int where;                /* PP__AT_* */
-    pp__task_t *node;         /* PP__AT_PENDING */
-    int wi;                   /* PP__AT_RING: worker slot index */
-    uint64_t wseq;            /* PP__AT_RING: its sequence number there */
+    int where;        /* PP__AT_* */
+    pp__task_t *node; /* PP__AT_PENDING */
+    int wi;           /* PP__AT_RING: worker slot index */
+    uint64_t wseq;    /* PP__AT_RING: its sequence number there */
     /* completion queue membership (queue.c's lock) */
     pp_queue_t *queue;
     pp_future_t *q_prev, *q_next;
@@ -128,7 +128,7 @@ void pp__queue_deliver(pp_future_t *f);
 /* f has the Q bit: set DONE and deliver it under the queue lock; returns the old state */
 uint32_t pp__queue_done(pp_future_t *f);
 void pp__queue_detach(pp_future_t *f); /* pp_future_free: take f out of its queue */
-extern _Atomic uint32_t pp__wait_seq;     /* bumped per completion while pp_wait sleeps */
+extern _Atomic uint32_t pp__wait_seq;  /* bumped per completion while pp_wait sleeps */
 extern _Atomic uint32_t pp__wait_sleepers;
 static inline void pp__stat_add(_Atomic unsigned long long *c, unsigned long long n) {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
@@ -146,16 +146,16 @@ enum { PP__W_EMPTY = 0, PP__W_STARTING, PP__W_READY, PP__W_RETIRING, PP__W_DEAD 
 /* One task the parent knows about: pending in the pool queue, or in flight
  * on a worker (slot of its in-flight ring). */
 typedef struct pp__task {
-    pp_future_t *f;     /* a single task's future, or NULL for a chunk */
-    pp__job_t *job;     /* a chunk of this map job */
-    size_t lo, n;       /* chunk: items [lo, lo+n) */
-    void *blob;         /* chunk of fed items: its packed bytes (owned) */
-    uint32_t flags;     /* PP__F_CHUNK, PP__F_VAR, PP__F_REF, PP__F_RESREF */
+    pp_future_t *f; /* a single task's future, or NULL for a chunk */
+    pp__job_t *job; /* a chunk of this map job */
+    size_t lo, n;   /* chunk: items [lo, lo+n) */
+    void *blob;     /* chunk of fed items: its packed bytes (owned) */
+    uint32_t flags; /* PP__F_CHUNK, PP__F_VAR, PP__F_REF, PP__F_RESREF */
     size_t item_size;
-    void *res_addr;     /* PP__F_RESREF */
+    void *res_addr; /* PP__F_RESREF */
     size_t res_size;
     pp_task_fn fn;
-    void *arg;          /* pending: malloc'd copy (NULL for memfd args); PP__F_REF: the
+    void *arg; /* pending: malloc'd copy (NULL for memfd args); PP__F_REF: the
                            address in shared memory (not owned), pending or in flight */
     size_t arg_len;
     int argfd;          /* memfd holding a large arg, or -1 */
@@ -177,30 +177,30 @@ typedef struct pp__worker {
     pid_t pid;
     int pidfd;
     bool from_zygote;
-    bool exited;           /* pidfd fired or zygote reported */
-    uint64_t exited_ns;    /* when a zygote child's pidfd fired (its DIED report is due) */
-    bool broken;           /* broke the protocol: killed, being replaced */
-    bool timed_out;        /* killed for running past task_timeout */
-    uint64_t kill_at;      /* timed out: SIGKILL at this time if still alive */
-    uint64_t timeout_ns;   /* timed out: the limit it ran past */
-    bool timeout_own;      /* that limit was the task's own (pp_submit) */
+    bool exited;             /* pidfd fired or zygote reported */
+    uint64_t exited_ns;      /* when a zygote child's pidfd fired (its DIED report is due) */
+    bool broken;             /* broke the protocol: killed, being replaced */
+    bool timed_out;          /* killed for running past task_timeout */
+    uint64_t kill_at;        /* timed out: SIGKILL at this time if still alive */
+    uint64_t timeout_ns;     /* timed out: the limit it ran past */
+    bool timeout_own;        /* that limit was the task's own (pp_submit) */
     unsigned memfd_inflight; /* large args whose fd sits in the socket */
     bool have_status;
     int wait_code, wait_status; /* siginfo si_code / si_status */
-    int spawn_err;         /* pid -1: the zygote's fork failed with this -errno */
+    int spawn_err;              /* pid -1: the zygote's fork failed with this -errno */
     uint64_t born_ns;
-    unsigned dispatched;   /* tasks given to this incarnation */
+    unsigned dispatched; /* tasks given to this incarnation */
     unsigned completed;
     pp__chan_t chan;
     uint64_t seq_next, seq_done; /* in-flight tasks are [seq_done, seq_next) */
-    pp__task_t *inflight;  /* ring of PP__INFLIGHT_MAX */
-    unsigned early_deaths; /* consecutive deaths before any task finished */
-    pp__arena_t arena;     /* this slot's result pages in shared memory (all incarnations) */
-    uint64_t respawn_at;   /* throttle: not before this time */
-    uint64_t progress_ns;  /* when it last finished a record, or got one while empty */
-    bool stalled;          /* records were taken back from it: none are given to it until
+    pp__task_t *inflight;        /* ring of PP__INFLIGHT_MAX */
+    unsigned early_deaths;       /* consecutive deaths before any task finished */
+    pp__arena_t arena;           /* this slot's result pages in shared memory (all incarnations) */
+    uint64_t respawn_at;         /* throttle: not before this time */
+    uint64_t progress_ns;        /* when it last finished a record, or got one while empty */
+    bool stalled;                /* records were taken back from it: none are given to it until
                               it finishes one */
-    unsigned incarnations; /* processes this slot has had (a trace marks respawns) */
+    unsigned incarnations;       /* processes this slot has had (a trace marks respawns) */
 } pp__worker_t;
 
 typedef struct pp__remote pp__remote_t;
@@ -208,52 +208,52 @@ typedef struct pp__trace pp__trace_t;
 
 struct pp_pool {
     pp_options_t opt;
-    int nworkers;              /* local worker slots (0 for an MPI pool) */
-    int size;                  /* workers in all: pp_pool_size */
-    pp__remote_t *remote;      /* MPI pools: the backend (src/mpi/remote.c); else NULL */
+    int nworkers;         /* local worker slots (0 for an MPI pool) */
+    int size;             /* workers in all: pp_pool_size */
+    pp__remote_t *remote; /* MPI pools: the backend (src/mpi/remote.c); else NULL */
     pp__worker_t *workers;
 
-    pthread_mutex_t lock;      /* everything below, and consuming the result rings */
-    pthread_cond_t cond;       /* lifecycle changes (supervisor -> callers) */
+    pthread_mutex_t lock; /* everything below, and consuming the result rings */
+    pthread_cond_t cond;  /* lifecycle changes (supervisor -> callers) */
 
     pp__task_t *pend_head, *pend_tail;
-    pp__job_t *jobs;           /* map jobs with chunks still to send */
+    pp__job_t *jobs; /* map jobs with chunks still to send */
     size_t npending;
-    size_t inflight_total;     /* futures not yet completed (pending + in flight) */
+    size_t inflight_total; /* futures not yet completed (pending + in flight) */
 
     bool closed, terminating, joining, finished, thread_joined, torn_down;
-    bool all_parked;           /* every slot keeps dying at start-up: no worker is left */
+    bool all_parked; /* every slot keeps dying at start-up: no worker is left */
     bool supervisor_exited;
 
     pthread_t supervisor;
-    int ctl_evfd;              /* kicks the supervisor */
-    _Atomic uint32_t drainers;  /* threads spinning in pp_future_wait, draining results */
-    _Atomic uint32_t sup_passive; /* supervisor left the channels unarmed for them */
+    int ctl_evfd;                   /* kicks the supervisor */
+    _Atomic uint32_t drainers;      /* threads spinning in pp_future_wait, draining results */
+    _Atomic uint32_t sup_passive;   /* supervisor left the channels unarmed for them */
     _Atomic uint32_t sup_unbounded; /* supervisor sleeps with no deadline to watch */
-    _Atomic uint64_t burst_ns;  /* a thread was submitting a burst (and draining) then */
-    int death_pipe[2];         /* workers and zygote hold [0]; parent holds [1] */
+    _Atomic uint64_t burst_ns;      /* a thread was submitting a burst (and draining) then */
+    int death_pipe[2];              /* workers and zygote hold [0]; parent holds [1] */
     pid_t zygote_pid;
     int zygote_pidfd;
     int zygote_sock;
     pid_t parent_pid;
-    unsigned fork_gen;         /* pp__fork_generation() at creation */
-    bool forgotten;            /* (a child's copy) its fds and mappings are dropped already */
+    unsigned fork_gen; /* pp__fork_generation() at creation */
+    bool forgotten;    /* (a child's copy) its fds and mappings are dropped already */
     int create_err;
     bool created;
 
     /* callbacks to run on the supervisor thread */
-    pthread_mutex_t cb_lock;   /* the callback queue and its thread */
+    pthread_mutex_t cb_lock; /* the callback queue and its thread */
     pthread_cond_t cb_cond;
     pp_future_t *cb_head, *cb_tail;
     int cb_running;
     bool cb_exit, cb_started;
     pthread_t cb_thread;
 
-    pp__shm_t *shm;            /* pp_shm_alloc's range (shm.c) */
-    _Atomic size_t shm_users;  /* futures holding arena pages: keep the range mapped */
-    _Atomic uint64_t avg_ns;   /* smoothed task run time */
-    _Atomic int refs;          /* handle + every unfreed future */
-    bool task_timeouts;        /* a task with its own timeout was submitted (lock) */
+    pp__shm_t *shm;           /* pp_shm_alloc's range (shm.c) */
+    _Atomic size_t shm_users; /* futures holding arena pages: keep the range mapped */
+    _Atomic uint64_t avg_ns;  /* smoothed task run time */
+    _Atomic int refs;         /* handle + every unfreed future */
+    bool task_timeouts;       /* a task with its own timeout was submitted (lock) */
     /* pp_pool_stats */
     _Atomic unsigned long long st_submitted, st_completed, st_failed, st_cancelled;
     _Atomic unsigned long long st_deaths, st_respawns, st_timeouts;
@@ -271,9 +271,9 @@ typedef struct pp__trace_span {
     int lane;               /* worker slot */
     pid_t worker_pid;
     uint64_t start_ns, run_ns;
-    const char *outcome;    /* "ok", "PP_ETASK", ... */
+    const char *outcome; /* "ok", "PP_ETASK", ... */
     size_t result_size;
-    int sig;                /* PP_EWORKER: the signal that killed the worker, or 0 */
+    int sig; /* PP_EWORKER: the signal that killed the worker, or 0 */
 } pp__trace_span_t;
 /* Open (or join) the file of opt.trace_file or $PROCPOOL_TRACE; 0 when
  * neither is set or only the environment's could not be opened (a warning). */
@@ -323,7 +323,7 @@ void pp__pend_unlink(pp_pool_t *pool, pp__task_t *t);
 typedef struct pp__view {
     const unsigned char *p;
     size_t len;
-    void *map;      /* a read-only mapping of the worker's memfd, or NULL */
+    void *map; /* a read-only mapping of the worker's memfd, or NULL */
     size_t map_len;
     pp__arena_t *arena; /* p is a run of this arena (to free unless taken) */
 } pp__view_t;
@@ -344,7 +344,8 @@ bool pp__future_cancel_job(pp_future_t *f); /* true: it was running and is now c
 bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err);
 
 /* supervise.c */
-bool pp__on_supervisor(const pp_pool_t *pool); /* is the caller pool's supervisor or callback thread? */
+bool pp__on_supervisor(
+    const pp_pool_t *pool); /* is the caller pool's supervisor or callback thread? */
 void pp__worker_signal(pp_pool_t *pool, pp__worker_t *w, int sig); /* lock held */
 void *pp__callback_main(void *arg);
 void *pp__supervisor_main(void *arg);
@@ -393,12 +394,13 @@ void pp__zygote_stop(pp_pool_t *pool);
 /* The MPI backend (src/mpi/; stubs in src/mpi/off.c without MPI).      */
 /* Rank 0 side, called by the pool with the meaning given.             */
 /* ------------------------------------------------------------------ */
-#define PP__REMOTE_MAX_ARG (((size_t)1 << 30) - ((size_t)8 << 20)) /* an MPI pool's largest argument */
+#define PP__REMOTE_MAX_ARG                                                                         \
+    (((size_t)1 << 30) - ((size_t)8 << 20)) /* an MPI pool's largest argument */
 bool pp__mpi_default(void);                 /* PROCPOOL_BACKEND=mpi at start-up */
 int pp__remote_open(pp_pool_t *pool);       /* attach agents; sets pool->remote, pool->size */
 bool pp__remote_place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err); /* lock held */
-bool pp__remote_room(pp_pool_t *pool);      /* lock held: could a record be placed now? */
-void pp__remote_cancel(pp_pool_t *pool);    /* lock held: fail everything in flight */
+bool pp__remote_room(pp_pool_t *pool);   /* lock held: could a record be placed now? */
+void pp__remote_cancel(pp_pool_t *pool); /* lock held: fail everything in flight */
 void pp__remote_close(pp_pool_t *pool, bool terminate); /* pool finished; no lock */
 void pp__remote_free(pp_pool_t *pool);
 

@@ -70,8 +70,8 @@ int pp_imap_unordered(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t 
     return iter_new(pool, fn, items, item_size, count, chunksize, false, NULL, NULL, it);
 }
 
-int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void *userdata,
-                 size_t chunksize, int flags, pp_iter_t **it) {
+int pp_imap_feed(pp_pool_t *pool, pp_task_fn fn, pp_feed_fn feed, void *userdata, size_t chunksize,
+                 int flags, pp_iter_t **it) {
     if (it)
         *it = NULL;
     if (!feed || (flags != PP_ORDERED && flags != PP_UNORDERED))
@@ -291,7 +291,9 @@ int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data
     pp__job_t *j = &it->job;
     pp_pool_t *pool = j->pool;
     uint64_t start = pp__now_ns();
-    uint64_t limit = timeout < 0 ? UINT64_MAX : timeout > 1e9 ? UINT64_MAX : (uint64_t)(timeout * 1e9);
+    uint64_t limit = timeout < 0     ? UINT64_MAX
+                     : timeout > 1e9 ? UINT64_MAX
+                                     : (uint64_t)(timeout * 1e9);
     pthread_mutex_lock(&pool->lock);
     if (j->cur_res) {
         pp__chunk_res_free(j->cur_res);
@@ -377,9 +379,7 @@ int pp_iter_next(pp_iter_t *it, double timeout, size_t *index, const void **data
     }
 }
 
-const char *pp_iter_error(const pp_iter_t *it) {
-    return it ? it->job.last_err : NULL;
-}
+const char *pp_iter_error(const pp_iter_t *it) { return it ? it->job.last_err : NULL; }
 
 int pp_iter_progress(const pp_iter_t *it, size_t *done, size_t *total) {
     if (!it)

@@ -9,7 +9,7 @@
 #include "tuning.h"
 #include "internal.h"
 
-#define WINDOW_PER_WORKER 4     /* iterator: chunks sent or held, per worker */
+#define WINDOW_PER_WORKER 4 /* iterator: chunks sent or held, per worker */
 #define MAP_WINDOW_PER_WORKER 64
 #define CHUNK_BYTES (PP__INLINE_MAX - sizeof(pp__task_hdr_t) - 64)
 
@@ -29,7 +29,7 @@ typedef struct pp__chunk_res {
     void *map;          /* the worker's memfd mapping */
     size_t map_len;
     const unsigned char *cur, *end;
-    int err_all;        /* every item fails with this (chunk lost), or 0 */
+    int err_all; /* every item fails with this (chunk lost), or 0 */
     char *msg_all;
     struct pp__chunk_res *next;
 } pp__chunk_res_t;
@@ -51,7 +51,7 @@ struct pp__job {
     pp__range_t *retry; /* ranges to send again */
     pp__range_t *fed_head, *fed_tail;
     size_t nfed_chunks;
-    size_t sent, held;  /* chunks in flight; finished chunks unread */
+    size_t sent, held; /* chunks in flight; finished chunks unread */
     size_t window;
     size_t done, total;
     size_t st_done, st_total; /* what pp_pool_stats has been told of done and total */
@@ -65,7 +65,7 @@ struct pp__job {
     /* iterator */
     pp__chunk_res_t *res_head, *res_tail, *cur_res;
     size_t next_out, reported;
-    int abort_err;      /* terminated: report once, then end */
+    int abort_err; /* terminated: report once, then end */
     bool abort_told;
     _Atomic uint32_t wake;
     _Atomic uint32_t waiters;
@@ -74,18 +74,17 @@ struct pp__job {
     /* feed */
     pp_feed_fn feed;
     void *feed_ud;
-    size_t fed;         /* items fed so far */
+    size_t fed; /* items fed so far */
     int feed_err;
-    bool feed_stopped;  /* the library ended the input (start-up broken) */
-    char *end_msg;      /* then feed_err's message */
-    void *stash;        /* an item fed that did not fit the last chunk */
+    bool feed_stopped; /* the library ended the input (start-up broken) */
+    char *end_msg;     /* then feed_err's message */
+    void *stash;       /* an item fed that did not fit the last chunk */
     size_t stash_len;
 };
 
 struct pp_iter {
     pp__job_t job;
 };
-
 
 void pp__job_unref(pp__job_t *j);
 void pp__chunk_res_free(pp__chunk_res_t *r);

@@ -215,9 +215,7 @@ int pp_pool_create(pp_pool_t **pool, const pp_options_t *opt) {
     return 0;
 }
 
-int pp_pool_size(const pp_pool_t *pool) {
-    return pool ? pool->size : -EINVAL;
-}
+int pp_pool_size(const pp_pool_t *pool) { return pool ? pool->size : -EINVAL; }
 
 int pp_pool_close(pp_pool_t *pool) {
     if (!pool)

@@ -319,10 +319,16 @@ static bool send_one(pp_pool_t *pool, pp__job_t *j) {
     bool memfd = !ref && len > CHUNK_BYTES && !pool->remote; /* MPI: in the message */
     if (!some_room(pool, len, memfd || ref))
         return false;
-    pp__task_t t = {.job = j, .fn = j->fn, .lo = lo, .n = n, .arg_len = len, .argfd = -1,
+    pp__task_t t = {.job = j,
+                    .fn = j->fn,
+                    .lo = lo,
+                    .n = n,
+                    .arg_len = len,
+                    .argfd = -1,
                     .big = memfd,
                     .flags = PP__F_CHUNK | (j->feed_src ? PP__F_VAR : 0) | (ref ? PP__F_REF : 0),
-                    .item_size = j->feed_src ? 0 : j->item_size, .blob = blob};
+                    .item_size = j->feed_src ? 0 : j->item_size,
+                    .blob = blob};
     if (j->kind == PP__JOB_MAP) {
         t.res_size = j->result_size; /* results come back packed, or in place: */
         if (j->results_ref) {
@@ -571,8 +577,8 @@ void pp__job_chunk_done(pp_pool_t *pool, pp__task_t *s, pp__view_t *v, int statu
         if (r < 0)
             note_failure(j, s->lo, PP_EPROTO, PP_EPROTO, bad_msg, strlen(bad_msg));
         else if (packed && s->n > copied)
-            memcpy(j->results + (s->lo + copied) * j->result_size,
-                   packed + copied * j->result_size, (s->n - copied) * j->result_size);
+            memcpy(j->results + (s->lo + copied) * j->result_size, packed + copied * j->result_size,
+                   (s->n - copied) * j->result_size);
         j->done += s->n;
         set_progress(j);
         goto out;
@@ -753,7 +759,7 @@ void pp__job_chunk_lost(pp_pool_t *pool, pp__task_t *s, long k, int err, const c
 /* ---------------------------------------------------------------- */
 
 int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, size_t item_size,
-                   size_t count, size_t chunksize, pp__job_t **out) {
+                size_t count, size_t chunksize, pp__job_t **out) {
     *out = NULL;
     if (!pool || !fn || (!items && count && item_size))
         return -EINVAL;
@@ -784,8 +790,8 @@ int pp__job_new(pp_pool_t *pool, int kind, pp_task_fn fn, const void *items, siz
         j->chunk = chunksize;
     }
     j->items_ref = item_size && count && pp__shm_has(pool, items, count * item_size);
-    j->window = (size_t)pool->size *
-                (kind == PP__JOB_ITER ? WINDOW_PER_WORKER : MAP_WINDOW_PER_WORKER);
+    j->window =
+        (size_t)pool->size * (kind == PP__JOB_ITER ? WINDOW_PER_WORKER : MAP_WINDOW_PER_WORKER);
     *out = j;
     return 0;
 }
@@ -806,9 +812,8 @@ int pp__job_start_locked(pp_pool_t *pool, pp__job_t *j) {
     return 0;
 }
 
-int pp_map_async(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size,
-                 size_t count, void *results, size_t result_size, size_t chunksize,
-                 pp_future_t **future) {
+int pp_map_async(pp_pool_t *pool, pp_task_fn fn, const void *items, size_t item_size, size_t count,
+                 void *results, size_t result_size, size_t chunksize, pp_future_t **future) {
     if (future)
         *future = NULL;
     if (!future || (!results && count && result_size))
@@ -878,9 +883,8 @@ void pp__job_take_back_locked(pp_pool_t *pool, pp__job_t *j) {
             uint32_t fresh = pp__claim_word(seq, PP__CLAIM_FRESH);
             if (s->job != j ||
                 !atomic_compare_exchange_strong_explicit(
-                    pp__claim_at(w->chan.ctrl, seq), &fresh,
-                    pp__claim_word(seq, PP__CLAIM_CANCEL), memory_order_seq_cst,
-                    memory_order_seq_cst))
+                    pp__claim_at(w->chan.ctrl, seq), &fresh, pp__claim_word(seq, PP__CLAIM_CANCEL),
+                    memory_order_seq_cst, memory_order_seq_cst))
                 continue;
             pp__task_t c = *s;
             s->job = NULL;
@@ -923,4 +927,3 @@ int pp_future_progress(const pp_future_t *f, size_t *done, size_t *total) {
         *total = t;
     return 0;
 }
-

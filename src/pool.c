@@ -234,7 +234,6 @@ bool pp__place(pp_pool_t *pool, pp__task_t *t, const void *arg, int *err) {
 /* work-conserving dispatch                                          */
 /* ---------------------------------------------------------------- */
 
-
 static bool idle_worker(const pp_pool_t *pool, const pp__worker_t *w) {
     return w->state == PP__W_READY && !w->broken && w->chan.ctrl && w->seq_done == w->seq_next &&
            !(pool->opt.max_tasks_per_child && w->dispatched >= pool->opt.max_tasks_per_child);
@@ -259,9 +258,9 @@ static int take_back(pp_pool_t *pool, pp__worker_t *v) {
         if (!s->f && !s->job)
             continue; /* cancelled already */
         uint32_t fresh = pp__claim_word(seq, PP__CLAIM_FRESH);
-        if (!atomic_compare_exchange_strong_explicit(
-                pp__claim_at(v->chan.ctrl, seq), &fresh, pp__claim_word(seq, PP__CLAIM_CANCEL),
-                memory_order_seq_cst, memory_order_seq_cst))
+        if (!atomic_compare_exchange_strong_explicit(pp__claim_at(v->chan.ctrl, seq), &fresh,
+                                                     pp__claim_word(seq, PP__CLAIM_CANCEL),
+                                                     memory_order_seq_cst, memory_order_seq_cst))
             break; /* v claims in order: this one and all before it are its own */
         n++;
         if (v->dispatched) /* v will not run it: max_tasks_per_child counts what it runs */
@@ -283,7 +282,8 @@ static int take_back(pp_pool_t *pool, pp__worker_t *v) {
             s->argfd = -1;
         } else {
             pool->inflight_total--;
-            pp__future_set_fail(s->f, -ENOMEM, "out of memory while moving the task to an idle worker");
+            pp__future_set_fail(s->f, -ENOMEM,
+                                "out of memory while moving the task to an idle worker");
             if (pool->inflight_total == 0)
                 pthread_cond_broadcast(&pool->cond);
         }
@@ -302,9 +302,9 @@ int64_t pp__steal_locked(pp_pool_t *pool, uint64_t now) {
     if (!idle)
         return -1;
     uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
-    uint64_t min_age = 2 * avg < PP__STEAL_MIN_NS ? PP__STEAL_MIN_NS
+    uint64_t min_age = 2 * avg < PP__STEAL_MIN_NS   ? PP__STEAL_MIN_NS
                        : 2 * avg > PP__STEAL_MAX_NS ? PP__STEAL_MAX_NS
-                                                : 2 * avg;
+                                                    : 2 * avg;
     int64_t next = -1;
     int stolen = 0;
     for (int i = 0; i < pool->nworkers; i++) {
@@ -333,7 +333,8 @@ static void fail_unsendable(pp_pool_t *pool, pp__task_t *t, int err) {
     char why[200];
     pp__describe_fsize(why, sizeof why, err, t->arg_len);
     pool->inflight_total--;
-    pp__future_set_fail(t->f, err, "the task's %zu-byte argument could not be passed to a worker: %s",
+    pp__future_set_fail(t->f, err,
+                        "the task's %zu-byte argument could not be passed to a worker: %s",
                         t->arg_len, why);
     if (pool->inflight_total == 0)
         pthread_cond_broadcast(&pool->cond);
@@ -542,8 +543,8 @@ int pp__submit_cb(pp_pool_t *pool, const pp__task_t *tmpl, const void *arg, pp_d
         flags |= PP__F_REF;
     /* a large argument travels as a memfd (an MPI pool copies every
      * argument into its messages) */
-    bool big = !(flags & PP__F_REF) && !pool->remote &&
-               arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t);
+    bool big =
+        !(flags & PP__F_REF) && !pool->remote && arg_len > PP__INLINE_MAX - sizeof(pp__task_hdr_t);
     if (big && arg_len > pp__fsize_max())
         return -EFBIG; /* no memfd may hold it: it is a file (RLIMIT_FSIZE) */
     pp_future_t *f = pp__future_new(pool);
@@ -767,7 +768,10 @@ static void trace_record(pp_pool_t *pool, const pp__worker_t *w, const pp__task_
         .worker_pid = w->pid,
         .start_ns = h->start_ns,
         .run_ns = h->run_ns,
-        .outcome = skipped ? "cancelled" : h->status ? "PP_ETASK" : err ? pp_err_name(err) : "ok",
+        .outcome = skipped     ? "cancelled"
+                   : h->status ? "PP_ETASK"
+                   : err       ? pp_err_name(err)
+                               : "ok",
         .result_size = h->status ? 0 : h->data_len,
     };
     pp__trace_span(pool, &sp);

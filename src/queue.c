@@ -37,7 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 _Atomic uint32_t pp__wait_seq;
 _Atomic uint32_t pp__wait_sleepers;
 
@@ -114,8 +113,8 @@ int pp_wait(pp_future_t *const *fs, size_t n, int return_when, double timeout) {
         bool holds = wait_holds(fs, n, return_when, &ndone);
         if (!holds) {
             uint64_t left = limit == UINT64_MAX ? PP__QUEUE_SLICE_NS : limit - el;
-            pp__futex_wait(&pp__wait_seq, seq, (int64_t)(left < PP__QUEUE_SLICE_NS ? left : PP__QUEUE_SLICE_NS),
-                           false);
+            pp__futex_wait(&pp__wait_seq, seq,
+                           (int64_t)(left < PP__QUEUE_SLICE_NS ? left : PP__QUEUE_SLICE_NS), false);
         }
         atomic_fetch_sub_explicit(&pp__wait_sleepers, 1, memory_order_relaxed);
         if (holds || wait_holds(fs, n, return_when, &ndone))
@@ -129,7 +128,7 @@ int pp_wait(pp_future_t *const *fs, size_t n, int return_when, double timeout) {
 
 struct pp_queue {
     int evfd;
-    pp_future_t *pend;              /* added, not done (unordered) */
+    pp_future_t *pend;                  /* added, not done (unordered) */
     pp_future_t *done_head, *done_tail; /* done, in completion order */
     size_t npend, ndone;
     int sleepers;
@@ -316,9 +315,7 @@ int pp_queue_next(pp_queue_t *q, double timeout, pp_future_t **fp) {
     }
 }
 
-int pp_queue_fd(const pp_queue_t *q) {
-    return q ? q->evfd : -EINVAL;
-}
+int pp_queue_fd(const pp_queue_t *q) { return q ? q->evfd : -EINVAL; }
 
 void pp_queue_destroy(pp_queue_t *q) {
     if (!q)

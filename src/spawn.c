@@ -114,8 +114,8 @@ int pp__spawn_worker(pp_pool_t *pool, pp__worker_t *w) {
         pp__addr_encode((const void *)(uintptr_t)pool->opt.initializer, &m.init_key, &m.init_off);
     if (pool->opt.initarg)
         pp__addr_encode(pool->opt.initarg, &m.arg_key, &m.arg_off);
-    int fds[6] = {w->chan.ctrl_fd, w->chan.task_ro_fd, w->chan.peer_sock, w->chan.evfd,
-                  pool->death_pipe[0], pp__shm_fd(pool->shm)};
+    int fds[6] = {w->chan.ctrl_fd, w->chan.task_ro_fd,  w->chan.peer_sock,
+                  w->chan.evfd,    pool->death_pipe[0], pp__shm_fd(pool->shm)};
     m.nfds = fds[5] >= 0 ? 6 : 5;
     if (pool->shm) {
         m.shm_addr = (uint64_t)(uintptr_t)pp__shm_base(pool->shm);
@@ -162,9 +162,14 @@ __attribute__((constructor)) static void pp__spawn_ctor(void) {
             _exit(124); /* that range is taken in this execution */
         close(fds[5]);
     }
-    pp__boot_t b = {.ctrl_fd = fds[0], .task_ro_fd = fds[1], .sock = fds[2], .evfd = fds[3],
-                    .death_rd = fds[4], .parent_pid = (pid_t)m.parent_pid,
-                    .max_tasks = m.max_tasks, .task_timeout = m.task_timeout != 0,
+    pp__boot_t b = {.ctrl_fd = fds[0],
+                    .task_ro_fd = fds[1],
+                    .sock = fds[2],
+                    .evfd = fds[3],
+                    .death_rd = fds[4],
+                    .parent_pid = (pid_t)m.parent_pid,
+                    .max_tasks = m.max_tasks,
+                    .task_timeout = m.task_timeout != 0,
                     .max_memory = (size_t)m.max_memory,
                     .arena = n == 6 ? (void *)(uintptr_t)m.arena : NULL,
                     .arena_size = n == 6 ? (size_t)m.arena_size : 0};

@@ -54,7 +54,7 @@ int pp_submit(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t arg_len,
         return -ENOTSUP; /* an MPI agent runs every task with the pool's settings */
     pp__task_t t = {.fn = fn, .arg_len = arg_len, .argfd = -1, .retries = opts->retries};
     if (opts->timeout > 0)
-        t.timeout_ns = opts->timeout >= 1e9 ? INT64_MAX / 2
+        t.timeout_ns = opts->timeout >= 1e9      ? INT64_MAX / 2
                        : opts->timeout * 1e9 < 1 ? 1
                                                  : (int64_t)(opts->timeout * 1e9);
     else if (opts->timeout < 0)
@@ -140,11 +140,11 @@ int pp_future_cancel(pp_future_t *f) {
             r = 1;
         } else if ((s = ring_slot(pool, f, &w)) != NULL) {
             uint32_t fresh = pp__claim_word(s->seq, PP__CLAIM_FRESH);
-            if (atomic_compare_exchange_strong_explicit(
-                    pp__claim_at(w->chan.ctrl, s->seq), &fresh,
-                    pp__claim_word(s->seq, PP__CLAIM_CANCEL), memory_order_seq_cst,
-                    memory_order_seq_cst)) {
-                s->f = NULL; /* the record stays: the worker skips it, drain frees it */
+            if (atomic_compare_exchange_strong_explicit(pp__claim_at(w->chan.ctrl, s->seq), &fresh,
+                                                        pp__claim_word(s->seq, PP__CLAIM_CANCEL),
+                                                        memory_order_seq_cst,
+                                                        memory_order_seq_cst)) {
+                s->f = NULL;       /* the record stays: the worker skips it, drain frees it */
                 if (w->dispatched) /* max_tasks_per_child counts what it runs */
                     w->dispatched--;
                 r = 1;

@@ -72,7 +72,7 @@
 #define P_PIDFD 3
 #endif
 
-#define EARLY_DEATH_LIMIT 5        /* this many in a row: start-up is broken */
+#define EARLY_DEATH_LIMIT 5 /* this many in a row: start-up is broken */
 
 static __thread const pp_pool_t *current_pool; /* set on a supervisor or callback thread */
 
@@ -168,14 +168,19 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
     if (pid == 0) {
         pp__chan_t *c = &w->chan;
         int keep[5] = {c->ctrl_fd, c->task_ro_fd, c->peer_sock, c->evfd, pool->death_pipe[0]};
-        pp__boot_t b = {.ctrl_fd = c->ctrl_fd, .task_ro_fd = c->task_ro_fd, .sock = c->peer_sock,
-                        .evfd = c->evfd, .death_rd = pool->death_pipe[0],
-                        .parent_pid = pool->parent_pid, .initializer = pool->opt.initializer,
+        pp__boot_t b = {.ctrl_fd = c->ctrl_fd,
+                        .task_ro_fd = c->task_ro_fd,
+                        .sock = c->peer_sock,
+                        .evfd = c->evfd,
+                        .death_rd = pool->death_pipe[0],
+                        .parent_pid = pool->parent_pid,
+                        .initializer = pool->opt.initializer,
                         .initarg = pool->opt.initarg,
                         .max_tasks = pool->opt.max_tasks_per_child,
                         .task_timeout = pool->opt.task_timeout > 0,
                         .max_memory = pool->opt.max_memory_per_child,
-                        .arena = w->arena.base, .arena_size = w->arena.size};
+                        .arena = w->arena.base,
+                        .arena_size = w->arena.size};
         pp__child_forget_all(keep, 5, pool);
         pp__child_reset_registry();
         pp__worker_main(&b);
@@ -189,8 +194,8 @@ static int fork_worker(pp_pool_t *pool, pp__worker_t *w) {
 /* Slot w has a process (pid known): a trace names it, and marks a replacement. */
 static void worker_started(pp_pool_t *pool, pp__worker_t *w) {
     if (pool->trace)
-        pp__trace_instant(pool, w->index, w->incarnations ? "respawn" : "start", w->pid, NULL,
-                          NULL, 0);
+        pp__trace_instant(pool, w->index, w->incarnations ? "respawn" : "start", w->pid, NULL, NULL,
+                          0);
     w->incarnations++;
 }
 
@@ -389,7 +394,8 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
                     &fails);
                 pp__job_chunk_lost(pool, &c, k,
                                    w->timed_out ? PP_ETASKTIMEOUT
-                                                : w->broken ? PP_EPROTO : PP_EWORKER,
+                                   : w->broken  ? PP_EPROTO
+                                                : PP_EWORKER,
                                    w->timed_out ? tmo : why, fails);
             } else {
                 pp__job_chunk_lost(pool, &c, -1, 0, NULL, 0);
@@ -414,15 +420,16 @@ static void handle_death(pp_pool_t *pool, pp__worker_t *w) {
         } else if (pool->terminating) {
             pp__close(&s->argfd);
             pool->inflight_total--;
-            pp__future_set_fail(s->f, PP_ECANCELED, "the pool was terminated before the task finished");
+            pp__future_set_fail(s->f, PP_ECANCELED,
+                                "the pool was terminated before the task finished");
         } else if (seq < started && w->timed_out && seq == w->seq_done) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             pp__future_set_fail(s->f, PP_ETASKTIMEOUT, "%s", tmo);
-        } else if (seq < started && (w->broken ||
-                                     s->tries >= (s->retries >= 0 ? (unsigned)s->retries
-                                                                  : pool->opt.retries) ||
-                                     pp__requeue(pool, w, s, s->tries + 1) < 0)) {
+        } else if (seq < started &&
+                   (w->broken ||
+                    s->tries >= (s->retries >= 0 ? (unsigned)s->retries : pool->opt.retries) ||
+                    pp__requeue(pool, w, s, s->tries + 1) < 0)) {
             pp__close(&s->argfd);
             pool->inflight_total--;
             pp__future_set_fail(s->f, w->broken ? PP_EPROTO : PP_EWORKER, "%s", why);
@@ -485,9 +492,8 @@ static void start_failed(pp_pool_t *pool, pp__worker_t *w, int err, uint64_t now
     if (w->early_deaths >= EARLY_DEATH_LIMIT && (pool->pend_head || pool->jobs) &&
         !booted_elsewhere(pool, w)) {
         char why[300];
-        snprintf(why, sizeof why,
-                 "no worker could be started (%u times in a row: %s)", w->early_deaths,
-                 pp_strerror(err));
+        snprintf(why, sizeof why, "no worker could be started (%u times in a row: %s)",
+                 w->early_deaths, pp_strerror(err));
         fail_pending(pool, PP_EWORKER, why);
         pp__jobs_fail_unsent(pool, PP_EWORKER, why);
     }
@@ -676,7 +682,6 @@ static int64_t check_pidless(pp_pool_t *pool) {
 /* task timeouts                                                     */
 /* ---------------------------------------------------------------- */
 
-
 /* Kill workers whose running task is past its deadline; returns the poll
  * timeout (ms) needed to catch the next one, or -1. Pool lock held. */
 static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
@@ -705,7 +710,7 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
         if (started > w->seq_done && started <= w->seq_next) {
             pp__task_t *s = &w->inflight[w->seq_done % PP__INFLIGHT_MAX];
             /* its own limit, else the pool's; none: nothing to watch */
-            uint64_t limit = s->job ? pool_limit
+            uint64_t limit = s->job              ? pool_limit
                              : s->timeout_ns > 0 ? (uint64_t)s->timeout_ns
                              : s->timeout_ns < 0 ? 0
                                                  : pool_limit;
@@ -715,8 +720,8 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
                 continue;
             }
             if (s->job || (s->flags & PP__F_CHUNK)) { /* a chunk: every item has its own deadline */
-                uint64_t item = atomic_load_explicit(&w->chan.ctrl->item_index,
-                                                     memory_order_relaxed) + 1;
+                uint64_t item =
+                    atomic_load_explicit(&w->chan.ctrl->item_index, memory_order_relaxed) + 1;
                 if (item != s->item_seen) {
                     s->item_seen = item;
                     s->start_ns = 0;
@@ -724,7 +729,8 @@ static int64_t check_timeouts(pp_pool_t *pool, uint64_t now) {
             }
             if (!s->start_ns) {
                 /* the worker says when it began; believe it only within reason */
-                uint64_t t = atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
+                uint64_t t =
+                    atomic_load_explicit(&w->chan.ctrl->task_start_ns, memory_order_relaxed);
                 s->start_ns = pp__dec_start_ns(t, now, PP__TIMEOUT_TICK_MS * 4000000ull);
             }
             uint64_t deadline = s->start_ns + limit;
@@ -783,7 +789,6 @@ static int poll_by_hand(pp_pool_t *pool, struct pollfd *pfd, size_t n, pp__worke
     return marked;
 }
 
-
 /* Start every worker of a new pool. Pool lock held. Under FORKSERVER the
  * zygote forks them: wait for each answer (SPAWNED, or FAILED with its
  * fork's errno) so that create fails with that errno, as it does when the
@@ -797,7 +802,8 @@ static int start_all(pp_pool_t *pool) {
     int next = 0;
     for (;;) {
         int err = 0;
-        while (next < pool->nworkers && (err = start_worker(pool, &pool->workers[next], direct)) == 0)
+        while (next < pool->nworkers &&
+               (err = start_worker(pool, &pool->workers[next], direct)) == 0)
             next++;
         if (pool->create_err)
             return pool->create_err; /* a FAILED answer */
@@ -866,7 +872,7 @@ void *pp__supervisor_main(void *arg) {
     size_t cap = 2 + 2 * (size_t)pool->nworkers;
     struct pollfd *pfd = pp__alloc_fails("supervise.poll_set") ? NULL : calloc(cap, sizeof *pfd);
     pp__worker_t **who = pfd ? calloc(cap, sizeof *who) : NULL;
-    int err = !who ? -ENOMEM
+    int err = !who                                                       ? -ENOMEM
               : pool->opt.start_method == PP_START_SPAWN || pool->remote ? 0
                                                                          : pp__zygote_start(pool);
     pthread_mutex_lock(&pool->lock);

@@ -82,7 +82,8 @@ uint64_t pp__fsize_max(void) {
  * for -EFBIG, else the error's sentence. */
 void pp__describe_fsize(char *buf, size_t n, int err, uint64_t size) {
     if (err == -EFBIG)
-        snprintf(buf, n, "a memfd of %llu bytes is over the file size limit (RLIMIT_FSIZE, %llu bytes)",
+        snprintf(buf, n,
+                 "a memfd of %llu bytes is over the file size limit (RLIMIT_FSIZE, %llu bytes)",
                  (unsigned long long)size, (unsigned long long)pp__fsize_max());
     else
         snprintf(buf, n, "%s", pp_strerror(err));
@@ -243,8 +244,8 @@ ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds,
         char buf[CMSG_SPACE(sizeof(int) * 8)];
     } u;
     struct iovec iov = {.iov_base = msg, .iov_len = len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     ssize_t r;
     *nfds = 0;
     do
@@ -272,6 +273,8 @@ ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds,
     return r;
 }
 
+/* one case per signal name, kept as a table */
+// clang-format off
 const char *pp__signame(int sig) {
     switch (sig) {
 #define S(x) \
@@ -287,6 +290,7 @@ const char *pp__signame(int sig) {
         return "a real-time signal";
     }
 }
+// clang-format on
 
 /* code/status as in siginfo (CLD_EXITED, CLD_KILLED, CLD_DUMPED); code 0:
  * unknown. when: what it was doing ("while running the task", ...). */

@@ -42,7 +42,8 @@ int pp__sealed_copy(const char *name, const void *data, size_t len);
 int pp__pidfd_open(pid_t pid);
 int pp__pidfd_signal(int pidfd, int sig);
 int pp__signal_child(int pidfd, pid_t pid, int sig); /* our own unreaped child only */
-int pp__send_fds(int sock, const void *msg, size_t len, const int *fds, int nfds); /* non-blocking */
+int pp__send_fds(int sock, const void *msg, size_t len, const int *fds,
+                 int nfds); /* non-blocking */
 int pp__send_fds_flags(int sock, const void *msg, size_t len, const int *fds, int nfds, int flags);
 ssize_t pp__recv_fds(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds, int flags);
 ssize_t pp__recv_fds_lost(int sock, void *msg, size_t len, int *fds, int maxfds, int *nfds,

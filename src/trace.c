@@ -46,30 +46,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PP__TRACE_FLUSH (256u * 1024u)         /* write once the buffer holds this much */
-#define PP__TRACE_EVENT_MAX 4096u              /* an event's bytes, names escaped and capped */
-#define PP__TRACE_NAME_MAX 400u                /* a name's bytes before escaping */
-#define PP__TRACE_NAMES 256u                   /* symbol name cache (direct-mapped) */
+#define PP__TRACE_FLUSH (256u * 1024u) /* write once the buffer holds this much */
+#define PP__TRACE_EVENT_MAX 4096u      /* an event's bytes, names escaped and capped */
+#define PP__TRACE_NAME_MAX 400u        /* a name's bytes before escaping */
+#define PP__TRACE_NAMES 256u           /* symbol name cache (direct-mapped) */
 
 struct pp__trace {
     pthread_mutex_t lock;
     char *path;
     int fd;
     pid_t owner;
-    unsigned gen;           /* pp__fork_generation() of the owner: a forked child differs */
+    unsigned gen; /* pp__fork_generation() of the owner: a forked child differs */
     int refs;
-    int pools;              /* pools numbered so far: the next one is pools + 1 */
-    uint64_t t0;            /* CLOCK_MONOTONIC when the file was opened: ts 0 */
+    int pools;   /* pools numbered so far: the next one is pools + 1 */
+    uint64_t t0; /* CLOCK_MONOTONIC when the file was opened: ts 0 */
     uint64_t last_write;
-    bool any;               /* an event was written: the next one needs a comma first */
-    bool broken;            /* a write failed: nothing more is written */
-    char *buf;              /* the buffer events are formatted into */
+    bool any;    /* an event was written: the next one needs a comma first */
+    bool broken; /* a write failed: nothing more is written */
+    char *buf;   /* the buffer events are formatted into */
     size_t len;
     /* the flusher thread writes the other buffer, so that no write(2) is
      * made under the pool's lock */
     pthread_t flusher;
-    pthread_cond_t cond;    /* busy or stop changed */
-    bool busy;              /* out holds bytes the flusher has not written yet */
+    pthread_cond_t cond; /* busy or stop changed */
+    bool busy;           /* out holds bytes the flusher has not written yet */
     bool stop;
     bool started;
     const char *out;
@@ -86,9 +86,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pp__trace_t *g_traces;
 static _Atomic bool g_disabled;
 
-void pp__trace_disable(void) {
-    atomic_store(&g_disabled, true);
-}
+void pp__trace_disable(void) { atomic_store(&g_disabled, true); }
 
 /* ------------------------------------------------------------------ */
 /* formatting                                                          */
@@ -325,8 +323,8 @@ int pp__trace_open(pp_pool_t *pool) {
          * blocking pool creation, and one whose reader stops fails a write
          * (EAGAIN: the trace ends) instead of holding the flusher, and with
          * it the pool, forever. Regular files write blocking as usual. */
-        int fd = copy ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644)
-                      : -1;
+        int fd =
+            copy ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644) : -1;
         struct stat sb;
         if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -458,8 +456,8 @@ static bool elf_symbol(const char *path, uintptr_t addr, uintptr_t base, char *o
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(f + eh->e_shoff);
     uint64_t want = eh->e_type == ET_EXEC ? addr : addr - base;
     for (unsigned i = 0; i < eh->e_shnum && !found; i++) {
-        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum ||
-            sh[i].sh_offset > size || sh[i].sh_size > size - sh[i].sh_offset)
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum || sh[i].sh_offset > size ||
+            sh[i].sh_size > size - sh[i].sh_offset)
             continue;
         const Elf64_Shdr *str = &sh[sh[i].sh_link];
         if (str->sh_offset > size || str->sh_size > size - str->sh_offset)
@@ -503,8 +501,8 @@ static const char *fn_name(pp__trace_t *t, pp_task_fn fn) {
         snprintf(name, PP__TRACE_NAME_MAX, "(none)");
     } else if (known && info.dli_sname && info.dli_saddr == (void *)a) {
         snprintf(name, PP__TRACE_NAME_MAX, "%s", info.dli_sname);
-    } else if (known && elf_symbol(info.dli_fname[0] == '/' ? info.dli_fname : "/proc/self/exe",
-                                   a, (uintptr_t)info.dli_fbase, name, PP__TRACE_NAME_MAX)) {
+    } else if (known && elf_symbol(info.dli_fname[0] == '/' ? info.dli_fname : "/proc/self/exe", a,
+                                   (uintptr_t)info.dli_fbase, name, PP__TRACE_NAME_MAX)) {
         /* a static function, or a program not linked with -rdynamic */
     } else if (known) {
         const char *base = strrchr(info.dli_fname, '/');
@@ -539,7 +537,8 @@ void pp__trace_span(pp_pool_t *pool, const pp__trace_span_t *sp) {
     ev_head(t, "X", fn_name(t, fn), pool->trace_pid, sp->lane, sp->start_ns);
     put(t, ",\"dur\":");
     put_us(t, sp->run_ns);
-    put(t, chunk ? ",\"cat\":\"chunk\",\"args\":{\"outcome\":" : ",\"cat\":\"task\",\"args\":{\"outcome\":");
+    put(t, chunk ? ",\"cat\":\"chunk\",\"args\":{\"outcome\":"
+                 : ",\"cat\":\"task\",\"args\":{\"outcome\":");
     put_str(t, sp->outcome);
     if (chunk) {
         put(t, ",\"first_item\":");

@@ -9,6 +9,4 @@ unsigned pp_version(void) {
            (unsigned)PROCPOOL_VERSION_PATCH;
 }
 
-const char *pp_version_string(void) {
-    return PROCPOOL_VERSION_STRING;
-}
+const char *pp_version_string(void) { return PROCPOOL_VERSION_STRING; }

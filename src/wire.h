@@ -24,8 +24,15 @@
 #define PP__INLINE_MAX (PP__TASK_RING / 4) /* larger args/results go by memfd */
 
 enum { PP__REC_TASK = 0x7a5c0001u, PP__REC_PAD = 0x7a5c0002u, PP__REC_RES = 0x7a5c0003u };
-enum { PP__F_MEMFD = 1u, PP__F_MSG = 2u, PP__F_CHUNK = 4u, PP__F_VAR = 8u, PP__F_REF = 16u,
-       PP__F_RESREF = 32u, PP__F_ARENA = 64u };
+enum {
+    PP__F_MEMFD = 1u,
+    PP__F_MSG = 2u,
+    PP__F_CHUNK = 4u,
+    PP__F_VAR = 8u,
+    PP__F_REF = 16u,
+    PP__F_RESREF = 32u,
+    PP__F_ARENA = 64u
+};
 /* PP__F_ARENA (result): the data is in the worker's arena in shared memory;
  * the record's body is its u64 byte offset from the arena's first data page. */
 /* PP__F_REF: the argument (or a chunk's items) is not in the record but at
@@ -45,15 +52,15 @@ typedef struct pp__item_hdr {
 
 /* Control block at the start of the ctrl+result memfd. Fields written by
  * one side only, each on its own cache line. */
-#define PP__LINE(type, name) \
-    type name;               \
+#define PP__LINE(type, name)                                                                       \
+    type name;                                                                                     \
     char name##_pad[PP__CACHELINE - sizeof(type)]
 typedef struct pp__ctrl {
     /* written by the parent; the worker spins on task_head */
-    PP__LINE(_Atomic uint64_t, task_head); /* bytes of task ring published */
-    PP__LINE(_Atomic uint32_t, wake_seq);  /* futex word the worker sleeps on */
-    PP__LINE(_Atomic uint32_t, stop);      /* 1: exit once the ring is empty */
-    PP__LINE(_Atomic uint64_t, res_tail);  /* bytes of result ring consumed */
+    PP__LINE(_Atomic uint64_t, task_head);       /* bytes of task ring published */
+    PP__LINE(_Atomic uint32_t, wake_seq);        /* futex word the worker sleeps on */
+    PP__LINE(_Atomic uint32_t, stop);            /* 1: exit once the ring is empty */
+    PP__LINE(_Atomic uint64_t, res_tail);        /* bytes of result ring consumed */
     PP__LINE(_Atomic uint32_t, parent_sleeping); /* parent asks for an eventfd write */
     /* written by the worker */
     PP__LINE(_Atomic uint32_t, worker_sleeping);
@@ -63,8 +70,8 @@ typedef struct pp__ctrl {
     PP__LINE(_Atomic uint64_t, chunk_fails);   /* items of the running chunk that failed */
     PP__LINE(_Atomic uint64_t, arena_off);     /* arena run the worker is building (pages) */
     PP__LINE(_Atomic uint64_t, arena_pages);
-    PP__LINE(_Atomic uint64_t, res_head);      /* bytes of result ring published */
-    PP__LINE(_Atomic uint32_t, booted);        /* start-up and the initializer are done */
+    PP__LINE(_Atomic uint64_t, res_head); /* bytes of result ring published */
+    PP__LINE(_Atomic uint32_t, booted);   /* start-up and the initializer are done */
 } pp__ctrl_t;
 _Static_assert(sizeof(pp__ctrl_t) <= PP__CLAIM_OFF, "the control block outgrew its page");
 
@@ -117,13 +124,13 @@ typedef struct pp__res_hdr {
  * socket under spawn, copied across fork otherwise). */
 typedef struct pp__boot {
     int ctrl_fd, task_ro_fd, sock, evfd, death_rd;
-    pid_t parent_pid;         /* the process whose death ends us */
+    pid_t parent_pid; /* the process whose death ends us */
     void (*initializer)(void *);
     void *initarg;
     unsigned max_tasks;
-    bool task_timeout;        /* the pool has one: stamp every map item's start */
-    size_t max_memory;        /* resident bytes after which the worker retires */
-    void *arena;              /* the slot's arena in shared memory, or NULL */
+    bool task_timeout; /* the pool has one: stamp every map item's start */
+    size_t max_memory; /* resident bytes after which the worker retires */
+    void *arena;       /* the slot's arena in shared memory, or NULL */
     size_t arena_size;
 } pp__boot_t;
 

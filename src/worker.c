@@ -36,7 +36,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 static struct {
     pp__ctrl_t *ctrl;
     unsigned char *res;
@@ -172,8 +171,8 @@ static void publish(uint64_t seq, int status, uint64_t start_ns, uint64_t run_ns
 }
 
 static int map_channel(const pp__boot_t *b) {
-    void *c = mmap(NULL, PP__CTRL_SIZE + PP__RES_RING, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   b->ctrl_fd, 0);
+    void *c =
+        mmap(NULL, PP__CTRL_SIZE + PP__RES_RING, PROT_READ | PROT_WRITE, MAP_SHARED, b->ctrl_fd, 0);
     if (c == MAP_FAILED)
         return -1;
     void *t = mmap(NULL, PP__TASK_RING, PROT_READ, MAP_SHARED, b->task_ro_fd, 0);

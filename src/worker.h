@@ -43,19 +43,19 @@ void *pp__addr_decode(uint64_t key, uint64_t off);
 
 /* buf.c: a task's output */
 struct pp_buf {
-    unsigned char *data;   /* heap (reused between tasks), memfd mapping or arena run */
+    unsigned char *data; /* heap (reused between tasks), memfd mapping or arena run */
     size_t len, cap;
     unsigned char *heap;
     size_t heap_cap;
-    int memfd;             /* -1 while the result lives in the heap */
-    bool ext;              /* data is a caller-given slot (a map result in place) */
-    pp__arena_t *arena;    /* large results go here when set (single tasks) */
+    int memfd;          /* -1 while the result lives in the heap */
+    bool ext;           /* data is a caller-given slot (a map result in place) */
+    pp__arena_t *arena; /* large results go here when set (single tasks) */
     _Atomic uint64_t *arena_off_mark, *arena_pages_mark;
     size_t run, run_pages; /* the arena run data is, when in_arena */
     bool in_arena;
     size_t msg_len;
-    int grow_err;          /* the first failure to grow the result in this task, or 0 */
-    size_t grow_want;      /* the size it failed to grow to */
+    int grow_err;     /* the first failure to grow the result in this task, or 0 */
+    size_t grow_want; /* the size it failed to grow to */
     char msg[1024];
 };
 void pp__buf_init(pp_buf_t *b);

@@ -98,7 +98,9 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
                 memset(&info, 0, sizeof info);
                 if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
                     break;
-                pp__zmsg_t m = {.type = PP__Z_DIED, .pid = info.si_pid, .code = info.si_code,
+                pp__zmsg_t m = {.type = PP__Z_DIED,
+                                .pid = info.si_pid,
+                                .code = info.si_code,
                                 .status = info.si_status};
                 report(sock, &m, NULL, 0);
             }
@@ -125,9 +127,14 @@ __attribute__((noreturn)) static void zygote_main(int sock, int death_rd, pid_t 
             if (pid == 0) {
                 close(sock);
                 close(sfd);
-                pp__boot_t b = {.ctrl_fd = fds[0], .task_ro_fd = fds[1], .sock = fds[2],
-                                .evfd = fds[3], .death_rd = death_rd, .parent_pid = self,
-                                .initializer = opt->initializer, .initarg = opt->initarg,
+                pp__boot_t b = {.ctrl_fd = fds[0],
+                                .task_ro_fd = fds[1],
+                                .sock = fds[2],
+                                .evfd = fds[3],
+                                .death_rd = death_rd,
+                                .parent_pid = self,
+                                .initializer = opt->initializer,
+                                .initarg = opt->initarg,
                                 .max_tasks = opt->max_tasks_per_child,
                                 .task_timeout = opt->task_timeout > 0,
                                 .max_memory = opt->max_memory_per_child,
@@ -187,8 +194,10 @@ int pp__zygote_start(pp_pool_t *pool) {
 int pp__zygote_request(pp_pool_t *pool, pp__worker_t *w) {
     if (pool->zygote_sock < 0)
         return -ESRCH;
-    pp__zmsg_t m = {.type = PP__Z_SPAWN, .slot = w->index,
-                    .arena = (uint64_t)(uintptr_t)w->arena.base, .arena_size = w->arena.size};
+    pp__zmsg_t m = {.type = PP__Z_SPAWN,
+                    .slot = w->index,
+                    .arena = (uint64_t)(uintptr_t)w->arena.base,
+                    .arena_size = w->arena.size};
     int fds[4] = {w->chan.ctrl_fd, w->chan.task_ro_fd, w->chan.peer_sock, w->chan.evfd};
     return pp__send_fds(pool->zygote_sock, &m, sizeof m, fds, 4);
 }

@@ -39,12 +39,12 @@
 #endif
 
 /* Compare two return codes and print their symbolic names on mismatch. */
-#define assert_rc(actual, expected)                                                      \
-    do {                                                                                 \
-        int pp_a_ = (int)(actual), pp_e_ = (int)(expected);                              \
-        if (pp_a_ != pp_e_)                                                              \
-            fail_msg("%s returned %d (%s), expected %d (%s)", #actual, pp_a_,            \
-                     pp_err_name(pp_a_), pp_e_, pp_err_name(pp_e_));                     \
+#define assert_rc(actual, expected)                                                                \
+    do {                                                                                           \
+        int pp_a_ = (int)(actual), pp_e_ = (int)(expected);                                        \
+        if (pp_a_ != pp_e_)                                                                        \
+            fail_msg("%s returned %d (%s), expected %d (%s)", #actual, pp_a_, pp_err_name(pp_a_),  \
+                     pp_e_, pp_err_name(pp_e_));                                                   \
     } while (0)
 
 /* Seconds on the monotonic clock. */

@@ -27,7 +27,8 @@ static inline int ppt_is_number(const char *s) {
 
 /* Read a process's state letter and start time (field 22) from
  * /proc/<pid>/stat. Returns 0, or -1 when the process does not exist. */
-static inline int ppt_proc_stat(pid_t pid, char *state, unsigned long long *starttime, pid_t *ppid) {
+static inline int ppt_proc_stat(pid_t pid, char *state, unsigned long long *starttime,
+                                pid_t *ppid) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *fp = fopen(path, "re");
@@ -169,8 +170,6 @@ static inline bool ppt_foreign_shm(const char *name) {
 }
 
 /* The same, by the name some tests use. */
-static inline int ppt_count_fds(void) {
-    return ppt_fd_count();
-}
+static inline int ppt_count_fds(void) { return ppt_fd_count(); }
 
 #endif /* PP_TEST_PROC_UTIL_H */

@@ -397,8 +397,8 @@ static void *submitter(void *p) {
         if (rc != 0 || n != sizeof(long) || *(const long *)d != want) {
             if (!job->errors++)
                 snprintf(job->msg, sizeof job->msg, "task %ld: rc %s len %zu value %ld want %ld", i,
-                         pp_err_name(rc), n, (rc == 0 && n == sizeof(long)) ? *(const long *)d : -1L,
-                         want);
+                         pp_err_name(rc), n,
+                         (rc == 0 && n == sizeof(long)) ? *(const long *)d : -1L, want);
         }
         pp_future_free(f[i]);
     }

@@ -86,14 +86,14 @@ static void test_count_env_garbage_ignored(void **state) {
 
 /* ---- the internal parser ------------------------------------------------ */
 
-#define CHECK_FROM(text, aff, env, want)                                                   \
-    do {                                                                                   \
-        int got_ = pp__cpu_count_from((text), (aff), (env));                               \
-        if (got_ != (want))                                                                \
-            fail_msg("pp__cpu_count_from(%s%s%s, %d, %s%s%s) = %d, expected %d",           \
-                     (text) ? "\"" : "", (text) ? (const char *)(text) : "NULL",           \
-                     (text) ? "\"" : "", (aff), (env) ? "\"" : "",                         \
-                     (env) ? (const char *)(env) : "NULL", (env) ? "\"" : "", got_, (want)); \
+#define CHECK_FROM(text, aff, env, want)                                                           \
+    do {                                                                                           \
+        int got_ = pp__cpu_count_from((text), (aff), (env));                                       \
+        if (got_ != (want))                                                                        \
+            fail_msg("pp__cpu_count_from(%s%s%s, %d, %s%s%s) = %d, expected %d",                   \
+                     (text) ? "\"" : "", (text) ? (const char *)(text) : "NULL",                   \
+                     (text) ? "\"" : "", (aff), (env) ? "\"" : "",                                 \
+                     (env) ? (const char *)(env) : "NULL", (env) ? "\"" : "", got_, (want));       \
     } while (0)
 
 static void test_from_no_quota(void **state) {
@@ -115,11 +115,11 @@ static void test_from_quota(void **state) {
     CHECK_FROM("200000 100000", 8, NULL, 2);
     CHECK_FROM("250000 100000", 8, NULL, 3);
     CHECK_FROM("250000 100000\n", 8, NULL, 3);
-    CHECK_FROM("1000 100000", 8, NULL, 1);     /* ceil(0.01) = 1 */
-    CHECK_FROM("800000 100000", 8, NULL, 8);   /* exactly the affinity */
-    CHECK_FROM("1600000 100000", 8, NULL, 8);  /* quota above affinity: affinity wins */
-    CHECK_FROM("300000 50000", 8, NULL, 6);    /* other period */
-    CHECK_FROM("250000 100000", 2, NULL, 2);   /* affinity below quota */
+    CHECK_FROM("1000 100000", 8, NULL, 1);    /* ceil(0.01) = 1 */
+    CHECK_FROM("800000 100000", 8, NULL, 8);  /* exactly the affinity */
+    CHECK_FROM("1600000 100000", 8, NULL, 8); /* quota above affinity: affinity wins */
+    CHECK_FROM("300000 50000", 8, NULL, 6);   /* other period */
+    CHECK_FROM("250000 100000", 2, NULL, 2);  /* affinity below quota */
 }
 
 static void test_from_env(void **state) {
@@ -146,7 +146,8 @@ static void test_from_never_below_one(void **state) {
     CHECK_FROM(NULL, -5, NULL, 1);
     CHECK_FROM(NULL, 0, "0", 1);
     /* garbage in cpu.max: whatever it decides, 1..affinity */
-    const char *bad[] = {"garbage", "", "100000", "max", "0 0", "0 100000", "-5 100000", "100000 0", "x y"};
+    const char *bad[] = {"garbage",  "",          "100000",   "max", "0 0",
+                         "0 100000", "-5 100000", "100000 0", "x y"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int got = pp__cpu_count_from(bad[i], 8, NULL);
         if (got < 1 || got > 8)

@@ -68,7 +68,8 @@ static void check_crash_future(pp_future_t *f, const char *what, const char *nee
     size_t n = 5;
     int rc = pp_future_get(f, 30, &d, &n);
     if (rc != PP_EWORKER)
-        fail_msg("%s: pp_future_get returned %d (%s), expected PP_EWORKER", what, rc, pp_err_name(rc));
+        fail_msg("%s: pp_future_get returned %d (%s), expected PP_EWORKER", what, rc,
+                 pp_err_name(rc));
     assert_null(d);
     assert_int_equal(n, 0);
     assert_int_equal(pp_future_ready(f), 1);

@@ -26,8 +26,12 @@ static unsigned char ring[RING];
 /* One record through the worker's encoder at head; returns the new head. */
 static uint64_t put(uint64_t head, uint32_t flags, int32_t status, const char *msg,
                     const void *body, uint64_t data_len) {
-    pp__res_hdr_t h = {.flags = flags, .seq = 7, .status = status, .data_len = data_len,
-                       .msg_len = msg ? (uint32_t)strlen(msg) : 0, .run_ns = 99};
+    pp__res_hdr_t h = {.flags = flags,
+                       .seq = 7,
+                       .status = status,
+                       .data_len = data_len,
+                       .msg_len = msg ? (uint32_t)strlen(msg) : 0,
+                       .run_ns = 99};
     return pp__enc_res_rec(ring, RING, head, &h, msg, body);
 }
 
@@ -76,11 +80,11 @@ static void test_ring_refusals(void **state) {
     (void)state;
     pp__dec_rec_t d;
     uint64_t head = put(0, 0, 0, NULL, "abc", 3);
-    assert_int_equal(pp__dec_res_rec(ring, RING, 0, head + 4, &d), -EPROTO);    /* unaligned head */
-    assert_int_equal(pp__dec_res_rec(ring, RING, 0, RING + 8, &d), -EPROTO);    /* past the ring */
-    assert_int_equal(pp__dec_res_rec(ring, RING, 0, head - 8, &d), -EPROTO);    /* record past head */
-    assert_int_equal(pp__dec_res_rec(ring, RING, 16, 8, &d), -EPROTO);          /* head behind tail */
-    assert_int_equal(pp__dec_res_rec(ring, RING, 4, head, &d), -EINVAL);        /* the parent's error */
+    assert_int_equal(pp__dec_res_rec(ring, RING, 0, head + 4, &d), -EPROTO); /* unaligned head */
+    assert_int_equal(pp__dec_res_rec(ring, RING, 0, RING + 8, &d), -EPROTO); /* past the ring */
+    assert_int_equal(pp__dec_res_rec(ring, RING, 0, head - 8, &d), -EPROTO); /* record past head */
+    assert_int_equal(pp__dec_res_rec(ring, RING, 16, 8, &d), -EPROTO);       /* head behind tail */
+    assert_int_equal(pp__dec_res_rec(ring, RING, 4, head, &d), -EINVAL); /* the parent's error */
 
     pp__res_hdr_t h;
     memcpy(&h, ring, sizeof h);

@@ -169,15 +169,16 @@ static const struct {
     int value;
     const char *name;
 } errnos[] = {
-#define E_(x) {x, #x}
-    E_(EINVAL),  E_(ENOMEM),     E_(ETIMEDOUT),  E_(EBUSY),    E_(EDEADLK),
-    E_(ENOTSUP), E_(EAGAIN),     E_(EPERM),      E_(ENOENT),   E_(EMFILE),
-    E_(ENFILE),  E_(ENOSPC),     E_(ECHILD),     E_(ESRCH),    E_(EINTR),
-    E_(EIO),     E_(EPIPE),      E_(EFAULT),     E_(ERANGE),   E_(EOVERFLOW),
-    E_(ENOSYS),  E_(EBADF),      E_(ECONNRESET), E_(E2BIG),    E_(ENOEXEC),
-    E_(EACCES),  E_(EFBIG),      E_(EOWNERDEAD), E_(ENOTRECOVERABLE),
-    E_(ECANCELED), E_(ENOBUFS),  E_(ETOOMANYREFS), E_(ENODEV), E_(ENAMETOOLONG),
-    E_(ELOOP),   E_(ETXTBSY),    E_(EPROTO),     E_(EISDIR),   E_(EROFS),    E_(ENXIO),
+#define E_(x)                                                                                      \
+    { x, #x }
+    E_(EINVAL),  E_(ENOMEM),       E_(ETIMEDOUT),  E_(EBUSY),           E_(EDEADLK),
+    E_(ENOTSUP), E_(EAGAIN),       E_(EPERM),      E_(ENOENT),          E_(EMFILE),
+    E_(ENFILE),  E_(ENOSPC),       E_(ECHILD),     E_(ESRCH),           E_(EINTR),
+    E_(EIO),     E_(EPIPE),        E_(EFAULT),     E_(ERANGE),          E_(EOVERFLOW),
+    E_(ENOSYS),  E_(EBADF),        E_(ECONNRESET), E_(E2BIG),           E_(ENOEXEC),
+    E_(EACCES),  E_(EFBIG),        E_(EOWNERDEAD), E_(ENOTRECOVERABLE), E_(ECANCELED),
+    E_(ENOBUFS), E_(ETOOMANYREFS), E_(ENODEV),     E_(ENAMETOOLONG),    E_(ELOOP),
+    E_(ETXTBSY), E_(EPROTO),       E_(EISDIR),     E_(EROFS),           E_(ENXIO),
 #undef E_
 };
 
@@ -289,9 +290,9 @@ static void test_returned_errnos_known(void **state) {
     assert_string_equal(pp_err_name(EOWNERDEAD), "EOWNERDEAD");
     assert_string_equal(pp_err_name(-EFBIG), "EFBIG");
     assert_string_equal(pp_err_name(-ENOTRECOVERABLE), "ENOTRECOVERABLE");
-    const int codes[] = {-EOWNERDEAD, -EFBIG, -EMFILE, -ENFILE, -ECHILD, -EAGAIN, -ENOSYS,
-                         -EOVERFLOW, -EIO, -EDEADLK, -EBUSY, -EPERM, -ENOTSUP, -ENOENT,
-                         -EACCES, -ENOEXEC, -E2BIG, -ENOTRECOVERABLE};
+    const int codes[] = {-EOWNERDEAD, -EFBIG,     -EMFILE, -ENFILE,  -ECHILD, -EAGAIN,
+                         -ENOSYS,     -EOVERFLOW, -EIO,    -EDEADLK, -EBUSY,  -EPERM,
+                         -ENOTSUP,    -ENOENT,    -EACCES, -ENOEXEC, -E2BIG,  -ENOTRECOVERABLE};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         const char *name = pp_err_name(codes[i]);
         assert_string_not_equal(name, "UNKNOWN");
@@ -312,11 +313,16 @@ static void test_returned_errnos_known(void **state) {
 int main(void) {
     ppt_hang_guard(60);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pp_codes_values),   cmocka_unit_test(test_pp_codes_names),
-        cmocka_unit_test(test_pp_codes_sentences), cmocka_unit_test(test_errno_names),
-        cmocka_unit_test(test_errno_sentences),   cmocka_unit_test(test_zero),
-        cmocka_unit_test(test_unknown),           cmocka_unit_test(test_static_strings_stable),
-        cmocka_unit_test(test_version),           cmocka_unit_test(test_documented_codes_known),
+        cmocka_unit_test(test_pp_codes_values),
+        cmocka_unit_test(test_pp_codes_names),
+        cmocka_unit_test(test_pp_codes_sentences),
+        cmocka_unit_test(test_errno_names),
+        cmocka_unit_test(test_errno_sentences),
+        cmocka_unit_test(test_zero),
+        cmocka_unit_test(test_unknown),
+        cmocka_unit_test(test_static_strings_stable),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_documented_codes_known),
         cmocka_unit_test(test_returned_errnos_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,8 +34,8 @@
 #include "procpool.h"
 #include "helpers.h"
 
-#define TIMEOUT_S 0.3          /* the task_timeout used by the timeout tests */
-#define TIMEOUT_SLACK_S 0.5    /* the spec says 100 ms; CI gets 500 ms */
+#define TIMEOUT_S 0.3       /* the task_timeout used by the timeout tests */
+#define TIMEOUT_SLACK_S 0.5 /* the spec says 100 ms; CI gets 500 ms */
 
 /* ---- hang guard with a useful message ------------------------------------ */
 
@@ -65,7 +65,6 @@ struct pid_id {
     long pid;
     unsigned long long start;
 };
-
 
 static int read_comm(pid_t pid, char *buf, size_t n) {
     char path[64];
@@ -128,7 +127,6 @@ static bool wait_gone(pid_t pid, unsigned long long start, double timeout) {
     return true;
 }
 
-
 /* /dev/shm names as "\nname1\nname2\n" into buf */
 static void shm_list(char *buf, size_t cap) {
     snprintf(buf, cap, "\n");
@@ -174,7 +172,7 @@ static const char *shm_new_name(const char *before, const char *after, char *nam
 static int g_fds_before;
 static char g_shm_before[16384];
 static int g_test_fds[4] = {-1, -1, -1, -1}; /* pipes a failing test may leave open */
-static pid_t g_child = 0;                     /* a child a failing test may leave running */
+static pid_t g_child = 0;                    /* a child a failing test may leave running */
 
 static void close_test_fds(void) {
     for (int i = 0; i < 4; i++)
@@ -709,8 +707,8 @@ static void check_all_gone(const struct child_report *rep, double t0, double wit
             for (int i = 0; i < rep->n; i++)
                 if (!proc_gone(rep->procs[i].pid, rep->procs[i].start))
                     kill(rep->procs[i].pid, SIGKILL);
-            fail_msg("%s: process %d (%s, state %c) still alive %.2f s after its parent died",
-                     what, (int)rep->procs[alive].pid, rep->procs[alive].comm, st, el);
+            fail_msg("%s: process %d (%s, state %c) still alive %.2f s after its parent died", what,
+                     (int)rep->procs[alive].pid, rep->procs[alive].comm, st, el);
         }
         ppt_sleep_ms(2);
     }
@@ -822,8 +820,7 @@ static void ctrlc_case(pp_start_t sm, int handle, const char *what) {
         pp_future_t *f = child_pool_and_report(&pool, sm, task_pause_once, rep_pipe[1]);
         if (!handle) {
             pp_future_wait(f, -1);
-            child_fail("the long task finished before SIGINT", pp_future_get(f, 0, NULL, NULL),
-                       20);
+            child_fail("the long task finished before SIGINT", pp_future_get(f, 0, NULL, NULL), 20);
         }
         while (!g_sigint_seen)
             pp_future_wait(f, 0.01);
@@ -890,9 +887,8 @@ static void ctrlc_case(pp_start_t sm, int handle, const char *what) {
     double dt = -1;
     if (handle) {
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-            fail_msg("%s: child ended with status 0x%x (exit %d, signal %d), expected exit 0",
-                     what, st, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                     WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+            fail_msg("%s: child ended with status 0x%x (exit %d, signal %d), expected exit 0", what,
+                     st, WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
         assert_rc(read_full(rep_pipe[0], &dt, sizeof dt, 1), 0);
         printf("    %s: pp_pool_terminate took %.0f ms\n", what, dt * 1e3);
         if (dt >= 1.0)
@@ -1095,8 +1091,8 @@ static void test_untrusted_worker(void **state) {
                 }
             } else {
                 if (rc != PP_EWORKER && rc != PP_EPROTO)
-                    fail_msg("round %d: task %ld failed %d (%s): %s", round, i, rc,
-                             pp_err_name(rc), err_or(f[i]));
+                    fail_msg("round %d: task %ld failed %d (%s): %s", round, i, rc, pp_err_name(rc),
+                             err_or(f[i]));
                 if (ran_in != 0 && ran_in != bad)
                     fail_msg("round %d: task %ld ran in worker %ld, not the scribbler's (%ld), "
                              "and failed %s: %s",
@@ -1221,8 +1217,8 @@ static void test_restart_storm(void **state) {
                  rc, pp_err_name(rc));
     pp_future_free(late);
     if (later - at_fail > 4)
-        fail_msg("restart storm: %d more worker starts in %.1f s after giving up",
-                 later - at_fail, ppt_now() - t0 - el);
+        fail_msg("restart storm: %d more worker starts in %.1f s after giving up", later - at_fail,
+                 ppt_now() - t0 - el);
 
     STAGE("restart storm: terminate");
     double t1 = ppt_now();
@@ -1388,8 +1384,8 @@ static void busy_threads_case(pp_start_t sm, const char *what) {
             double left = 60 - (ppt_now() - t0);
             rc = pp_future_get(f[i], left > 1 ? left : 1, &d, &n);
             if (rc == -ETIMEDOUT)
-                fail_msg("%s: task %d not done after %.0f s: deadlock while respawning?", what,
-                         i, ppt_now() - t0);
+                fail_msg("%s: task %d not done after %.0f s: deadlock while respawning?", what, i,
+                         ppt_now() - t0);
             if (rc != 0)
                 fail_msg("%s: task %d failed %s: %s", what, i, pp_err_name(rc), err_or(f[i]));
             assert_int_equal(n, sizeof ids[i]);

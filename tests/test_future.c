@@ -263,11 +263,11 @@ struct cb_state {
     atomic_int calls;
     atomic_int successes;
     atomic_int failures;
-    atomic_int bad;       /* inconsistencies seen inside the callback */
+    atomic_int bad; /* inconsistencies seen inside the callback */
     atomic_long sum;
     _Atomic(pthread_t) thread; /* the thread of the last call (calls may race: the
                                   callback thread, or the caller when already done) */
-    atomic_int was_ready; /* pp_future_ready() inside the callback */
+    atomic_int was_ready;      /* pp_future_ready() inside the callback */
 };
 
 static void cb_count(pp_future_t *f, void *ud) {

@@ -45,10 +45,10 @@ enum { MAXFD = 4096, MAXSHM = 512, MAXPROC = 256 };
 struct snap {
     int nfd;
     int fds[MAXFD];
-    int nmaps;          /* lines of /proc/self/maps naming memfd:, /dev/shm or procpool */
+    int nmaps; /* lines of /proc/self/maps naming memfd:, /dev/shm or procpool */
     int nshm;
     char shm[MAXSHM][NAME_MAX + 1];
-    int threads;        /* entries of /proc/self/task */
+    int threads; /* entries of /proc/self/task */
 };
 
 static int is_number(const char *s) {
@@ -237,8 +237,8 @@ static void check_processes(const struct procs *ps, const char *what) {
             char st = '?';
             pid_t ppid = 0;
             ppt_proc_stat((pid_t)ps->p[i].pid, &st, NULL, &ppid);
-            fail_msg("%s: pool process %ld still exists 1 s after destroy (state %c, parent %d)", what,
-                     ps->p[i].pid, st, (int)ppid);
+            fail_msg("%s: pool process %ld still exists 1 s after destroy (state %c, parent %d)",
+                     what, ps->p[i].pid, st, (int)ppid);
         }
     }
 }
@@ -270,7 +270,8 @@ static void check_snap(const struct snap *before, const char *what) {
     }
     for (int i = 0; i < before->nfd; i++)
         if (!has_fd(after, before->fds[i]))
-            fail_msg("%s: fd %d that existed before the pool was closed by it", what, before->fds[i]);
+            fail_msg("%s: fd %d that existed before the pool was closed by it", what,
+                     before->fds[i]);
     if (after->nmaps != before->nmaps)
         fail_msg("%s: %d shared mappings (memfd:, /dev/shm, procpool) before, %d after", what,
                  before->nmaps, after->nmaps);

@@ -32,21 +32,21 @@
 
 /* ---- the child's checks ----------------------------------------------------- */
 
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "test_limits child, line %d: ", __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-            _exit(1);                                                           \
-        }                                                                       \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "test_limits child, line %d: ", __LINE__);                             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            _exit(1);                                                                              \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_RC(actual, expected)                                              \
-    do {                                                                        \
-        int a_ = (int)(actual), e_ = (int)(expected);                           \
-        CHECK(a_ == e_, "%s returned %d (%s), expected %d (%s)", #actual, a_,   \
-              pp_err_name(a_), e_, pp_err_name(e_));                            \
+#define CHECK_RC(actual, expected)                                                                 \
+    do {                                                                                           \
+        int a_ = (int)(actual), e_ = (int)(expected);                                              \
+        CHECK(a_ == e_, "%s returned %d (%s), expected %d (%s)", #actual, a_, pp_err_name(a_), e_, \
+              pp_err_name(e_));                                                                    \
     } while (0)
 
 /* Run body in a forked child and fail the test unless it exits 0. */
@@ -96,8 +96,9 @@ static pp_pool_t *child_pool(int processes, pp_start_t method, size_t shm_size) 
     fflush(stdout);
     fflush(stderr);
     int rc = pp_pool_create(&pool, &o);
-    CHECK(rc == 0 && pool, "pp_pool_create(processes %d, start method %d, shm_size %zu) returned %d (%s)",
-          processes, (int)method, shm_size, rc, pp_err_name(rc));
+    CHECK(rc == 0 && pool,
+          "pp_pool_create(processes %d, start method %d, shm_size %zu) returned %d (%s)", processes,
+          (int)method, shm_size, rc, pp_err_name(rc));
     return pool;
 }
 
@@ -362,7 +363,7 @@ static void test_fsize(void **state) {
 /* ---- item 9: a backlog costs memory, not descriptors ------------------------ */
 
 #define NOFILE_LIMIT 256
-#define BACKLOG 600             /* large arguments queued: more than the fd limit */
+#define BACKLOG 600            /* large arguments queued: more than the fd limit */
 #define ARG_BYTES (100 * 1024) /* over the 64 KiB that travel inline */
 
 /* task_sum, but the first task (its argument starts with 1) takes a second,
@@ -531,7 +532,8 @@ static bool nofile_small_pool(int processes, pp_start_t method) {
     pp_pool_t *pool = NULL;
     int rc = pp_pool_create(&pool, &o);
     if (rc != 0) {
-        CHECK(rc == -EMFILE, "pp_pool_create(processes %d, start method %d) under "
+        CHECK(rc == -EMFILE,
+              "pp_pool_create(processes %d, start method %d) under "
               "RLIMIT_NOFILE %d returned %d (%s), expected 0 or -EMFILE",
               processes, (int)method, NOFILE_SMALL, rc, pp_err_name(rc));
         CHECK(pool == NULL, "a failed create left *pool set");
@@ -577,7 +579,8 @@ static bool nofile_small_pool(int processes, pp_start_t method) {
           pp_future_error(f) ? pp_future_error(f) : "(none)");
     pp_future_free(f);
     CHECK_RC(apply_sum(pool, 1000, 7), 0);
-    CHECK_RC(pp_map(pool, ppt_task_double, in, sizeof *in, N, outv, sizeof *outv, PP_CHUNK_AUTO), 0);
+    CHECK_RC(pp_map(pool, ppt_task_double, in, sizeof *in, N, outv, sizeof *outv, PP_CHUNK_AUTO),
+             0);
     CHECK(outv[N - 1] == 2 * (N - 1), "map after the crash: %ld", outv[N - 1]);
     free(in);
     free(outv);
@@ -691,8 +694,8 @@ static void body_memfd_worker_dies(void) {
     rc = pp_apply_async(pool, task_sum, big, sizeof big, &f);
     CHECK(rc == 0, "pp_apply_async of a large argument: %d (%s)", rc, pp_err_name(rc));
     rc = pp_future_get(f, 20, NULL, NULL);
-    CHECK(rc == -EMFILE, "a large argument with no descriptor left: %d (%s), expected -EMFILE",
-          rc, pp_err_name(rc));
+    CHECK(rc == -EMFILE, "a large argument with no descriptor left: %d (%s), expected -EMFILE", rc,
+          pp_err_name(rc));
     CHECK(ppt_now() - t0 < 10, "it failed after %.1f s", ppt_now() - t0);
     pp_future_free(f);
     expect_double(pool, 4, "a small task on the surviving worker");
@@ -713,12 +716,9 @@ static void test_respawn_impossible(void **state) {
 int main(void) {
     ppt_hang_guard(100);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_as_default_range),
-        cmocka_unit_test(test_fsize),
-        cmocka_unit_test(test_nofile_backlog),
-        cmocka_unit_test(test_nofile_small),
-        cmocka_unit_test(test_respawn_impossible),
-        cmocka_unit_test(test_memfd_worker_dies),
+        cmocka_unit_test(test_as_default_range),   cmocka_unit_test(test_fsize),
+        cmocka_unit_test(test_nofile_backlog),     cmocka_unit_test(test_nofile_small),
+        cmocka_unit_test(test_respawn_impossible), cmocka_unit_test(test_memfd_worker_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

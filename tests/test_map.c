@@ -43,11 +43,11 @@ static struct shared_counters *shc;
 /* An int item is a value (low 24 bits) plus flags that change what the task
  * does with it. The good result of value v is v*3+1. */
 #define V_MASK 0x00ffffff
-#define F_FAIL 0x01000000  /* return pp_buf_fail("bad %d", v) */
-#define F_SHORT 0x02000000 /* append 3 bytes instead of 4 */
-#define F_LONG 0x04000000  /* append 5 bytes instead of 4 */
-#define F_CRASH 0x08000000 /* raise(SIGKILL) */
-#define F_SLOW 0x10000000  /* sleep 1 ms first */
+#define F_FAIL 0x01000000   /* return pp_buf_fail("bad %d", v) */
+#define F_SHORT 0x02000000  /* append 3 bytes instead of 4 */
+#define F_LONG 0x04000000   /* append 5 bytes instead of 4 */
+#define F_CRASH 0x08000000  /* raise(SIGKILL) */
+#define F_SLOW 0x10000000   /* sleep 1 ms first */
 #define F_SLOW20 0x20000000 /* sleep 20 ms first */
 
 #define CANARY ((int32_t)0x5a5aa5a5)
@@ -271,10 +271,8 @@ static void test_map_failing_items(void **state) {
     (void)state;
     pp_pool_t *pool = ppt_pool(2);
     const size_t n = 41;
-    const size_t pos_sets[4][3] = {{0, SIZE_MAX, SIZE_MAX},
-                                   {20, SIZE_MAX, SIZE_MAX},
-                                   {40, SIZE_MAX, SIZE_MAX},
-                                   {0, 20, 40}};
+    const size_t pos_sets[4][3] = {
+        {0, SIZE_MAX, SIZE_MAX}, {20, SIZE_MAX, SIZE_MAX}, {40, SIZE_MAX, SIZE_MAX}, {0, 20, 40}};
     const size_t chunks[] = {1, 0, 5, 8, PP_CHUNK_AUTO, 100};
     for (size_t s = 0; s < 4; s++) {
         for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
@@ -315,11 +313,12 @@ static void test_map_async_error_message(void **state) {
         items[50] |= F_FAIL;
         int32_t *res = make_results(n);
         char cn[32], what[96];
-        snprintf(what, sizeof what, "pp_map_async chunksize %s", chunk_name(chunks[c], cn, sizeof cn));
+        snprintf(what, sizeof what, "pp_map_async chunksize %s",
+                 chunk_name(chunks[c], cn, sizeof cn));
         pp_future_t *f = NULL;
-        assert_rc(pp_map_async(pool, task_ctl, items, sizeof *items, n, res, sizeof *res,
-                               chunks[c], &f),
-                  0);
+        assert_rc(
+            pp_map_async(pool, task_ctl, items, sizeof *items, n, res, sizeof *res, chunks[c], &f),
+            0);
         assert_non_null(f);
         int rc = wait_map(f, 20, what);
         if (rc != PP_ETASK)
@@ -369,9 +368,11 @@ static void test_map_wrong_result_size(void **state) {
                 items[bad] |= flags[fl];
                 int32_t *res = make_results(n);
                 char cn[32], what[128];
-                snprintf(what, sizeof what, "pp_map, item %zu gives %d bytes (result_size 4), chunksize %s",
-                         bad, flags[fl] == F_SHORT ? 3 : 5, chunk_name(chunks[c], cn, sizeof cn));
-                int rc = pp_map(pool, task_ctl, items, sizeof *items, n, res, sizeof *res, chunks[c]);
+                snprintf(what, sizeof what,
+                         "pp_map, item %zu gives %d bytes (result_size 4), chunksize %s", bad,
+                         flags[fl] == F_SHORT ? 3 : 5, chunk_name(chunks[c], cn, sizeof cn));
+                int rc =
+                    pp_map(pool, task_ctl, items, sizeof *items, n, res, sizeof *res, chunks[c]);
                 if (rc != PP_ETASK)
                     fail_msg("%s returned %d (%s), expected PP_ETASK", what, rc, pp_err_name(rc));
                 unsigned char skip[24] = {0};
@@ -652,8 +653,7 @@ static void test_map_after_close(void **state) {
         assert_rc(pp_imap_unordered(pool, task_lin, items, 4, 4, 0, &it), PP_ECLOSED);
         assert_null(it);
         it = (pp_iter_t *)&items;
-        assert_rc(pp_imap_feed(pool, task_lin, feed_never, NULL, 0, PP_UNORDERED, &it),
-                  PP_ECLOSED);
+        assert_rc(pp_imap_feed(pool, task_lin, feed_never, NULL, 0, PP_UNORDERED, &it), PP_ECLOSED);
         assert_null(it);
         assert_rc(pp_pool_join(pool), 0);
         pp_pool_destroy(pool);
@@ -766,9 +766,10 @@ static void test_imap_failures(void **state) {
                 const void *d = NULL;
                 int rc = pp_iter_next(it, 20, &idx, &d, &len);
                 if (idx >= n)
-                    fail_msg("imap failures (%s, cs %zu): call #%zu returned %d (%s) with index %zu",
-                             unordered ? "unordered" : "ordered", chunks[c], i, rc, pp_err_name(rc),
-                             idx);
+                    fail_msg(
+                        "imap failures (%s, cs %zu): call #%zu returned %d (%s) with index %zu",
+                        unordered ? "unordered" : "ordered", chunks[c], i, rc, pp_err_name(rc),
+                        idx);
                 if (!unordered && idx != i)
                     fail_msg("imap failures (ordered, cs %zu): call #%zu has index %zu", chunks[c],
                              i, idx);
@@ -839,18 +840,10 @@ static void test_iter_early_free(void **state) {
     for (int variant = 0; variant < 4; variant++) {
         pp_iter_t *it = NULL;
         switch (variant) {
-        case 0:
-            assert_rc(pp_imap(pool, task_lin, items, 4, n, 4, &it), 0);
-            break;
-        case 1:
-            assert_rc(pp_imap_unordered(pool, task_lin, items, 4, n, 0, &it), 0);
-            break;
-        case 2:
-            assert_rc(pp_imap(pool, task_lin, items, 4, n, PP_CHUNK_AUTO, &it), 0);
-            break;
-        default:
-            assert_rc(pp_imap(pool, task_lin, items, 4, n, 1, &it), 0);
-            break;
+        case 0: assert_rc(pp_imap(pool, task_lin, items, 4, n, 4, &it), 0); break;
+        case 1: assert_rc(pp_imap_unordered(pool, task_lin, items, 4, n, 0, &it), 0); break;
+        case 2: assert_rc(pp_imap(pool, task_lin, items, 4, n, PP_CHUNK_AUTO, &it), 0); break;
+        default: assert_rc(pp_imap(pool, task_lin, items, 4, n, 1, &it), 0); break;
         }
         int reads = variant == 3 ? 0 : 5;
         for (int i = 0; i < reads; i++) {
@@ -987,7 +980,7 @@ static size_t expected_reverse(size_t k, char *buf, size_t size) {
 
 struct feed_state {
     size_t next, limit;
-    int fail_after; /* < 0: never; else return -EIO when next == fail_after */
+    int fail_after;     /* < 0: never; else return -EIO when next == fail_after */
     size_t crash_plus1; /* 0: none; else item crash_plus1-1 is "CRASH" */
     size_t calls;
     pthread_t consumer;
@@ -1060,7 +1053,8 @@ static void test_feed_ordered_unordered(void **state) {
                 const void *d = NULL;
                 int rc = pp_iter_next(it, 20, &idx, &d, &len);
                 if (rc != 1)
-                    fail_msg("%s: pp_iter_next #%zu returned %d (%s)", what, i, rc, pp_err_name(rc));
+                    fail_msg("%s: pp_iter_next #%zu returned %d (%s)", what, i, rc,
+                             pp_err_name(rc));
                 if (idx >= n || seen[idx])
                     fail_msg("%s: index %zu out of range or seen twice", what, idx);
                 seen[idx] = 1;
@@ -1331,13 +1325,15 @@ static void test_feed_big_items(void **state) {
     const size_t chunks[] = {0, 1, 4, PP_CHUNK_AUTO};
     for (size_t c = 0; c < 4; c++) {
         memset(hashes, 0, sizeof hashes);
-        int rc = pp_map(pool, task_big_hash, items, BIG_ITEM, m, hashes, sizeof hashes[0], chunks[c]);
+        int rc =
+            pp_map(pool, task_big_hash, items, BIG_ITEM, m, hashes, sizeof hashes[0], chunks[c]);
         if (rc != 0)
             fail_msg("pp_map of 100 KB items, chunksize %zu: %d (%s)", chunks[c], rc,
                      pp_err_name(rc));
         for (size_t k = 0; k < m; k++)
             if (hashes[k] != (fnv1a(items + k * BIG_ITEM, BIG_ITEM) ^ BIG_ITEM))
-                fail_msg("pp_map of 100 KB items, chunksize %zu: item %zu hash differs", chunks[c], k);
+                fail_msg("pp_map of 100 KB items, chunksize %zu: item %zu hash differs", chunks[c],
+                         k);
     }
     pp_iter_t *it = NULL;
     assert_rc(pp_imap(pool, task_big_hash, items, BIG_ITEM, m, 0, &it), 0);
@@ -1453,8 +1449,9 @@ static void test_imap_varying_result_sizes(void **state) {
         for (size_t c = 0; c < 4; c++) {
             pp_iter_t *it = NULL;
             if (unordered)
-                assert_rc(pp_imap_unordered(pool, task_sized, items, sizeof items[0], n, chunks[c], &it),
-                          0);
+                assert_rc(
+                    pp_imap_unordered(pool, task_sized, items, sizeof items[0], n, chunks[c], &it),
+                    0);
             else
                 assert_rc(pp_imap(pool, task_sized, items, sizeof items[0], n, chunks[c], &it), 0);
             unsigned char seen[36] = {0};

@@ -42,9 +42,9 @@
 
 /* An item is a value (low 24 bits) plus flags; the good result of v is v*3+1. */
 #define V_MASK 0x00ffffff
-#define F_SEGV 0x01000000  /* die of SIGSEGV */
-#define F_HANG 0x02000000  /* sleep 30 s (a task_timeout kills it) */
-#define F_SLOW 0x04000000  /* sleep 2 ms first */
+#define F_SEGV 0x01000000 /* die of SIGSEGV */
+#define F_HANG 0x02000000 /* sleep 30 s (a task_timeout kills it) */
+#define F_SLOW 0x04000000 /* sleep 2 ms first */
 
 static int32_t good(int32_t v) { return v * 3 + 1; }
 
@@ -133,16 +133,17 @@ static void read_all(pp_iter_t *it, size_t n, bool ordered, size_t bad, int bad_
 /* 1. a worker dies inside an automatic chunk of an ordered pp_imap          */
 /* ======================================================================== */
 
-static void imap_auto_death(int processes, int32_t flag, double task_timeout, int err,
-                            int rounds) {
+static void imap_auto_death(int processes, int32_t flag, double task_timeout, int err, int rounds) {
     pp_pool_t *pool = pool_with(processes, task_timeout);
     const size_t n = 100, bad = 50;
     int32_t *items = make_items(n);
     items[bad] |= flag;
     for (int round = 0; round < rounds; round++) {
         char what[128];
-        snprintf(what, sizeof what, "ordered pp_imap, PP_CHUNK_AUTO, %d worker(s), item %zu %s "
-                 "(round %d)", processes, bad, flag == F_SEGV ? "crashes" : "times out", round);
+        snprintf(what, sizeof what,
+                 "ordered pp_imap, PP_CHUNK_AUTO, %d worker(s), item %zu %s "
+                 "(round %d)",
+                 processes, bad, flag == F_SEGV ? "crashes" : "times out", round);
         pp_iter_t *it = NULL;
         assert_rc(pp_imap(pool, task_item, items, sizeof *items, n, PP_CHUNK_AUTO, &it), 0);
         read_all(it, n, true, bad, err, what);
@@ -156,9 +157,9 @@ static void imap_auto_death(int processes, int32_t flag, double task_timeout, in
     int32_t *res = calloc(n, sizeof *res);
     assert_non_null(res);
     pp_future_t *f = NULL;
-    assert_rc(pp_map_async(pool, task_item, items, sizeof *items, n, res, sizeof *res,
-                           PP_CHUNK_AUTO, &f),
-              0);
+    assert_rc(
+        pp_map_async(pool, task_item, items, sizeof *items, n, res, sizeof *res, PP_CHUNK_AUTO, &f),
+        0);
     if (pp_future_wait(f, BOUND) != 0)
         fail_msg("pp_map_async, PP_CHUNK_AUTO, item %zu dying: pending after %.0f s", bad, BOUND);
     assert_rc(pp_future_get(f, 0, NULL, NULL), err);
@@ -244,8 +245,8 @@ static void iter_fails(pp_iter_t *it, size_t n, bool fed, const char *what) {
             fail_msg("%s: pp_iter_next still going after %.0f s (%zu reported)", what, BOUND,
                      reported);
         if (rc != PP_EWORKER)
-            fail_msg("%s: item %zu: pp_iter_next returned %d (%s), expected PP_EWORKER", what,
-                     idx, rc, pp_err_name(rc));
+            fail_msg("%s: item %zu: pp_iter_next returned %d (%s), expected PP_EWORKER", what, idx,
+                     rc, pp_err_name(rc));
         const char *msg = pp_iter_error(it);
         if (!msg || !strstr(msg, "initializer"))
             fail_msg("%s: item %zu: the message \"%s\" does not name the initializer", what, idx,

@@ -34,8 +34,8 @@ static int task_sleep_ms(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &pid, sizeof pid);
 }
 
-static volatile int g_init_value;  /* set by the initializer, in workers only */
-static volatile int g_init_calls;  /* times the initializer ran in this process */
+static volatile int g_init_value; /* set by the initializer, in workers only */
+static volatile int g_init_calls; /* times the initializer ran in this process */
 
 static void initializer(void *arg) {
     g_init_value = *(const int *)arg;
@@ -119,9 +119,11 @@ static void check_invalid(const pp_options_t *opt, const char *what) {
     pp_pool_t *pool = (pp_pool_t *)&pool;
     int rc = pp_pool_create(&pool, opt);
     if (rc != -EINVAL)
-        fail_msg("pp_pool_create(%s) returned %d (%s), expected -EINVAL", what, rc, pp_err_name(rc));
+        fail_msg("pp_pool_create(%s) returned %d (%s), expected -EINVAL", what, rc,
+                 pp_err_name(rc));
     if (pool != NULL)
-        fail_msg("pp_pool_create(%s) failed but left *pool = %p, expected NULL", what, (void *)pool);
+        fail_msg("pp_pool_create(%s) failed but left *pool = %p, expected NULL", what,
+                 (void *)pool);
 }
 
 static void test_create_invalid_options(void **state) {

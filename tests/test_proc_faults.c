@@ -60,9 +60,9 @@
 #define PPT_AUDIT_ARCH AUDIT_ARCH_I386
 #endif
 
-#define CHILD_CAP_S 25.0  /* a case that runs longer than this hung */
-#define WAIT_S 15.0       /* bound for each future the cases wait for */
-#define BOUND_S 6.0       /* terminate/join/destroy: documented 2 s, slack for CI */
+#define CHILD_CAP_S 25.0 /* a case that runs longer than this hung */
+#define WAIT_S 15.0      /* bound for each future the cases wait for */
+#define BOUND_S 6.0      /* terminate/join/destroy: documented 2 s, slack for CI */
 
 /* ---- the child's report --------------------------------------------------- */
 
@@ -92,18 +92,18 @@ static __attribute__((noreturn)) void child_fail(int line, const char *fmt, ...)
     _exit(1);
 }
 
-#define CK(cond)                                          \
-    do {                                                  \
-        if (!(cond))                                      \
-            child_fail(__LINE__, "check failed: %s", #cond); \
+#define CK(cond)                                                                                   \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            child_fail(__LINE__, "check failed: %s", #cond);                                       \
     } while (0)
 
-#define CKRC(actual, expected)                                                           \
-    do {                                                                                 \
-        int ck_a_ = (int)(actual), ck_e_ = (int)(expected);                              \
-        if (ck_a_ != ck_e_)                                                              \
-            child_fail(__LINE__, "%s returned %d (%s), expected %d (%s)", #actual, ck_a_, \
-                       pp_err_name(ck_a_), ck_e_, pp_err_name(ck_e_));                   \
+#define CKRC(actual, expected)                                                                     \
+    do {                                                                                           \
+        int ck_a_ = (int)(actual), ck_e_ = (int)(expected);                                        \
+        if (ck_a_ != ck_e_)                                                                        \
+            child_fail(__LINE__, "%s returned %d (%s), expected %d (%s)", #actual, ck_a_,          \
+                       pp_err_name(ck_a_), ck_e_, pp_err_name(ck_e_));                             \
     } while (0)
 
 /* Run fn(arg) in a child; fail the test if it fails, dies or hangs. */
@@ -188,7 +188,6 @@ static void apply_fault(enum fault f) {
 }
 
 /* ---- /proc ---------------------------------------------------------------- */
-
 
 static bool comm_is(pid_t pid, const char *name) {
     char path[64], buf[32];
@@ -665,8 +664,8 @@ static void test_stopped_zygote_terminate(void **state) {
     const enum fault faults[] = {F_NONE, F_NO_SIGNAL, F_NO_PIDFD};
     for (int i = 0; i < 2; i++) {
         for (int k = 0; k < 3; k++) {
-            struct params p = {.fault = faults[k], .sm = g_methods[i], .stop_workers = true,
-                               .stop_zygote = true};
+            struct params p = {
+                .fault = faults[k], .sm = g_methods[i], .stop_workers = true, .stop_zygote = true};
             run_case(case_terminate, &p, "terminate");
             run_case(case_destroy, &p, "destroy");
         }
@@ -675,7 +674,7 @@ static void test_stopped_zygote_terminate(void **state) {
 
 /* ---- every worker stopped mid-task, work queued behind ------------------- */
 
-#define DOC_BOUND_S 2.0 /* the header's bound for terminate, destroy, join after terminate */
+#define DOC_BOUND_S 2.0      /* the header's bound for terminate, destroy, join after terminate */
 #define BIG_ARG (100 * 1024) /* over the 64 KiB that travel inline: a memfd */
 
 enum op { OP_TERMINATE, OP_DESTROY };
@@ -753,7 +752,9 @@ static void case_backlog(const void *arg) {
     for (long i = 0; i < NITEMS; i++)
         items[i] = i;
     pp_future_t *mf = NULL;
-    CKRC(pp_map_async(pool, task_double_item, items, sizeof *items, NITEMS, res, sizeof *res, 0, &mf), 0);
+    CKRC(pp_map_async(pool, task_double_item, items, sizeof *items, NITEMS, res, sizeof *res, 0,
+                      &mf),
+         0);
     pp_iter_t *it = NULL;
     CKRC(pp_imap(pool, task_double_item, items, sizeof *items, NITEMS, PP_CHUNK_AUTO, &it), 0);
 

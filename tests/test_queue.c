@@ -228,9 +228,9 @@ static void test_wait_edge_cases(void **state) {
     pp_future_t *f = sleeper(pool, 0);
     pp_future_t *fs[2] = {f, NULL};
     assert_rc(pp_wait(NULL, 1, PP_ALL_COMPLETED, 0), -EINVAL);
-    assert_rc(pp_wait(fs, 2, PP_ALL_COMPLETED, 0), -EINVAL);  /* a NULL entry */
+    assert_rc(pp_wait(fs, 2, PP_ALL_COMPLETED, 0), -EINVAL); /* a NULL entry */
     assert_rc(pp_wait(fs, 2, PP_FIRST_COMPLETED, -1), -EINVAL);
-    assert_rc(pp_wait(fs, 1, 0, 0), -EINVAL);                 /* bad return_when */
+    assert_rc(pp_wait(fs, 1, 0, 0), -EINVAL); /* bad return_when */
     assert_rc(pp_wait(fs, 1, 4, 0), -EINVAL);
     assert_rc(pp_wait(fs, 1, -1, 0), -EINVAL);
     assert_rc(pp_wait(fs, 1, PP_ALL_COMPLETED, NAN), -EINVAL); /* NaN timeout */
@@ -290,15 +290,15 @@ static void test_wait_many_threads(void **state) {
     struct wait_job jobs[NT];
     pthread_t th[NT];
     for (int t = 0; t < NT; t++) {
-        jobs[t] = (struct wait_job){.fs = fs + t * 5, .n = NF - (size_t)t * 5,
-                                    .mode = t % 3 + 1, .rc = -1};
+        jobs[t] = (struct wait_job){
+            .fs = fs + t * 5, .n = NF - (size_t)t * 5, .mode = t % 3 + 1, .rc = -1};
         assert_int_equal(pthread_create(&th[t], NULL, wait_thread, &jobs[t]), 0);
     }
     for (int t = 0; t < NT; t++) {
         pthread_join(th[t], NULL);
         if (jobs[t].rc < 1)
-            fail_msg("thread %d (mode %d): pp_wait returned %d (%s)", t, jobs[t].mode,
-                     jobs[t].rc, pp_err_name(jobs[t].rc));
+            fail_msg("thread %d (mode %d): pp_wait returned %d (%s)", t, jobs[t].mode, jobs[t].rc,
+                     pp_err_name(jobs[t].rc));
         if (jobs[t].mode != PP_FIRST_COMPLETED)
             assert_int_equal(jobs[t].rc, (int)jobs[t].n);
     }
@@ -413,7 +413,10 @@ static void test_queue_completion_order(void **state) {
         assert_rc(pp_queue_next(q, BOUND, &got), 1);
         if (got != want[i])
             fail_msg("pp_queue_next #%d gave the future of the %s task", i,
-                     got == fast ? "fast" : got == mid ? "mid" : got == slow ? "slow" : "unknown");
+                     got == fast   ? "fast"
+                     : got == mid  ? "mid"
+                     : got == slow ? "slow"
+                                   : "unknown");
         assert_int_equal(pp_future_ready(got), 1);
     }
     got = (pp_future_t *)&got;
@@ -586,8 +589,8 @@ static void test_queue_next_after_wait(void **state) {
     ppt_finish(pool);
     if (late_next || late_fd)
         fail_msg("of %d futures done (pp_future_wait returned 0): pp_queue_next(q, 0) gave "
-                 "-ETIMEDOUT for %d, the descriptor was not readable for %d", ROUNDS, late_next,
-                 late_fd);
+                 "-ETIMEDOUT for %d, the descriptor was not readable for %d",
+                 ROUNDS, late_next, late_fd);
 }
 
 /* Freeing a future takes it out of its queue: pending or done. */
@@ -733,8 +736,7 @@ static void cb_stress(pp_future_t *f, void *ud) {
     struct stress *s = g_stress;
     const void *d = NULL;
     size_t n = 0;
-    if (pp_future_get(f, 0, &d, &n) != 0 || n != sizeof(long) ||
-        load_long(d) != 2 * *arg + 1)
+    if (pp_future_get(f, 0, &d, &n) != 0 || n != sizeof(long) || load_long(d) != 2 * *arg + 1)
         atomic_fetch_add(&s->cb_bad, 1);
     atomic_fetch_add(&s->cb_calls[*arg], 1);
 }

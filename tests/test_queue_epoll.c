@@ -479,10 +479,8 @@ static void test_queue_rules(void **state) {
 int main(void) {
     ppt_hang_guard(100);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_level_triggered),
-        cmocka_unit_test(test_epoll_loop_many),
-        cmocka_unit_test(test_failures_delivered),
-        cmocka_unit_test(test_two_pools_one_queue),
+        cmocka_unit_test(test_level_triggered),    cmocka_unit_test(test_epoll_loop_many),
+        cmocka_unit_test(test_failures_delivered), cmocka_unit_test(test_two_pools_one_queue),
         cmocka_unit_test(test_queue_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,9 +91,7 @@ static void *must_alloc(pp_pool_t *pool, size_t size) {
     return p;
 }
 
-static void must_free(pp_pool_t *pool, void *p) {
-    assert_rc(pp_shm_free(pool, p), 0);
-}
+static void must_free(pp_pool_t *pool, void *p) { assert_rc(pp_shm_free(pool, p), 0); }
 
 /* pp_apply_async + get: the task's long result (or fail with its message) */
 static long run_long(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t len) {
@@ -104,9 +102,7 @@ static long run_long(pp_pool_t *pool, pp_task_fn fn, const void *arg, size_t len
     return v;
 }
 
-static int ret_long(pp_buf_t *out, long v) {
-    return pp_buf_append(out, &v, sizeof v);
-}
+static int ret_long(pp_buf_t *out, long v) { return pp_buf_append(out, &v, sizeof v); }
 
 static uintptr_t get_ptr_arg(const void *arg, size_t len) {
     uintptr_t v = 0;
@@ -711,9 +707,7 @@ static int task_square(const void *arg, size_t len, pp_buf_t *out) {
     return pp_buf_append(out, &x, sizeof x);
 }
 
-static double item_value(size_t i) {
-    return (double)(i % 1000003) * 0.5 - 1234.25;
-}
+static double item_value(size_t i) { return (double)(i % 1000003) * 0.5 - 1234.25; }
 
 enum { NMAP = 1000000 };
 
@@ -749,9 +743,8 @@ static void test_map_in_shm(void **state) {
 
     /* results in shm, items on the heap */
     memset(results, 0, bytes);
-    assert_rc(pp_map(pool, task_square, heap_items, sizeof(double), NMAP, results, sizeof(double),
-                     0),
-              0);
+    assert_rc(
+        pp_map(pool, task_square, heap_items, sizeof(double), NMAP, results, sizeof(double), 0), 0);
     check_squares(results, "results in shm, items on the heap");
 
     /* items in shm, results on the heap */
@@ -813,9 +806,9 @@ static void test_map_in_place_with_crash(void **state) {
     for (size_t i = 0; i < N; i++)
         a[i] = (double)i;
     pp_future_t *f = NULL;
-    assert_rc(pp_map_async(pool, task_square_or_die, a, sizeof(double), N, a, sizeof(double), 100,
-                           &f),
-              0);
+    assert_rc(
+        pp_map_async(pool, task_square_or_die, a, sizeof(double), N, a, sizeof(double), 100, &f),
+        0);
     int rc = pp_future_get(f, 20.0, NULL, NULL);
     if (rc != PP_EWORKER)
         fail_msg("in-place map with a crash: %s (%s), expected PP_EWORKER", pp_err_name(rc),
@@ -915,8 +908,9 @@ static int task_big_arg(const void *arg, size_t len, pp_buf_t *out) {
     uint64_t self;
     memcpy(&self, arg, sizeof self);
     if ((uintptr_t)arg != self)
-        return pp_buf_fail(out, "arg of %zu bytes was copied: the task got %p, the parent passed "
-                                "%#llx",
+        return pp_buf_fail(out,
+                           "arg of %zu bytes was copied: the task got %p, the parent passed "
+                           "%#llx",
                            len, arg, (unsigned long long)self);
     return ret_long(out, sum_bytes(arg, len));
 }
@@ -1002,7 +996,6 @@ static int mapped_at(uintptr_t addr, char *line, size_t size) {
     return found;
 }
 
-
 static void nothing_left(pp_start_t start) {
     ppt_hang_guard(30);
     int maps0 = count_shm_maps();
@@ -1057,9 +1050,7 @@ static void test_nothing_left_spawn(void **state) {
 enum { NGLOBAL = 100000 };
 static long g_parent_data[NGLOBAL];
 
-static long g_value(size_t i) {
-    return (long)(i * i % 1000003u) - 7;
-}
+static long g_value(size_t i) { return (long)(i * i % 1000003u) - 7; }
 
 /* written by a task in its own worker (every worker starts with 0) */
 static int g_wrote_here;
@@ -1076,8 +1067,9 @@ static int task_read_global(const void *arg, size_t len, pp_buf_t *out) {
             continue;
         }
         if (i == 7 && g_parent_data[7] != g_value(7))
-            return pp_buf_fail(out, "g[7] = %ld: the worker sees a change the parent made after "
-                                    "pp_pool_create (expected %ld)",
+            return pp_buf_fail(out,
+                               "g[7] = %ld: the worker sees a change the parent made after "
+                               "pp_pool_create (expected %ld)",
                                g_parent_data[7], g_value(7));
         if (g_parent_data[i] != g_value(i))
             return pp_buf_fail(out, "g[%zu] = %ld, expected %ld", i, g_parent_data[i], g_value(i));

@@ -200,8 +200,7 @@ static void test_soak_map(void **state) {
                 snprintf(msg, sizeof msg, "%s", pp_future_error(f));
             pp_future_free(f);
         } else {
-            rc = pp_map(pool, map_soak, items, sizeof(long), N, res, sizeof(long),
-                        kinds[r].chunk);
+            rc = pp_map(pool, map_soak, items, sizeof(long), N, res, sizeof(long), kinds[r].chunk);
         }
         long kills = atomic_load(&k.kills) - kills0 + 1; /* +1: one may land as it starts */
         long notright = 0, first = -1;

@@ -19,8 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int main_ran;           /* set first thing in main(): never in a spawn worker */
-static int set_in_main_only;   /* changed by main() after start: a spawn worker sees 0 */
+static int main_ran;         /* set first thing in main(): never in a spawn worker */
+static int set_in_main_only; /* changed by main() after start: a spawn worker sees 0 */
 static const char config[] = "static configuration";
 static char init_seen[64];
 
@@ -78,10 +78,10 @@ static void test_main_never_runs(void **state) {
         assert_int_equal(pp_apply(p, report, NULL, 0, &r, &n), 0);
         struct facts *f = r;
         assert_int_equal(n, sizeof *f);
-        assert_int_equal(f->main_ran, 0);      /* main() did not run in the worker */
-        assert_int_equal(f->later, 0);         /* a fresh process, not a fork */
+        assert_int_equal(f->main_ran, 0); /* main() did not run in the worker */
+        assert_int_equal(f->later, 0);    /* a fresh process, not a fork */
         assert_int_not_equal(f->pid, getpid());
-        assert_string_equal(f->init, config);  /* initializer ran with the static argument */
+        assert_string_equal(f->init, config); /* initializer ran with the static argument */
         free(r);
     }
     ppt_finish(p);

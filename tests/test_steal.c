@@ -49,8 +49,8 @@
 #define DEFAULT_TASKS 10000000UL
 #endif
 
-#define BOUND 60.0     /* seconds one result may take before we call it a hang */
-#define BATCH 65536    /* futures outstanding at once, at most */
+#define BOUND 60.0      /* seconds one result may take before we call it a hang */
+#define BATCH 65536     /* futures outstanding at once, at most */
 #define SLOW_EVERY 1500 /* about one task in this many spins SLOW_US */
 #define SLOW_US 2000
 #define KILL_PARTS 100 /* the parts with kills: about one task in n / KILL_PARTS dies */
@@ -74,9 +74,7 @@ struct item {
     uint32_t flags;
 };
 
-static uint64_t good(uint32_t idx) {
-    return (uint64_t)idx * 2654435761u + 7;
-}
+static uint64_t good(uint32_t idx) { return (uint64_t)idx * 2654435761u + 7; }
 
 static void spin_us(long us) {
     double end = ppt_now() + (double)us * 1e-6;
@@ -184,19 +182,18 @@ static size_t run_check(struct run *r, const char *what, bool any_may_fail) {
             break;
         case ST_EWORKER:
             if (c > 1)
-                fail_msg("%s: task %zu failed PP_EWORKER and ran %u times (flags %#x)", what, i,
-                         c, r->flags[i]);
+                fail_msg("%s: task %zu failed PP_EWORKER and ran %u times (flags %#x)", what, i, c,
+                         r->flags[i]);
             if (!kills && !any_may_fail)
-                fail_msg("%s: task %zu failed PP_EWORKER, but it kills nobody (flags %#x)", what,
-                         i, r->flags[i]);
+                fail_msg("%s: task %zu failed PP_EWORKER, but it kills nobody (flags %#x)", what, i,
+                         r->flags[i]);
             if ((r->flags[i] & F_KILL_AFTER) && c != 1)
                 fail_msg("%s: task %zu counted before dying, its counter is %u", what, i, c);
             if ((r->flags[i] & F_KILL_BEFORE) && c != 0)
                 fail_msg("%s: task %zu died before counting, its counter is %u", what, i, c);
             failed++;
             break;
-        default:
-            fail_msg("%s: task %zu never completed (counter %u)", what, i, c);
+        default: fail_msg("%s: task %zu never completed (counter %u)", what, i, c);
         }
     }
     print_message("  %s: %zu tasks, %zu succeeded once each, %zu failed PP_EWORKER "
@@ -366,8 +363,8 @@ static void map_all(struct run *r, const char *what, bool in_shm) {
             kills |= (r->flags[lo + k] & (F_KILL_BEFORE | F_KILL_AFTER)) != 0;
             res[k] = 0;
         }
-        int rc = pp_map(r->pool, task_count, items, sizeof *items, m, res, sizeof *res,
-                        PP_CHUNK_AUTO);
+        int rc =
+            pp_map(r->pool, task_count, items, sizeof *items, m, res, sizeof *res, PP_CHUNK_AUTO);
         if (rc != 0 && !(rc == PP_EWORKER && kills))
             fail_msg("%s: pp_map of tasks %zu..%zu returned %d (%s)", what, lo, lo + m - 1, rc,
                      pp_err_name(rc));
@@ -412,8 +409,7 @@ static void test_map_steal_kills_results_in_shm(void **state) {
     run_init(&r, 3, n, SLOW_EVERY, kill_every(n), 0x5eed0005);
     map_all(&r, "pp_map PP_CHUNK_AUTO, 3 workers, kills, results in shm", true);
     size_t killing = killing_tasks(&r);
-    assert_int_equal(run_check(&r, "pp_map PP_CHUNK_AUTO, 3 workers, kills, results in shm",
-                               false),
+    assert_int_equal(run_check(&r, "pp_map PP_CHUNK_AUTO, 3 workers, kills, results in shm", false),
                      killing);
     run_free(&r);
 }

@@ -345,8 +345,8 @@ static void *submit_thread(void *p) {
         pp_task_opts_init(&o);
         o.on_done = cb_square;
         o.userdata = &s->args[i];
-        int rc = pp_submit(s->pool, ppt_task_square, &s->args[i].idx, sizeof(long), &o,
-                           &s->futures[i]);
+        int rc =
+            pp_submit(s->pool, ppt_task_square, &s->args[i].idx, sizeof(long), &o, &s->futures[i]);
         if (rc != 0) {
             atomic_fetch_add(&s->errors, 1);
             continue;
@@ -379,7 +379,10 @@ static void test_submit_on_done_thread(void **state) {
     struct submitter subs[CB_THREADS];
     pthread_t th[CB_THREADS];
     for (int t = 0; t < CB_THREADS; t++) {
-        subs[t] = (struct submitter){.pool = pool, .run = run, .args = args, .futures = futures,
+        subs[t] = (struct submitter){.pool = pool,
+                                     .run = run,
+                                     .args = args,
+                                     .futures = futures,
                                      .first = (long)t * CB_PER_THREAD};
         atomic_init(&subs[t].errors, 0);
     }
@@ -1175,19 +1178,20 @@ static void test_cancel_race(void **state) {
         if (crc[i] == 1) {
             if (got != PP_ECANCELED || n != 0)
                 fail_msg("task %ld: cancel returned 1, yet the future gave %d (%s) and the task "
-                         "ran %d times", i, got, pp_err_name(got), n);
+                         "ran %d times",
+                         i, got, pp_err_name(got), n);
             cancelled++;
         } else {
             if (got != 0 || n != 1)
                 fail_msg("task %ld: cancel returned 0, yet the future gave %d (%s) and the task "
-                         "ran %d times", i, got, pp_err_name(got), n);
+                         "ran %d times",
+                         i, got, pp_err_name(got), n);
             assert_int_equal(ppt_get_long(f[i], 0), i);
             ran++;
         }
         pp_future_free(f[i]);
     }
-    print_message("cancel race: %ld cancelled, %ld ran, %.2f s\n", cancelled, ran,
-                  ppt_now() - t0);
+    print_message("cancel race: %ld cancelled, %ld ran, %.2f s\n", cancelled, ran, ppt_now() - t0);
     assert_int_equal(cancelled + ran, N);
     pp_pool_destroy(pool);
     free(crc);

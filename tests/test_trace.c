@@ -140,8 +140,8 @@ static int check_lanes(json_t *root) {
         double dur = num_of(ev, "dur");
         assert_true(dur >= 0);
         if (ts < end[pid][tid])
-            fail_msg("lane %d/%d: a span at %.3f starts before the previous ended (%.3f)",
-                     (int)pid, (int)tid, ts, end[pid][tid]);
+            fail_msg("lane %d/%d: a span at %.3f starts before the previous ended (%.3f)", (int)pid,
+                     (int)tid, ts, end[pid][tid]);
         end[pid][tid] = ts + dur;
         assert_non_null(arg_str(ev, "outcome"));
         spans++;
@@ -213,10 +213,9 @@ static void test_outcomes(void **state) {
     assert_rc(pp_map(pool, item_double, items, sizeof *items, 1000, out, sizeof *out, 100), 0);
     assert_int_equal(out[999], 1998);
     long one = 3;
-    assert_int_equal(ppt_get_long((pp_apply_async(pool, ppt_task_square, &one, sizeof one, &f[0]),
-                                   f[0]),
-                                  30),
-                     9); /* the replacement worker runs tasks */
+    assert_int_equal(
+        ppt_get_long((pp_apply_async(pool, ppt_task_square, &one, sizeof one, &f[0]), f[0]), 30),
+        9); /* the replacement worker runs tasks */
     pp_future_free(f[0]);
     ppt_finish(pool);
 

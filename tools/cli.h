@@ -59,9 +59,20 @@ __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
 
 enum seg_kind { SEG_LIT, SEG_ARG, SEG_SEQ, SEG_SLOT, SEG_SPACE, SEG_PERL, SEG_PLUS };
 enum seg_mod {
-    MOD_NONE, MOD_NOEXT, MOD_BASE, MOD_DIR, MOD_BASENOEXT,
+    MOD_NONE,
+    MOD_NOEXT,
+    MOD_BASE,
+    MOD_DIR,
+    MOD_BASENOEXT,
     /* --plus: {..} {...} {/..} {/...} {+.} {+..} {+...} {+/} */
-    MOD_NOEXT2, MOD_NOEXT3, MOD_BASENOEXT2, MOD_BASENOEXT3, MOD_EXT, MOD_EXT2, MOD_EXT3, MOD_PDIR,
+    MOD_NOEXT2,
+    MOD_NOEXT3,
+    MOD_BASENOEXT2,
+    MOD_BASENOEXT3,
+    MOD_EXT,
+    MOD_EXT2,
+    MOD_EXT3,
+    MOD_PDIR,
     MOD_LAST = MOD_PDIR
 };
 /* SEG_PLUS: --plus's {##} (the number of jobs), {0#} and {0%} (zero-padded) */
@@ -73,12 +84,12 @@ extern uint64_t tmpl_total_jobs;
 extern int tmpl_nslots;
 
 typedef struct {
-    int kind;    /* enum seg_kind; SEG_SPACE: a word break (unquoted white space) */
-    int pos;     /* SEG_ARG: 0 = every argument ({}), k > 0 the k-th, k < 0 from the end */
-    int mod;     /* SEG_ARG: enum seg_mod */
-    char *lit;   /* SEG_LIT; SEG_PERL: the Perl expression */
+    int kind;  /* enum seg_kind; SEG_SPACE: a word break (unquoted white space) */
+    int pos;   /* SEG_ARG: 0 = every argument ({}), k > 0 the k-th, k < 0 from the end */
+    int mod;   /* SEG_ARG: enum seg_mod */
+    char *lit; /* SEG_LIT; SEG_PERL: the Perl expression */
     size_t len;
-    int perl;    /* SEG_PERL: the expression's number (0, 1, ...) */
+    int perl; /* SEG_PERL: the expression's number (0, 1, ...) */
 } seg_t;
 
 typedef struct {
@@ -116,79 +127,79 @@ typedef struct {
 
 typedef struct {
     /* -j */
-    int jobs;              /* resolved worker count request; 0 = as many as possible */
+    int jobs; /* resolved worker count request; 0 = as many as possible */
     bool jobs_set;
-    bool keep_order;       /* -k */
-    bool tag;              /* --tag */
-    bool line_buffer;      /* --line-buffer */
-    bool ungroup;          /* -u */
-    bool group;            /* --group (the default, said explicitly) */
-    bool verbose;          /* -v: each command on stdout, before its output */
-    bool verbose_err;      /* -t, --verbose: each command on stderr, as it starts */
-    double timeout;        /* --timeout, 0 = none */
-    int retries;           /* --retries; attempts = max(1, retries) */
-    int halt_when;         /* enum halt_when */
-    int halt_what;         /* enum halt_what */
-    double halt_n;         /* count, or percent when halt_pct */
+    bool keep_order;  /* -k */
+    bool tag;         /* --tag */
+    bool line_buffer; /* --line-buffer */
+    bool ungroup;     /* -u */
+    bool group;       /* --group (the default, said explicitly) */
+    bool verbose;     /* -v: each command on stdout, before its output */
+    bool verbose_err; /* -t, --verbose: each command on stderr, as it starts */
+    double timeout;   /* --timeout, 0 = none */
+    int retries;      /* --retries; attempts = max(1, retries) */
+    int halt_when;    /* enum halt_when */
+    int halt_what;    /* enum halt_what */
+    double halt_n;    /* count, or percent when halt_pct */
     bool halt_pct;
     bool dry_run;
     char *joblog;
-    char *trace;           /* --trace FILE: the jobs' timeline (docs/tracing.md) */
+    char *trace; /* --trace FILE: the jobs' timeline (docs/tracing.md) */
     bool resume, resume_failed;
-    int shell;             /* enum shell_mode */
-    bool pipe;             /* --pipe */
-    bool pipe_part;        /* --pipe-part */
-    size_t block;          /* --block: bytes */
-    long block_parts;      /* --block -N (and --pipe-part's default, 10): N parts per job
+    int shell;        /* enum shell_mode */
+    bool pipe;        /* --pipe */
+    bool pipe_part;   /* --pipe-part */
+    size_t block;     /* --block: bytes */
+    long block_parts; /* --block -N (and --pipe-part's default, 10): N parts per job
                               slot, block is set from the file's size */
     bool block_set;
     char *recend, *recstart;
     size_t recend_len, recstart_len;
-    long max_args;         /* -N / -n: arguments (or --pipe records) per job; 0 = unset */
-    bool zero_args;        /* -N0: one input per job, which it is not given */
+    long max_args;  /* -N / -n: arguments (or --pipe records) per job; 0 = unset */
+    bool zero_args; /* -N0: one input per job, which it is not given */
     bool bar, eta;
-    char *replace;         /* -I */
-    char delim;            /* input record separator: '\n', or '\0' with -0 */
+    char *replace; /* -I */
+    char delim;    /* input record separator: '\n', or '\0' with -0 */
     bool delim_set;
-    char *delim_str;       /* -d of more than one character (else NULL) */
+    char *delim_str; /* -d of more than one character (else NULL) */
     size_t delim_len;
-    char *jobs_file;       /* -j FILE: the number of jobs, read again as jobs end */
+    char *jobs_file; /* -j FILE: the number of jobs, read again as jobs end */
     /* inputs, in command-line order */
     input_src_t *src;
     size_t nsrc;
-    strvec_t arg_files;    /* -a FILE (also the --pipe-part file) */
+    strvec_t arg_files; /* -a FILE (also the --pipe-part file) */
     /* the command words */
     strvec_t cmd;
     tmpl_t tmpl;
     /* input sources, their shape, and more per job (cli_input.c) */
-    char *colsep;          /* -C, --colsep: a regular expression (POSIX extended) */
-    char *header;          /* --header: the first value of each source names it */
-    int multi;             /* enum multi_mode: -m, -X, --xargs */
-    long max_chars;        /* -s: a command line's length limit; 0 = the default */
-    long max_lines;        /* -L, -l: input lines per job (a trailing blank continues) */
-    bool lines_ctx;        /* -L (not -l): as -X */
-    bool quote;            /* -q: each command word stays one word */
-    bool no_run_empty;     /* -r: skip input that is only white space */
-    bool link;             /* --link: every source linked */
-    char *eof_str;         /* -E: input ends at a line that is this */
+    char *colsep;                /* -C, --colsep: a regular expression (POSIX extended) */
+    char *header;                /* --header: the first value of each source names it */
+    int multi;                   /* enum multi_mode: -m, -X, --xargs */
+    long max_chars;              /* -s: a command line's length limit; 0 = the default */
+    long max_lines;              /* -L, -l: input lines per job (a trailing blank continues) */
+    bool lines_ctx;              /* -L (not -l): as -X */
+    bool quote;                  /* -q: each command word stays one word */
+    bool no_run_empty;           /* -r: skip input that is only white space */
+    bool link;                   /* --link: every source linked */
+    char *eof_str;               /* -E: input ends at a line that is this */
     char *arg_sep, *argfile_sep; /* ::: and :::: by other names */
-    bool shuf;             /* --shuf: the jobs in a random order */
+    bool shuf;                   /* --shuf: the jobs in a random order */
     /* output and running (cli_output.c) */
-    char *results;         /* --results DIR (or a file prefix) */
-    bool files;            /* --files: print the file names, not the output */
-    char *tagstring;       /* --tagstring STR (replacement strings expanded) */
+    char *results;   /* --results DIR (or a file prefix) */
+    bool files;      /* --files: print the file names, not the output */
+    char *tagstring; /* --tagstring STR (replacement strings expanded) */
     tmpl_t tagtmpl;
-    tmpl_t restmpl;        /* --results NAME as a template */
-    bool progress;         /* --progress */
-    double delay;          /* --delay: seconds between job starts */
-    double load;           /* --load: start no job while the load average is this or more */
-    size_t memfree;        /* --memfree: bytes of MemAvailable a job start needs */
-    int nice;              /* --nice N */
-    bool retry_failed;     /* --retry-failed (with --joblog) */
-    char *tmpdir;          /* --tmpdir */
-    bool shellquote;       /* --shellquote: print the inputs quoted, run nothing */
-    int print_count;       /* --number-of-cpus/-cores/-threads/-sockets: print and exit */
-    bool plus;             /* --plus */
+    tmpl_t restmpl;    /* --results NAME as a template */
+    bool progress;     /* --progress */
+    double delay;      /* --delay: seconds between job starts */
+    double load;       /* --load: start no job while the load average is this or more */
+    size_t memfree;    /* --memfree: bytes of MemAvailable a job start needs */
+    int nice;          /* --nice N */
+    bool retry_failed; /* --retry-failed (with --joblog) */
+    char *tmpdir;      /* --tmpdir */
+    bool shellquote;   /* --shellquote: print the inputs quoted, run nothing */
+    int print_count;   /* --number-of-cpus/-cores/-threads/-sockets: print and exit */
+    bool plus;         /* --plus */
     bool round_robin, tee, fifo, cat; /* --pipe's */
 } cli_opts_t;
 
@@ -209,7 +220,6 @@ int cli_parse_jobs(const char *v, int *jobs, char *err, size_t errlen);
 void cli_opts_free(cli_opts_t *o);
 /* Parse the command of o again, with the --header names (0, or -1 with err). */
 int cli_tmpl_reparse(cli_opts_t *o, const strvec_t *names, char *err, size_t errlen);
-
 
 /* Parse the template text (the command words joined by spaces): 0, or -1
  * with a message in err (t is then empty). Free with tmpl_free. */
@@ -241,14 +251,14 @@ void apply_mod(sbuf_t *out, const char *s, int mod);
  * Word form (when words != NULL): NUL-terminated words are appended to
  * *words and their count returned (values verbatim, for direct exec).
  */
-void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t nargs,
-                       uint64_t seq, int slot);
+void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t nargs, uint64_t seq,
+                       int slot);
 size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *words, char *const *args, size_t nargs,
                          uint64_t seq, int slot);
 /* The template's text with the values in place, unquoted, nothing appended
  * (--tagstring, --results). */
-void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs,
-                     uint64_t seq, int slot);
+void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs, uint64_t seq,
+                     int slot);
 
 /* ---------------------------------------------------------------- */
 /* jobs: what travels to a worker and back                           */
@@ -265,7 +275,7 @@ typedef struct {
     uint64_t seq;
     uint64_t data_len;
     uint64_t part_off, part_end; /* JOB_PART: the byte range of the -a file */
-    uint64_t idx; /* the job's place in the feed (the iterator's index) */
+    uint64_t idx;                /* the job's place in the feed (the iterator's index) */
     uint32_t nargs;
     uint32_t kind;
     uint32_t part_file; /* JOB_RANGE of --pipe-part: which file (g_wcfg.parts) */
@@ -282,7 +292,7 @@ typedef struct {
     int32_t skipped; /* the run was halted before this job started */
     int32_t timed_out;
     int32_t slot;
-    int32_t triggered; /* this job's end met the --halt condition */
+    int32_t triggered;                     /* this job's end met the --halt condition */
     uint32_t out_spill_len, err_spill_len; /* a stream spilled to a file (see cli_out.c):
                                               its path's length; the path follows cmd */
     uint32_t ntries; /* --trace: this many job_try_t come before the trailer */
@@ -291,8 +301,8 @@ typedef struct {
 /* --trace: one attempt of a job (--retries makes several), as the worker
  * saw it; the parent turns each into a span (cli_trace_job). */
 typedef struct {
-    double t0;      /* CLOCK_MONOTONIC seconds at its start */
-    double dur;     /* seconds */
+    double t0;  /* CLOCK_MONOTONIC seconds at its start */
+    double dur; /* seconds */
     int32_t exitval;
     int32_t signal; /* 0: not killed by a signal */
     int32_t timed_out;
@@ -314,7 +324,7 @@ typedef struct {
     volatile int running;      /* jobs running now (for the SIGHUP message) */
     volatile int jobs_limit;   /* -j FILE: at most this many jobs run (0: no limit) */
     volatile pid_t slots[CLI_MAX_SLOTS];
-    uint64_t next_start;       /* --delay: the monotonic time (ns) the next job may start */
+    uint64_t next_start; /* --delay: the monotonic time (ns) the next job may start */
 } cli_shared_t;
 
 /* --pipe-part: one of the files split, open before the workers start, and
@@ -330,15 +340,15 @@ typedef struct {
     const cli_opts_t *o;
     cli_shared_t *sh;
     int nslots;
-    bool want_cmd;   /* return the command text (joblog, -v, errors, --trace) */
-    bool trace;      /* --trace: return a job_try_t for each attempt */
-    int part_fd;     /* --pipe-part: the -a file; --pipe: stdin when it is a file,
+    bool want_cmd;         /* return the command text (joblog, -v, errors, --trace) */
+    bool trace;            /* --trace: return a job_try_t for each attempt */
+    int part_fd;           /* --pipe-part: the -a file; --pipe: stdin when it is a file,
                       * the ring that holds it when it is a pipe */
-    uint64_t part_ring; /* part_fd is a ring of this many bytes (stream offset o
+    uint64_t part_ring;    /* part_fd is a ring of this many bytes (stream offset o
                          * at o % part_ring); 0: a plain file */
-    const char *shell; /* the shell that runs commands: a path (cli_find_shell) */
+    const char *shell;     /* the shell that runs commands: a path (cli_find_shell) */
     const char *spill_dir; /* where output over CLI_SPILL_AT bytes goes; NULL: none */
-    char *pipe_header; /* --pipe --header: the first line, put before every block */
+    char *pipe_header;     /* --pipe --header: the first line, put before every block */
     size_t pipe_header_len;
     cli_part_t *parts; /* --pipe-part: the files; a job's file becomes part_fd and */
     uint32_t nparts;   /* its header pipe_header in the worker before it runs */
@@ -370,8 +380,8 @@ const char *cli_find_shell(char *err, size_t errlen);
 #define CLI_SPILL_AT (1u << 20)
 
 typedef struct {
-    int fd;        /* -1: nothing spilled */
-    bool bol;      /* --tag: the next byte starts a line */
+    int fd;         /* -1: nothing spilled */
+    bool bol;       /* --tag: the next byte starts a line */
     char path[256]; /* "": no file */
 } spill_t;
 
@@ -394,11 +404,10 @@ int spill_copy(int fd, const char *path, size_t plen);
  * recend ends at b and recstart begins at b; with both empty every byte
  * position is one. */
 typedef struct {
-    char *pat;   /* recend then recstart */
+    char *pat; /* recend then recstart */
     size_t plen, rel;
 } recsep_t;
-void recsep_init(recsep_t *s, const char *recend, size_t rel, const char *recstart,
-                 size_t rsl);
+void recsep_init(recsep_t *s, const char *recend, size_t rel, const char *recstart, size_t rsl);
 /* The last boundary b with 1 <= b <= hi, and b + (plen - rel) <= len; 0: none. */
 size_t rec_last(const recsep_t *s, const char *d, size_t len, size_t hi);
 /* The first boundary b >= from (b >= 1, b + (plen - rel) <= len); 0: none,
@@ -408,22 +417,21 @@ size_t rec_next(const recsep_t *s, const char *d, size_t len, size_t from, size_
  * pattern starts at pos or later in the file fd (size bytes); size: none. */
 uint64_t part_boundary(int fd, uint64_t pos, uint64_t size, const recsep_t *s);
 
-void cli_worker_init(void *arg);                             /* pool initializer */
+void cli_worker_init(void *arg);                              /* pool initializer */
 int cli_job_task(const void *arg, size_t len, pp_buf_t *out); /* the task */
 
 /* ---------------------------------------------------------------- */
 /* input sources (cli_input.c)                                       */
 /* ---------------------------------------------------------------- */
 
-typedef char *(*cli_read_fn)(FILE *f);         /* the next record, NULL at the end */
+typedef char *(*cli_read_fn)(FILE *f);          /* the next record, NULL at the end */
 typedef FILE *(*cli_open_fn)(const char *path); /* open a :::: file ("-": stdin) */
 
 /* Put the words of ~/.parallel/config, then of $PARALLEL, before argv[1]. */
 void cli_env_args(int *argc, char ***argv);
 /* Open the inputs of o (reads them all unless one source is streamed, and
  * the --header line): 0, or -1 with a message in err. */
-int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *err,
-                    size_t errlen);
+int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *err, size_t errlen);
 /* The --header names ({name} is {k+1} for names->v[k]), or NULL. */
 const strvec_t *cli_input_names(void);
 /* The number of input tuples, when every input is loaded (false: streamed). */
@@ -455,8 +463,7 @@ int cli_print_count(int what);
  * --memfree and --delay (the starts one delay apart, over all workers). */
 void cli_start_gate(const cli_opts_t *o, cli_shared_t *sh);
 /* --progress on stderr: first, the header; final, the last line. */
-void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg,
-                  int jobs);
+void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg, int jobs);
 /* --retry-failed: the commands of the joblog, by job number (cmds->v[seq-1];
  * "" for a number it lacks). 0, or -1 with a message in err. */
 int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t errlen);
@@ -474,16 +481,15 @@ int cli_pipe_header(const cli_opts_t *o, int part_fd, char **hdr, size_t *len, c
  * a writer process *writer) at path with the block: data[0..len), or
  * [off, end) of fd. 0, or -1 with a message in msg. */
 int cli_cat_make(const cli_opts_t *o, const char *data, size_t len, int fd, uint64_t off,
-                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg,
-                 size_t msglen);
+                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg, size_t msglen);
 /* After the job: remove path, end the writer. */
 void cli_cat_done(const char *path, pid_t writer);
 
 /* --results, --files (in the worker, after the job): write the job's
  * output to its files; out then holds what to print (--files: the name of
  * stdout's file), err nothing. 0, or -1 with a message in msg. */
-int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
-                     int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen);
+int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq, int slot,
+                     sbuf_t *out, sbuf_t *err, char *msg, size_t msglen);
 
 /* --trace FILE (cli_run.c): the jobs' timeline in the Chrome trace event
  * format of docs/tracing.md, written in whole events through a buffer

@@ -156,9 +156,7 @@ static void apply_plus_mod(sbuf_t *out, const char *s, int mod); /* cli_plus.h *
 void apply_mod(sbuf_t *out, const char *s, int mod) {
     size_t len = strlen(s);
     switch (mod) {
-    case MOD_NOEXT:
-        sb_add(out, s, noext_len(s, len));
-        return;
+    case MOD_NOEXT: sb_add(out, s, noext_len(s, len)); return;
     case MOD_BASE:
     case MOD_BASENOEXT: {
         const char *b = strrchr(s, '/');
@@ -186,11 +184,8 @@ void apply_mod(sbuf_t *out, const char *s, int mod) {
         sb_add(out, s, n);
         return;
     }
-    case MOD_NONE:
-        sb_add(out, s, len);
-        return;
-    default:
-        apply_plus_mod(out, s, mod);
+    case MOD_NONE: sb_add(out, s, len); return;
+    default: apply_plus_mod(out, s, mod);
     }
 }
 
@@ -215,12 +210,14 @@ static void lit_push(tmpl_t *t, sbuf_t *lit) {
  * own: a command starting with one of them goes through /bin/sh. */
 static bool shell_word(const char *w, size_t n) {
     static const char *const words[] = {
-        "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do",
-        "done", "in", "function", "select", "time", "!", "{", "}", "[[", "]]", ".", ":",
-        "break", "continue", "eval", "exec", "exit", "export", "readonly", "return", "set",
-        "shift", "times", "trap", "unset", "cd", "alias", "unalias", "umask", "wait", "read",
-        "getopts", "command", "type", "ulimit", "hash", "jobs", "fg", "bg", "local", "source",
-        "builtin", "declare", "typeset", "let", "shopt", "pushd", "popd", "dirs", NULL};
+        "if",       "then",  "else",    "elif",    "fi",      "case",     "esac",    "for",
+        "while",    "until", "do",      "done",    "in",      "function", "select",  "time",
+        "!",        "{",     "}",       "[[",      "]]",      ".",        ":",       "break",
+        "continue", "eval",  "exec",    "exit",    "export",  "readonly", "return",  "set",
+        "shift",    "times", "trap",    "unset",   "cd",      "alias",    "unalias", "umask",
+        "wait",     "read",  "getopts", "command", "type",    "ulimit",   "hash",    "jobs",
+        "fg",       "bg",    "local",   "source",  "builtin", "declare",  "typeset", "let",
+        "shopt",    "pushd", "popd",    "dirs",    NULL};
     for (int i = 0; words[i]; i++)
         if (strlen(words[i]) == n && memcmp(words[i], w, n) == 0)
             return true;
@@ -260,8 +257,11 @@ static long parse_name(const char *p, seg_t *s) {
         static const struct {
             const char *tail;
             int mod;
-        } tails[] = {{"}", MOD_NONE}, {".}", MOD_NOEXT}, {"//}", MOD_DIR},
-                     {"/.}", MOD_BASENOEXT}, {"/}", MOD_BASE}};
+        } tails[] = {{"}", MOD_NONE},
+                     {".}", MOD_NOEXT},
+                     {"//}", MOD_DIR},
+                     {"/.}", MOD_BASENOEXT},
+                     {"/}", MOD_BASE}};
         for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
             size_t tl = strlen(tails[i].tail);
             if (strncmp(p + 1 + nl, tails[i].tail, tl) == 0) {
@@ -296,7 +296,9 @@ static long parse_perl(const char *p, seg_t *s) {
     const char *end = strstr(q, "=}");
     if (!end)
         return perr("malformed replacement string '%.20s': '{=' without '=}'", p);
-    *s = (seg_t){.kind = SEG_PERL, .pos = pos, .lit = xstrndup(q, (size_t)(end - q)),
+    *s = (seg_t){.kind = SEG_PERL,
+                 .pos = pos,
+                 .lit = xstrndup(q, (size_t)(end - q)),
                  .len = (size_t)(end - q)};
     return (long)(end + 2 - p);
 }
@@ -516,10 +518,10 @@ size_t tmpl_real_args(const tmpl_t *t, size_t nargs) {
 typedef struct {
     char *const *args; /* the job's own arguments */
     size_t nargs;
-    char *const *pv;   /* then the values of the {= =} (each begins with 'q' or 'u') */
+    char *const *pv; /* then the values of the {= =} (each begins with 'q' or 'u') */
     size_t npv;
-    size_t poff[64];   /* where each SEG_PERL's values begin in pv (the first 64) */
-    long only;         /* -X: the one argument a repeated word is for; -1: all */
+    size_t poff[64]; /* where each SEG_PERL's values begin in pv (the first 64) */
+    long only;       /* -X: the one argument a repeated word is for; -1: all */
     uint64_t seq;
     int slot;
     sbuf_t tmp;
@@ -578,8 +580,7 @@ static bool put_seg(const tmpl_t *t, sbuf_t *out, view_t *v, const seg_t *s, boo
     case SEG_SLOT: put_num(out, (uint64_t)v->slot); return true;
     case SEG_PLUS: put_plus(out, s->pos, v->seq, v->slot); return true;
     case SEG_ARG:
-    case SEG_PERL:
-        break;
+    case SEG_PERL: break;
     default: return false;
     }
     bool perl = s->kind == SEG_PERL;
@@ -622,8 +623,8 @@ static size_t word_end(const tmpl_t *t, size_t a) {
     return a;
 }
 
-void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t nargs,
-                       uint64_t seq, int slot) {
+void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t nargs, uint64_t seq,
+                       int slot) {
     view_t v;
     view_init(&v, t, args, nargs, seq, slot);
     sbuf_t word = {0};
@@ -665,8 +666,8 @@ void tmpl_expand_shell(const tmpl_t *t, sbuf_t *cmd, char *const *args, size_t n
     sb_free(&v.tmp);
 }
 
-void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs,
-                     uint64_t seq, int slot) {
+void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nargs, uint64_t seq,
+                     int slot) {
     view_t v;
     view_init(&v, t, args, nargs, seq, slot);
     for (size_t i = 0; i < t->nseg; i++) {
@@ -680,8 +681,8 @@ void tmpl_expand_raw(const tmpl_t *t, sbuf_t *out, char *const *args, size_t nar
     sb_free(&v.tmp);
 }
 
-size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t nargs,
-                         uint64_t seq, int slot) {
+size_t tmpl_expand_words(const tmpl_t *t, sbuf_t *w, char *const *args, size_t nargs, uint64_t seq,
+                         int slot) {
     view_t v;
     view_init(&v, t, args, nargs, seq, slot);
     size_t count = 0;
@@ -925,9 +926,7 @@ static int set_opt(cli_opts_t *o, int id, const char *name, const char *v) {
     case OPT_NOSHELL: o->shell = SHELL_NEVER; break;
     case OPT_PIPE: o->pipe = true; break;
     case OPT_PIPEPART: o->pipe_part = true; break;
-    case OPT_BLOCK:
-        o->block_set = true;
-        return parse_block(name, v, &o->block, &o->block_parts);
+    case OPT_BLOCK: o->block_set = true; return parse_block(name, v, &o->block, &o->block_parts);
     case OPT_RECEND:
         free(o->recend);
         o->recend = unescape(v, &o->recend_len);
@@ -1122,7 +1121,8 @@ static int more_checks(cli_opts_t *o) {
         for (size_t k = 0; k < 3; k++)
             if (rl >= strlen(kinds[k]) && strcmp(o->results + rl - strlen(kinds[k]), kinds[k]) == 0)
                 return perr("--results %s: CSV, TSV and JSON results are not supported; "
-                            "give a directory", o->results);
+                            "give a directory",
+                            o->results);
     }
     if (o->retry_failed) { /* the commands come from the joblog, the inputs are ignored */
         if (!o->joblog)
@@ -1138,9 +1138,10 @@ static int more_checks(cli_opts_t *o) {
     if (o->shellquote || o->print_count)
         return 0;
     if (piped && (o->colsep || o->multi != MULTI_NONE || o->shuf || o->eof_str))
-        return perr("%s: not supported with --pipe or --pipe-part",
-                    o->colsep ? "--colsep" : o->shuf ? "--shuf" : o->eof_str ? "-E"
-                                                                         : "-m/-X/--xargs");
+        return perr("%s: not supported with --pipe or --pipe-part", o->colsep    ? "--colsep"
+                                                                    : o->shuf    ? "--shuf"
+                                                                    : o->eof_str ? "-E"
+                                                                                 : "-m/-X/--xargs");
     if (o->multi != MULTI_NONE && o->zero_args)
         return perr("-m, -X and --xargs cannot be combined with -N0");
     if (o->max_lines && piped) { /* --pipe -L N: records of N lines */
@@ -1212,8 +1213,7 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
                 if (c[1])
                     v = c + 1;
                 else if (short_opts[k].arg == ARG_OPTIONAL || short_opts[k].arg == ARG_OPTNUM)
-                    v = i + 1 < argc && takes_word(short_opts[k].arg, argv[i + 1]) ? argv[++i]
-                                                                                 : "";
+                    v = i + 1 < argc && takes_word(short_opts[k].arg, argv[i + 1]) ? argv[++i] : "";
                 else if (i + 1 < argc)
                     v = argv[++i];
                 else
@@ -1289,7 +1289,8 @@ static int parse_args(cli_opts_t *o, int argc, char **argv) {
     if ((o->resume || o->resume_failed) && !o->joblog)
         return perr("--resume and --resume-failed need --joblog FILE");
     if (o->group && (o->ungroup || o->line_buffer))
-        return perr("--group cannot be combined with %s", o->ungroup ? "--ungroup" : "--line-buffer");
+        return perr("--group cannot be combined with %s",
+                    o->ungroup ? "--ungroup" : "--line-buffer");
     if (o->ungroup && (o->tag || o->line_buffer))
         return perr("-u/--ungroup cannot be combined with --tag or --line-buffer");
     if (!o->recend && !o->recstart) {

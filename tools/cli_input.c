@@ -121,8 +121,8 @@ static size_t ns;
 static bool streaming;
 static regex_t colre;
 static strvec_t names;
-static size_t *idx;    /* per source: the value the next tuple takes */
-static size_t *unit;   /* per source: the first source of its linked unit */
+static size_t *idx;  /* per source: the value the next tuple takes */
+static size_t *unit; /* per source: the first source of its linked unit */
 static bool tuples_done;
 static strvec_t pending; /* values read ahead, not yet in a job (-m, -X) */
 static size_t pend_from;
@@ -195,8 +195,7 @@ static void split_cols(strvec_t *cols, const char *v) {
     }
 }
 
-int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *err,
-                    size_t errlen) {
+int cli_inputs_open(const cli_opts_t *o, cli_read_fn rd, cli_open_fn op, char *err, size_t errlen) {
     opts = o;
     read_rec = rd;
     if (o->colsep && regcomp(&colre, o->colsep, REG_EXTENDED) != 0) {
@@ -438,7 +437,8 @@ static bool next_job_plain(strvec_t *args, char *err, size_t errlen) {
 static size_t rnd(size_t n) {
     static unsigned long long x;
     if (!x)
-        x = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+        x = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32) ^
+            0x9e3779b97f4a7c15ull;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;

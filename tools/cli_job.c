@@ -116,13 +116,13 @@ void cli_worker_init(void *arg) {
         for (int i = 0; i < g_wcfg.nslots && !my_slot; i++) {
             pid_t cur = __atomic_load_n(&sh->slots[i], __ATOMIC_ACQUIRE);
             if (pass == 1 && cur != 0 && kill(cur, 0) < 0 && errno == ESRCH) {
-                if (__atomic_compare_exchange_n(&sh->slots[i], &cur, me, false,
-                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                if (__atomic_compare_exchange_n(&sh->slots[i], &cur, me, false, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE))
                     my_slot = i + 1;
             } else if (pass == 0 && cur == 0) {
                 pid_t zero = 0;
-                if (__atomic_compare_exchange_n(&sh->slots[i], &zero, me, false,
-                                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                if (__atomic_compare_exchange_n(&sh->slots[i], &zero, me, false, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE))
                     my_slot = i + 1;
             }
         }
@@ -214,9 +214,9 @@ static char *which(const char *name) {
 
 /* GNU parallel's list of the shells it recognises in a process's argv[0]. */
 static const char *const known_shells[] = {
-    "ash", "bash", "bsd-csh", "csh", "dash", "fdsh", "fish", "fizsh", "ksh", "ksh93", "lksh",
-    "mksh", "pdksh", "posh", "rbash", "rc", "rush", "rzsh", "sash", "sh", "static-sh", "tcsh",
-    "yash", "zsh", NULL,
+    "ash",   "bash", "bsd-csh",   "csh",   "dash", "fdsh",  "fish", "fizsh", "ksh",
+    "ksh93", "lksh", "mksh",      "pdksh", "posh", "rbash", "rc",   "rush",  "rzsh",
+    "sash",  "sh",   "static-sh", "tcsh",  "yash", "zsh",   NULL,
 };
 
 /* What may follow a shell's name in argv[0]: nothing (but blanks), or a
@@ -334,7 +334,9 @@ const char *cli_find_shell(char *err, size_t errlen) {
     found = which(want);
     if (!found)
         snprintf(err, errlen, "shell '%.200s' not found (from %s)", want,
-                 want == ps ? "$PARALLEL_SHELL" : want == sh ? "$SHELL" : "the default");
+                 want == ps   ? "$PARALLEL_SHELL"
+                 : want == sh ? "$SHELL"
+                              : "the default");
     return found;
 }
 
@@ -558,8 +560,7 @@ typedef struct {
     size_t plen, ppos;
 } feed_t;
 
-static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r,
-                    double deadline) {
+static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r, double deadline) {
     const cli_opts_t *o = g_wcfg.o;
     int po[2], pe[2], pi[2] = {-1, -1};
     if (pipe2(po, O_CLOEXEC) < 0)
@@ -636,7 +637,7 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
         }
         bool lb_held = o->line_buffer && !lb_streaming();
         if (lb_held && (wait_ms < 0 || wait_ms > 50))
-            wait_ms = 50; /* look again soon whether this job may stream */
+            wait_ms = 50;        /* look again soon whether this job may stream */
         if (out_dead && alive) { /* the output is gone: stop the job, as GNU parallel does */
             if (!out_killed) {
                 out_killed = true;
@@ -784,8 +785,7 @@ static int run_once(char *const *argv, const char *path, feed_t *fd_in, run_t *r
         r->sig = 0;
         if (r->exitval == 127 && child_errno) {
             char msg[512];
-            int m = snprintf(msg, sizeof msg, "procpool: %s: %s\n", argv[0],
-                             strerror(child_errno));
+            int m = snprintf(msg, sizeof msg, "procpool: %s: %s\n", argv[0], strerror(child_errno));
             sb_add(&r->err, msg, (size_t)m);
         }
     }
@@ -874,8 +874,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
                                &cat_writer, msg, sizeof msg);
         } else {
             crc = cli_cat_make(o, NULL, 0, g_wcfg.part_fd, h.part_off, h.part_end, catpath,
-                               sizeof catpath,
-                               &cat_writer, msg, sizeof msg);
+                               sizeof catpath, &cat_writer, msg, sizeof msg);
         }
         if (crc < 0)
             return pp_buf_fail(out, "%s", msg);
@@ -904,8 +903,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
                 w += strlen(w) + 1;
             }
             argv[nw] = NULL;
-            path = o->shell != SHELL_NEVER && is_bash_func(argv[0]) ? NULL
-                                                                     : find_program(argv[0]);
+            path = o->shell != SHELL_NEVER && is_bash_func(argv[0]) ? NULL : find_program(argv[0]);
             if (!path && o->shell != SHELL_NEVER)
                 shell = true; /* let the shell report it, as it would */
             else if (!path)
@@ -994,8 +992,8 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
             nanosleep(&ms10, NULL);
             continue;
         }
-        if (__atomic_compare_exchange_n(&g_wcfg.sh->running, &run, run + 1, false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        if (__atomic_compare_exchange_n(&g_wcfg.sh->running, &run, run + 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
             break;
     }
     for (int a = 0; a < attempts; a++) {
@@ -1027,8 +1025,11 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         if (rc < 0)
             break;
         if (g_wcfg.trace) { /* --trace: a span for every attempt */
-            job_try_t t = {.t0 = t0, .dur = res.runtime, .exitval = r.exitval,
-                           .signal = r.sig, .timed_out = r.timed_out};
+            job_try_t t = {.t0 = t0,
+                           .dur = res.runtime,
+                           .exitval = r.exitval,
+                           .signal = r.sig,
+                           .timed_out = r.timed_out};
             sb_add(&tries, &t, sizeof t);
             res.ntries++;
         }
@@ -1041,8 +1042,7 @@ int cli_job_task(const void *arg, size_t len, pp_buf_t *out) {
         cli_cat_done(catpath, cat_writer);
     char rmsg[600];
     if (rc >= 0 && (o->results || o->files) &&
-        cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg,
-                         sizeof rmsg) < 0) {
+        cli_results_save(o, args, h.nargs, h.seq, my_slot, &r.out, &r.err, rmsg, sizeof rmsg) < 0) {
         sb_adds(&r.err, rmsg);
         sb_addc(&r.err, '\n');
     }

@@ -74,8 +74,7 @@ int spill_put(spill_t *s, const char *p, size_t n, const sbuf_t *tag) {
         static unsigned counter;
         if (!g_wcfg.spill_dir)
             return -ENOENT;
-        snprintf(s->path, sizeof s->path, "%s/%d.%u", g_wcfg.spill_dir, (int)getpid(),
-                 counter++);
+        snprintf(s->path, sizeof s->path, "%s/%d.%u", g_wcfg.spill_dir, (int)getpid(), counter++);
         s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (s->fd < 0)
             return -errno;

@@ -125,9 +125,8 @@ int cli_perl_start(const tmpl_t *t, char *err, size_t errlen) {
     close(ex[0]);
     if (got == (ssize_t)sizeof e) {
         waitpid(perl_pid, NULL, 0);
-        snprintf(err, errlen,
-                 "{= =} (Perl expressions) need perl, which cannot be run: %s%s", strerror(e),
-                 e == ENOENT ? " (install perl, or leave {= =} out)" : "");
+        snprintf(err, errlen, "{= =} (Perl expressions) need perl, which cannot be run: %s%s",
+                 strerror(e), e == ENOENT ? " (install perl, or leave {= =} out)" : "");
         return -1;
     }
     to_perl = fdopen(in[1], "w");
@@ -160,8 +159,7 @@ bool cli_perl_values(const tmpl_t *t, strvec_t *args, uint64_t seq, uint64_t tot
     if (!t->nperl)
         return true;
     size_t nreal = args->n;
-    fprintf(to_perl, "%llu %llu %zu\n", (unsigned long long)seq, (unsigned long long)total,
-            nreal);
+    fprintf(to_perl, "%llu %llu %zu\n", (unsigned long long)seq, (unsigned long long)total, nreal);
     for (size_t k = 0; k < nreal; k++)
         put_bytes(args->v[k], strlen(args->v[k]));
     size_t nev = 0;

@@ -13,8 +13,7 @@
 
 #include "cli.h"
 
-void recsep_init(recsep_t *s, const char *recend, size_t rel, const char *recstart,
-                 size_t rsl) {
+void recsep_init(recsep_t *s, const char *recend, size_t rel, const char *recstart, size_t rsl) {
     s->pat = xmalloc(rel + rsl + 1);
     memcpy(s->pat, recend, rel);
     memcpy(s->pat + rel, recstart, rsl);

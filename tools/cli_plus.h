@@ -20,9 +20,9 @@ static size_t plus_mod(const char *q, int *mod) {
     static const struct {
         const char *text;
         int mod;
-    } mods[] = {{"...}", MOD_NOEXT3}, {"..}", MOD_NOEXT2}, {"/...}", MOD_BASENOEXT3},
+    } mods[] = {{"...}", MOD_NOEXT3},     {"..}", MOD_NOEXT2}, {"/...}", MOD_BASENOEXT3},
                 {"/..}", MOD_BASENOEXT2}, {"+...}", MOD_EXT3}, {"+..}", MOD_EXT2},
-                {"+.}", MOD_EXT}, {"+/}", MOD_PDIR}};
+                {"+.}", MOD_EXT},         {"+/}", MOD_PDIR}};
     if (!tmpl_plus)
         return 0;
     for (size_t i = 0; i < sizeof mods / sizeof *mods; i++) {

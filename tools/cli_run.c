@@ -50,7 +50,8 @@ int cli_print_count(int what) {
             die("out of memory");
         for (long c = 0; c < 4096 && n < ncpu; c++) {
             char path[128];
-            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id", c);
+            snprintf(path, sizeof path,
+                     "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id", c);
             long pkg = read_num(path);
             if (pkg < 0)
                 continue;
@@ -142,8 +143,8 @@ static int write_results(sbuf_t *path, const sbuf_t *base, const char *const nam
     return 0;
 }
 
-int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq,
-                     int slot, sbuf_t *out, sbuf_t *err, char *msg, size_t msglen) {
+int cli_results_save(const cli_opts_t *o, char *const *args, size_t nargs, uint64_t seq, int slot,
+                     sbuf_t *out, sbuf_t *err, char *msg, size_t msglen) {
     sbuf_t base = {0}, path = {0};
     char seqs[32];
     int n = snprintf(seqs, sizeof seqs, "%llu\n", (unsigned long long)seq);
@@ -279,8 +280,7 @@ void cli_start_gate(const cli_opts_t *o, cli_shared_t *sh) {
 /* --progress                                                        */
 /* ---------------------------------------------------------------- */
 
-void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg,
-                  int jobs) {
+void cli_progress(bool first, bool final, uint64_t running, uint64_t done, double avg, int jobs) {
     if (first)
         fprintf(stderr,
                 "\nComputers / CPU cores / Max jobs to run\n1:local / %d / %d\n\n"
@@ -313,7 +313,7 @@ int cli_retry_commands(const char *joblog, strvec_t *cmds, char *err, size_t err
         char *p = line, *end;
         unsigned long long seq = strtoull(p, &end, 10);
         if (end == p || *end != '\t' || seq == 0 || seq > 100000000)
-            continue; /* the header, or a torn line */
+            continue;                                   /* the header, or a torn line */
         for (int field = 1; field <= 8 && p; field++) { /* to Command, the 9th */
             p = strchr(p, '\t');
             if (p)
@@ -421,8 +421,7 @@ int cli_pipe_setup(cli_opts_t *o, int *tee_fd, uint64_t *tee_size, char *err, si
 }
 
 int cli_cat_make(const cli_opts_t *o, const char *data, size_t len, int fd, uint64_t off,
-                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg,
-                 size_t msglen) {
+                 uint64_t end, char *path, size_t cap, pid_t *writer, char *msg, size_t msglen) {
     *writer = 0;
     snprintf(path, cap, "%s/parXXXXXX", tmp_dir(o));
     int out = mkstemp(path);
@@ -542,11 +541,11 @@ int cli_pipe_header(const cli_opts_t *o, int part_fd, char **hdr, size_t *len, c
  * SIGTERM) and exit close the file: the lock keeps an event whole. */
 static pthread_mutex_t tr_lock = PTHREAD_MUTEX_INITIALIZER;
 static int tr_fd = -1;
-static pid_t tr_owner;        /* the process that opened it (workers inherit the handler) */
-static double tr_origin;      /* CLOCK_MONOTONIC seconds at the open: ts 0 */
-static sbuf_t tr_buf;         /* whole events not yet written */
+static pid_t tr_owner;   /* the process that opened it (workers inherit the handler) */
+static double tr_origin; /* CLOCK_MONOTONIC seconds at the open: ts 0 */
+static sbuf_t tr_buf;    /* whole events not yet written */
 static size_t tr_flush_at = 64 * 1024;
-static bool tr_any;           /* an event was added: the next one starts with ",\n" */
+static bool tr_any; /* an event was added: the next one starts with ",\n" */
 static const char *tr_path;
 
 static double tr_mono(void) {
@@ -713,12 +712,12 @@ static const char *sig_name(int sig, char *buf, size_t cap) {
         int sig;
         const char *name;
     } names[] = {
-        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
-        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
-        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
-        {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
-        {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+        {SIGHUP, "SIGHUP"},       {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"},     {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"},     {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"},     {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
+        {SIGCONT, "SIGCONT"},     {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
+        {SIGTTOU, "SIGTTOU"},     {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
         {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGSYS, "SIGSYS"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

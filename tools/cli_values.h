@@ -74,10 +74,14 @@ static int parse_block(const char *opt, const char *v, size_t *out, long *parts)
     bool binary = end[0] && (end[1] == 'i' || end[1] == 'I');
     switch (c) {
     case 0: break;
-    case 'k': case 'K': mul = (binary || c == 'K') ? 1024.0 : 1e3; break;
-    case 'm': case 'M': mul = (binary || c == 'M') ? 1024.0 * 1024 : 1e6; break;
-    case 'g': case 'G': mul = (binary || c == 'G') ? 1024.0 * 1024 * 1024 : 1e9; break;
-    case 'b': case 'B': binary = false; break;
+    case 'k':
+    case 'K': mul = (binary || c == 'K') ? 1024.0 : 1e3; break;
+    case 'm':
+    case 'M': mul = (binary || c == 'M') ? 1024.0 * 1024 : 1e6; break;
+    case 'g':
+    case 'G': mul = (binary || c == 'G') ? 1024.0 * 1024 * 1024 : 1e9; break;
+    case 'b':
+    case 'B': binary = false; break;
     default: return perr("%s: '%.100s' is not a size (e.g. 512K, 1M, 10m, 1.5G)", opt, v);
     }
     if (c)

@@ -56,105 +56,104 @@ static void cli_version(void) {
 }
 
 static void cli_usage(void) {
-    fputs(
-        "Usage: procpool [OPTIONS] COMMAND [ARG...] ::: A B C [::: X Y ...] [:::: FILE]\n"
-        "       procpool [OPTIONS] COMMAND [ARG...] < LINES\n"
-        "       procpool [OPTIONS] --pipe COMMAND < DATA\n"
-        "Run COMMAND once for each input (or combination of inputs), several at a time.\n"
-        "\n"
-        "Inputs:\n"
-        "  ::: A B C           the arguments A, B, C; several groups: every combination\n"
-        "  :::: FILE           one argument per line of FILE ('-' is stdin)\n"
-        "  -a, --arg-file FILE the same as :::: FILE\n"
-        "  (none)              one argument per line of stdin\n"
-        "  -0, --null          inputs end with NUL instead of newline; -d C: with C\n"
-        "  -N, -n N            N arguments per job ({1}..{N}); with --pipe: N records\n"
-        "                      per job; -N0: a job per input, given none of it\n"
-        "  :::+ B, ::::+ F     read along with the source before (to the shorter one)\n"
-        "  --link              every source read along (the shorter ones wrap)\n"
-        "  -C, --colsep RE     split each input into columns {1} {2} ... (POSIX ERE)\n"
-        "  --header :          the first input of each source names it ({name});\n"
-        "                      --pipe, --pipe-part: the first line goes before each block\n"
-        "  -m, -X, --xargs     as many arguments per job as the line takes (-s N chars);\n"
-        "                      -X repeats the word with {}; --xargs does not spread\n"
-        "  -L N, -l [N]        N lines per job (-L as -X, -l as -m; -L 0: none given)\n"
-        "  -r                  no job for an input of white space only\n"
-        "  -E STR              the input ends at the line STR\n"
-        "  --arg-sep S, --arg-file-sep S  use S instead of ::: and ::::\n"
-        "  --shuf              run the jobs in a random order\n"
-        "  --retry-failed      run the failed commands of --joblog FILE again\n"
-        "Replacement strings (no replacement string: the arguments are appended):\n"
-        "  {}  argument        {.}  without extension     {/}  basename     {//} dirname\n"
-        "  {/.} basename without extension    {#} job number    {%} job slot\n"
-        "  {N} {N.} {N/} {N//} {N/.}  the N-th input source (or argument with -N)\n"
-        "  -I STR              use STR instead of {}\n"
-        "  --replace, -i [STR] the same; the value is optional (none: {})\n"
-        "  {= perl =}, {=N perl =}  $_ after the Perl expression ran on the argument\n"
-        "  --plus              also {..} {...} {/..} {/...} {+.} {+..} {+...} {+/} {##}\n"
-        "                      {0#} {0%}; by perl: {:N:M} {#RE} {%RE} {/RE/S} {^RE} ...\n"
-        "  -q, --quote         each command word stays one word (no shell syntax)\n"
-        "Running:\n"
-        "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
-        "                      0 as many as possible (default: the CPU count)\n"
-        "  --shell, --no-shell always / never run through the shell (default: only when\n"
-        "                      the command has shell syntax). The shell: $PARALLEL_SHELL,\n"
-        "                      else the shell procpool runs under, else $SHELL, /bin/sh\n"
-        "  --timeout DURATION  TERM, then KILL, a job's process group after DURATION:\n"
-        "                      seconds, or with units s, m, h, d (1m30s, 1.4m, 2h); 0: no\n"
-        "                      timeout\n"
-        "  --retries N         run a failing job up to N times\n"
-        "  --halt WHEN,WHAT=N  WHEN: now|soon; WHAT: fail|success|done; N or N%\n"
-        "  --dry-run           print the commands, run nothing\n"
-        "  --delay DURATION    start the jobs at least DURATION apart\n"
-        "  --load N[%], --memfree SIZE  start a job only below that load average /\n"
-        "                      with that much memory available\n"
-        "  --nice N            run the jobs at niceness N\n"
-        "  --joblog FILE       log every job (Seq Host Starttime JobRuntime Send Receive\n"
-        "                      Exitval Signal Command, tab-separated); +FILE appends,\n"
-        "                      - writes to stdout\n"
-        "  --trace FILE        write the jobs' timeline to FILE (Chrome trace JSON, for\n"
-        "                      Perfetto or procpool-trace): a lane per job slot, a span\n"
-        "                      per job (each attempt) with its exit, signal, outcome\n"
-        "  --resume            skip the jobs already in the joblog\n"
-        "  --resume-failed     also run again the jobs the joblog has as failed\n"
-        "Output:\n"
-        "  (default)           each job's stdout, then its stderr, printed when it ends\n"
-        "  -k, --keep-order    print in input order\n"
-        "  --tag               prefix each line with the arguments and a TAB\n"
-        "  --tagstring STR     prefix each line with STR (replacement strings) and a TAB\n"
-        "  --results DIR       each job's output in DIR/1/ARG/{stdout,stderr,seq}, or in\n"
-        "                      NAME, NAME.err, NAME.seq for a NAME with {}\n"
-        "  --files             print the names of files that hold each job's stdout\n"
-        "  --tmpdir DIR        where temporary files go (default $TMPDIR, /tmp)\n"
-        "  --progress          progress on stderr\n"
-        "  --line-buffer       print whole lines as they come (with -k: in job order,\n"
-        "                      only the oldest job streaming)\n"
-        "  -u, --ungroup       no capture: jobs write straight to stdout/stderr\n"
-        "  -v                  print each command on stdout, before its output\n"
-        "  -t, --verbose       print each command on stderr as it starts\n"
-        "  --bar, --eta        progress on stderr (--bar: only when it is a terminal)\n"
-        "Blocks:\n"
-        "  --pipe              cut stdin into blocks, one per job's stdin\n"
-        "  --block SIZE        block size (default 1M): k, m, g are 1000, 1000^2, 1000^3;\n"
-        "                      K, M, G (or ki, mi, gi) 1024, 1024^2, 1024^3. --pipe-part:\n"
-        "                      -N: N parts per job slot (default -10)\n"
-        "  --recend STR        record end (default \\n); --recstart STR record start\n"
-        "  --pipe-part -a FILE like --pipe over FILE, read by the jobs' workers\n"
-        "  --tee               with ::: inputs: each job gets all of stdin\n"
-        "  --round-robin       the blocks shared out among one job per slot\n"
-        "  --cat, --fifo       {} is a file (a fifo) that holds the block\n"
-        "Other: -h, --help; -V, --version; --group (the default); --no-keep-order;\n"
-        "       --will-cite (accepted, no effect); --shellquote (print the inputs\n"
-        "       quoted); --number-of-cpus, -cores, -threads, -sockets\n"
-        "Options are read from ~/.parallel/config and $PARALLEL first. Remote\n"
-        "  execution (-S, --sshlogin, --env, ...) is not supported.\n"
-        "Long options: any of GNU parallel's names (--jl, --linebuffer, --blocksize,\n"
-        "  --dr, --keeporder, ...), any case, abbreviated to any prefix that is not\n"
-        "  ambiguous among all of GNU parallel's options\n"
-        "Exit status: the number of failed jobs (101 for more than 100), 255 on errors\n"
-        "and on SIGINT/SIGTERM (which kill the jobs), 141 when stdout is closed.\n"
-        "SIGHUP: start no new job, let the running ones finish.\n",
-        stdout);
+    fputs("Usage: procpool [OPTIONS] COMMAND [ARG...] ::: A B C [::: X Y ...] [:::: FILE]\n"
+          "       procpool [OPTIONS] COMMAND [ARG...] < LINES\n"
+          "       procpool [OPTIONS] --pipe COMMAND < DATA\n"
+          "Run COMMAND once for each input (or combination of inputs), several at a time.\n"
+          "\n"
+          "Inputs:\n"
+          "  ::: A B C           the arguments A, B, C; several groups: every combination\n"
+          "  :::: FILE           one argument per line of FILE ('-' is stdin)\n"
+          "  -a, --arg-file FILE the same as :::: FILE\n"
+          "  (none)              one argument per line of stdin\n"
+          "  -0, --null          inputs end with NUL instead of newline; -d C: with C\n"
+          "  -N, -n N            N arguments per job ({1}..{N}); with --pipe: N records\n"
+          "                      per job; -N0: a job per input, given none of it\n"
+          "  :::+ B, ::::+ F     read along with the source before (to the shorter one)\n"
+          "  --link              every source read along (the shorter ones wrap)\n"
+          "  -C, --colsep RE     split each input into columns {1} {2} ... (POSIX ERE)\n"
+          "  --header :          the first input of each source names it ({name});\n"
+          "                      --pipe, --pipe-part: the first line goes before each block\n"
+          "  -m, -X, --xargs     as many arguments per job as the line takes (-s N chars);\n"
+          "                      -X repeats the word with {}; --xargs does not spread\n"
+          "  -L N, -l [N]        N lines per job (-L as -X, -l as -m; -L 0: none given)\n"
+          "  -r                  no job for an input of white space only\n"
+          "  -E STR              the input ends at the line STR\n"
+          "  --arg-sep S, --arg-file-sep S  use S instead of ::: and ::::\n"
+          "  --shuf              run the jobs in a random order\n"
+          "  --retry-failed      run the failed commands of --joblog FILE again\n"
+          "Replacement strings (no replacement string: the arguments are appended):\n"
+          "  {}  argument        {.}  without extension     {/}  basename     {//} dirname\n"
+          "  {/.} basename without extension    {#} job number    {%} job slot\n"
+          "  {N} {N.} {N/} {N//} {N/.}  the N-th input source (or argument with -N)\n"
+          "  -I STR              use STR instead of {}\n"
+          "  --replace, -i [STR] the same; the value is optional (none: {})\n"
+          "  {= perl =}, {=N perl =}  $_ after the Perl expression ran on the argument\n"
+          "  --plus              also {..} {...} {/..} {/...} {+.} {+..} {+...} {+/} {##}\n"
+          "                      {0#} {0%}; by perl: {:N:M} {#RE} {%RE} {/RE/S} {^RE} ...\n"
+          "  -q, --quote         each command word stays one word (no shell syntax)\n"
+          "Running:\n"
+          "  -j, --jobs N        N jobs at a time; N% of the CPUs; +N/-N CPUs plus/minus N;\n"
+          "                      0 as many as possible (default: the CPU count)\n"
+          "  --shell, --no-shell always / never run through the shell (default: only when\n"
+          "                      the command has shell syntax). The shell: $PARALLEL_SHELL,\n"
+          "                      else the shell procpool runs under, else $SHELL, /bin/sh\n"
+          "  --timeout DURATION  TERM, then KILL, a job's process group after DURATION:\n"
+          "                      seconds, or with units s, m, h, d (1m30s, 1.4m, 2h); 0: no\n"
+          "                      timeout\n"
+          "  --retries N         run a failing job up to N times\n"
+          "  --halt WHEN,WHAT=N  WHEN: now|soon; WHAT: fail|success|done; N or N%\n"
+          "  --dry-run           print the commands, run nothing\n"
+          "  --delay DURATION    start the jobs at least DURATION apart\n"
+          "  --load N[%], --memfree SIZE  start a job only below that load average /\n"
+          "                      with that much memory available\n"
+          "  --nice N            run the jobs at niceness N\n"
+          "  --joblog FILE       log every job (Seq Host Starttime JobRuntime Send Receive\n"
+          "                      Exitval Signal Command, tab-separated); +FILE appends,\n"
+          "                      - writes to stdout\n"
+          "  --trace FILE        write the jobs' timeline to FILE (Chrome trace JSON, for\n"
+          "                      Perfetto or procpool-trace): a lane per job slot, a span\n"
+          "                      per job (each attempt) with its exit, signal, outcome\n"
+          "  --resume            skip the jobs already in the joblog\n"
+          "  --resume-failed     also run again the jobs the joblog has as failed\n"
+          "Output:\n"
+          "  (default)           each job's stdout, then its stderr, printed when it ends\n"
+          "  -k, --keep-order    print in input order\n"
+          "  --tag               prefix each line with the arguments and a TAB\n"
+          "  --tagstring STR     prefix each line with STR (replacement strings) and a TAB\n"
+          "  --results DIR       each job's output in DIR/1/ARG/{stdout,stderr,seq}, or in\n"
+          "                      NAME, NAME.err, NAME.seq for a NAME with {}\n"
+          "  --files             print the names of files that hold each job's stdout\n"
+          "  --tmpdir DIR        where temporary files go (default $TMPDIR, /tmp)\n"
+          "  --progress          progress on stderr\n"
+          "  --line-buffer       print whole lines as they come (with -k: in job order,\n"
+          "                      only the oldest job streaming)\n"
+          "  -u, --ungroup       no capture: jobs write straight to stdout/stderr\n"
+          "  -v                  print each command on stdout, before its output\n"
+          "  -t, --verbose       print each command on stderr as it starts\n"
+          "  --bar, --eta        progress on stderr (--bar: only when it is a terminal)\n"
+          "Blocks:\n"
+          "  --pipe              cut stdin into blocks, one per job's stdin\n"
+          "  --block SIZE        block size (default 1M): k, m, g are 1000, 1000^2, 1000^3;\n"
+          "                      K, M, G (or ki, mi, gi) 1024, 1024^2, 1024^3. --pipe-part:\n"
+          "                      -N: N parts per job slot (default -10)\n"
+          "  --recend STR        record end (default \\n); --recstart STR record start\n"
+          "  --pipe-part -a FILE like --pipe over FILE, read by the jobs' workers\n"
+          "  --tee               with ::: inputs: each job gets all of stdin\n"
+          "  --round-robin       the blocks shared out among one job per slot\n"
+          "  --cat, --fifo       {} is a file (a fifo) that holds the block\n"
+          "Other: -h, --help; -V, --version; --group (the default); --no-keep-order;\n"
+          "       --will-cite (accepted, no effect); --shellquote (print the inputs\n"
+          "       quoted); --number-of-cpus, -cores, -threads, -sockets\n"
+          "Options are read from ~/.parallel/config and $PARALLEL first. Remote\n"
+          "  execution (-S, --sshlogin, --env, ...) is not supported.\n"
+          "Long options: any of GNU parallel's names (--jl, --linebuffer, --blocksize,\n"
+          "  --dr, --keeporder, ...), any case, abbreviated to any prefix that is not\n"
+          "  ambiguous among all of GNU parallel's options\n"
+          "Exit status: the number of failed jobs (101 for more than 100), 255 on errors\n"
+          "and on SIGINT/SIGTERM (which kill the jobs), 141 when stdout is closed.\n"
+          "SIGHUP: start no new job, let the running ones finish.\n",
+          stdout);
 }
 
 /* Parse argv into opts; --help/--version print and exit 0, errors exit 255. */
@@ -216,7 +215,7 @@ static char *read_record(FILE *f) {
 }
 
 typedef struct {
-    uint64_t total;    /* jobs, when known */
+    uint64_t total; /* jobs, when known */
     bool total_known;
 } inputs_t;
 
@@ -264,7 +263,7 @@ static bool next_job_args(strvec_t *args, uint64_t seq, bool *skip) {
 #define HDR sizeof(job_hdr_t)
 
 typedef struct {
-    sbuf_t buf; /* HDR bytes of room, then data */
+    sbuf_t buf;      /* HDR bytes of room, then data */
     size_t consumed; /* bytes of the previous block still to drop */
     bool eof;
     /* stdin is a regular file: it is mapped, blocks are cut in the map and
@@ -288,13 +287,17 @@ typedef struct {
      * a block that does not fit (a record longer than the room, a job that
      * holds its block for long) is read into piper.buf and travels as an
      * item (spilled), and the data goes back to the ring when it fits. */
-    int sfd;                  /* the spool, -1: blocks through piper.buf */
-    char *sw;                 /* its mapping: 2R bytes, [R, 2R) repeats [0, R) */
-    uint64_t sring;           /* R */
-    uint64_t sdstart, sdend;  /* stream offsets of the data not yet cut */
-    uint64_t spop;            /* the ring is populated up to here (first lap) */
-    bool spilled;             /* the data not yet cut is in piper.buf */
-    struct spool_out { size_t idx; uint64_t start; bool done; } *sq; /* fed, in order */
+    int sfd;                 /* the spool, -1: blocks through piper.buf */
+    char *sw;                /* its mapping: 2R bytes, [R, 2R) repeats [0, R) */
+    uint64_t sring;          /* R */
+    uint64_t sdstart, sdend; /* stream offsets of the data not yet cut */
+    uint64_t spop;           /* the ring is populated up to here (first lap) */
+    bool spilled;            /* the data not yet cut is in piper.buf */
+    struct spool_out {
+        size_t idx;
+        uint64_t start;
+        bool done;
+    } * sq; /* fed, in order */
     size_t sq_head, sq_n, sq_cap;
 } piper_t;
 
@@ -682,7 +685,8 @@ static void joblog_open(void) {
     /* the header, unless appending to a log that has lines (GNU parallel
      * writes none with +FILE even to a new file: a deliberate difference) */
     if (to_stdout || ftell(joblog) == 0) {
-        fputs("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n", joblog);
+        fputs("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n",
+              joblog);
         fflush(joblog);
     }
 }
@@ -711,9 +715,9 @@ static size_t fed_n, fed_cap;
 static strvec_t cur_args;
 static sbuf_t item;
 static uint64_t part_size, part_off; /* --pipe-part: the sizes of all files; where in */
-static uint64_t part_total;           /* (the parts there will be, about) */
-static int part_fd = -1;              /* the current file (part_cur) the next part starts */
-static cli_part_t *parts;             /* --pipe-part: the files, split in turn */
+static uint64_t part_total;          /* (the parts there will be, about) */
+static int part_fd = -1;             /* the current file (part_cur) the next part starts */
+static cli_part_t *parts;            /* --pipe-part: the files, split in turn */
 static uint64_t *part_sizes;
 static uint32_t nparts, part_cur;
 
@@ -835,8 +839,8 @@ __attribute__((noreturn)) static void stop_run(int status) {
 __attribute__((noreturn)) static void output_failed(int err) {
     if (err != EPIPE) {
         char line[300];
-        int m = snprintf(line, sizeof line, "procpool: cannot write the output: %s\n",
-                         strerror(err));
+        int m =
+            snprintf(line, sizeof line, "procpool: cannot write the output: %s\n", strerror(err));
         if (write(2, line, (size_t)m) < 0) {
             /* nowhere to say it */
         }
@@ -912,16 +916,15 @@ static void draw_progress(bool final) {
             for (int i = 0; i < w; i++)
                 bar[i] = i < fill ? '#' : ' ';
             bar[w] = 0;
-            snprintf(line, sizeof line, "\r%3d%% [%s] %llu/%llu %.1f jobs/s ETA %.0fs ", pct,
-                     bar, (unsigned long long)n_done, (unsigned long long)total, rate, eta);
+            snprintf(line, sizeof line, "\r%3d%% [%s] %llu/%llu %.1f jobs/s ETA %.0fs ", pct, bar,
+                     (unsigned long long)n_done, (unsigned long long)total, rate, eta);
         } else {
             snprintf(line, sizeof line, "\rETA: %.0fs Left: %llu AVG: %.2fs  local:%d/%llu ", eta,
                      (unsigned long long)left, n_done ? el / (double)n_done : 0.0, n_workers,
                      (unsigned long long)n_done);
         }
     } else {
-        snprintf(line, sizeof line, "\r%llu done, %.1f jobs/s ", (unsigned long long)n_done,
-                 rate);
+        snprintf(line, sizeof line, "\r%llu done, %.1f jobs/s ", (unsigned long long)n_done, rate);
     }
     if (opts.bar && !isatty(2))
         return; /* no bar at all for a file or a pipe (GNU's zenity format: not here) */
@@ -1027,8 +1030,8 @@ static int jobs_from_file(bool must) {
      * (truncate, then write) would leave the time unchanged. */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    double age = (double)(now.tv_sec - st.st_mtim.tv_sec) +
-                 (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
+    double age =
+        (double)(now.tv_sec - st.st_mtim.tv_sec) + (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
     if (age > 0.05)
         seen = st.st_mtim;
     else
@@ -1324,8 +1327,8 @@ int main(int argc, char **argv) {
             if (idx >= fed_n && r != PP_ETASK) /* a feed error */
                 die("reading the input: %s", pp_strerror(r));
             char line[1200];
-            int m = snprintf(line, sizeof line, "procpool: job %llu: %s\n",
-                             (unsigned long long)seq, msg ? msg : pp_strerror(r));
+            int m = snprintf(line, sizeof line, "procpool: job %llu: %s\n", (unsigned long long)seq,
+                             msg ? msg : pp_strerror(r));
             write_all(2, line, (size_t)m);
             exitval = -1;
             sig = r == PP_ETASKTIMEOUT ? SIGKILL : 0;

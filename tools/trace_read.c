@@ -42,22 +42,19 @@ const char *prog = "procpool-trace";
 /* memory                                                              */
 /* ------------------------------------------------------------------ */
 
-static void oom(void)
-{
+static void oom(void) {
     fprintf(stderr, "%s: out of memory\n", prog);
     exit(1);
 }
 
-void *xcalloc(size_t n, size_t size)
-{
+void *xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p)
         oom();
     return p;
 }
 
-static char *xstrdup(const char *s)
-{
+static char *xstrdup(const char *s) {
     char *p = strdup(s);
     if (!p)
         oom();
@@ -65,8 +62,7 @@ static char *xstrdup(const char *s)
 }
 
 /* a dynamic array grows by half again, at least to 16 */
-static void *grow(void *arr, size_t *cap, size_t elem)
-{
+static void *grow(void *arr, size_t *cap, size_t elem) {
     size_t ncap = *cap < 16 ? 16 : *cap + *cap / 2;
     if (ncap > SIZE_MAX / elem)
         oom();
@@ -77,19 +73,17 @@ static void *grow(void *arr, size_t *cap, size_t elem)
     return p;
 }
 
-#define RESERVE1(arr, n, cap)                                                  \
-    do {                                                                       \
-        if ((n) == (cap))                                                      \
-            (arr) = grow((arr), &(cap), sizeof *(arr));                        \
+#define RESERVE1(arr, n, cap)                                                                      \
+    do {                                                                                           \
+        if ((n) == (cap))                                                                          \
+            (arr) = grow((arr), &(cap), sizeof *(arr));                                            \
     } while (0)
 
 /* ------------------------------------------------------------------ */
 /* hash maps: (int64, int64) -> index, and interned strings            */
 /* ------------------------------------------------------------------ */
 
-
-static uint64_t mix64(uint64_t x)
-{
+static uint64_t mix64(uint64_t x) {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
@@ -98,8 +92,7 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static size_t imap_slot(const struct imap *m, int64_t a, int64_t b)
-{
+static size_t imap_slot(const struct imap *m, int64_t a, int64_t b) {
     size_t mask = m->cap - 1;
     size_t i = (size_t)mix64((uint64_t)a * 0x9e3779b97f4a7c15ULL ^ (uint64_t)b) & mask;
     while (m->vals[i] && (m->keys[2 * i] != a || m->keys[2 * i + 1] != b))
@@ -108,16 +101,14 @@ static size_t imap_slot(const struct imap *m, int64_t a, int64_t b)
 }
 
 /* the index stored for (a, b), or SIZE_MAX */
-static size_t imap_get(const struct imap *m, int64_t a, int64_t b)
-{
+static size_t imap_get(const struct imap *m, int64_t a, int64_t b) {
     if (!m->cap)
         return SIZE_MAX;
     size_t i = imap_slot(m, a, b);
     return m->vals[i] ? m->vals[i] - 1 : SIZE_MAX;
 }
 
-static void imap_put(struct imap *m, int64_t a, int64_t b, size_t idx)
-{
+static void imap_put(struct imap *m, int64_t a, int64_t b, size_t idx) {
     if ((m->n + 1) * 2 > m->cap) {
         struct imap big = {0};
         big.cap = m->cap ? m->cap * 2 : 64;
@@ -144,23 +135,19 @@ static void imap_put(struct imap *m, int64_t a, int64_t b, size_t idx)
     m->vals[i] = idx + 1;
 }
 
-static void imap_free(struct imap *m)
-{
+static void imap_free(struct imap *m) {
     free(m->keys);
     free(m->vals);
 }
 
-
-static uint64_t strhash(const char *s, size_t len)
-{
+static uint64_t strhash(const char *s, size_t len) {
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
     return h;
 }
 
-static uint32_t intern(struct strtab *t, const char *s)
-{
+static uint32_t intern(struct strtab *t, const char *s) {
     size_t len = strlen(s);
     if ((t->n + 1) * 2 > t->scap) {
         size_t ncap = t->scap ? t->scap * 2 : 256;
@@ -189,8 +176,7 @@ static uint32_t intern(struct strtab *t, const char *s)
     return (uint32_t)t->n++;
 }
 
-static void strtab_free(struct strtab *t)
-{
+static void strtab_free(struct strtab *t) {
     for (size_t k = 0; k < t->n; k++)
         free(t->str[k]);
     free(t->str);
@@ -201,9 +187,7 @@ static void strtab_free(struct strtab *t)
 /* the model                                                           */
 /* ------------------------------------------------------------------ */
 
-
-void model_free(struct model *m)
-{
+void model_free(struct model *m) {
     for (size_t i = 0; i < m->nlanes; i++) {
         free(m->lanes[i].name);
         free(m->lanes[i].spans);
@@ -222,8 +206,7 @@ void model_free(struct model *m)
     strtab_free(&m->names);
 }
 
-static size_t get_pool(struct model *m, int64_t pid)
-{
+static size_t get_pool(struct model *m, int64_t pid) {
     size_t i = imap_get(&m->poolmap, pid, 0);
     if (i != SIZE_MAX)
         return i;
@@ -235,8 +218,7 @@ static size_t get_pool(struct model *m, int64_t pid)
     return m->npools++;
 }
 
-static struct lane *get_lane(struct model *m, int64_t pid, int64_t tid)
-{
+static struct lane *get_lane(struct model *m, int64_t pid, int64_t tid) {
     size_t i = imap_get(&m->lanemap, pid, tid);
     if (i != SIZE_MAX)
         return &m->lanes[i];
@@ -251,8 +233,7 @@ static struct lane *get_lane(struct model *m, int64_t pid, int64_t tid)
     return l;
 }
 
-static void see_time(struct model *m, double a, double b)
-{
+static void see_time(struct model *m, double a, double b) {
     if (!m->have_time) {
         m->t0 = a;
         m->t1 = b;
@@ -265,8 +246,7 @@ static void see_time(struct model *m, double a, double b)
         m->t1 = b;
 }
 
-static bool num_of(const json_t *j, double *out)
-{
+static bool num_of(const json_t *j, double *out) {
     if (!json_is_number(j))
         return false;
     double v = json_number_value(j);
@@ -276,8 +256,7 @@ static bool num_of(const json_t *j, double *out)
     return true;
 }
 
-static int64_t int_of(const json_t *j, int64_t dflt)
-{
+static int64_t int_of(const json_t *j, int64_t dflt) {
     if (json_is_integer(j))
         return (int64_t)json_integer_value(j);
     if (json_is_real(j)) {
@@ -288,13 +267,11 @@ static int64_t int_of(const json_t *j, int64_t dflt)
     return dflt;
 }
 
-static int32_t clamp32(int64_t v)
-{
+static int32_t clamp32(int64_t v) {
     return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 
-static uint8_t outcome_of(const char *s)
-{
+static uint8_t outcome_of(const char *s) {
     if (!s)
         return OC_OTHER;
     if (!strcmp(s, "ok"))
@@ -311,8 +288,7 @@ static uint8_t outcome_of(const char *s)
 }
 
 /* signal, else exit, from args into *code; the flag that says which */
-static uint8_t code_of(const json_t *args, int32_t *code)
-{
+static uint8_t code_of(const json_t *args, int32_t *code) {
     const json_t *j = json_object_get(args, "signal");
     if (json_is_number(j)) {
         *code = clamp32(int_of(j, 0));
@@ -327,8 +303,7 @@ static uint8_t code_of(const json_t *args, int32_t *code)
     return 0;
 }
 
-static void take_event(struct model *m, const json_t *ev)
-{
+static void take_event(struct model *m, const json_t *ev) {
     const char *ph = json_string_value(json_object_get(ev, "ph"));
     if (!ph || !ph[0] || ph[1]) {
         m->nignored++;
@@ -474,9 +449,7 @@ static void take_event(struct model *m, const json_t *ev)
         see_time(m, ts, ts);
         return;
     }
-    default:
-        m->nignored++;
-        return;
+    default: m->nignored++; return;
     }
 }
 
@@ -484,13 +457,9 @@ static void take_event(struct model *m, const json_t *ev)
 /* reading                                                             */
 /* ------------------------------------------------------------------ */
 
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-static void bad_line(struct model *m, size_t lineno, const json_error_t *err)
-{
+static void bad_line(struct model *m, size_t lineno, const json_error_t *err) {
     if (!m->nbad++) {
         m->first_bad = lineno;
         snprintf(m->bad_msg, sizeof m->bad_msg, "%s", err->text);
@@ -500,8 +469,7 @@ static void bad_line(struct model *m, size_t lineno, const json_error_t *err)
 
 /* one line of the file; false: not a trace file at all */
 static bool feed_line(struct model *m, char *s, size_t len, size_t lineno, bool *started,
-                      bool *ended, char **wrap, size_t *wrapcap)
-{
+                      bool *ended, char **wrap, size_t *wrapcap) {
     while (len && is_ws(*s))
         s++, len--;
     while (len && is_ws(s[len - 1]))
@@ -583,8 +551,7 @@ static bool feed_line(struct model *m, char *s, size_t len, size_t lineno, bool 
 }
 
 /* read the whole trace; 0, or -1 with a message printed */
-int read_trace(struct model *m, FILE *in, const char *fname)
-{
+int read_trace(struct model *m, FILE *in, const char *fname) {
     char *line = NULL, *wrap = NULL;
     size_t cap = 0, wrapcap = 0, lineno = 0, last_text = 0;
     bool started = false, ended = false;
@@ -635,37 +602,29 @@ int read_trace(struct model *m, FILE *in, const char *fname)
 static const struct model *sort_model; /* for the comparators */
 
 /* qsort, which must not be given a null array even for no elements */
-static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
-{
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
     if (n > 1)
         qsort(base, n, size, cmp);
 }
 
-static int cmp_span(const void *a, const void *b)
-{
+static int cmp_span(const void *a, const void *b) {
     const struct span *x = a, *y = b;
     return (x->ts > y->ts) - (x->ts < y->ts);
 }
 
-static int cmp_mark(const void *a, const void *b)
-{
+static int cmp_mark(const void *a, const void *b) {
     const struct mark *x = a, *y = b;
     return (x->ts > y->ts) - (x->ts < y->ts);
 }
 
-static int cmp_sample(const void *a, const void *b)
-{
+static int cmp_sample(const void *a, const void *b) {
     const struct sample *x = a, *y = b;
     return (x->ts > y->ts) - (x->ts < y->ts);
 }
 
-static int cmp_i64(int64_t a, int64_t b)
-{
-    return (a > b) - (a < b);
-}
+static int cmp_i64(int64_t a, int64_t b) { return (a > b) - (a < b); }
 
-static int cmp_pool_idx(const void *a, const void *b)
-{
+static int cmp_pool_idx(const void *a, const void *b) {
     const struct pool *x = &sort_model->pools[*(const size_t *)a];
     const struct pool *y = &sort_model->pools[*(const size_t *)b];
     int c = cmp_i64(x->has_sort ? x->sort : x->pid, y->has_sort ? y->sort : y->pid);
@@ -674,8 +633,7 @@ static int cmp_pool_idx(const void *a, const void *b)
 
 static size_t *pool_rank; /* pool index -> its place in the picture */
 
-static int cmp_lane_idx(const void *a, const void *b)
-{
+static int cmp_lane_idx(const void *a, const void *b) {
     const struct lane *x = &sort_model->lanes[*(const size_t *)a];
     const struct lane *y = &sort_model->lanes[*(const size_t *)b];
     if (x->pool != y->pool)
@@ -684,8 +642,7 @@ static int cmp_lane_idx(const void *a, const void *b)
     return c ? c : cmp_i64(x->tid, y->tid);
 }
 
-void model_sort(struct model *m, size_t *porder, size_t *lorder)
-{
+void model_sort(struct model *m, size_t *porder, size_t *lorder) {
     sort_model = m;
     for (size_t i = 0; i < m->nlanes; i++) {
         struct lane *l = &m->lanes[i];

@@ -72,10 +72,10 @@
 
 /* names of outcomes and marks, indexed by enum outcome and enum mark_kind */
 static const char *const oc_class[OC_N] = {"ok", "other", "cancelled", "etask", "tmo", "eworker"};
-static const char *const oc_task_name[OC_N] = {"ok", "no outcome", "cancelled", "PP_ETASK",
-                                               "PP_ETASKTIMEOUT", "PP_EWORKER"};
-static const char *const oc_job_name[OC_N] = {"ok", "no outcome", "cancelled", "failed",
-                                              "timeout", "killed"};
+static const char *const oc_task_name[OC_N] = {"ok",       "no outcome",      "cancelled",
+                                               "PP_ETASK", "PP_ETASKTIMEOUT", "PP_EWORKER"};
+static const char *const oc_job_name[OC_N] = {"ok",     "no outcome", "cancelled",
+                                              "failed", "timeout",    "killed"};
 
 static const char *const mk_class[MK_N] = {"death", "respawn", "timeout", "terminate"};
 
@@ -85,8 +85,7 @@ static const char *const mk_class[MK_N] = {"death", "respawn", "timeout", "termi
 
 /* s as XML text, cut after max code points (with an ellipsis); characters
  * XML 1.0 does not allow become '?' */
-static void put_esc(FILE *o, const char *s, size_t max)
-{
+static void put_esc(FILE *o, const char *s, size_t max) {
     size_t chars = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if ((*p & 0xc0) != 0x80 && chars++ == max) {
@@ -114,8 +113,7 @@ static void put_esc(FILE *o, const char *s, size_t max)
     }
 }
 
-static void fmt_time(char *buf, size_t size, double us)
-{
+static void fmt_time(char *buf, size_t size, double us) {
     double a = fabs(us);
     if (a < 1000)
         snprintf(buf, size, "%.3f \xc2\xb5s", us);
@@ -132,13 +130,9 @@ struct layout {
     int width;
 };
 
-static double tx(const struct layout *L, double t)
-{
-    return L->x0 + (t - L->t0) / L->span * L->pw;
-}
+static double tx(const struct layout *L, double t) { return L->x0 + (t - L->t0) / L->span * L->pw; }
 
-static void span_tip(FILE *o, const struct model *m, const struct lane *l, const struct span *s)
-{
+static void span_tip(FILE *o, const struct model *m, const struct lane *l, const struct span *s) {
     char d[48], t[48];
     fmt_time(d, sizeof d, s->dur);
     fmt_time(t, sizeof t, s->ts);
@@ -167,16 +161,15 @@ struct busy {
     uint8_t cworst, rworst;
 };
 
-static void busy_flush_run(FILE *o, struct busy *b, double y, double h)
-{
+static void busy_flush_run(FILE *o, struct busy *b, double y, double h) {
     if (b->run_open)
-        fprintf(o, "<rect class=\"busy %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\"/>\n",
+        fprintf(o,
+                "<rect class=\"busy %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\"/>\n",
                 oc_class[b->rworst], b->rx0, y, b->rx1 - b->rx0 < 1.0 ? 1.0 : b->rx1 - b->rx0, h);
     b->run_open = false;
 }
 
-static void busy_close_col(FILE *o, struct busy *b, double y, double h)
-{
+static void busy_close_col(FILE *o, struct busy *b, double y, double h) {
     if (!b->col_open)
         return;
     b->col_open = false;
@@ -196,8 +189,7 @@ static void busy_close_col(FILE *o, struct busy *b, double y, double h)
 }
 
 static void draw_lane_spans(FILE *o, const struct model *m, const struct layout *L,
-                            const struct lane *l, double y, double h, bool detail)
-{
+                            const struct lane *l, double y, double h, bool detail) {
     struct busy b = {0};
     for (size_t k = 0; k < l->nspans; k++) {
         const struct span *s = &l->spans[k];
@@ -206,7 +198,8 @@ static void draw_lane_spans(FILE *o, const struct model *m, const struct layout 
             busy_close_col(o, &b, y, h);
             busy_flush_run(o, &b, y, h);
             double w = x1 - x0 < 1.0 ? 1.0 : x1 - x0;
-            fprintf(o, "<rect class=\"span %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\"",
+            fprintf(o,
+                    "<rect class=\"span %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\"",
                     oc_class[s->oc], x0, y, w, h);
             if (detail) {
                 fputc('>', o);
@@ -236,8 +229,7 @@ static void draw_lane_spans(FILE *o, const struct model *m, const struct layout 
     busy_flush_run(o, &b, y, h);
 }
 
-static void mark_tip(FILE *o, const struct mark *mk)
-{
+static void mark_tip(FILE *o, const struct mark *mk) {
     char t[48];
     fmt_time(t, sizeof t, mk->ts);
     fprintf(o, "<title>%s at %s", mk_class[mk->kind], t);
@@ -251,8 +243,7 @@ static void mark_tip(FILE *o, const struct mark *mk)
 }
 
 static void draw_lane_marks(FILE *o, const struct layout *L, const struct lane *l, double y,
-                            double h, bool tips)
-{
+                            double h, bool tips) {
     double last_x[MK_N];
     for (int k = 0; k < MK_N; k++)
         last_x[k] = -1e9;
@@ -272,8 +263,8 @@ static void draw_lane_marks(FILE *o, const struct layout *L, const struct lane *
             fprintf(o, "M%.1f %.1fh%.1fl%.1f %.1fz", x - a * 0.7, y + h, a * 1.4, -a * 0.7, -a);
             break;
         default: /* a diamond in the middle */
-            fprintf(o, "M%.1f %.1fl%.1f %.1fl%.1f %.1fl%.1f %.1fz", x, y + h / 2 - a * 0.8,
-                    a * 0.6, a * 0.8, -a * 0.6, a * 0.8, -a * 0.6, -a * 0.8);
+            fprintf(o, "M%.1f %.1fl%.1f %.1fl%.1f %.1fl%.1f %.1fz", x, y + h / 2 - a * 0.8, a * 0.6,
+                    a * 0.8, -a * 0.6, a * 0.8, -a * 0.6, -a * 0.8);
             break;
         }
         fputc('"', o);
@@ -290,8 +281,7 @@ static void draw_lane_marks(FILE *o, const struct layout *L, const struct lane *
 /* one step curve of a pool's counter: at most one point per pixel column,
  * the column's maximum; a missing value keeps the one before */
 static void draw_series(FILE *o, const struct layout *L, const struct pool *p, bool inflight,
-                        double ybase, double h, double vmax, double tend)
-{
+                        double ybase, double h, double vmax, double tend) {
     double prev = 0, colmax = 0;
     long col = LONG_MIN;
     bool started = false;
@@ -326,32 +316,30 @@ static void draw_series(FILE *o, const struct layout *L, const struct pool *p, b
     fputs("\"/>\n", o);
 }
 
-static const char style[] =
-    "<style>\n"
-    "text{fill:#222}\n"
-    ".title{font-size:15px;font-weight:bold}\n"
-    ".sub{fill:#555}\n"
-    ".tick{stroke:#e2e2e2;stroke-width:1}\n"
-    ".tl{font-size:10px;fill:#555;text-anchor:middle}\n"
-    ".tv{font-size:10px;fill:#555}\n"
-    ".head{fill:#e8ecf2}\n"
-    ".headt{font-weight:bold}\n"
-    ".alt{fill:#f6f6f6}\n"
-    ".lane{font-size:10px}\n"
-    ".ok{fill:#2ca02c}.etask{fill:#ff7f0e}.eworker{fill:#d62728}\n"
-    ".tmo{fill:#9467bd}.cancelled{fill:#7f7f7f}.other{fill:#b0b0b0}\n"
-    ".busy{shape-rendering:crispEdges}\n"
-    ".death{fill:#ff3030;stroke:#700000}\n"
-    ".respawn{fill:#3d7bff;stroke:#0a2a80}\n"
-    ".timeout{fill:#c9a0ff;stroke:#3b1670}\n"
-    ".terminate{stroke:#000;stroke-width:1.5;stroke-dasharray:4 3}\n"
-    ".queued{fill:none;stroke:#1f77b4;stroke-width:1.5}\n"
-    ".inflight{fill:none;stroke:#8c564b;stroke-width:1.5}\n"
-    ".axis{stroke:#888;stroke-width:1}\n"
-    "</style>\n";
+static const char style[] = "<style>\n"
+                            "text{fill:#222}\n"
+                            ".title{font-size:15px;font-weight:bold}\n"
+                            ".sub{fill:#555}\n"
+                            ".tick{stroke:#e2e2e2;stroke-width:1}\n"
+                            ".tl{font-size:10px;fill:#555;text-anchor:middle}\n"
+                            ".tv{font-size:10px;fill:#555}\n"
+                            ".head{fill:#e8ecf2}\n"
+                            ".headt{font-weight:bold}\n"
+                            ".alt{fill:#f6f6f6}\n"
+                            ".lane{font-size:10px}\n"
+                            ".ok{fill:#2ca02c}.etask{fill:#ff7f0e}.eworker{fill:#d62728}\n"
+                            ".tmo{fill:#9467bd}.cancelled{fill:#7f7f7f}.other{fill:#b0b0b0}\n"
+                            ".busy{shape-rendering:crispEdges}\n"
+                            ".death{fill:#ff3030;stroke:#700000}\n"
+                            ".respawn{fill:#3d7bff;stroke:#0a2a80}\n"
+                            ".timeout{fill:#c9a0ff;stroke:#3b1670}\n"
+                            ".terminate{stroke:#000;stroke-width:1.5;stroke-dasharray:4 3}\n"
+                            ".queued{fill:none;stroke:#1f77b4;stroke-width:1.5}\n"
+                            ".inflight{fill:none;stroke:#8c564b;stroke-width:1.5}\n"
+                            ".axis{stroke:#888;stroke-width:1}\n"
+                            "</style>\n";
 
-static void svg_head(FILE *o, int w, double h, const char *fname)
-{
+static void svg_head(FILE *o, int w, double h, const char *fname) {
     fprintf(o,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" "
@@ -368,8 +356,7 @@ static void svg_head(FILE *o, int w, double h, const char *fname)
 }
 
 /* ticks: a 1-2-5 step for about eight of them, in a unit for the span */
-static void draw_axis(FILE *o, const struct layout *L, double ytop, double ybot)
-{
+static void draw_axis(FILE *o, const struct layout *L, double ytop, double ybot) {
     double raw = L->span / 8, p = pow(10, floor(log10(raw))), f = raw / p;
     double step = (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
     double div = L->span < 2000 ? 1 : L->span < 2e6 ? 1e3 : 1e6;
@@ -389,23 +376,20 @@ static void draw_axis(FILE *o, const struct layout *L, double ytop, double ybot)
     }
 }
 
-static void legend_box(FILE *o, double *x, double y, const char *cls, const char *label)
-{
+static void legend_box(FILE *o, double *x, double y, const char *cls, const char *label) {
     fprintf(o, "<rect class=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"10\"/>", cls, *x,
             y - 9);
     fprintf(o, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", *x + 18, y, label);
     *x += 26 + 6.2 * (double)strlen(label);
 }
 
-static void legend_line(FILE *o, double *x, double y, const char *cls, const char *label)
-{
+static void legend_line(FILE *o, double *x, double y, const char *cls, const char *label) {
     fprintf(o, "<path class=\"%s\" d=\"M%.1f %.1fh16\"/>", cls, *x, y - 4);
     fprintf(o, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", *x + 20, y, label);
     *x += 28 + 6.2 * (double)strlen(label);
 }
 
-static void legend_mark(FILE *o, double *x, double y, int kind, const char *label)
-{
+static void legend_mark(FILE *o, double *x, double y, int kind, const char *label) {
     struct mark mk = {.kind = (uint8_t)kind};
     struct lane l = {.marks = &mk, .nmarks = 1};
     struct layout L = {.x0 = *x + 6, .pw = 1, .t0 = 0, .span = 1};
@@ -421,8 +405,7 @@ static void legend_mark(FILE *o, double *x, double y, int kind, const char *labe
 #define COUNTER_H 56.0
 
 /* the picture (write errors show in ferror(o)) */
-static void render(FILE *o, struct model *m, const char *fname, int width)
-{
+static void render(FILE *o, struct model *m, const char *fname, int width) {
     char buf[64];
     if (!m->have_time) {
         svg_head(o, width, 90, fname);
@@ -490,8 +473,9 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
     for (size_t pi = 0; pi < m->npools; pi++) {
         const struct pool *p = &m->pools[porder[pi]];
         double pool_top = y;
-        fprintf(o, "<g class=\"pool\">\n<rect class=\"head\" x=\"0\" y=\"%.1f\" width=\"%d\" "
-                   "height=\"%.1f\"/>\n",
+        fprintf(o,
+                "<g class=\"pool\">\n<rect class=\"head\" x=\"0\" y=\"%.1f\" width=\"%d\" "
+                "height=\"%.1f\"/>\n",
                 y, width, L.headh - 1);
         if (L.headh >= 12) {
             fprintf(o, "<text class=\"headt\" x=\"6\" y=\"%.1f\">", y + L.headh - 6);
@@ -536,8 +520,8 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
 
     for (size_t k = 0; k < m->ngterms; k++) { /* across every pool */
         double x = tx(&L, m->gterms[k].ts);
-        fprintf(o, "<line class=\"terminate\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\">",
-                x, chart_top, x, y);
+        fprintf(o, "<line class=\"terminate\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\">", x,
+                chart_top, x, y);
         mark_tip(o, &m->gterms[k]);
         fputs("</line>\n", o);
     }
@@ -566,15 +550,16 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
                 put_esc(o, p->name, 30);
             else
                 fprintf(o, "pid %lld", (long long)p->pid);
-            fprintf(o, "</text>\n<text class=\"lane\" x=\"16\" y=\"%.1f\">max queued %.0f, "
-                       "in flight %.0f</text>\n",
+            fprintf(o,
+                    "</text>\n<text class=\"lane\" x=\"16\" y=\"%.1f\">max queued %.0f, "
+                    "in flight %.0f</text>\n",
                     cy + 24, mq, mf);
             fprintf(o, "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
                     L.x0, base, L.x0 + L.pw, base);
             fprintf(o, "<line class=\"axis\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
                     L.x0, cy, L.x0, base);
-            fprintf(o, "<text class=\"tv\" x=\"%.1f\" y=\"%.1f\">%.0f</text>\n",
-                    L.x0 + 4, cy + 8, vmax);
+            fprintf(o, "<text class=\"tv\" x=\"%.1f\" y=\"%.1f\">%.0f</text>\n", L.x0 + 4, cy + 8,
+                    vmax);
             draw_series(o, &L, p, false, base, COUNTER_H - 2, vmax, m->t1);
             draw_series(o, &L, p, true, base, COUNTER_H - 2, vmax, m->t1);
             fputs("</g>\n", o);
@@ -599,8 +584,9 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
     legend_line(o, &lx, ly, "queued", "queued");
     legend_line(o, &lx, ly, "inflight", "in flight");
     if (!detail)
-        fprintf(o, "<text class=\"sub\" x=\"10\" y=\"%.1f\">%zu spans: spans narrower than a "
-                   "pixel are merged into busy bars of their worst outcome; no tooltips</text>\n",
+        fprintf(o,
+                "<text class=\"sub\" x=\"10\" y=\"%.1f\">%zu spans: spans narrower than a "
+                "pixel are merged into busy bars of their worst outcome; no tooltips</text>\n",
                 ly + 20, m->nspans);
     fputs("</g>\n</svg>\n", o);
 
@@ -612,8 +598,7 @@ static void render(FILE *o, struct model *m, const char *fname, int width)
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static void usage(FILE *o)
-{
+static void usage(FILE *o) {
     fprintf(o,
             "usage: %s [-o OUT.svg] [-w WIDTH] [FILE]\n"
             "Draw a procpool trace file (PROCPOOL_TRACE=FILE, procpool --trace FILE) as one\n"
@@ -627,41 +612,33 @@ static void usage(FILE *o)
             prog);
 }
 
-int main(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'}, {"width", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"width", required_argument, NULL, 'w'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     const char *out = NULL;
     int width = 1200, c;
 
     while ((c = getopt_long(argc, argv, "o:w:hV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'o':
-            out = optarg;
-            break;
+        case 'o': out = optarg; break;
         case 'w': {
             char *end;
             errno = 0;
             long v = strtol(optarg, &end, 10);
             if (errno || *end || end == optarg || v < 400 || v > 20000) {
-                fprintf(stderr, "%s: -w %s: the width is a number of pixels, 400 to 20000\n",
-                        prog, optarg);
+                fprintf(stderr, "%s: -w %s: the width is a number of pixels, 400 to 20000\n", prog,
+                        optarg);
                 return 2;
             }
             width = (int)v;
             break;
         }
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("%s %s\n", prog, PROCPOOL_TRACE_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("%s %s\n", prog, PROCPOOL_TRACE_VERSION); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (argc - optind > 1) {

@@ -3,14 +3,12 @@
 #include <stdlib.h>
 #include "procpool.h"
 
-static int twice(const void *arg, size_t len, pp_buf_t *out)
-{
+static int twice(const void *arg, size_t len, pp_buf_t *out) {
     int v = len == sizeof v ? 2 * *(const int *)arg : -1;
     return pp_buf_append(out, &v, sizeof v);
 }
 
-int main(void)
-{
+int main(void) {
     pp_pool_t *pool;
     pp_options_t opt;
     void *res = NULL;
@@ -37,8 +35,8 @@ int main(void)
         pp_pool_destroy(pool);
         return 1;
     }
-    printf("consumer: procpool %s, %d cpus, twice(%d) = %d\n", pp_version_string(),
-           pp_cpu_count(), x, *(int *)res);
+    printf("consumer: procpool %s, %d cpus, twice(%d) = %d\n", pp_version_string(), pp_cpu_count(),
+           x, *(int *)res);
     free(res);
     pp_pool_close(pool);
     pp_pool_join(pool);

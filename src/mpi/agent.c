@@ -44,9 +44,9 @@ typedef struct ready {
 typedef struct apool {
     uint32_t id;
     pp_pool_t *pool;
-    pp__wbuf_t out;     /* results not yet sent (ag.lock) */
-    ready_t *full;      /* closed batches, oldest first (ag.lock) */
-    size_t busy;        /* tasks submitted, result not yet queued (ag.lock) */
+    pp__wbuf_t out; /* results not yet sent (ag.lock) */
+    ready_t *full;  /* closed batches, oldest first (ag.lock) */
+    size_t busy;    /* tasks submitted, result not yet queued (ag.lock) */
     struct apool *next;
 } apool_t;
 
@@ -188,7 +188,8 @@ static void do_open(uint32_t id, const unsigned char *p, const unsigned char *en
     opt.max_memory_per_child = (size_t)o.max_memory;
     opt.shm_size = (size_t)o.shm_size;
     int err = 0;
-    if (o.init_key && !(opt.initializer = (void (*)(void *))(uintptr_t)pp__addr_decode(o.init_key, o.init_off)))
+    if (o.init_key &&
+        !(opt.initializer = (void (*)(void *))(uintptr_t)pp__addr_decode(o.init_key, o.init_off)))
         err = -EINVAL; /* not the same binary */
     if (o.arg_key && !(opt.initarg = pp__addr_decode(o.arg_key, o.arg_off)))
         err = -EINVAL;
@@ -210,7 +211,8 @@ static void do_open(uint32_t id, const unsigned char *p, const unsigned char *en
     reply_opened(id, pp_pool_size(ap->pool), 0);
 }
 
-static void do_tasks(uint32_t id, uint64_t count, const unsigned char *p, const unsigned char *end) {
+static void do_tasks(uint32_t id, uint64_t count, const unsigned char *p,
+                     const unsigned char *end) {
     apool_t *ap = find(id);
     if (!ap)
         return; /* ended meanwhile */
@@ -359,7 +361,8 @@ static bool lost_message(const pp__mhdr_t *h) {
         struct {
             pp__mhdr_t h;
             pp__mopened_t o;
-        } msg = {{.type = PP__M_OPENED, .pool = h->pool, .count = 1}, {.workers = 0, .err = -ENOMEM}};
+        } msg = {{.type = PP__M_OPENED, .pool = h->pool, .count = 1},
+                 {.workers = 0, .err = -ENOMEM}};
         pp__comm_send_now(0, &msg, sizeof msg);
     } else if (h->type == PP__M_TASKS) {
         pp__mhdr_t m = {.type = PP__M_LOST, .pool = h->pool};

@@ -33,7 +33,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 pp__comm_t pp__mpi = {.comm = MPI_COMM_NULL};
 bool pp__mpi_on;
 
@@ -170,8 +169,8 @@ int pp__comm_recv(void **buf, size_t *len, int *src, pp__mhdr_t *dropped) {
         pp__mpi.nomem_since = 0;
         memset(dropped, 0, sizeof *dropped);
         MPI_Comm_set_errhandler(pp__mpi.comm, MPI_ERRORS_RETURN);
-        MPI_Recv(dropped, (int)sizeof *dropped, MPI_BYTE, st.MPI_SOURCE, PP__MPI_TAG,
-                 pp__mpi.comm, MPI_STATUS_IGNORE);
+        MPI_Recv(dropped, (int)sizeof *dropped, MPI_BYTE, st.MPI_SOURCE, PP__MPI_TAG, pp__mpi.comm,
+                 MPI_STATUS_IGNORE);
         MPI_Comm_set_errhandler(pp__mpi.comm, MPI_ERRORS_ARE_FATAL);
         *buf = NULL;
         *len = 0;
@@ -222,8 +221,9 @@ void pp__comm_idle(int mode) {
         comm_sleep(round_seen, -1);
         pp__comm_busy();
     } else {
-        uint64_t max = mode == PP__IDLE_SHORT || now - c->idle_since < PP__LATELY_NS ? PP__BACKOFF_MAX_NS
-                                                                                 : PP__BACKOFF_LONG_NS;
+        uint64_t max = mode == PP__IDLE_SHORT || now - c->idle_since < PP__LATELY_NS
+                           ? PP__BACKOFF_MAX_NS
+                           : PP__BACKOFF_LONG_NS;
         c->backoff_ns = c->backoff_ns ? c->backoff_ns * 2 : PP__BACKOFF_MIN_NS;
         if (c->backoff_ns > max)
             c->backoff_ns = max;

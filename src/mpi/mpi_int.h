@@ -115,7 +115,7 @@ typedef struct pp__mres {
     uint32_t worker; /* the agent's worker slot that ran it */
     uint64_t data_len;
     uint64_t run_ns;
-    uint64_t start_ns; /* when that worker began it, on the agent's clock (0: it did not) */
+    uint64_t start_ns;   /* when that worker began it, on the agent's clock (0: it did not) */
     int64_t lost_k;      /* a chunk whose worker died: the item it was running */
     uint64_t lost_fails; /* items before it that had failed */
 } pp__mres_t;
@@ -146,15 +146,15 @@ typedef struct pp__comm {
     struct pp__send {
         MPI_Request req;
         void *buf;
-    } *sends;
+    } * sends;
     size_t nsends, cap;
     uint64_t idle_since;
     uint64_t backoff_ns;
-    uint64_t nomem_since;      /* a waiting message has had no buffer since */
+    uint64_t nomem_since; /* a waiting message has had no buffer since */
 } pp__comm_t;
 
 extern pp__comm_t pp__mpi;
-extern bool pp__mpi_on;        /* MPI_Init done by the library (rank 0 or agent) */
+extern bool pp__mpi_on; /* MPI_Init done by the library (rank 0 or agent) */
 
 void pp__comm_kick(void);
 /* Isend buf (malloc'd; freed once sent). 0, or -errno with buf still the caller's. */

@@ -57,12 +57,12 @@
 #include <time.h>
 
 #define DEPTH_MAX 512u
-#define BATCH_SOFT (4u << 20)   /* a batch this big goes out before more is added */
+#define BATCH_SOFT (4u << 20) /* a batch this big goes out before more is added */
 #define OPEN_TIMEOUT_S 120
 
 typedef struct rslot {
     pp__task_t t;
-    void *argcopy;       /* a single task's argument, to send again if it comes back unrun */
+    void *argcopy; /* a single task's argument, to send again if it comes back unrun */
     uint32_t gen;
     int32_t agent;
     uint32_t next_free;
@@ -72,14 +72,14 @@ typedef struct rslot {
 typedef struct ragent {
     int rank;
     int workers;
-    size_t out;          /* records out */
+    size_t out;           /* records out */
     uint64_t progress_ns; /* its last result, or when it was given work while it had none */
-    uint64_t asked_ns;   /* when it was last asked to give back what it has not started */
-    pp__wbuf_t batch;    /* records not yet sent */
+    uint64_t asked_ns;    /* when it was last asked to give back what it has not started */
+    pp__wbuf_t batch;     /* records not yet sent */
     bool asked, replied;
     int open_err;
-    int64_t clock_off;   /* rank 0's clock minus the agent's (traces) */
-    uint64_t open_ns;    /* when the pool's OPEN was queued for it */
+    int64_t clock_off; /* rank 0's clock minus the agent's (traces) */
+    uint64_t open_ns;  /* when the pool's OPEN was queued for it */
 } ragent_t;
 
 struct pp__remote {
@@ -89,7 +89,7 @@ struct pp__remote {
     ragent_t *ag;
     rslot_t *slot;
     uint32_t nslots, cap, free_head;
-    size_t out;          /* records out, all agents */
+    size_t out; /* records out, all agents */
     int replies_wanted;
     bool registered, closed;
     pp__remote_t *next;
@@ -241,7 +241,8 @@ void pp__mpi_remote_cancel(pp_pool_t *pool) {
                                "the pool was terminated before the task finished", 0);
         } else {
             pool->inflight_total--;
-            pp__future_set_fail(s.f, PP_ECANCELED, "the pool was terminated before the task finished");
+            pp__future_set_fail(s.f, PP_ECANCELED,
+                                "the pool was terminated before the task finished");
         }
     }
     for (int i = 0; i < r->nagents; i++) {
@@ -274,7 +275,8 @@ static void take_result(pp_pool_t *pool, pp__remote_t *r, int agent, const pp__m
             pp__job_chunk_lost(pool, &s, -1, 0, NULL, 0); /* its items go back to the job */
         } else if (pp__pool_requeue_arg(pool, &s, copy) < 0) {
             pool->inflight_total--;
-            pp__future_set_fail(s.f, -ENOMEM, "out of memory while moving the task to an idle MPI rank");
+            pp__future_set_fail(s.f, -ENOMEM,
+                                "out of memory while moving the task to an idle MPI rank");
         }
         free(copy);
         return;
@@ -366,14 +368,15 @@ static void fail_batch(pp_pool_t *pool, pp__remote_t *r, int agent, const unsign
         char why[120];
         snprintf(why, sizeof why, "could not send the task to MPI rank %d: %s", r->ag[agent].rank,
                  pp_strerror(err));
-        pp__mres_t res = {.id = m.id, .err = err, .status = err, .msg_len = (uint32_t)strlen(why),
-                          .lost_k = -1};
+        pp__mres_t res = {
+            .id = m.id, .err = err, .status = err, .msg_len = (uint32_t)strlen(why), .lost_k = -1};
         take_result(pool, r, agent, &res, (const unsigned char *)why, NULL);
     }
     settled(pool);
 }
 
-static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p, const unsigned char *end) {
+static void take_results(int src, const pp__mhdr_t *h, const unsigned char *p,
+                         const unsigned char *end) {
     pp__remote_t *r = hub.pools;
     while (r && r->id != h->pool)
         r = r->next;
@@ -420,8 +423,11 @@ static void lost_results(int src, uint32_t pool_id) {
     for (uint32_t i = 0; i < r->nslots; i++) {
         if (!r->slot[i].used || r->slot[i].agent != agent)
             continue;
-        pp__mres_t res = {.id = (uint64_t)r->slot[i].gen << 32 | i, .err = -ENOMEM,
-                          .status = -ENOMEM, .msg_len = sizeof why - 1, .lost_k = -1};
+        pp__mres_t res = {.id = (uint64_t)r->slot[i].gen << 32 | i,
+                          .err = -ENOMEM,
+                          .status = -ENOMEM,
+                          .msg_len = sizeof why - 1,
+                          .lost_k = -1};
         take_result(pool, r, agent, &res, (const unsigned char *)why, NULL);
     }
     settled(pool);
@@ -460,7 +466,8 @@ static void opened(int src, uint32_t pool_id, int workers, int err, uint64_t clo
     }
 }
 
-static void take_opened(int src, const pp__mhdr_t *h, const unsigned char *p, const unsigned char *end) {
+static void take_opened(int src, const pp__mhdr_t *h, const unsigned char *p,
+                        const unsigned char *end) {
     pp__mopened_t o;
     if ((size_t)(end - p) < sizeof o)
         return;
@@ -488,7 +495,6 @@ static void ctl_failed(const ctl_t *c, int err) {
 static int ctl_queue(int dest, uint32_t type, uint32_t pool, uint64_t count, const void *body,
                      size_t len);
 
-
 /* Work-conserving dispatch across ranks: while an agent has nothing out
  * and nothing waits at rank 0, an agent that has returned nothing for a
  * while (a long task ahead of its records) is asked to give back what it
@@ -503,7 +509,9 @@ static void ask_back(pp__remote_t *r, uint64_t now) {
     if (!idle)
         return;
     uint64_t avg = atomic_load_explicit(&pool->avg_ns, memory_order_relaxed);
-    uint64_t min_age = 2 * avg < PP__BACK_MIN_NS ? PP__BACK_MIN_NS : 2 * avg > PP__BACK_MAX_NS ? PP__BACK_MAX_NS : 2 * avg;
+    uint64_t min_age = 2 * avg < PP__BACK_MIN_NS   ? PP__BACK_MIN_NS
+                       : 2 * avg > PP__BACK_MAX_NS ? PP__BACK_MAX_NS
+                                                   : 2 * avg;
     for (int i = 0; i < r->nagents; i++) {
         ragent_t *a = &r->ag[i];
         if (a->out == 0 || now - a->progress_ns < min_age || now - a->asked_ns < min_age)
@@ -578,7 +586,8 @@ static void *hub_main(void *arg) {
             pp__mhdr_t h;
             if (len >= sizeof h) {
                 memcpy(&h, buf, sizeof h);
-                const unsigned char *p = (const unsigned char *)buf + sizeof h, *end = (const unsigned char *)buf + len;
+                const unsigned char *p = (const unsigned char *)buf + sizeof h,
+                                    *end = (const unsigned char *)buf + len;
                 pthread_mutex_lock(&hub.lock);
                 if (h.type == PP__M_RESULTS)
                     take_results(src, &h, p, end);

@@ -107,9 +107,9 @@ static const int *errs_of(const char *call) {
 /* ---- sites ---------------------------------------------------------------- */
 
 typedef struct {
-    char site[96];  /* file.c:line */
+    char site[96]; /* file.c:line */
     char call[32];
-    char scope;     /* 'P' or 'C' */
+    char scope; /* 'P' or 'C' */
     unsigned runs, injected, findings, max_n;
     unsigned errs_done; /* bitmask over errs_of(call) */
 } site_t;
@@ -223,8 +223,8 @@ static outcome_t run_once(const run_t *r, int *status_out) {
             setenv("PROCPOOL_BACKEND", "mpi", 1);
             setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
             setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-            execlp("mpirun", "mpirun", "--oversubscribe", "--bind-to", "none", "-n", buf,
-                   prog, r->scenario, r->start, (char *)NULL);
+            execlp("mpirun", "mpirun", "--oversubscribe", "--bind-to", "none", "-n", buf, prog,
+                   r->scenario, r->start, (char *)NULL);
         } else {
             execl(prog, prog, r->scenario, r->start, (char *)NULL);
         }
@@ -238,8 +238,8 @@ static outcome_t run_once(const run_t *r, int *status_out) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) {
             o = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? OUT_OK
-                : WIFSIGNALED(st)                    ? OUT_CRASH
-                                                     : OUT_FAIL;
+                : WIFSIGNALED(st)                     ? OUT_CRASH
+                                                      : OUT_FAIL;
             break;
         }
         if (elapsed() > until) {
@@ -461,8 +461,8 @@ int main(int argc, char **argv) {
     snprintf(outpath, sizeof outpath, "%s/fi_out.%d", tmp, (int)getpid());
     signal(SIGPIPE, SIG_IGN);
 
-    static const char *const scen[] = {"create", "apply",     "burst",   "map",  "imap_crash",
-                                       "feed",   "timeout",   "terminate", "destroy"};
+    static const char *const scen[] = {"create", "apply",   "burst",     "map",    "imap_crash",
+                                       "feed",   "timeout", "terminate", "destroy"};
     static const char *const starts[] = {"fork", "spawn", "forkserver"};
     if (i < argc) {
         for (; i < argc; i++) {

@@ -50,16 +50,16 @@ static void finding(int code, const char *fmt, ...) {
  * with valid arguments (no -EINVAL, no PP_ECLOSED). */
 /* pp_pool_create; SPAWN's exec adds -ENOEXEC, -E2BIG, -ETXTBSY; an MPI pool
  * PP_ENOAGENTS, -ETIMEDOUT, -EIO */
-static const int create_codes[] = {-ENOMEM,  -EFBIG,   -EMFILE,  -ENFILE, -EAGAIN,
-                                   -ECHILD,  -ENOSYS,  -ENOENT,  -EACCES, -ENOEXEC,
-                                   -E2BIG,   -ETXTBSY, PP_ENOAGENTS, -ETIMEDOUT, -EIO, 0};
+static const int create_codes[] = {-ENOMEM,      -EFBIG,     -EMFILE, -ENFILE,  -EAGAIN, -ECHILD,
+                                   -ENOSYS,      -ENOENT,    -EACCES, -ENOEXEC, -E2BIG,  -ETXTBSY,
+                                   PP_ENOAGENTS, -ETIMEDOUT, -EIO,    0};
 /* submissions: pp_apply_async, pp_map_async, pp_imap*, before anything runs */
 static const int submit_codes[] = {-ENOMEM, -EFBIG, 0};
 /* a task's outcome (pp_future_get, pp_apply, pp_map, pp_iter_next); an MPI
  * pool adds -EOVERFLOW and -EIO */
-static const int result_codes[] = {PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED,
-                                   PP_EPROTO, -ENOMEM,   -EMFILE,         -ENFILE,
-                                   -EFBIG,    -EOVERFLOW, -EIO,           0};
+static const int result_codes[] = {PP_ETASK, PP_EWORKER, PP_ETASKTIMEOUT, PP_ECANCELED, PP_EPROTO,
+                                   -ENOMEM,  -EMFILE,    -ENFILE,         -EFBIG,       -EOVERFLOW,
+                                   -EIO,     0};
 
 static bool documented(const int *set, int rc) {
     for (; *set; set++)
@@ -127,7 +127,6 @@ static void check_result(const char *what, uint32_t x, int rc, const void *data,
 }
 
 /* ---- what a pool may leave behind --------------------------------------- */
-
 
 static int count_memfd_maps(void) {
     FILE *f = fopen("/proc/self/maps", "re");

@@ -46,13 +46,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "fuzz_decode: %s:%d: broken promise: %s\n", __FILE__,      \
-                    __LINE__, #cond);                                                  \
-            abort();                                                                   \
-        }                                                                              \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_decode: %s:%d: broken promise: %s\n", __FILE__, __LINE__,        \
+                    #cond);                                                                        \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* The fuzzer's bytes, read front to back; zeros once they run out. */
@@ -125,11 +125,8 @@ static void check_body(const pp__dec_rec_t *d, const unsigned char *ring, size_t
         CHECK(b.arena_off % PP__ARENA_PAGE == 0 && h->data_len > 0);
         CHECK(b.arena_off < arena_bytes && h->data_len <= arena_bytes - b.arena_off);
         break;
-    case PP__DEC_MEMFD:
-        CHECK(h->flags & PP__F_MEMFD);
-        break;
-    default:
-        CHECK(!"unknown place");
+    case PP__DEC_MEMFD: CHECK(h->flags & PP__F_MEMFD); break;
+    default: CHECK(!"unknown place");
     }
 }
 
@@ -168,8 +165,7 @@ static void fuzz_ring(in_t *in) {
 static void fuzz_roundtrip(in_t *in) {
     size_t ring_size = 8 * (16 + (size_t)(take(in, 2) % 2048)); /* 128 B .. 16 KiB */
     uint64_t head = 8 * take(in, 3);
-    pp__res_hdr_t h = {.seq = take(in, 8), .status = (int32_t)take(in, 4),
-                       .run_ns = take(in, 8)};
+    pp__res_hdr_t h = {.seq = take(in, 8), .status = (int32_t)take(in, 4), .run_ns = take(in, 8)};
     unsigned how = (unsigned)take(in, 1) % 3;
     uint64_t arena_off = 0;
     if (how == 1) {
@@ -201,8 +197,8 @@ static void fuzz_roundtrip(in_t *in) {
     if (need > ring_size)
         goto out; /* no room even in an empty ring (the real ring is large enough) */
     pp__res_hdr_t enc = h;
-    uint64_t end = pp__enc_res_rec(ring, ring_size, head, &enc,
-                                   msg, how == 1 ? (const void *)&arena_off : data);
+    uint64_t end = pp__enc_res_rec(ring, ring_size, head, &enc, msg,
+                                   how == 1 ? (const void *)&arena_off : data);
     CHECK(end == head + need && enc.rec_len == rec_len);
 
     pp__dec_rec_t d;
@@ -239,8 +235,8 @@ static void fuzz_memfd(in_t *in) {
     int r = pp__dec_memfd(claimed, real, seals);
     CHECK(r == 0 || r == -EPROTO);
     if (r == 0)
-        CHECK(real >= 0 && (uint64_t)real == claimed && seals >= 0 &&
-              (seals & F_SEAL_SHRINK) && (seals & F_SEAL_WRITE));
+        CHECK(real >= 0 && (uint64_t)real == claimed && seals >= 0 && (seals & F_SEAL_SHRINK) &&
+              (seals & F_SEAL_WRITE));
     ssize_t got = (ssize_t)(int8_t)take(in, 1);
     int nfds = (int)(take(in, 1) % 3);
     bool lost = take(in, 1) & 1;
@@ -409,7 +405,8 @@ static void fuzz_ctrl(in_t *in) {
     else if (raw >= done && raw <= next)
         CHECK(s == raw);
 
-    uint64_t idx = take(in, 8), fails_in = take(in, 8), n = take(in, 1) & 1 ? take(in, 8) : take(in, 1);
+    uint64_t idx = take(in, 8), fails_in = take(in, 8),
+             n = take(in, 1) & 1 ? take(in, 8) : take(in, 1);
     uint64_t fails;
     long k = pp__dec_lost_item(idx, fails_in, n, &fails);
     if (n == 0)
@@ -477,8 +474,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 5: fuzz_ctrl(&in); break;
     case 6: fuzz_zmsg(&in); break;
     default: {
-        void (*all[])(in_t *) = {fuzz_ring, fuzz_roundtrip, fuzz_memfd, fuzz_items,
-                                 fuzz_fails, fuzz_ctrl, fuzz_zmsg};
+        void (*all[])(in_t *) = {fuzz_ring,  fuzz_roundtrip, fuzz_memfd, fuzz_items,
+                                 fuzz_fails, fuzz_ctrl,      fuzz_zmsg};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
             in_t again = in;
             all[i](&again);

@@ -41,26 +41,26 @@ typedef struct {
 
 static int failures;
 
-#define CHECK(cond, ...)                                    \
-    do {                                                    \
-        if (!(cond)) {                                      \
-            fprintf(stderr, "netns_prog: FAIL: " __VA_ARGS__); \
-            fputc('\n', stderr);                            \
-            failures++;                                     \
-        }                                                   \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "netns_prog: FAIL: " __VA_ARGS__);                                     \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
-static uint64_t my_netns(void)
-{
+static uint64_t my_netns(void) {
     struct stat st;
-    if (stat("/proc/self/ns/net", &st) != 0) return 0;
+    if (stat("/proc/self/ns/net", &st) != 0)
+        return 0;
     return (uint64_t)st.st_ino;
 }
 
-static int64_t my_rank(void)
-{
+static int64_t my_rank(void) {
     const char *r = getenv("OMPI_COMM_WORLD_RANK");
-    if (!r || !*r) return -1;
+    if (!r || !*r)
+        return -1;
     char *end;
     long v = strtol(r, &end, 10);
     return *end ? -2 : (int64_t)v;
@@ -68,22 +68,21 @@ static int64_t my_rank(void)
 
 /* Task: where am I? The argument (if any) is milliseconds to sleep first, so
  * that the work lasts long enough to be spread over the agents. */
-static int where(const void *arg, size_t len, pp_buf_t *out)
-{
+static int where(const void *arg, size_t len, pp_buf_t *out) {
     if (len == sizeof(int)) {
         int ms;
         memcpy(&ms, arg, sizeof ms);
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }
-    where_t w = { my_netns(), my_rank(), (int64_t)getpid() };
-    if (w.netns == 0) return pp_buf_fail(out, "stat /proc/self/ns/net: %s", strerror(errno));
+    where_t w = {my_netns(), my_rank(), (int64_t)getpid()};
+    if (w.netns == 0)
+        return pp_buf_fail(out, "stat /proc/self/ns/net: %s", strerror(errno));
     return pp_buf_append(out, &w, sizeof w);
 }
 
 /* Task: die the way a buggy task would. */
-static int crash(const void *arg, size_t len, pp_buf_t *out)
-{
+static int crash(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg, (void)len, (void)out;
     raise(SIGSEGV);
     return 0;
@@ -91,8 +90,7 @@ static int crash(const void *arg, size_t len, pp_buf_t *out)
 
 /* Map item: the namespace inode of the worker, or 0 if a rank-0 process
  * ran it (which must never happen). */
-static int map_where(const void *arg, size_t len, pp_buf_t *out)
-{
+static int map_where(const void *arg, size_t len, pp_buf_t *out) {
     (void)arg, (void)len;
     uint64_t ns = my_rank() == 0 ? 0 : my_netns();
     return pp_buf_append(out, &ns, sizeof ns);
@@ -102,21 +100,29 @@ static int map_where(const void *arg, size_t len, pp_buf_t *out)
 static uint64_t seen_ns[MAXNS];
 static int seen_n[MAXNS], nseen;
 
-static void note_ns(uint64_t ns)
-{
+static void note_ns(uint64_t ns) {
     for (int i = 0; i < nseen; i++)
-        if (seen_ns[i] == ns) { seen_n[i]++; return; }
-    if (nseen < MAXNS) { seen_ns[nseen] = ns; seen_n[nseen++] = 1; }
+        if (seen_ns[i] == ns) {
+            seen_n[i]++;
+            return;
+        }
+    if (nseen < MAXNS) {
+        seen_ns[nseen] = ns;
+        seen_n[nseen++] = 1;
+    }
 }
 
-int main(void)
-{
+int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     uint64_t self_ns = my_netns();
     int64_t self_rank = my_rank();
-    printf("netns_prog: main() in process %d, netns %" PRIu64 ", OMPI_COMM_WORLD_RANK %" PRId64 "\n",
+    printf("netns_prog: main() in process %d, netns %" PRIu64 ", OMPI_COMM_WORLD_RANK %" PRId64
+           "\n",
            (int)getpid(), self_ns, self_rank);
-    if (self_ns == 0) { fprintf(stderr, "netns_prog: FAIL: cannot stat /proc/self/ns/net\n"); return 1; }
+    if (self_ns == 0) {
+        fprintf(stderr, "netns_prog: FAIL: cannot stat /proc/self/ns/net\n");
+        return 1;
+    }
     CHECK(self_rank == 0, "main() runs in rank %" PRId64 ", expected rank 0", self_rank);
 
     pp_options_t opt;
@@ -125,8 +131,8 @@ int main(void)
     pp_pool_t *pool = NULL;
     int rc = pp_pool_create(&pool, &opt);
     if (rc != 0) {
-        fprintf(stderr, "netns_prog: FAIL: pp_pool_create(backend MPI): %s (%s)\n",
-                pp_err_name(rc), pp_strerror(rc));
+        fprintf(stderr, "netns_prog: FAIL: pp_pool_create(backend MPI): %s (%s)\n", pp_err_name(rc),
+                pp_strerror(rc));
         return 1;
     }
     int size = pp_pool_size(pool);
@@ -134,7 +140,7 @@ int main(void)
     CHECK(size >= 2, "pp_pool_size is %d, expected at least one worker on each of 2 agents", size);
 
     /* 64 tasks, with the crashing one submitted in the middle. */
-    pp_future_t *f[NTASKS] = { 0 }, *bad = NULL;
+    pp_future_t *f[NTASKS] = {0}, *bad = NULL;
     int ms = 10;
     for (int i = 0; i < NTASKS; i++) {
         if (i == NTASKS / 2) {
@@ -149,7 +155,8 @@ int main(void)
     int ok = 0, failed = 0, in_ns0 = 0, in_rank0 = 0, in_self = 0;
     int64_t bad_pid = 0, bad_rank = 0;
     for (int i = 0; i < NTASKS; i++) {
-        if (!f[i]) continue;
+        if (!f[i])
+            continue;
         const void *d;
         size_t n;
         rc = pp_future_get(f[i], WAIT_S, &d, &n);
@@ -167,18 +174,26 @@ int main(void)
         }
         where_t w;
         memcpy(&w, d, sizeof w);
-        if (w.netns == self_ns) in_ns0++, bad_pid = w.pid;
-        if (w.rank <= 0) in_rank0++, bad_rank = w.rank, bad_pid = w.pid;
-        if (w.pid == (int64_t)getpid()) in_self++;
+        if (w.netns == self_ns)
+            in_ns0++, bad_pid = w.pid;
+        if (w.rank <= 0)
+            in_rank0++, bad_rank = w.rank, bad_pid = w.pid;
+        if (w.pid == (int64_t)getpid())
+            in_self++;
         note_ns(w.netns);
         ok++;
     }
     CHECK(failed == 0, "%d of %d tasks failed (first ones above)", failed, NTASKS);
     CHECK(in_ns0 == 0, "%d of %d tasks ran in rank 0's network namespace (e.g. pid %" PRId64 ")",
           in_ns0, ok, bad_pid);
-    CHECK(in_rank0 == 0, "%d of %d tasks ran in a process whose OMPI_COMM_WORLD_RANK is %s "
-          "(e.g. pid %" PRId64 ")", in_rank0, ok,
-          bad_rank == -1 ? "unset" : bad_rank == 0 ? "0" : "not a number", bad_pid);
+    CHECK(in_rank0 == 0,
+          "%d of %d tasks ran in a process whose OMPI_COMM_WORLD_RANK is %s "
+          "(e.g. pid %" PRId64 ")",
+          in_rank0, ok,
+          bad_rank == -1  ? "unset"
+          : bad_rank == 0 ? "0"
+                          : "not a number",
+          bad_pid);
     CHECK(in_self == 0, "%d tasks ran in rank 0's own process", in_self);
 
     if (bad) {
@@ -190,7 +205,8 @@ int main(void)
     }
 
     printf("netns_prog: %d of %d tasks succeeded, in %d network namespace(s):", ok, NTASKS, nseen);
-    for (int i = 0; i < nseen; i++) printf(" %" PRIu64 " (%d)", seen_ns[i], seen_n[i]);
+    for (int i = 0; i < nseen; i++)
+        printf(" %" PRIu64 " (%d)", seen_ns[i], seen_n[i]);
     printf("\n");
     CHECK(nseen >= 2, "tasks ran in %d network namespace(s), expected at least 2", nseen);
 
@@ -202,7 +218,8 @@ int main(void)
     if (rc == 0) {
         int in_rank0 = 0;
         for (int i = 0; i < NITEMS; i++)
-            if (res[i] == 0 || res[i] == self_ns) in_rank0++;
+            if (res[i] == 0 || res[i] == self_ns)
+                in_rank0++;
         CHECK(in_rank0 == 0, "pp_map: %d of %d items ran in rank 0 or its namespace", in_rank0,
               NITEMS);
     }
@@ -210,10 +227,13 @@ int main(void)
     /* A shared-memory block cannot span machines. */
     errno = 0;
     void *p = pp_shm_alloc(pool, 64);
-    CHECK(p == NULL && errno == ENOTSUP, "pp_shm_alloc on an MPI pool: %p, errno %d, expected "
-          "NULL with ENOTSUP", p, errno);
+    CHECK(p == NULL && errno == ENOTSUP,
+          "pp_shm_alloc on an MPI pool: %p, errno %d, expected "
+          "NULL with ENOTSUP",
+          p, errno);
 
-    for (int i = 0; i < NTASKS; i++) pp_future_free(f[i]);
+    for (int i = 0; i < NTASKS; i++)
+        pp_future_free(f[i]);
     pp_future_free(bad);
     pp_pool_close(pool);
     rc = pp_pool_join(pool);

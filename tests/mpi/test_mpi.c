@@ -692,7 +692,6 @@ static void test_no_agents(void **state) {
     finish(p);
 }
 
-
 /* A trace of an MPI pool: one lane per remote worker, grouped by rank
  * (tid = rank x 65536 + worker), each task once, on rank 0's clock. */
 static void test_trace_lanes(void **state) {
@@ -722,7 +721,8 @@ static void test_trace_lanes(void **state) {
     while (fgets(line, sizeof line, fp)) {
         if (strcmp(line, "]\n") == 0)
             ended = 1;
-        if (strstr(line, "\"name\":\"rank 1 worker 0\"") || strstr(line, "\"name\":\"rank 2 worker 0\""))
+        if (strstr(line, "\"name\":\"rank 1 worker 0\"") ||
+            strstr(line, "\"name\":\"rank 2 worker 0\""))
             named++;
         if (!strstr(line, "\"ph\":\"X\""))
             continue;
