@@ -17,6 +17,9 @@
 #                   concurrency core's tests (TSan cannot follow the tests that
 #                   start threads in forked children or count threads), the
 #                   MPI backend included
+#   make format     reformat every C source with clang-format (.clang-format)
+#   make format-check  fail if a C source is not formatted (clang-format 14,
+#                   the version the style was fixed with; others: skipped)
 #   make clean      remove the build directories
 #
 # Variables: CC (e.g. make CC=clang), BUILD (build dir), PREFIX, JOBS,
@@ -53,7 +56,7 @@ define configure
 	@echo "$(CC)" > "$(1)/.procpool-cc"
 endef
 
-.PHONY: all build configure demo test test-build check fault-sweep deps bench plots bench-docs install deb asan tsan tsan-run clean help
+.PHONY: all build configure demo test test-build check fault-sweep deps bench plots bench-docs install deb asan tsan tsan-run format format-check clean help
 
 all: build
 
@@ -168,8 +171,22 @@ tsan-run:
 	TSAN_OPTIONS=$${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
 	$(CTEST) --test-dir "$(TSAN_BUILD)" --output-on-failure -R '^($(TSAN_TESTS))$$'
 
+# Formatting: .clang-format, fixed with clang-format 14 (other versions
+# format some constructs differently, so the check only runs with 14).
+CLANG_FORMAT ?= clang-format
+C_SOURCES = git ls-files '*.c' '*.h'
+
+format:
+	$(C_SOURCES) | xargs $(CLANG_FORMAT) -i
+
+format-check:
+	@v=$$($(CLANG_FORMAT) --version 2>/dev/null | sed -n 's/.*version \([0-9]*\).*/\1/p'); \
+	if [ -z "$$v" ]; then echo "format-check: $(CLANG_FORMAT) not found; skipped"; exit 0; fi; \
+	if [ "$$v" != 14 ]; then echo "format-check: clang-format $$v here, the style is checked with 14; skipped"; exit 0; fi; \
+	$(C_SOURCES) | xargs $(CLANG_FORMAT) --dry-run --Werror && echo "format-check: every C source is formatted"
+
 clean:
 	rm -rf "$(BUILD)" "$(ASAN_BUILD)" "$(TSAN_BUILD)" "$(DEB_BUILD)" build-clang
 
 help:
-	@sed -n '1,24p' Makefile
+	@sed -n '1,27p' Makefile
