@@ -11,7 +11,8 @@
  * a status, and never allocate, so the worker and zygote may use them right
  * after fork.
  */
-#include "internal.h"
+#include "procpool.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
