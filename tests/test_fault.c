@@ -1277,9 +1277,22 @@ static atomic_bool g_stop_threads;
 static pthread_mutex_t g_user_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic unsigned long g_thread_loops[8];
 
+/* Under AddressSanitizer this thread does not call malloc: gcc 12's
+ * libasan has no fork interceptor (it intercepts only vfork), so its
+ * allocator's locks are not taken around fork(), and a zygote forked while
+ * this thread is inside ASan's malloc can be born with an allocator lock
+ * held for ever; its workers then hang in their first malloc (the likely
+ * cause of one ASan CI run where task 0 was never done). glibc's malloc, which the plain build tests here,
+ * takes its locks around fork. */
 static void *busy_malloc(void *arg) {
     (void)arg;
     while (!atomic_load(&g_stop_threads)) {
+#ifdef PPT_ASAN
+        for (volatile int i = 0; i < 1000; i++) {
+        }
+        atomic_fetch_add(&g_thread_loops[0], 1);
+        continue;
+#endif
         void *p[16];
         for (int i = 0; i < 16; i++)
             p[i] = malloc((size_t)(16 << (i % 12)));
