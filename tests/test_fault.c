@@ -1282,8 +1282,8 @@ static _Atomic unsigned long g_thread_loops[8];
  * allocator's locks are not taken around fork(), and a zygote forked while
  * this thread is inside ASan's malloc can be born with an allocator lock
  * held for ever; its workers then hang in their first malloc (the likely
- * cause of one ASan CI run where task 0 was never done). glibc's malloc, which the plain build tests here,
- * takes its locks around fork. */
+ * cause of one ASan CI run where task 0 was never done). glibc's malloc,
+ * which the plain build tests here, takes its locks around fork. */
 static void *busy_malloc(void *arg) {
     (void)arg;
     while (!atomic_load(&g_stop_threads)) {
